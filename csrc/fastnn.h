@@ -1,0 +1,121 @@
+/*
+ * fastnn.h - the one public header of the fastnn C kernels.
+ *
+ * Plain C11, no Python. Every kernel returns an fnn_status and never prints,
+ * exits or keeps memory. Arrays are float32, C-contiguous, with int64 sizes.
+ *
+ * Argument order (after llm.c): outputs first, then inputs, then sizes, then
+ * options. Gradients are named d<name>: dinp is the gradient w.r.t. inp, dout
+ * the gradient arriving from above. Backward kernels take `accumulate`:
+ * 0 overwrites dinp, 1 adds to it (the model layer uses 1 so that residual
+ * branches and shared weights sum their gradients; the caller zeroes once).
+ *
+ * The ISA path (AVX-512, AVX2+FMA or portable C) is picked once, by
+ * fnn_init(); every kernel then runs on it. Large arrays are split over
+ * fnn_get_num_threads() OpenMP threads; small ones stay on the calling thread.
+ */
+#ifndef FASTNN_H
+#define FASTNN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    FNN_OK = 0,
+    FNN_ERR_ARG = 1,        /* a size or option is out of range */
+    FNN_ERR_LABEL = 2,      /* a class label is outside [0, C) and is not ignore_index */
+    FNN_ERR_NOMEM = 3,      /* scratch allocation failed */
+    FNN_ERR_ISA = 4,        /* the requested ISA path is not supported by this CPU or build */
+} fnn_status;
+
+typedef enum {
+    FNN_ISA_GENERIC = 0,    /* portable C, the reference */
+    FNN_ISA_AVX2 = 1,       /* AVX2 + FMA, 8 floats per vector */
+    FNN_ISA_AVX512 = 2,     /* AVX-512 F/BW/DQ/VL, 16 floats per vector */
+} fnn_isa;
+
+/* ---- runtime: ISA dispatch and threads (dispatch.c, threads.c) ---------- */
+
+/* Pick the ISA path: `requested` is -1 for the best the CPU has, or an
+ * fnn_isa to force. Forcing a path the CPU or build lacks returns FNN_ERR_ISA
+ * and leaves the previous choice in place. */
+fnn_status fnn_init(int requested);
+fnn_isa fnn_active_isa(void);
+fnn_isa fnn_best_isa(void);            /* widest path the CPU and build support */
+const char *fnn_isa_name(fnn_isa isa); /* "generic", "avx2", "avx512" */
+int fnn_isa_compiled(fnn_isa isa);     /* 1 if this build contains the path */
+
+fnn_status fnn_set_num_threads(int n); /* n >= 1 */
+int fnn_get_num_threads(void);
+int fnn_has_openmp(void);
+int fnn_max_hardware_threads(void);    /* what OpenMP reports, 1 without it */
+
+/* ---- element-wise activations (activations.c) ---------------------------
+ * Forward: out = f(inp), all (n,). out may alias inp.
+ * Backward: dinp (+)= dout * f'(...), all (n,). relu, leaky_relu, gelu and
+ * silu take the forward input `inp`; sigmoid and tanh take the forward
+ * output `out` (cheaper, and what the model layer has cached). */
+fnn_status fnn_relu_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_relu_backward(float *dinp, const float *dout, const float *inp,
+                             int64_t n, int accumulate);
+fnn_status fnn_leaky_relu_forward(float *out, const float *inp, int64_t n,
+                                  float negative_slope);
+fnn_status fnn_leaky_relu_backward(float *dinp, const float *dout, const float *inp,
+                                   int64_t n, float negative_slope, int accumulate);
+fnn_status fnn_sigmoid_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_sigmoid_backward(float *dinp, const float *dout, const float *out,
+                                int64_t n, int accumulate);
+fnn_status fnn_tanh_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_tanh_backward(float *dinp, const float *dout, const float *out,
+                             int64_t n, int accumulate);
+/* approximate_tanh: 0 = exact erf form x*Phi(x), 1 = tanh approximation */
+fnn_status fnn_gelu_forward(float *out, const float *inp, int64_t n, int approximate_tanh);
+fnn_status fnn_gelu_backward(float *dinp, const float *dout, const float *inp,
+                             int64_t n, int approximate_tanh, int accumulate);
+fnn_status fnn_silu_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_silu_backward(float *dinp, const float *dout, const float *inp,
+                             int64_t n, int accumulate);
+/* The vector math the kernels are built on, exposed for accuracy checks. */
+fnn_status fnn_exp(float *out, const float *inp, int64_t n);
+fnn_status fnn_erf(float *out, const float *inp, int64_t n);
+
+/* ---- softmax over one axis (softmax.c) -----------------------------------
+ * inp, out, dout, dinp are (B, C, D): the softmax runs along C for each of the
+ * B*D fibres (D = 1 is the usual last-axis case). out may alias inp.
+ * Backward takes the forward OUTPUT out (softmax probabilities or log-probs). */
+fnn_status fnn_softmax_forward(float *out, const float *inp,
+                               int64_t B, int64_t C, int64_t D);
+fnn_status fnn_softmax_backward(float *dinp, const float *dout, const float *out,
+                                int64_t B, int64_t C, int64_t D, int accumulate);
+fnn_status fnn_log_softmax_forward(float *out, const float *inp,
+                                   int64_t B, int64_t C, int64_t D);
+fnn_status fnn_log_softmax_backward(float *dinp, const float *dout, const float *out,
+                                    int64_t B, int64_t C, int64_t D, int accumulate);
+
+/* ---- losses, fused loss + gradient, mean reduction (losses.c) -------------
+ * Each writes the scalar loss to *loss and d loss / d input to dinp (written,
+ * not accumulated: a loss starts the backward pass). Sums are taken in double
+ * over fixed blocks, so the loss does not depend on the thread count. */
+
+/* logits is (N, C), labels is (N,) int64, dlogits is (N, C).
+ * Rows whose label is ignore_index contribute nothing and are not counted;
+ * if every row is ignored the loss is NaN and dlogits is zero (as PyTorch). */
+fnn_status fnn_cross_entropy_forward_backward(float *loss, float *dlogits,
+                                              const float *logits, const int64_t *labels,
+                                              int64_t N, int64_t C,
+                                              float label_smoothing, int64_t ignore_index);
+/* pred, target, dpred are (n,): loss = mean((pred - target)^2). */
+fnn_status fnn_mse_loss_forward_backward(float *loss, float *dpred,
+                                         const float *pred, const float *target, int64_t n);
+/* logits, target, dlogits are (n,): loss = mean(softplus(x) - x*t). */
+fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits,
+                                                const float *logits, const float *target,
+                                                int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FASTNN_H */

@@ -1,0 +1,193 @@
+/*
+ * simd.h - one small vector vocabulary over three instruction sets.
+ *
+ * The kernel files (activations.c, softmax.c, losses.c) are written once
+ * against this header and compiled three times by setup.py, with
+ * FNN_TARGET = FNN_TARGET_GENERIC (no ISA flags), FNN_TARGET_AVX2 (-mavx2
+ * -mfma) or FNN_TARGET_AVX512 (-mavx512f/bw/dq/vl). FNN_K(name) gives each
+ * copy's symbols a suffix, so the three coexist in one library and
+ * dispatch.c chooses between them at run time.
+ *
+ *   vf    FNN_VW floats        vm   a lane mask (result of a comparison)
+ *   vf_max(a, b), vf_min(a, b) follow x86: if either lane is NaN the result
+ *   is b. Kernels put the input second to let NaN through.
+ *   vf_fmadd(a, b, c) = a*b + c, fused where the ISA has FMA; vf_fma_exact
+ *   is fused everywhere (slow on generic; use it only where exactness matters).
+ *   vf_loadn / vf_storen move the first n < FNN_VW lanes (tails); vf_loadn
+ *   zero-fills the other lanes, vf_loadn_or fills them with a given value;
+ *   vm_first(n) is the mask of the first n lanes.
+ */
+#ifndef FNN_SIMD_H
+#define FNN_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#define FNN_TARGET_GENERIC 0
+#define FNN_TARGET_AVX2 1
+#define FNN_TARGET_AVX512 2
+
+#ifndef FNN_TARGET
+#error "FNN_TARGET must be set by the build (see setup.py)"
+#endif
+
+#define FNN_CAT_(a, b) a##_##b
+#define FNN_CAT(a, b) FNN_CAT_(a, b)
+
+#define FNN_INLINE static inline __attribute__((always_inline))
+
+/* ------------------------------------------------------------------------ */
+#if FNN_TARGET == FNN_TARGET_AVX512
+#include <immintrin.h>
+#define FNN_K(name) FNN_CAT(name, avx512)
+#define FNN_VW 16
+typedef __m512 vf;
+typedef __m512i vi;
+typedef __mmask16 vm;
+
+FNN_INLINE vf vf_set1(float a) { return _mm512_set1_ps(a); }
+FNN_INLINE vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+FNN_INLINE void vf_store(float *p, vf a) { _mm512_storeu_ps(p, a); }
+FNN_INLINE vf vf_loadn(const float *p, int64_t n) {
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
+}
+FNN_INLINE void vf_storen(float *p, vf a, int64_t n) {
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), a);
+}
+FNN_INLINE vm vm_first(int64_t n) { return (__mmask16)((1u << n) - 1u); }
+FNN_INLINE vf vf_loadn_or(const float *p, int64_t n, float fill) {
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << n) - 1u), p);
+}
+FNN_INLINE vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+FNN_INLINE vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+FNN_INLINE vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+FNN_INLINE vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+FNN_INLINE vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+FNN_INLINE vf vf_fma_exact(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+FNN_INLINE vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+FNN_INLINE vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+FNN_INLINE vf vf_round(vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+FNN_INLINE vf vf_and(vf a, vf b) { return _mm512_and_ps(a, b); }
+FNN_INLINE vf vf_or(vf a, vf b) { return _mm512_or_ps(a, b); }
+FNN_INLINE vf vf_xor(vf a, vf b) { return _mm512_xor_ps(a, b); }
+FNN_INLINE vm vf_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+FNN_INLINE vm vf_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+FNN_INLINE vm vf_isnan(vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+FNN_INLINE vf vf_select(vm m, vf if_true, vf if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+/* 2^n for integral-valued float n in [-126, 127] */
+FNN_INLINE vf vf_pow2i(vf n) {
+    vi e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_castsi512_ps(e);
+}
+FNN_INLINE float vf_reduce_add(vf a) { return _mm512_reduce_add_ps(a); }
+FNN_INLINE float vf_reduce_max(vf a) { return _mm512_reduce_max_ps(a); }
+
+/* ------------------------------------------------------------------------ */
+#elif FNN_TARGET == FNN_TARGET_AVX2
+#include <immintrin.h>
+#define FNN_K(name) FNN_CAT(name, avx2)
+#define FNN_VW 8
+typedef __m256 vf;
+typedef __m256i vi;
+typedef __m256 vm;
+
+FNN_INLINE __m256i fnn_tail_mask_avx2(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+FNN_INLINE vf vf_set1(float a) { return _mm256_set1_ps(a); }
+FNN_INLINE vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
+FNN_INLINE void vf_store(float *p, vf a) { _mm256_storeu_ps(p, a); }
+FNN_INLINE vf vf_loadn(const float *p, int64_t n) { return _mm256_maskload_ps(p, fnn_tail_mask_avx2(n)); }
+FNN_INLINE void vf_storen(float *p, vf a, int64_t n) { _mm256_maskstore_ps(p, fnn_tail_mask_avx2(n), a); }
+FNN_INLINE vm vm_first(int64_t n) { return _mm256_castsi256_ps(fnn_tail_mask_avx2(n)); }
+FNN_INLINE vf vf_loadn_or(const float *p, int64_t n, float fill) {
+    __m256i m = fnn_tail_mask_avx2(n);
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
+FNN_INLINE vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+FNN_INLINE vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+FNN_INLINE vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+FNN_INLINE vf vf_div(vf a, vf b) { return _mm256_div_ps(a, b); }
+FNN_INLINE vf vf_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+FNN_INLINE vf vf_fma_exact(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+FNN_INLINE vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+FNN_INLINE vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+FNN_INLINE vf vf_round(vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+FNN_INLINE vf vf_and(vf a, vf b) { return _mm256_and_ps(a, b); }
+FNN_INLINE vf vf_or(vf a, vf b) { return _mm256_or_ps(a, b); }
+FNN_INLINE vf vf_xor(vf a, vf b) { return _mm256_xor_ps(a, b); }
+FNN_INLINE vm vf_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+FNN_INLINE vm vf_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+FNN_INLINE vm vf_isnan(vf a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+FNN_INLINE vf vf_select(vm m, vf if_true, vf if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
+FNN_INLINE vf vf_pow2i(vf n) {
+    vi e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_castsi256_ps(e);
+}
+FNN_INLINE float vf_reduce_add(vf a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+FNN_INLINE float vf_reduce_max(vf a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ------------------------------------------------------------------------ */
+#elif FNN_TARGET == FNN_TARGET_GENERIC
+#define FNN_K(name) FNN_CAT(name, generic)
+#define FNN_VW 1
+typedef float vf;
+typedef int vm;
+
+FNN_INLINE uint32_t fnn_bits(float a) { uint32_t u; memcpy(&u, &a, 4); return u; }
+FNN_INLINE float fnn_float(uint32_t u) { float a; memcpy(&a, &u, 4); return a; }
+
+FNN_INLINE vf vf_set1(float a) { return a; }
+FNN_INLINE vf vf_load(const float *p) { return *p; }
+FNN_INLINE void vf_store(float *p, vf a) { *p = a; }
+FNN_INLINE vf vf_loadn(const float *p, int64_t n) { return n > 0 ? *p : 0.0f; }
+FNN_INLINE void vf_storen(float *p, vf a, int64_t n) { if (n > 0) *p = a; }
+FNN_INLINE vm vm_first(int64_t n) { return n > 0; }
+FNN_INLINE vf vf_loadn_or(const float *p, int64_t n, float fill) { return n > 0 ? *p : fill; }
+FNN_INLINE vf vf_add(vf a, vf b) { return a + b; }
+FNN_INLINE vf vf_sub(vf a, vf b) { return a - b; }
+FNN_INLINE vf vf_mul(vf a, vf b) { return a * b; }
+FNN_INLINE vf vf_div(vf a, vf b) { return a / b; }
+FNN_INLINE vf vf_fmadd(vf a, vf b, vf c) { return a * b + c; }
+FNN_INLINE vf vf_fma_exact(vf a, vf b, vf c) { return fmaf(a, b, c); }
+FNN_INLINE vf vf_max(vf a, vf b) { return a > b ? a : b; }
+FNN_INLINE vf vf_min(vf a, vf b) { return a < b ? a : b; }
+FNN_INLINE vf vf_round(vf a) { return nearbyintf(a); }
+FNN_INLINE vf vf_and(vf a, vf b) { return fnn_float(fnn_bits(a) & fnn_bits(b)); }
+FNN_INLINE vf vf_or(vf a, vf b) { return fnn_float(fnn_bits(a) | fnn_bits(b)); }
+FNN_INLINE vf vf_xor(vf a, vf b) { return fnn_float(fnn_bits(a) ^ fnn_bits(b)); }
+FNN_INLINE vm vf_lt(vf a, vf b) { return a < b; }
+FNN_INLINE vm vf_gt(vf a, vf b) { return a > b; }
+FNN_INLINE vm vf_isnan(vf a) { return a != a; }
+FNN_INLINE vf vf_select(vm m, vf if_true, vf if_false) { return m ? if_true : if_false; }
+FNN_INLINE vf vf_pow2i(vf n) {
+    int32_t i = n == n ? (int32_t)n : 0; /* NaN -> int is undefined in C */
+    return fnn_float((uint32_t)(i + 127) << 23);
+}
+FNN_INLINE float vf_reduce_add(vf a) { return a; }
+FNN_INLINE float vf_reduce_max(vf a) { return a; }
+
+#else
+#error "unknown FNN_TARGET"
+#endif
+
+/* ---- shared helpers, the same on every ISA ------------------------------ */
+FNN_INLINE vf vf_zero(void) { return vf_set1(0.0f); }
+FNN_INLINE vf vf_sign_bit(void) { return vf_set1(-0.0f); }
+FNN_INLINE vf vf_abs(vf a) { return vf_xor(a, vf_and(a, vf_sign_bit())); }
+FNN_INLINE vf vf_neg(vf a) { return vf_xor(a, vf_sign_bit()); }
+/* c - a*b */
+FNN_INLINE vf vf_fnmadd(vf a, vf b, vf c) { return vf_fmadd(vf_neg(a), b, c); }
+
+#endif /* FNN_SIMD_H */

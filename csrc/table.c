@@ -1,0 +1,48 @@
+/*
+ * table.c - gathers one ISA's kernels into its fnn_kernels table.
+ * Compiled once per ISA with the other kernel files (see simd.h, setup.py).
+ */
+#include "simd.h"
+#include "kernels.h"
+
+#define FNN_DECLARE_MAP(name) void FNN_K(name)(float *, const float *, int64_t, float);
+#define FNN_DECLARE_GRAD(name) \
+    void FNN_K(name)(float *, const float *, const float *, int64_t, float, int);
+FNN_DECLARE_MAP(fnn_relu) FNN_DECLARE_MAP(fnn_leaky_relu) FNN_DECLARE_MAP(fnn_sigmoid)
+FNN_DECLARE_MAP(fnn_tanh) FNN_DECLARE_MAP(fnn_gelu_erf) FNN_DECLARE_MAP(fnn_gelu_tanh)
+FNN_DECLARE_MAP(fnn_silu) FNN_DECLARE_MAP(fnn_exp) FNN_DECLARE_MAP(fnn_erf)
+FNN_DECLARE_GRAD(fnn_relu_grad) FNN_DECLARE_GRAD(fnn_leaky_relu_grad)
+FNN_DECLARE_GRAD(fnn_sigmoid_grad) FNN_DECLARE_GRAD(fnn_tanh_grad)
+FNN_DECLARE_GRAD(fnn_gelu_erf_grad) FNN_DECLARE_GRAD(fnn_gelu_tanh_grad)
+FNN_DECLARE_GRAD(fnn_silu_grad)
+void FNN_K(fnn_softmax)(float *, const float *, int64_t, int64_t, int64_t, int);
+void FNN_K(fnn_softmax_grad)(float *, const float *, const float *, int64_t, int64_t, int64_t,
+                             int, int);
+double FNN_K(fnn_cross_entropy)(float *, const float *, const int64_t *, int64_t, int64_t,
+                                float, int64_t, float);
+double FNN_K(fnn_mse)(float *, const float *, const float *, int64_t, float);
+double FNN_K(fnn_bce_with_logits)(float *, const float *, const float *, int64_t, float);
+
+const fnn_kernels FNN_K(fnn_kernels) = {
+    .relu = FNN_K(fnn_relu),
+    .leaky_relu = FNN_K(fnn_leaky_relu),
+    .sigmoid = FNN_K(fnn_sigmoid),
+    .tanh = FNN_K(fnn_tanh),
+    .gelu_erf = FNN_K(fnn_gelu_erf),
+    .gelu_tanh = FNN_K(fnn_gelu_tanh),
+    .silu = FNN_K(fnn_silu),
+    .exp = FNN_K(fnn_exp),
+    .erf = FNN_K(fnn_erf),
+    .relu_grad = FNN_K(fnn_relu_grad),
+    .leaky_relu_grad = FNN_K(fnn_leaky_relu_grad),
+    .sigmoid_grad = FNN_K(fnn_sigmoid_grad),
+    .tanh_grad = FNN_K(fnn_tanh_grad),
+    .gelu_erf_grad = FNN_K(fnn_gelu_erf_grad),
+    .gelu_tanh_grad = FNN_K(fnn_gelu_tanh_grad),
+    .silu_grad = FNN_K(fnn_silu_grad),
+    .softmax = FNN_K(fnn_softmax),
+    .softmax_grad = FNN_K(fnn_softmax_grad),
+    .cross_entropy = FNN_K(fnn_cross_entropy),
+    .mse = FNN_K(fnn_mse),
+    .bce_with_logits = FNN_K(fnn_bce_with_logits),
+};

@@ -1,0 +1,158 @@
+/*
+ * vmath.h - float32 vector math on simd.h: exp, log1p, tanh, sigmoid, erf and
+ * the standard normal CDF/PDF that GELU needs.
+ *
+ * Every function is defined for the whole float32 range: no overflow inside
+ * (inputs are clamped where the result has already saturated), +-inf give the
+ * limits, NaN propagates. The polynomial coefficients are our own fits,
+ * derived and checked by tools/fit_vmath.py; the measured worst-case errors
+ * over all float32 inputs are in docs/accuracy.md (tools/measure_accuracy.py).
+ */
+#ifndef FNN_VMATH_H
+#define FNN_VMATH_H
+
+#include "simd.h"
+
+/* ---- exp ----------------------------------------------------------------
+ * x = n*ln2 + r with |r| <= ln2/2; exp(r) = 1 + r + r^2 P(r); the result is
+ * scaled by 2^n in two steps so that subnormal results and overflow to +inf
+ * come out right with a single rounding. */
+#define FNN_LOG2E 1.44269502f
+#define FNN_LN2_HI 0.693145752f  /* ln2 to 15 bits: n*LN2_HI is exact for |n| <= 256 */
+#define FNN_LN2_LO 1.42860677e-06f
+/* P, highest degree first (tools/fit_vmath.py): 0.84 ulp on |r| <= ln2/2 */
+#define FNN_EXP_P4 0.00138198247f
+#define FNN_EXP_P3 0.00836868677f
+#define FNN_EXP_P2 0.0416682772f
+#define FNN_EXP_P1 0.166665211f
+#define FNN_EXP_P0 0.49999994f
+FNN_INLINE vf vf_exp(vf x) {
+    vf xc = vf_min(vf_set1(89.0f), vf_max(vf_set1(-104.0f), x)); /* NaN passes */
+    vf n = vf_round(vf_mul(xc, vf_set1(FNN_LOG2E)));
+    vf r = vf_fnmadd(n, vf_set1(FNN_LN2_HI), xc);
+    r = vf_fnmadd(n, vf_set1(FNN_LN2_LO), r);
+    vf p = vf_set1(FNN_EXP_P4);
+    p = vf_fmadd(p, r, vf_set1(FNN_EXP_P3));
+    p = vf_fmadd(p, r, vf_set1(FNN_EXP_P2));
+    p = vf_fmadd(p, r, vf_set1(FNN_EXP_P1));
+    p = vf_fmadd(p, r, vf_set1(FNN_EXP_P0));
+    p = vf_add(vf_set1(1.0f), vf_fmadd(vf_mul(r, r), p, r));
+    vf n1 = vf_round(vf_mul(n, vf_set1(0.5f)));
+    vf n2 = vf_sub(n, n1);
+    return vf_mul(vf_mul(p, vf_pow2i(n1)), vf_pow2i(n2));
+}
+
+/* ---- log1p on [0, 1] (all that softplus needs) ------------------------
+ * u = 1 + x = 2^k m with k in {0, 1} and m in [sqrt(1/2), sqrt(2)];
+ * log m = 2 atanh(s), s = (m-1)/(m+1), |s| <= 0.172, by its Taylor series to
+ * s^11 (truncation < 2e-9). The factor x / (u - 1) undoes the rounding of
+ * 1 + x, so tiny x keep full relative precision. */
+FNN_INLINE vf vf_log1p_01(vf x) {
+    vf u = vf_add(vf_set1(1.0f), x);
+    vm big = vf_gt(u, vf_set1(1.41421356f));
+    vf m = vf_select(big, vf_mul(u, vf_set1(0.5f)), u);
+    vf k = vf_select(big, vf_set1(1.0f), vf_zero());
+    vf s = vf_div(vf_sub(m, vf_set1(1.0f)), vf_add(m, vf_set1(1.0f)));
+    vf s2 = vf_mul(s, s);
+    vf p = vf_set1(1.0f / 11.0f);
+    p = vf_fmadd(p, s2, vf_set1(1.0f / 9.0f));
+    p = vf_fmadd(p, s2, vf_set1(1.0f / 7.0f));
+    p = vf_fmadd(p, s2, vf_set1(1.0f / 5.0f));
+    p = vf_fmadd(p, s2, vf_set1(1.0f / 3.0f));
+    vf log_m = vf_fmadd(vf_mul(vf_add(s, s), s2), p, vf_add(s, s));
+    vf log_u = vf_fmadd(k, vf_set1(FNN_LN2_LO), log_m);
+    log_u = vf_fmadd(k, vf_set1(FNN_LN2_HI), log_u);
+    vf du = vf_sub(u, vf_set1(1.0f));
+    vf corrected = vf_mul(log_u, vf_div(x, du));
+    return vf_select(vf_gt(du, vf_zero()), corrected, x);
+}
+
+/* ---- tanh ---------------------------------------------------------------
+ * |x| < FNN_TANH_SPLIT: x + x^3 P(x^2) (1.4 ulp); else
+ * sign(x) (1 - 2 / (exp(2|x|) + 1)), safe there because tanh >= 0.5. */
+#define FNN_TANH_SPLIT 0.5625f
+#define FNN_TANH_P3 0.0162317287f
+#define FNN_TANH_P2 -0.0525643378f
+#define FNN_TANH_P1 0.133190632f
+#define FNN_TANH_P0 -0.333328754f
+FNN_INLINE vf vf_tanh(vf x) {
+    vf a = vf_abs(x);
+    vf x2 = vf_mul(x, x);
+    vf p = vf_set1(FNN_TANH_P3);
+    p = vf_fmadd(p, x2, vf_set1(FNN_TANH_P2));
+    p = vf_fmadd(p, x2, vf_set1(FNN_TANH_P1));
+    p = vf_fmadd(p, x2, vf_set1(FNN_TANH_P0));
+    vf small = vf_fmadd(vf_mul(p, x2), x, x);
+    vf e = vf_exp(vf_add(a, a));
+    vf big = vf_sub(vf_set1(1.0f), vf_div(vf_set1(2.0f), vf_add(e, vf_set1(1.0f))));
+    big = vf_or(big, vf_and(x, vf_sign_bit()));
+    return vf_select(vf_lt(a, vf_set1(FNN_TANH_SPLIT)), small, big);
+}
+
+/* ---- sigmoid ------------------------------------------------------------
+ * e = exp(-|x|); 1/(1+e) for x >= 0 and e/(1+e) for x < 0: no cancellation. */
+FNN_INLINE vf vf_sigmoid_given_exp(vf x, vf e) {
+    vf r = vf_div(vf_set1(1.0f), vf_add(vf_set1(1.0f), e));
+    return vf_select(vf_lt(x, vf_zero()), vf_mul(e, r), r);
+}
+FNN_INLINE vf vf_sigmoid(vf x) { return vf_sigmoid_given_exp(x, vf_exp(vf_neg(vf_abs(x)))); }
+
+/* ---- erf, erfc ----------------------------------------------------------
+ * |z| < FNN_ERF_SPLIT: erf(z) = z + z P(z^2) (0.93 ulp; keeping the leading
+ * 1 out of P avoids rounding 2/sqrt(pi)).
+ * z >= FNN_ERF_SPLIT: erfc(z) = exp(-z^2) G(u), u = 1 / (1 + z), G of degree
+ * 9 (4.5 ulp). z^2 is carried as hi + lo (lo exact by FMA) so that
+ * exp(-z^2) = exp(-hi) (1 - lo) keeps full relative precision up to z = 9.
+ * Coefficients are highest degree first (tools/fit_vmath.py). */
+#define FNN_ERF_SPLIT 0.875f
+static const float FNN_ERF_P[6] = {-0.000603366003f, 0.00500137592f, -0.0267720427f,
+                                   0.112819605f, -0.376125067f, 0.128379151f};
+static const float FNN_ERFC_G[10] = {1.03927124f, -2.08631659f, 0.577358186f, 1.76476717f,
+                                     -1.57810998f, -0.0648439527f, 0.249400482f,
+                                     0.567153454f, 0.56404084f, 3.16737624e-06f};
+
+FNN_INLINE vf vf_erf_small(vf z) {
+    vf z2 = vf_mul(z, z);
+    vf p = vf_set1(FNN_ERF_P[0]);
+    for (int i = 1; i < 6; i++) p = vf_fmadd(p, z2, vf_set1(FNN_ERF_P[i]));
+    return vf_fmadd(z, p, z);
+}
+
+/* erfc(a) for FNN_ERF_SPLIT <= a <= 10 given a^2 = a2_hi + a2_lo */
+FNN_INLINE vf vf_erfc_tail(vf a, vf a2_hi, vf a2_lo) {
+    vf u = vf_div(vf_set1(1.0f), vf_add(a, vf_set1(1.0f)));
+    vf g = vf_set1(FNN_ERFC_G[0]);
+    for (int i = 1; i < 10; i++) g = vf_fmadd(g, u, vf_set1(FNN_ERFC_G[i]));
+    vf e = vf_exp(vf_neg(a2_hi));
+    return vf_mul(vf_fnmadd(e, a2_lo, e), g);
+}
+
+FNN_INLINE vf vf_erf(vf x) {
+    vf a = vf_min(vf_set1(10.0f), vf_abs(x));
+    vf hi = vf_mul(a, a);
+    vf lo = vf_fma_exact(a, a, vf_neg(hi));
+    vf big = vf_sub(vf_set1(1.0f), vf_erfc_tail(a, hi, lo));
+    big = vf_or(big, vf_and(x, vf_sign_bit()));
+    return vf_select(vf_lt(a, vf_set1(FNN_ERF_SPLIT)), vf_erf_small(x), big);
+}
+
+/* Standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2, accurate in both tails,
+ * and the PDF phi(x) = exp(-x^2/2) / sqrt(2 pi). */
+#define FNN_SQRT1_2 0.707106781f
+#define FNN_INV_SQRT_2PI 0.398942280f
+FNN_INLINE void vf_normal_cdf_pdf(vf x, vf *cdf, vf *pdf) {
+    vf xa = vf_min(vf_set1(14.0f), vf_abs(x)); /* Phi(-14) is below float's range */
+    vf a = vf_mul(xa, vf_set1(FNN_SQRT1_2));
+    vf sq = vf_mul(xa, xa);
+    vf hi = vf_mul(sq, vf_set1(0.5f));
+    vf lo = vf_mul(vf_fma_exact(xa, xa, vf_neg(sq)), vf_set1(0.5f));
+    vf half_erfc = vf_mul(vf_erfc_tail(a, hi, lo), vf_set1(0.5f));
+    vf tail = vf_select(vf_lt(x, vf_zero()), half_erfc, vf_sub(vf_set1(1.0f), half_erfc));
+    vf core = vf_fmadd(vf_erf_small(vf_mul(x, vf_set1(FNN_SQRT1_2))), vf_set1(0.5f), vf_set1(0.5f));
+    vm is_core = vf_lt(a, vf_set1(FNN_ERF_SPLIT));
+    *cdf = vf_select(is_core, core, tail);
+    vf e = vf_exp(vf_neg(hi));
+    *pdf = vf_mul(vf_fnmadd(e, lo, e), vf_set1(FNN_INV_SQRT_2PI));
+}
+
+#endif /* FNN_VMATH_H */

@@ -1,0 +1,126 @@
+"""Build fastnn's one extension module, fastnn._C.
+
+The C kernels in csrc/ come in two kinds:
+- kernel files (activations.c, softmax.c, losses.c, table.c), written once
+  against csrc/simd.h and compiled once per ISA, each copy with only its own
+  ISA flags and -DFNN_TARGET=<n> (so nothing outside them needs AVX);
+- runtime files (api.c, dispatch.c, threads.c), compiled once for the
+  baseline CPU; dispatch.c picks one ISA's table at import.
+OpenMP is probed by compiling and running a tiny program; FASTNN_USE_OPENMP=0
+in the environment skips it. FASTNN_CYTHON_DEBUG=1 turns on Cython's bounds
+and wraparound checks. Nothing is built with -march=native or -Ofast.
+"""
+import os
+import platform
+import subprocess
+import sys
+import sysconfig
+import tempfile
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+KERNEL_SOURCES = ["csrc/activations.c", "csrc/softmax.c", "csrc/losses.c", "csrc/table.c"]
+RUNTIME_SOURCES = ["csrc/api.c", "csrc/dispatch.c", "csrc/threads.c"]
+HEADERS = ["csrc/fastnn.h", "csrc/kernels.h", "csrc/simd.h", "csrc/vmath.h"]
+C_FLAGS = ["-std=c11", "-O3", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
+# target number (simd.h), extra flags
+ISAS = {
+    "generic": (0, []),
+    "avx2": (1, ["-mavx2", "-mfma"]),
+    "avx512": (2, ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"]),
+}
+OPENMP_PROBE = r"""
+#include <omp.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    return n == omp_get_max_threads() ? 0 : 1;
+}
+"""
+
+
+def is_x86():
+    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+def probe_openmp(compiler):
+    """Compile, link and run OPENMP_PROBE with -fopenmp; True if it works."""
+    if os.environ.get("FASTNN_USE_OPENMP", "1") == "0":
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(OPENMP_PROBE)
+        try:
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=["-fopenmp"])
+            exe = os.path.join(tmp, "probe")
+            compiler.link_executable(objs, exe, extra_postargs=["-fopenmp"])
+            return subprocess.run([exe], timeout=60).returncode == 0
+        except Exception as err:  # no compiler support, no libgomp, or the run failed
+            print(f"fastnn: OpenMP probe failed ({err}); building without OpenMP", file=sys.stderr)
+            return False
+
+
+class BuildExt(build_ext):
+    def build_extension(self, ext):
+        cc = self.compiler
+        isas = ["generic", "avx2", "avx512"] if is_x86() else ["generic"]
+        openmp = probe_openmp(cc)
+        omp_flags = ["-fopenmp"] if openmp else []
+        objects = []
+        for isa in isas:
+            target, flags = ISAS[isa]
+            objects += cc.compile(
+                KERNEL_SOURCES, output_dir=os.path.join(self.build_temp, isa),
+                macros=[("FNN_TARGET", str(target))], include_dirs=["csrc"],
+                extra_postargs=C_FLAGS + flags, depends=HEADERS)
+        build_macros = [(f"FNN_BUILD_{isa.upper()}", "1") for isa in isas if isa != "generic"]
+        objects += cc.compile(
+            RUNTIME_SOURCES, output_dir=os.path.join(self.build_temp, "runtime"),
+            macros=build_macros, include_dirs=["csrc"],
+            extra_postargs=C_FLAGS + omp_flags, depends=HEADERS)
+        ext.extra_objects = objects
+        ext.extra_link_args = omp_flags + ["-lm"]
+        self.write_build_config(ext, isas, openmp)
+        super().build_extension(ext)
+
+    def write_build_config(self, ext, isas, openmp):
+        """Record compiler and flags beside the extension, for fastnn.show_config()."""
+        compiler = " ".join(self.compiler.compiler_so[:1])
+        try:
+            out = subprocess.run([self.compiler.compiler_so[0], "--version"], capture_output=True,
+                                 text=True, timeout=30).stdout
+            compiler = out.splitlines()[0] if out else compiler
+        except (OSError, subprocess.SubprocessError):
+            pass
+        config = {
+            "compiler": compiler,
+            "c_flags": " ".join(C_FLAGS),
+            "isa_flags": {isa: " ".join(ISAS[isa][1]) for isa in isas},
+            "openmp": openmp,
+            "openmp_flags": "-fopenmp" if openmp else "",
+            "platform": sysconfig.get_platform(),
+        }
+        path = os.path.join(os.path.dirname(self.get_ext_fullpath(ext.name)), "_build_config.py")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write('"""Written by setup.py at build time: how this copy of fastnn was compiled."""\n')
+            f.write(f"BUILD_CONFIG = {config!r}\n")
+
+
+debug = os.environ.get("FASTNN_CYTHON_DEBUG", "0") == "1"
+extensions = cythonize(
+    [Extension("fastnn._C", sources=["src/fastnn/_C.pyx"], include_dirs=["csrc"])],
+    compiler_directives={
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": debug,
+        "cdivision": True,
+        "initializedcheck": debug,
+    },
+)
+
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

@@ -1,0 +1,53 @@
+# Declarations of csrc/fastnn.h for Cython. Every kernel is nogil and returns
+# an fnn_status that _checks.pxi turns into a Python exception.
+from libc.stdint cimport int64_t
+
+cdef extern from "fastnn.h" nogil:
+    ctypedef enum fnn_status:
+        FNN_OK
+        FNN_ERR_ARG
+        FNN_ERR_LABEL
+        FNN_ERR_NOMEM
+        FNN_ERR_ISA
+
+    fnn_status fnn_init(int requested)
+    int fnn_active_isa()
+    int fnn_best_isa()
+    const char *fnn_isa_name(int isa)
+    int fnn_isa_compiled(int isa)
+    fnn_status fnn_set_num_threads(int n)
+    int fnn_get_num_threads()
+    int fnn_has_openmp()
+    int fnn_max_hardware_threads()
+
+    fnn_status fnn_relu_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_relu_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_leaky_relu_forward(float *out, const float *inp, int64_t n, float negative_slope)
+    fnn_status fnn_leaky_relu_backward(float *dinp, const float *dout, const float *inp, int64_t n,
+                                       float negative_slope, int accumulate)
+    fnn_status fnn_sigmoid_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_sigmoid_backward(float *dinp, const float *dout, const float *out, int64_t n, int accumulate)
+    fnn_status fnn_tanh_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_tanh_backward(float *dinp, const float *dout, const float *out, int64_t n, int accumulate)
+    fnn_status fnn_gelu_forward(float *out, const float *inp, int64_t n, int approximate_tanh)
+    fnn_status fnn_gelu_backward(float *dinp, const float *dout, const float *inp, int64_t n,
+                                 int approximate_tanh, int accumulate)
+    fnn_status fnn_silu_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_silu_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_exp(float *out, const float *inp, int64_t n)
+    fnn_status fnn_erf(float *out, const float *inp, int64_t n)
+
+    fnn_status fnn_softmax_forward(float *out, const float *inp, int64_t B, int64_t C, int64_t D)
+    fnn_status fnn_softmax_backward(float *dinp, const float *dout, const float *out,
+                                    int64_t B, int64_t C, int64_t D, int accumulate)
+    fnn_status fnn_log_softmax_forward(float *out, const float *inp, int64_t B, int64_t C, int64_t D)
+    fnn_status fnn_log_softmax_backward(float *dinp, const float *dout, const float *out,
+                                        int64_t B, int64_t C, int64_t D, int accumulate)
+
+    fnn_status fnn_cross_entropy_forward_backward(float *loss, float *dlogits, const float *logits,
+                                                  const int64_t *labels, int64_t N, int64_t C,
+                                                  float label_smoothing, int64_t ignore_index)
+    fnn_status fnn_mse_loss_forward_backward(float *loss, float *dpred, const float *pred,
+                                             const float *target, int64_t n)
+    fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits, const float *logits,
+                                                    const float *target, int64_t n)

@@ -1,0 +1,84 @@
+# Input conversion, `out=` validation and status codes -> exceptions.
+# Everything here runs with the GIL, before any kernel is called.
+
+cdef object _float32 = np.dtype(np.float32)
+cdef object _int64 = np.dtype(np.int64)
+
+
+cdef object as_float32(object x, str name):
+    """x as a float32 C-contiguous ndarray (no copy when it already is one)."""
+    if type(x) is np.ndarray and (<object>x).dtype is _float32 and x.flags.c_contiguous:
+        return x
+    try:
+        arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    except (ValueError, TypeError) as err:
+        raise TypeError(f"{name} must be an array-like of real numbers, got {type(x).__name__} "
+                        f"that NumPy cannot convert ({err})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers convertible to float32, "
+                        f"got dtype {arr.dtype}")
+    return np.asarray(arr, dtype=np.float32, order="C")
+
+
+cdef object as_labels(object y, str name):
+    """y as an int64 C-contiguous ndarray of class indices."""
+    try:
+        arr = y if isinstance(y, np.ndarray) else np.asarray(y)
+    except (ValueError, TypeError) as err:
+        raise TypeError(f"{name} must be an array-like of integer class indices, got "
+                        f"{type(y).__name__} that NumPy cannot convert ({err})") from None
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class indices (int64), got dtype {arr.dtype}; "
+                        f"class probabilities as float targets are not supported")
+    return np.asarray(arr, dtype=np.int64, order="C")
+
+
+cdef object make_out(object out, tuple shape, str name="out"):
+    """A new float32 array of `shape`, or `out` checked to be a usable one."""
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of dtype float32, "
+                        f"got {type(out).__name__}")
+    if out.dtype != _float32:
+        raise TypeError(f"{name} must have dtype float32, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name}) "
+                         f"or out=None")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable, got a read-only array")
+    return out
+
+
+cdef object apart_from(object arr, object out):
+    """arr, copied if it partly overlaps out (exact aliasing is fine for every kernel)."""
+    if out is arr or not np.may_share_memory(arr, out):
+        return arr
+    if (arr.__array_interface__["data"][0] == out.__array_interface__["data"][0]
+            and arr.shape == out.shape):
+        return arr
+    return arr.copy()
+
+
+cdef check_same_shape(object a, str a_name, object b, str b_name):
+    if a.shape != b.shape:
+        raise ValueError(f"{b_name} must have the same shape as {a_name} {a.shape}, "
+                         f"got {b.shape}")
+
+
+cdef int check_status(fnn_status status, str what) except -1:
+    if status == FNN_OK:
+        return 0
+    if status == FNN_ERR_NOMEM:
+        raise MemoryError(f"{what}: out of memory for scratch space")
+    raise ValueError(f"{what}: invalid arguments (status {<int>status})")
+
+
+cdef inline float *fptr(float[::1] v) noexcept nogil:
+    return &v[0] if v.shape[0] > 0 else NULL
+
+
+cdef inline const float *cfptr(const float[::1] v) noexcept nogil:
+    return &v[0] if v.shape[0] > 0 else NULL

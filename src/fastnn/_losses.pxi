@@ -1,0 +1,95 @@
+# Fused loss + gradient with mean reduction (csrc/losses.c). Each returns
+# (loss: float, grad: ndarray shaped like the prediction).
+
+
+cdef object cross_entropy_2d(object x, object y, float smoothing, int64_t ignore_index):
+    """x (N, C) float32, y (N,) int64 -> (loss, dlogits (N, C))."""
+    grad = np.empty(x.shape, dtype=np.float32)
+    cdef const float[::1] xv = x.reshape(-1)
+    cdef const int64_t[::1] yv = y
+    cdef float[::1] gv = grad.reshape(-1)
+    cdef int64_t N = x.shape[0], C = x.shape[1]
+    cdef float loss = 0.0
+    cdef fnn_status st
+    with nogil:
+        st = fnn_cross_entropy_forward_backward(&loss, fptr(gv), cfptr(xv),
+                                                &yv[0] if N > 0 else NULL, N, C,
+                                                smoothing, ignore_index)
+    if st == FNN_ERR_LABEL:
+        bad = y[(y != ignore_index) & ((y < 0) | (y >= C))]
+        raise ValueError(f"labels must be in [0, {C}) or equal ignore_index={ignore_index}, "
+                         f"got {int(bad[0])}")
+    check_status(st, "cross_entropy")
+    return float(loss), grad
+
+
+def cross_entropy(logits, labels, label_smoothing=0.0, ignore_index=-100):
+    """Mean cross-entropy of logits against integer class labels, and its gradient.
+
+    Shapes as torch.nn.functional.cross_entropy: logits (N, C) with labels (N,),
+    logits (C,) with a scalar label, or logits (N, C, d1, ...) with labels
+    (N, d1, ...). Labels equal to ignore_index add nothing and are not counted;
+    label_smoothing in [0, 1] mixes the target with the uniform distribution.
+    Returns (loss, grad_logits), grad_logits shaped like logits.
+    """
+    x = as_float32(logits, "logits")
+    y = as_labels(labels, "labels")
+    try:
+        smoothing = float(label_smoothing)
+        ignore = int(ignore_index)
+    except (TypeError, ValueError):
+        raise TypeError("label_smoothing must be a float and ignore_index an int, got "
+                        f"{type(label_smoothing).__name__} and {type(ignore_index).__name__}") from None
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {smoothing}")
+    if x.ndim == 0:
+        raise ValueError("logits must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-d array")
+    expected = () if x.ndim == 1 else x.shape[:1] + x.shape[2:]
+    if y.shape != expected:
+        raise ValueError(f"labels must have shape {expected} for logits of shape {x.shape}, "
+                         f"got {y.shape}")
+    C = x.shape[0] if x.ndim == 1 else x.shape[1]
+    if C == 0:
+        raise ValueError(f"logits must have at least one class, got shape {x.shape}")
+    if x.ndim == 1:
+        loss, grad = cross_entropy_2d(x.reshape(1, C), y.reshape(1), smoothing, ignore)
+        return loss, grad.reshape(C)
+    if x.ndim == 2:
+        return cross_entropy_2d(x, y, smoothing, ignore)
+    # (N, C, d...) -> (N * prod(d), C), and the gradient back
+    rows = np.ascontiguousarray(np.moveaxis(x, 1, -1)).reshape(-1, C)
+    loss, grad = cross_entropy_2d(rows, y.reshape(-1), smoothing, ignore)
+    grad = grad.reshape(x.shape[:1] + x.shape[2:] + (C,))
+    return loss, np.ascontiguousarray(np.moveaxis(grad, -1, 1))
+
+
+cdef tuple pointwise_loss(object pred, object target, str pred_name, bint bce, str name):
+    p = as_float32(pred, pred_name)
+    t = as_float32(target, "target")
+    check_same_shape(p, pred_name, t, "target")
+    grad = np.empty(p.shape, dtype=np.float32)
+    cdef const float[::1] pv = p.reshape(-1)
+    cdef const float[::1] tv = t.reshape(-1)
+    cdef float[::1] gv = grad.reshape(-1)
+    cdef int64_t n = pv.shape[0]
+    cdef float loss = 0.0
+    cdef fnn_status st
+    with nogil:
+        if bce:
+            st = fnn_bce_with_logits_forward_backward(&loss, fptr(gv), cfptr(pv), cfptr(tv), n)
+        else:
+            st = fnn_mse_loss_forward_backward(&loss, fptr(gv), cfptr(pv), cfptr(tv), n)
+    check_status(st, name)
+    return float(loss), grad
+
+
+def mse_loss(pred, target):
+    """mean((pred - target)**2) and its gradient 2 (pred - target) / n.
+    pred and target must have the same shape. Returns (loss, grad_pred)."""
+    return pointwise_loss(pred, target, "pred", False, "mse_loss")
+
+
+def binary_cross_entropy_with_logits(logits, target):
+    """mean(softplus(x) - x * t) for logits x and targets t in [0, 1], computed
+    without overflow, and its gradient (sigmoid(x) - t) / n. Returns (loss, grad_logits)."""
+    return pointwise_loss(logits, target, "logits", True, "binary_cross_entropy_with_logits")

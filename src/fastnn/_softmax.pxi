@@ -1,0 +1,92 @@
+# softmax / log_softmax along one axis (csrc/softmax.c). The array is seen as
+# (B, C, D) with C the softmax axis, so any axis runs without a transpose.
+
+cdef tuple split_axis(tuple shape, object axis, str name):
+    """(B, C, D) for a softmax along `axis` of `shape`; a 0-d array is one element."""
+    cdef int ndim = len(shape)
+    try:
+        ax = int(axis)
+    except (TypeError, ValueError):
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}") from None
+    if ndim == 0:
+        if ax not in (0, -1):
+            raise np.exceptions.AxisError(f"axis {ax} is out of bounds for a 0-d array in {name}")
+        return 1, 1, 1
+    if not -ndim <= ax < ndim:
+        raise np.exceptions.AxisError(f"axis {ax} is out of bounds for an array of dimension "
+                                      f"{ndim} in {name}")
+    ax %= ndim
+    B = 1
+    for s in shape[:ax]:
+        B *= s
+    D = 1
+    for s in shape[ax + 1:]:
+        D *= s
+    return B, shape[ax], D
+
+
+cdef object softmax_forward(object x, object axis, object out, bint log, str name):
+    xa = as_float32(x, "x")
+    B, C, D = split_axis(xa.shape, axis, name)
+    o = make_out(out, xa.shape)
+    if out is not None:
+        xa = apart_from(xa, o)
+    cdef const float[::1] xv = xa.reshape(-1)
+    cdef float[::1] ov = o.reshape(-1)
+    cdef int64_t b = B, c = C, d = D
+    cdef fnn_status st = FNN_OK
+    if xv.shape[0] == 0:
+        return o
+    with nogil:
+        if log:
+            st = fnn_log_softmax_forward(&ov[0], &xv[0], b, c, d)
+        else:
+            st = fnn_softmax_forward(&ov[0], &xv[0], b, c, d)
+    check_status(st, name)
+    return o
+
+
+cdef object softmax_grad(object grad_out, object y, object axis, object out, bint log, str name):
+    ga = as_float32(grad_out, "grad_out")
+    ya = as_float32(y, "y")
+    check_same_shape(ya, "y", ga, "grad_out")
+    B, C, D = split_axis(ya.shape, axis, name)
+    o = make_out(out, ya.shape)
+    if out is not None:
+        ga = apart_from(ga, o)
+        ya = apart_from(ya, o)
+    cdef const float[::1] gv = ga.reshape(-1)
+    cdef const float[::1] yv = ya.reshape(-1)
+    cdef float[::1] ov = o.reshape(-1)
+    cdef int64_t b = B, c = C, d = D
+    cdef fnn_status st = FNN_OK
+    if yv.shape[0] == 0:
+        return o
+    with nogil:
+        if log:
+            st = fnn_log_softmax_backward(&ov[0], &gv[0], &yv[0], b, c, d, 0)
+        else:
+            st = fnn_softmax_backward(&ov[0], &gv[0], &yv[0], b, c, d, 0)
+    check_status(st, name)
+    return o
+
+
+def softmax(x, axis=-1, out=None):
+    """exp(x - max) / sum(exp(x - max)) along `axis`. Rows with -inf entries work;
+    a row of all -inf is NaN, as in PyTorch."""
+    return softmax_forward(x, axis, out, False, "softmax")
+
+
+def log_softmax(x, axis=-1, out=None):
+    """x - max - log(sum(exp(x - max))) along `axis`."""
+    return softmax_forward(x, axis, out, True, "log_softmax")
+
+
+def softmax_backward(grad_out, y, axis=-1, out=None):
+    """y * (grad_out - sum(grad_out * y, axis)), given the forward OUTPUT y."""
+    return softmax_grad(grad_out, y, axis, out, False, "softmax_backward")
+
+
+def log_softmax_backward(grad_out, y, axis=-1, out=None):
+    """grad_out - exp(y) * sum(grad_out, axis), given the forward OUTPUT y."""
+    return softmax_grad(grad_out, y, axis, out, True, "log_softmax_backward")

@@ -1,0 +1,45 @@
+"""fastnn.ops: functional kernels on NumPy arrays.
+
+Inputs are any array-like of real numbers; they are converted to float32
+C-contiguous arrays (a copy only when they are not already). Results are new
+float32 arrays, or are written into `out=`, which must be a writeable,
+C-contiguous float32 ndarray of the result's shape (else TypeError for the
+dtype, ValueError for shape or layout). Backward functions return the
+gradient with respect to the forward input; they overwrite `out`.
+
+Activations:  relu, leaky_relu, sigmoid, tanh, gelu, silu and *_backward
+Softmax:      softmax, log_softmax, softmax_backward, log_softmax_backward
+Losses:       cross_entropy, mse_loss, binary_cross_entropy_with_logits
+              each returns (loss: float, grad: ndarray), mean reduction
+Vector math:  exp, erf (the approximations the kernels are built on)
+"""
+from fastnn._C import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    erf,
+    exp,
+    gelu,
+    gelu_backward,
+    leaky_relu,
+    leaky_relu_backward,
+    log_softmax,
+    log_softmax_backward,
+    mse_loss,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    silu,
+    silu_backward,
+    softmax,
+    softmax_backward,
+    tanh,
+    tanh_backward,
+)
+
+__all__ = [
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
+    "tanh", "tanh_backward", "gelu", "gelu_backward", "silu", "silu_backward",
+    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits", "exp", "erf",
+]
