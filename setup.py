@@ -104,11 +104,13 @@ class BuildExt(build_ext):
             "openmp_flags": "-fopenmp" if openmp else "",
             "platform": sysconfig.get_platform(),
         }
-        path = os.path.join(os.path.dirname(self.get_ext_fullpath(ext.name)), "_build_config.py")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write('"""Written by setup.py at build time: how this copy of fastnn was compiled."""\n')
-            f.write(f"BUILD_CONFIG = {config!r}\n")
+        text = ('"""Written by setup.py at build time: how this copy of fastnn was compiled."""\n'
+                f"BUILD_CONFIG = {config!r}\n")
+        # the source package serves editable installs, build_lib the wheel
+        for folder in ("src/fastnn", os.path.join(self.build_lib, "fastnn")):
+            if os.path.isdir(folder):
+                with open(os.path.join(folder, "_build_config.py"), "w") as f:
+                    f.write(text)
 
 
 debug = os.environ.get("FASTNN_CYTHON_DEBUG", "0") == "1"

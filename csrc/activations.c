@@ -104,14 +104,17 @@ FNN_GRAD(fnn_gelu_erf_grad, gelu_erf_g)
  *      du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2) ---------------------------- */
 #define FNN_GELU_K0 0.797884561f /* sqrt(2/pi) */
 #define FNN_GELU_K1 0.044715f
+/* beyond |x| = 20, s is exactly 0 or 1 and x^2 could overflow: clamp (NaN passes) */
+FNN_INLINE vf gelu_tanh_clamp(vf x) { return vf_min(vf_set1(20.0f), vf_max(vf_set1(-20.0f), x)); }
 FNN_INLINE vf gelu_tanh_s(vf x) {
     vf x2 = vf_mul(x, x);
     vf u = vf_mul(vf_set1(2.0f * FNN_GELU_K0), vf_fmadd(vf_mul(x2, vf_set1(FNN_GELU_K1)), x, x));
     return vf_sigmoid(u);
 }
-FNN_INLINE vf gelu_tanh_f(vf x, vf p) { (void)p; return vf_mul(x, gelu_tanh_s(x)); }
+FNN_INLINE vf gelu_tanh_f(vf x, vf p) { (void)p; return vf_mul(x, gelu_tanh_s(gelu_tanh_clamp(x))); }
 FNN_INLINE vf gelu_tanh_g(vf dout, vf x, vf p) {
     (void)p;
+    x = gelu_tanh_clamp(x);
     vf s = gelu_tanh_s(x);
     vf du = vf_mul(vf_set1(2.0f * FNN_GELU_K0),
                    vf_fmadd(vf_mul(x, x), vf_set1(3.0f * FNN_GELU_K1), vf_set1(1.0f)));

@@ -80,6 +80,8 @@ FNN_INLINE vf vf_pow2i(vf n) {
     vi e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     return _mm512_castsi512_ps(e);
 }
+/* a * 2^n for integral-valued n, one rounding, overflow and subnormals right */
+FNN_INLINE vf vf_ldexp(vf a, vf n) { return _mm512_scalef_ps(a, n); }
 FNN_INLINE float vf_reduce_add(vf a) { return _mm512_reduce_add_ps(a); }
 FNN_INLINE float vf_reduce_max(vf a) { return _mm512_reduce_max_ps(a); }
 
@@ -183,6 +185,14 @@ FNN_INLINE float vf_reduce_max(vf a) { return a; }
 #endif
 
 /* ---- shared helpers, the same on every ISA ------------------------------ */
+#if FNN_TARGET != FNN_TARGET_AVX512
+/* a * 2^n for integral-valued n in [-252, 254]: two exact power-of-two
+ * factors, so only the last multiply rounds (subnormal results included) */
+FNN_INLINE vf vf_ldexp(vf a, vf n) {
+    vf n1 = vf_round(vf_mul(n, vf_set1(0.5f)));
+    return vf_mul(vf_mul(a, vf_pow2i(n1)), vf_pow2i(vf_sub(n, n1)));
+}
+#endif
 FNN_INLINE vf vf_zero(void) { return vf_set1(0.0f); }
 FNN_INLINE vf vf_sign_bit(void) { return vf_set1(-0.0f); }
 FNN_INLINE vf vf_abs(vf a) { return vf_xor(a, vf_and(a, vf_sign_bit())); }

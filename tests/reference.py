@@ -1,0 +1,149 @@
+"""NumPy float64 reference implementations of every fastnn.ops kernel.
+
+The oracle for tests: straightforward formulas in float64, no tricks beyond
+what is needed to stay finite. Backward references take the same arguments
+as the fastnn functions (the forward input or output as documented).
+"""
+import math
+
+import numpy as np
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+
+def f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def erf(x):
+    return _erf(f64(x)).astype(np.float64)
+
+
+def normal_cdf(x):
+    return 0.5 * _erfc(-f64(x) / math.sqrt(2.0)).astype(np.float64)
+
+
+def relu(x):
+    x = f64(x)
+    return np.where(x > 0, x, np.where(np.isnan(x), x, 0.0))
+
+
+def relu_backward(g, x):
+    return np.where(f64(x) > 0, f64(g), 0.0)
+
+
+def leaky_relu(x, slope=0.01):
+    x = f64(x)
+    return np.where(x < 0, slope * x, x)
+
+
+def leaky_relu_backward(g, x, slope=0.01):
+    return np.where(f64(x) > 0, f64(g), slope * f64(g))
+
+
+def sigmoid(x):
+    x = f64(x)
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid_backward(g, y):
+    y = f64(y)
+    return f64(g) * y * (1.0 - y)
+
+
+def tanh(x):
+    return np.tanh(f64(x))
+
+
+def tanh_backward(g, y):
+    return f64(g) * (1.0 - f64(y) ** 2)
+
+
+# (1 + tanh(u)) / 2 = sigmoid(2u): the same function without float64's cancellation for x << 0
+_GELU_K = math.sqrt(2.0 / math.pi)
+
+
+def _gelu_tanh_s(x):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return sigmoid(2.0 * _GELU_K * (x + 0.044715 * x ** 3))
+
+
+def gelu(x, approximate="none"):
+    x = f64(x)
+    if approximate == "tanh":
+        return x * _gelu_tanh_s(x)
+    return x * normal_cdf(x)
+
+
+def gelu_backward(g, x, approximate="none"):
+    x = f64(x)
+    if approximate == "tanh":
+        s = _gelu_tanh_s(x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = s + x * 2.0 * s * (1.0 - s) * _GELU_K * (1.0 + 3 * 0.044715 * x ** 2)
+    else:
+        d = normal_cdf(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    return f64(g) * d
+
+
+def silu(x):
+    return f64(x) * sigmoid(x)
+
+
+def silu_backward(g, x):
+    x = f64(x)
+    s = sigmoid(x)
+    return f64(g) * s * (1.0 + x * (1.0 - s))
+
+
+def softmax(x, axis=-1):
+    x = f64(x)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    x = f64(x)
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def softmax_backward(g, y, axis=-1):
+    g, y = f64(g), f64(y)
+    return y * (g - (g * y).sum(axis=axis, keepdims=True))
+
+
+def log_softmax_backward(g, y, axis=-1):
+    g, y = f64(g), f64(y)
+    return g - np.exp(y) * g.sum(axis=axis, keepdims=True)
+
+
+def cross_entropy(logits, labels, label_smoothing=0.0, ignore_index=-100):
+    """(loss, grad) for logits (N, C), labels (N,), mean over rows not ignored."""
+    x = f64(logits)
+    labels = np.asarray(labels)
+    n, c = x.shape
+    keep = labels != ignore_index
+    count = keep.sum()
+    logp = log_softmax(x)
+    target = np.full((n, c), label_smoothing / c)
+    target[np.arange(n)[keep], labels[keep]] += 1.0 - label_smoothing
+    target[~keep] = 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = -(target * logp).sum() / count
+        grad = (np.exp(logp) * keep[:, None] - target) / count if count else np.zeros_like(x)
+    return loss, grad
+
+
+def mse_loss(pred, target):
+    d = f64(pred) - f64(target)
+    return (d * d).mean(), 2.0 * d / d.size
+
+
+def binary_cross_entropy_with_logits(x, t):
+    x, t = f64(x), f64(t)
+    loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    return loss.mean(), (sigmoid(x) - t) / x.size
