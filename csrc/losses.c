@@ -51,7 +51,8 @@ double FNN_K(fnn_cross_entropy)(float *dlogits, const float *logits, const int64
         double lse = (double)vf_reduce_max(mx) + log((double)sum);
         double mean_x = (double)vf_reduce_add(vx) / (double)C;
         int64_t y = labels[r];
-        total += (1.0 - label_smoothing) * (lse - (double)x[y]) + label_smoothing * (lse - mean_x);
+        total += (1.0 - label_smoothing) * (lse - (double)x[y]);
+        if (label_smoothing > 0.0f) total += label_smoothing * (lse - mean_x); /* 0 * inf */
 
         vf p_scale = vf_set1(grad_scale / sum);
         vf smooth = vf_set1(grad_scale * label_smoothing / (float)C);

@@ -41,10 +41,12 @@ static void FNN_K(row_forward)(float *out, const float *inp, int64_t C, int log)
     }
     float sum = vf_reduce_add(vsum);
     if (log) {
-        vf lse = vf_add(mx, vf_set1(logf(sum)));
+        /* (x - max) - log(sum): the first difference is exact near the max, so
+         * log-probabilities near 0 keep full precision */
+        vf log_sum = vf_set1(logf(sum));
         for (int64_t i = 0; i < C; i += FNN_VW) {
             int64_t w = C - i < FNN_VW ? C - i : FNN_VW;
-            store_w(out + i, vf_sub(load_w(inp + i, w, 0.0f), lse), w);
+            store_w(out + i, vf_sub(vf_sub(load_w(inp + i, w, 0.0f), mx), log_sum), w);
         }
     } else {
         vf scale = vf_set1(1.0f / sum);
@@ -95,9 +97,9 @@ static void FNN_K(fibre_forward)(float *out, const float *inp, int64_t C, int64_
         if (!log) store_w(out + c * D, e, w);
     }
     if (log) {
-        vf lse = vf_add(mx, log_lanes(sum));
+        vf log_sum = log_lanes(sum);
         for (int64_t c = 0; c < C; c++)
-            store_w(out + c * D, vf_sub(load_w(inp + c * D, w, 0.0f), lse), w);
+            store_w(out + c * D, vf_sub(vf_sub(load_w(inp + c * D, w, 0.0f), mx), log_sum), w);
     } else {
         vf scale = vf_div(vf_set1(1.0f), sum);
         for (int64_t c = 0; c < C; c++)
