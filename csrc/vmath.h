@@ -66,25 +66,27 @@ FNN_INLINE vf vf_log1p_01(vf x) {
 }
 
 /* ---- tanh ---------------------------------------------------------------
- * |x| < FNN_TANH_SPLIT: x + x^3 P(x^2) (1.4 ulp); else
- * sign(x) (1 - 2 / (exp(2|x|) + 1)), safe there because tanh >= 0.5. */
-#define FNN_TANH_SPLIT 0.5625f
-#define FNN_TANH_P3 0.0162317287f
-#define FNN_TANH_P2 -0.0525643378f
-#define FNN_TANH_P1 0.133190632f
-#define FNN_TANH_P0 -0.333328754f
+ * One branch-free rational form (no exp, one division): with a = min(|x|,
+ * X_MAX) and s = a^2, tanh(a) = a P(s) / Q(s), P of degree 6 and Q of degree
+ * 3 in s (5 ulp, tools/fit_vmath.py). From X_MAX on, float32 tanh is 1. The
+ * result is capped at 1 (the rational overshoots by an ulp near X_MAX) and
+ * takes the sign of x. */
+#define FNN_TANH_X_MAX 9.01091385f
+static const float FNN_TANH_P[7] = {-8.61667169e-14f, 5.32275508e-11f, -2.03069348e-08f,
+                                    1.11718955e-05f, 0.00310548232f, 0.130853355f, 1.0f};
+static const float FNN_TANH_Q[4] = {0.000254845945f, 0.0245011207f, 0.464186639f, 1.0f};
 FNN_INLINE vf vf_tanh(vf x) {
-    vf a = vf_abs(x);
-    vf x2 = vf_mul(x, x);
-    vf p = vf_set1(FNN_TANH_P3);
-    p = vf_fmadd(p, x2, vf_set1(FNN_TANH_P2));
-    p = vf_fmadd(p, x2, vf_set1(FNN_TANH_P1));
-    p = vf_fmadd(p, x2, vf_set1(FNN_TANH_P0));
-    vf small = vf_fmadd(vf_mul(p, x2), x, x);
-    vf e = vf_exp(vf_add(a, a));
-    vf big = vf_sub(vf_set1(1.0f), vf_div(vf_set1(2.0f), vf_add(e, vf_set1(1.0f))));
-    big = vf_or(big, vf_and(x, vf_sign_bit()));
-    return vf_select(vf_lt(a, vf_set1(FNN_TANH_SPLIT)), small, big);
+    vf ax = vf_abs(x);
+    vf a = vf_min(vf_set1(FNN_TANH_X_MAX), ax); /* NaN passes */
+    vf s = vf_mul(a, a);
+    vf p = vf_set1(FNN_TANH_P[0]);
+    for (int i = 1; i < 7; i++) p = vf_fmadd(p, s, vf_set1(FNN_TANH_P[i]));
+    vf q = vf_set1(FNN_TANH_Q[0]);
+    for (int i = 1; i < 4; i++) q = vf_fmadd(q, s, vf_set1(FNN_TANH_Q[i]));
+    vf t = vf_min(vf_set1(1.0f), vf_div(vf_mul(a, p), q));
+    /* ax >= X_MAX (written as > its predecessor, so NaN keeps t) */
+    t = vf_select(vf_gt(ax, vf_set1(9.01091290f)), vf_set1(1.0f), t);
+    return vf_or(t, vf_and(x, vf_sign_bit()));
 }
 
 /* ---- sigmoid ------------------------------------------------------------

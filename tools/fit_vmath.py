@@ -39,6 +39,15 @@ order below is exactly what is emulated, so the C kernels should follow it):
         lo = fma(z, z, -hi) exact; dropping lo would cost up to 2^-19 relative
         (about 30 ulp) near z = 10.  Above about z = 9.2 erfc is subnormal in
         float32; errors there are counted in subnormal ulps.
+  tanh, rational (branch-free alternative): one division, no exp and no select
+        between two paths, so it is fast in SIMD.  x = min(max(x, -X_MAX), X_MAX)
+        with X_MAX the least float whose tanh rounds to 1.0f; s = x*x;
+        tanh ~= (x*P(s)) / Q(s), P(0) = Q(0) = 1 (so tiny x gives x exactly),
+        P and Q by Horner.  Fitted by linearised rational least squares: weighted
+        |P - f*Q|/(f*Q_prev), f = tanh(x)/x, Q_prev from the previous round
+        (Sanathanan-Koerner) combined with Lawson's reweighting; coefficients
+        are rounded to float32 lowest power first, refitting the rest.  Also
+        evaluated as (x*P) * (1/Q), the reciprocal correctly rounded.
 """
 import math
 import numpy as np
@@ -174,6 +183,54 @@ def tanh_tail32(x):
         e = fl(np.exp(2.0 * x.astype(F64)))
     return fl(1.0 - fl(2.0 / fl(e.astype(F64) + 1.0).astype(F64)).astype(F64))
 
+# ---------------------------------------------------------------- tanh, rational form
+X_MAX = F32(0.5 * math.log(2.0 ** 26 - 1))    # tanh(x) = 1 - 2^-25 there: ties to 1.0f
+while F32(np.tanh(F64(X_MAX))) != 1: X_MAX = np.nextafter(X_MAX, F32(np.inf))
+X_MAX = float(X_MAX)
+MAX_ULP_RAT = 3.0
+
+def fit_tanh_rat(degP, degQ, iters=60):
+    """(P, Q) float32-valued, lowest power first, P[0] = Q[0] = 1."""
+    x = np.abs(cheb_nodes(-X_MAX, X_MAX, 8000))[:4000]
+    f, t = np.tanh(x) / x, (x / X_MAX) ** 2              # t = s / X_MAX^2 for conditioning
+    pw = np.r_[1:degP + 1, 1:degQ + 1]
+    isP = np.arange(len(pw)) < degP
+    A0 = t[:, None] ** pw * np.where(isP, 1.0, -f[:, None])   # P(s) - f*Q(s) = A0 @ c + 1 - f
+    scale = X_MAX ** (-2.0 * pw)
+    c, done = np.zeros(len(pw)), []
+    for k in [None] + sorted(range(len(pw)), key=lambda j: (pw[j], not isP[j])):
+        if k is not None:
+            c[k] = float(F32(c[k] * scale[k])) / scale[k]
+            done.append(k)
+        free = [j for j in range(len(pw)) if j not in done]
+        if not free:
+            break
+        q, lam = np.ones_like(t), np.full(len(t), 1.0 / len(t))
+        for _ in range(iters):
+            w = 1 / (f * q)                               # relative error of P/Q
+            A, rhs = A0[:, free] * w[:, None], (f - 1 - A0[:, done] @ c[done]) * w
+            sl = np.sqrt(lam)
+            c[free] = np.linalg.lstsq(A * sl[:, None], rhs * sl, rcond=None)[0]
+            lam *= np.abs(A @ c[free] - rhs)
+            lam /= lam.sum()
+            q = 1 + Pm.polyval(t, np.r_[0, c[~isP]])
+    return (fl(np.r_[1, c[isP] * scale[isP]]).astype(F64),
+            fl(np.r_[1, c[~isP] * scale[~isP]]).astype(F64))
+
+def tanh_rat32(P, Q, x, recip=False):
+    x = np.clip(x, F32(-X_MAX), F32(X_MAX))
+    s = fl(x * x.astype(F64))
+    xp, q = fl(x * horner(P, s).astype(F64)).astype(F64), horner(Q, s)
+    return fl(xp * fl(1.0 / q.astype(F64))) if recip else fl(xp / q)
+
+def rat_report(P, Q, recip=False):
+    x, tiny = sample(0.0, X_MAX), fl(np.geomspace(1e-30, 1e-3, 200_001))
+    y = tanh_rat32(P, Q, x, recip)
+    top = tanh_rat32(P, Q, np.array([F32(X_MAX), F32(20.0)]), recip)
+    return (errors(y, np.tanh(x.astype(F64))), errors(np.minimum(y, 1), np.tanh(x.astype(F64))),
+            errors(tanh_rat32(P, Q, tiny, recip), np.tanh(tiny.astype(F64))),
+            float(y.max()), float(x[y > 1].min()) if (y > 1).any() else None, top)
+
 # ---------------------------------------------------------------- erfc
 ERFC_DEG = 9
 
@@ -244,6 +301,37 @@ def main():
           f"erf poly {jE[0]:.3f} ulp; 1-erfc as erf {jE2[0]:.3f} ulp")
     print(f"  (for reference: erfc as 1 - erf poly on [0,T): {fmt(below)})")
 
+    below = float(np.tanh(F64(np.nextafter(F32(X_MAX), F32(0)))))
+    print(f"tanh rational: x clamped to +-X_MAX = {X_MAX:.9g} (float32 tanh(X_MAX) = "
+          f"{float(F32(np.tanh(X_MAX))):.9g}, at the float below {float(F32(below)):.9g}); "
+          f"tanh ~= x*P(s)/Q(s)")
+    x = sample(0.0, X_MAX)
+    xd, ref = x.astype(F64), np.tanh(x.astype(F64))
+    rat, fallback = None, None
+    for degP, degQ in sorted(((p, q) for p in range(3, 8) for q in range(2, 5)),
+                             key=lambda d: (sum(d), d[1])):
+        P, Q = fit_tanh_rat(degP, degQ)
+        e_fit = errors(xd * Pm.polyval(xd * xd, P) / Pm.polyval(xd * xd, Q), ref)
+        e32 = errors(tanh_rat32(P, Q, x), ref)
+        print(f"    P deg {degP} / Q deg {degQ} (num {2 * degP + 1} / den {2 * degQ}): float32 "
+              f"{fmt(e32)}; exact arithmetic {e_fit[0]:.3f} ulp")
+        if fallback is None and e_fit[0] <= 0.25:
+            fallback = (degP, degQ, P, Q)
+        if e32[0] <= MAX_ULP_RAT:
+            rat = (degP, degQ, P, Q)
+            break
+    if rat is None:
+        rat = fallback
+        print(f"  no degrees reach {MAX_ULP_RAT} ulp (float32 rounding, mostly in the two "
+              f"Horner sums, dominates); taking the first whose fit error is <= 0.25 ulp")
+    rat_div, rat_rcp = rat_report(*rat[2:]), rat_report(*rat[2:], recip=True)
+    for name, r in (("x*P / Q", rat_div), ("x*P * (1/Q)", rat_rcp)):
+        print(f"  {name}: [0,X_MAX] {fmt(r[0])}; with min(y,1) {r[1][0]:.3f} ulp; "
+              f"x in [1e-30,1e-3] {r[2][0]:.3f} ulp\n"
+              f"      max y {r[3]:.9g}" + (f" (> 1 from x = {r[4]:.6g}: clamp min(|y|, 1) needed)"
+                                         if r[4] is not None else " (never > 1)")
+              + f"; y(X_MAX) = y(20) = {float(r[5][0]):.9g}")
+
     print("\n=========== SUMMARY (coefficients highest degree first, Horner order) ===========")
     print(f"LN2_HI {LN2_HI:.9g}f   LN2_LO {LN2_LO:.9g}f   LOG2E {LOG2E:.9g}f")
     for deg, (P, e1, e2) in exp_res.items():
@@ -254,6 +342,10 @@ def main():
     print(f"erf  T={T_ERF}, P(s) deg {len(P_erf) - 1}: {c_list(P_erf)}\n     {fmt(erf_err)}")
     print(f"erfc P(u) deg {ERFC_DEG}, u=1/(1+z): {c_list(P_erfc)}\n     erfc {fmt(erfc_err)}; "
           f"g alone {g_err[0]:.3f} ulp; erf=1-erfc {erf_tail[0]:.3f} ulp; at z=T {jT[0]:.3f} ulp")
+    print(f"tanh rational X_MAX {X_MAX:.9g}f, tanh = x*P(s)/Q(s), P deg {rat[0]}: {c_list(rat[2])}\n"
+          f"     Q deg {rat[1]}: {c_list(rat[3])}\n"
+          f"     x*P/Q {fmt(rat_div[0])}; x*P*(1/Q) {fmt(rat_rcp[0])}; clamp min(y,1): "
+          f"{rat_div[1][0]:.3f} / {rat_rcp[1][0]:.3f} ulp")
 
 if __name__ == "__main__":
     main()
