@@ -98,3 +98,10 @@ def test_results_do_not_alias_inputs():
     assert not np.shares_memory(x, y)
     _, grad = ops.mse_loss(x, x)
     assert not np.shares_memory(x, grad)
+
+
+def test_out_may_be_an_ndarray_subclass():
+    x = np.array([[-1.0, 2.0]], np.float32)
+    out = np.asmatrix(np.zeros((1, 2), np.float32))
+    assert ops.relu(x, out=out) is out
+    np.testing.assert_array_equal(out, [[0.0, 2.0]])

@@ -11,8 +11,8 @@ cdef object forward(Op op, object x, object out, float param, str name):
     o = make_out(out, xa.shape)
     if out is not None:
         xa = apart_from(xa, o)
-    cdef const float[::1] xv = xa.reshape(-1)
-    cdef float[::1] ov = o.reshape(-1)
+    cdef const float[::1] xv = flat(xa)
+    cdef float[::1] ov = flat(o)
     cdef int64_t n = xv.shape[0]
     cdef fnn_status st = FNN_OK
     if n == 0:
@@ -47,9 +47,9 @@ cdef object backward(Op op, object grad_out, object saved, str saved_name, objec
     if out is not None:
         ga = apart_from(ga, o)
         sa = apart_from(sa, o)
-    cdef const float[::1] gv = ga.reshape(-1)
-    cdef const float[::1] sv = sa.reshape(-1)
-    cdef float[::1] ov = o.reshape(-1)
+    cdef const float[::1] gv = flat(ga)
+    cdef const float[::1] sv = flat(sa)
+    cdef float[::1] ov = flat(o)
     cdef int64_t n = sv.shape[0]
     cdef fnn_status st = FNN_OK
     if n == 0:
@@ -69,15 +69,6 @@ cdef object backward(Op op, object grad_out, object saved, str saved_name, objec
             st = fnn_silu_backward(&ov[0], &gv[0], &sv[0], n, 0)
     check_status(st, name)
     return o
-
-
-cdef float as_slope(object negative_slope) except? -1:
-    try:
-        slope = float(negative_slope)
-    except (TypeError, ValueError):
-        raise TypeError(f"negative_slope must be a real number, got "
-                        f"{type(negative_slope).__name__}") from None
-    return slope
 
 
 cdef Op gelu_op(object approximate) except *:
@@ -100,12 +91,12 @@ def relu_backward(grad_out, x, out=None):
 
 def leaky_relu(x, negative_slope=0.01, out=None):
     """x where x > 0, else negative_slope * x."""
-    return forward(LEAKY_RELU, x, out, as_slope(negative_slope), "leaky_relu")
+    return forward(LEAKY_RELU, x, out, as_real(negative_slope, "negative_slope"), "leaky_relu")
 
 
 def leaky_relu_backward(grad_out, x, negative_slope=0.01, out=None):
     """grad_out where x > 0, else negative_slope * grad_out, given the forward input x."""
-    return backward(LEAKY_RELU, grad_out, x, "x", out, as_slope(negative_slope),
+    return backward(LEAKY_RELU, grad_out, x, "x", out, as_real(negative_slope, "negative_slope"),
                     "leaky_relu_backward")
 
 

@@ -1,8 +1,36 @@
 # Input conversion, `out=` validation and status codes -> exceptions.
 # Everything here runs with the GIL, before any kernel is called.
 
+import numbers
+
 cdef object _float32 = np.dtype(np.float32)
-cdef object _int64 = np.dtype(np.int64)
+cdef object _INT64_MIN = -(1 << 63)
+cdef object _INT64_MAX = (1 << 63) - 1
+
+
+cdef object flat(object a):
+    """a 1-D view of the C-contiguous ndarray (or ndarray subclass such as np.matrix) a."""
+    return (a if type(a) is np.ndarray else a.view(np.ndarray)).reshape(-1)
+
+
+cdef double as_real(object value, str name) except? -1.0:
+    """value as a finite-or-infinite real number; TypeError for anything that is not one."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must fit in a float, got {value!r}") from None
+
+
+cdef object as_int64(object value, str name):
+    """value as a Python int in the int64 range; TypeError for non-integers."""
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    v = int(value)
+    if not _INT64_MIN <= v <= _INT64_MAX:
+        raise ValueError(f"{name} must fit in int64, got {v}")
+    return v
 
 
 cdef object as_float32(object x, str name):

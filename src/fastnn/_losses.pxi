@@ -5,9 +5,9 @@
 cdef object cross_entropy_2d(object x, object y, float smoothing, int64_t ignore_index):
     """x (N, C) float32, y (N,) int64 -> (loss, dlogits (N, C))."""
     grad = np.empty(x.shape, dtype=np.float32)
-    cdef const float[::1] xv = x.reshape(-1)
+    cdef const float[::1] xv = flat(x)
     cdef const int64_t[::1] yv = y
-    cdef float[::1] gv = grad.reshape(-1)
+    cdef float[::1] gv = flat(grad)
     cdef int64_t N = x.shape[0], C = x.shape[1]
     cdef float loss = 0.0
     cdef fnn_status st
@@ -34,12 +34,8 @@ def cross_entropy(logits, labels, label_smoothing=0.0, ignore_index=-100):
     """
     x = as_float32(logits, "logits")
     y = as_labels(labels, "labels")
-    try:
-        smoothing = float(label_smoothing)
-        ignore = int(ignore_index)
-    except (TypeError, ValueError):
-        raise TypeError("label_smoothing must be a float and ignore_index an int, got "
-                        f"{type(label_smoothing).__name__} and {type(ignore_index).__name__}") from None
+    smoothing = as_real(label_smoothing, "label_smoothing")
+    ignore = as_int64(ignore_index, "ignore_index")
     if not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {smoothing}")
     if x.ndim == 0:
@@ -68,9 +64,9 @@ cdef tuple pointwise_loss(object pred, object target, str pred_name, bint bce, s
     t = as_float32(target, "target")
     check_same_shape(p, pred_name, t, "target")
     grad = np.empty(p.shape, dtype=np.float32)
-    cdef const float[::1] pv = p.reshape(-1)
-    cdef const float[::1] tv = t.reshape(-1)
-    cdef float[::1] gv = grad.reshape(-1)
+    cdef const float[::1] pv = flat(p)
+    cdef const float[::1] tv = flat(t)
+    cdef float[::1] gv = flat(grad)
     cdef int64_t n = pv.shape[0]
     cdef float loss = 0.0
     cdef fnn_status st

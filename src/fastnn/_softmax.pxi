@@ -4,10 +4,7 @@
 cdef tuple split_axis(tuple shape, object axis, str name):
     """(B, C, D) for a softmax along `axis` of `shape`; a 0-d array is one element."""
     cdef int ndim = len(shape)
-    try:
-        ax = int(axis)
-    except (TypeError, ValueError):
-        raise TypeError(f"axis must be an int, got {type(axis).__name__}") from None
+    ax = as_int64(axis, "axis")
     if ndim == 0:
         if ax not in (0, -1):
             raise np.exceptions.AxisError(f"axis {ax} is out of bounds for a 0-d array in {name}")
@@ -31,8 +28,8 @@ cdef object softmax_forward(object x, object axis, object out, bint log, str nam
     o = make_out(out, xa.shape)
     if out is not None:
         xa = apart_from(xa, o)
-    cdef const float[::1] xv = xa.reshape(-1)
-    cdef float[::1] ov = o.reshape(-1)
+    cdef const float[::1] xv = flat(xa)
+    cdef float[::1] ov = flat(o)
     cdef int64_t b = B, c = C, d = D
     cdef fnn_status st = FNN_OK
     if xv.shape[0] == 0:
@@ -55,9 +52,9 @@ cdef object softmax_grad(object grad_out, object y, object axis, object out, bin
     if out is not None:
         ga = apart_from(ga, o)
         ya = apart_from(ya, o)
-    cdef const float[::1] gv = ga.reshape(-1)
-    cdef const float[::1] yv = ya.reshape(-1)
-    cdef float[::1] ov = o.reshape(-1)
+    cdef const float[::1] gv = flat(ga)
+    cdef const float[::1] yv = flat(ya)
+    cdef float[::1] ov = flat(o)
     cdef int64_t b = B, c = C, d = D
     cdef fnn_status st = FNN_OK
     if yv.shape[0] == 0:

@@ -1,0 +1,405 @@
+"""Fuzzing fastnn.ops with bad calls: nothing may crash the interpreter.
+
+test_fuzz_bad_calls runs ~3000 random calls in a child interpreter (a segfault
+or abort there fails the test instead of killing pytest). Every call must
+return, or raise TypeError, ValueError (numpy's AxisError included) or
+MemoryError. The other tests check, in-process, that error messages name the
+offending argument, and pin down the bad calls fastnn still gets wrong.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnn import ops
+
+SEED = int(os.environ.get("FASTNN_FUZZ_SEED", "20240611"))
+CALLS = 3000
+
+CHILD = r'''
+import faulthandler, random, sys, traceback, warnings
+import numpy as np
+import fastnn
+from fastnn import _C, ops
+
+faulthandler.enable()
+try:  # a runaway allocation becomes a MemoryError, not the OOM killer on the whole box
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+except (ImportError, ValueError, OSError):
+    pass
+warnings.simplefilter("ignore")
+SEED, CALLS, VERBOSE = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+R = random.Random(SEED)
+NP = np.random.default_rng(SEED)
+ALLOWED = (TypeError, ValueError, MemoryError)  # np.exceptions.AxisError is a ValueError
+ISAS = [n for n in _C.ISA_NAMES if n in _C.compiled_isas()
+        and _C.ISA_NAMES.index(n) <= _C.ISA_NAMES.index(_C.best_isa())]
+
+# ---- shapes and arrays ----------------------------------------------------------
+SHAPES = [(), (0,), (1,), (7,), (17,), (3, 5), (2, 3, 4), (4, 1, 3), (1000,), (3, 0, 4),
+          (0, 10**9), (10**9, 0), (2, 0, 10**9), (0, 10**9, 10**9)]
+WEIRD_DTYPES = [np.complex64, np.complex128, object, "U3", "S3", bool, np.int8, np.uint8,
+                np.float16, np.float64, np.int64, np.uint64, "datetime64[D]", "timedelta64[s]",
+                ">f4", "<f8", "V4"]
+VALUES = [0.0, -0.0, 1e-45, -1e-40, 1e30, -1e30, np.inf, -np.inf, np.nan, 3.4e38, 1.0, -1.0]
+
+
+def shape():
+    return R.choice(SHAPES)
+
+
+def f32(shp=None):
+    shp = shape() if shp is None else shp
+    if R.random() < 0.3:
+        a = np.array(NP.choice(VALUES, shp), dtype=np.float32)
+    else:
+        a = (NP.standard_normal(shp) * R.choice([1.0, 1e3, 1e30])).astype(np.float32)
+    return a
+
+
+def weird_dtype(shp):
+    dt = R.choice(WEIRD_DTYPES)
+    try:
+        return np.zeros(shp, dtype=dt) if R.random() < 0.5 else f32(shp).astype(dt)
+    except (TypeError, ValueError):
+        return np.zeros(shp, dtype=dt)
+
+
+def noncontig(shp):
+    big = f32(tuple(2 * s for s in shp))
+    return big[tuple(slice(None, None, 2) for _ in shp)]
+
+
+def negstride(shp):
+    return f32(shp)[tuple(slice(None, None, -1) for _ in shp)]
+
+
+def readonly(shp):
+    a = f32(shp)
+    a.flags.writeable = False
+    return a
+
+
+def transposed(shp):
+    return f32(shp[::-1]).T
+
+
+def as_matrix(shp):
+    return np.asmatrix(f32(shp if len(shp) == 2 else (3, 5)))
+
+
+def masked(shp):
+    return np.ma.masked_array(f32(shp), mask=NP.random(shp) < 0.5)
+
+
+def pylist(shp):
+    if len(shp) > 1 and shp[0] > 1000:  # (10**9, 0).tolist() is 10**9 empty lists
+        shp = (3,) + shp[1:]
+    return f32(shp).tolist()
+
+
+ARRAY_MAKERS = [f32, f32, f32, weird_dtype, noncontig, negstride, readonly, transposed,
+                as_matrix, masked, pylist]
+JUNK = [None, [[1, 2], [3]], [[1.0, [2.0]], 3.0], [], [[]], 1.5, 0, True, 1j, "abc", b"xy",
+        {"a": 1}, {1, 2}, object(), 2**100, [2**100], [None], [1, "a"], np.float32(3),
+        np.float64("nan"), np.datetime64("2020-01-01"), range(5), (x for x in range(3)),
+        np.array([1.0, None], dtype=object), np.empty((0, 10**9), np.float32),
+        np.empty((10**9, 0), np.float64), np.empty(0, np.complex64), memoryview(b"abcd")]
+
+
+def array_for(shp):
+    """mostly an array of shape shp (in some form), sometimes junk"""
+    if R.random() < 0.15:
+        return R.choice(JUNK)
+    return R.choice(ARRAY_MAKERS)(shp)
+
+
+def array_any():
+    return array_for(shape())
+
+
+def like(shp):
+    """a second operand: usually the same shape, sometimes mismatched"""
+    return array_for(shp if R.random() < 0.7 else shape())
+
+
+def out_for(shp, inputs):
+    k = R.randrange(15)
+    if k < 3:
+        return None
+    if k == 3:
+        return np.empty(shp, np.float32)
+    if k == 4:
+        return np.empty(shp, R.choice([np.float64, np.float16, np.int32, np.complex64, ">f4",
+                                       object, bool]))
+    if k == 5:
+        return np.empty(shape(), np.float32)  # (usually) wrong shape
+    if k == 6:
+        return noncontig(shp) if len(shp) else np.empty((), np.float32)
+    if k == 7:
+        return readonly(shp)
+    if k == 8:
+        return R.choice([[0.0], 3.0, "out", b"out", object(), memoryview(bytearray(64)), 1j])
+    if k == 9:
+        return negstride(shp)
+    if k == 10:
+        return as_matrix(shp)
+    # aliasing: exactly one of the inputs, or a view overlapping it partially
+    arrs = [a for a in inputs if isinstance(a, np.ndarray) and a.dtype == np.float32]
+    if not arrs:
+        return np.empty(shp, np.float32)
+    a = R.choice(arrs)
+    if k in (11, 12):
+        return a
+    flat = a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
+    if flat.size > 1:
+        view = flat[1:] if k == 13 else flat[:-1]
+        try:
+            return view.reshape(view.size)
+        except ValueError:
+            return view
+    return a
+
+
+AXES = [-1, 0, 1, 2, -2, 3, -4, 100, -100, 2**70, 1.5, -0.5, "a", "1", None, True,
+        np.int64(1), np.array([0, 1]), [0], (0,), 1j, float("nan")]
+APPROX = ["none", "tanh", "TANH", "None", "", "erf", None, 1, b"tanh", ["tanh"], np.str_("tanh"),
+          np.array(["none", "tanh"]), object()]
+SLOPES = [0.01, 0.0, -1.0, 1e30, float("nan"), float("inf"), np.float64(0.2), 2, True, None,
+          "a", [0.1], np.array([0.1, 0.2]), 1j, object(), {}, 1e400, 10**400]
+SMOOTHING = [0.0, 0.1, 1.0, -1, 2, float("nan"), float("inf"), -0.0, 1e-50, "a", None, [0.1],
+             1j, np.float32(0.5), True, object(), 10**400]
+IGNORE = [-100, 0, 1, -1, 2**62, -2**62, 2**63 - 1, -2**63, None, "a", 1j, [1], object(),
+          2**63, -2**63 - 1, 1.7]
+
+
+def labels_for(logits):
+    s = getattr(logits, "shape", None)
+    if s is None or R.random() < 0.2:
+        s = shape()
+    ls = () if len(s) <= 1 else s[:1] + s[2:]
+    if R.random() < 0.2:
+        ls = shape()  # mismatched
+    if np.prod(ls, dtype=object) > 10**6:  # e.g. logits (2, 0, 10**9): labels would be real
+        ls = (0,) + ls[1:]
+    C = s[1] if len(s) >= 2 else (s[0] if s else 1)
+    k = R.randrange(12)
+    if k < 3:
+        return NP.integers(0, max(C, 1), ls)
+    if k == 3:
+        return NP.choice([-100, 0, C, C + 1, -1, -101, 2**62, -2**62, 2**63 - 1, -2**63], ls)
+    if k == 4:
+        return NP.integers(0, max(C, 1), ls).astype(R.choice(
+            [np.float32, np.float64, bool, np.int8, np.uint8, np.uint64, np.int32, object, "U3"]))
+    if k == 5:
+        return np.full(ls, 2**64 - 1, np.uint64)
+    if k == 6:
+        return R.choice([0, 1, -100, 2**62, 2**70, 1.5, "0", None, [0, 1], [[0], [1, 2]],
+                         np.int64(0), np.array(0), [2**70]])
+    if k == 7:
+        a = NP.integers(0, max(C, 1), tuple(2 * d for d in ls)) if ls else np.int64(0)
+        return a[tuple(slice(None, None, 2) for _ in ls)] if ls else a
+    if k == 8:
+        a = NP.integers(0, max(C, 1), ls)
+        a.flags.writeable = False
+        return a
+    return R.choice(JUNK)
+
+
+# ---- the calls ------------------------------------------------------------------
+def unary(name):
+    def make():
+        x = array_any()
+        return getattr(ops, name), [x], {"out": out_for(getattr(x, "shape", ()), [x])}
+    return make
+
+
+def binary(name, extra=None):
+    def make():
+        x = array_any()
+        g = like(getattr(x, "shape", shape()))
+        args = [g, x] + ([R.choice(extra)] if extra else [])
+        return getattr(ops, name), args, {"out": out_for(getattr(x, "shape", ()), [g, x])}
+    return make
+
+
+def with_param(name, pool):
+    def make():
+        x = array_any()
+        return getattr(ops, name), [x, R.choice(pool)], {"out": out_for(getattr(x, "shape", ()), [x])}
+    return make
+
+
+def cross_entropy():
+    x = array_any()
+    kw = {}
+    if R.random() < 0.5:
+        kw["label_smoothing"] = R.choice(SMOOTHING)
+    if R.random() < 0.5:
+        kw["ignore_index"] = R.choice(IGNORE)
+    return ops.cross_entropy, [x, labels_for(x)], kw
+
+
+def pointwise_loss(name):
+    def make():
+        x = array_any()
+        return getattr(ops, name), [x, like(getattr(x, "shape", shape()))], {}
+    return make
+
+
+MAKERS = ([unary(n) for n in ("relu", "sigmoid", "tanh", "silu", "exp", "erf")]
+          + [with_param("leaky_relu", SLOPES), with_param("gelu", APPROX),
+             with_param("softmax", AXES), with_param("log_softmax", AXES)]
+          + [binary(n) for n in ("relu_backward", "sigmoid_backward", "tanh_backward",
+                                 "silu_backward")]
+          + [binary("leaky_relu_backward", SLOPES), binary("gelu_backward", APPROX),
+             binary("softmax_backward", AXES), binary("log_softmax_backward", AXES)]
+          + [cross_entropy, cross_entropy, cross_entropy]
+          + [pointwise_loss("mse_loss"), pointwise_loss("binary_cross_entropy_with_logits")])
+
+
+def describe(a):
+    if isinstance(a, np.ndarray):
+        return (f"{type(a).__name__}(shape={a.shape}, dtype={a.dtype}, strides={a.strides}, "
+                f"writeable={a.flags.writeable})")
+    r = repr(a)
+    return r if len(r) < 80 else r[:77] + "..."
+
+
+def check_result(fn, res):
+    if fn in (ops.cross_entropy, ops.mse_loss, ops.binary_cross_entropy_with_logits):
+        assert isinstance(res, tuple) and isinstance(res[0], float), res
+        res = res[1]
+    assert isinstance(res, np.ndarray) and res.dtype == np.float32, type(res)
+
+
+failures, returned = [], 0
+for i in range(CALLS):
+    _C.init_isa(R.choice(ISAS))
+    fastnn.set_num_threads(R.choice([1, 2]))
+    while True:
+        try:  # NumPy itself refuses some of the argument shapes: draw again
+            fn, args, kw = R.choice(MAKERS)()
+            break
+        except (ValueError, MemoryError):
+            pass
+    r = R.random()
+    if r < 0.05:
+        kw["bogus_keyword"] = 1  # TypeError
+    elif r < 0.1 and args:
+        args = args[:-1]  # missing argument: TypeError
+    elif r < 0.15:
+        kw.pop("out", None)
+    call = (f"#{i} {fn.__name__}(" + ", ".join([describe(a) for a in args]
+            + [f"{k}={describe(v)}" for k, v in kw.items()]) + ")")
+    if VERBOSE:
+        print(call, file=sys.stderr, flush=True)
+    try:
+        check_result(fn, fn(*args, **kw))
+        returned += 1
+    except ALLOWED:
+        pass
+    except BaseException as err:
+        failures.append(call + "\n  -> " + "".join(
+            traceback.format_exception_only(type(err), err)).strip())
+
+if failures:
+    print(f"{len(failures)} of {CALLS} calls raised a disallowed exception:", file=sys.stderr)
+    for f in failures[:25]:
+        print(f, file=sys.stderr)
+    sys.exit(1)
+print(f"{CALLS} calls ok ({returned} returned a result, the rest raised)")
+'''
+
+
+def run_child(seed, calls, verbose=False):
+    return subprocess.run([sys.executable, "-c", CHILD, str(seed), str(calls), str(int(verbose))],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_fuzz_bad_calls():
+    proc = run_child(SEED, CALLS)
+    if proc.returncode < 0:  # killed by a signal: rerun printing every call to find it
+        again = run_child(SEED, CALLS, verbose=True)
+        last = again.stderr.strip().splitlines()[-40:]
+        pytest.fail(f"child died with signal {-proc.returncode}; stderr:\n{proc.stderr[-4000:]}"
+                    f"\nlast calls of a verbose rerun (rc {again.returncode}):\n" + "\n".join(last))
+    assert proc.returncode == 0, f"child exited {proc.returncode}; stderr:\n{proc.stderr[-8000:]}"
+    assert f"{CALLS} calls ok" in proc.stdout
+
+
+# ---- error messages name the argument -------------------------------------------
+X = np.zeros((2, 3), np.float32)
+RO = np.zeros((2, 3), np.float32)
+RO.flags.writeable = False
+LABELS = np.array([0, 2])
+
+#                 call                                                                    raises      message must match
+MESSAGES = [
+    (lambda: ops.relu(X, out=np.empty((2, 3), np.float64)),                              TypeError,  r"\bout\b.*float32"),
+    (lambda: ops.relu(X, out=[0.0] * 6),                                                 TypeError,  r"\bout\b"),
+    (lambda: ops.relu(X, out=np.empty((3, 2), np.float32)),                              ValueError, r"\bout\b.*shape"),
+    (lambda: ops.relu(X, out=np.empty((2, 6), np.float32)[:, ::2]),                      ValueError, r"\bout\b.*contiguous"),
+    (lambda: ops.relu(X, out=RO),                                                        ValueError, r"\bout\b.*writeable"),
+    (lambda: ops.softmax(X, axis=-1, out=np.empty(6, np.float32)),                       ValueError, r"\bout\b.*shape"),
+    (lambda: ops.relu("abc"),                                                            TypeError,  r"\bx\b"),
+    (lambda: ops.sigmoid([[1.0, 2.0], [3.0]]),                                           TypeError,  r"\bx\b"),
+    (lambda: ops.tanh(np.array([1 + 2j])),                                               TypeError,  r"\bx\b.*complex"),
+    (lambda: ops.gelu(np.array(["2020-01-01"], "datetime64[D]")),                        TypeError,  r"\bx\b"),
+    (lambda: ops.relu_backward("abc", X),                                                TypeError,  r"\bgrad_out\b"),
+    (lambda: ops.sigmoid_backward(X, np.array([object()])),                              TypeError,  r"\by\b"),
+    (lambda: ops.gelu_backward(np.zeros(3, np.float32), X),                              ValueError, r"\bgrad_out\b.*shape"),
+    (lambda: ops.softmax_backward(np.zeros(3, np.float32), X),                           ValueError, r"\bgrad_out\b"),
+    (lambda: ops.gelu(X, approximate="TANH"),                                            ValueError, r"\bapproximate\b"),
+    (lambda: ops.leaky_relu(X, negative_slope=None),                                     TypeError,  r"\bnegative_slope\b"),
+    (lambda: ops.softmax(X, axis=2),                                                     np.exceptions.AxisError, r"\baxis\b"),
+    (lambda: ops.log_softmax(X, axis="a"),                                               TypeError,  r"\baxis\b"),
+    (lambda: ops.softmax(np.float32(1.0), axis=1),                                       np.exceptions.AxisError, r"\baxis\b"),
+    (lambda: ops.cross_entropy(X, [0, 3]),                                               ValueError, r"\blabels\b.*\b3\b"),
+    (lambda: ops.cross_entropy(X, [0, -1]),                                              ValueError, r"\blabels\b.*-1"),
+    (lambda: ops.cross_entropy(X, [0.0, 1.0]),                                           TypeError,  r"\blabels\b"),
+    (lambda: ops.cross_entropy(X, [0, 1, 2]),                                            ValueError, r"\blabels\b.*shape"),
+    (lambda: ops.cross_entropy(X, [[0], [1, 2]]),                                        TypeError,  r"\blabels\b"),
+    (lambda: ops.cross_entropy(np.float32(1.0), 0),                                      ValueError, r"\blogits\b"),
+    (lambda: ops.cross_entropy(np.zeros((2, 0), np.float32), LABELS),                    ValueError, r"\blogits\b"),
+    (lambda: ops.cross_entropy("abc", LABELS),                                           TypeError,  r"\blogits\b"),
+    (lambda: ops.cross_entropy(X, LABELS, label_smoothing=2),                            ValueError, r"\blabel_smoothing\b"),
+    (lambda: ops.cross_entropy(X, LABELS, label_smoothing=float("nan")),                 ValueError, r"\blabel_smoothing\b"),
+    (lambda: ops.cross_entropy(X, LABELS, label_smoothing="a"),                          TypeError,  r"\blabel_smoothing\b"),
+    (lambda: ops.cross_entropy(X, LABELS, ignore_index=None),                            TypeError,  r"\bignore_index\b"),
+    (lambda: ops.mse_loss("abc", X),                                                     TypeError,  r"\bpred\b"),
+    (lambda: ops.mse_loss(X, np.zeros(3, np.float32)),                                   ValueError, r"\btarget\b.*shape"),
+    (lambda: ops.binary_cross_entropy_with_logits(X, "abc"),                             TypeError,  r"\btarget\b"),
+    (lambda: ops.binary_cross_entropy_with_logits(np.array([1j]), np.zeros(1)),          TypeError,  r"\blogits\b"),
+]
+
+
+@pytest.mark.parametrize("call, exc, match", MESSAGES, ids=range(len(MESSAGES)))
+def test_error_message_names_argument(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+# ---- scalar options: numbers out of range or of the wrong kind are rejected ----------
+STRICT_SCALARS = [
+    pytest.param(lambda: ops.leaky_relu(X, negative_slope=10**400), id="slope_huge_int"),
+    pytest.param(lambda: ops.leaky_relu_backward(X, X, 10**400), id="bwd_slope_huge_int"),
+    pytest.param(lambda: ops.cross_entropy(X, LABELS, label_smoothing=10**400), id="smoothing_huge_int"),
+    pytest.param(lambda: ops.cross_entropy(X, LABELS, ignore_index=2**63), id="ignore_index_2**63"),
+    pytest.param(lambda: ops.cross_entropy(X, LABELS, ignore_index=-2**63 - 1), id="ignore_index_-2**63-1"),
+    # no truncation of floats and no parsing of strings (as numpy and torch)
+    pytest.param(lambda: ops.softmax(X, axis=1.5), id="axis_float"),
+    pytest.param(lambda: ops.log_softmax_backward(X, X, axis="0"), id="axis_str"),
+    pytest.param(lambda: ops.cross_entropy(X, LABELS, ignore_index=1.7), id="ignore_index_float"),
+    pytest.param(lambda: ops.leaky_relu(X, negative_slope="0.5"), id="slope_str"),
+    pytest.param(lambda: ops.cross_entropy(X, LABELS, label_smoothing="0.1"), id="smoothing_str"),
+]
+
+
+@pytest.mark.parametrize("call", STRICT_SCALARS)
+def test_bad_scalar_options_are_rejected(call):
+    with pytest.raises((TypeError, ValueError)):
+        call()
