@@ -100,6 +100,7 @@ def test_results_do_not_alias_inputs():
     assert not np.shares_memory(x, grad)
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix itself warns
 def test_out_may_be_an_ndarray_subclass():
     x = np.array([[-1.0, 2.0]], np.float32)
     out = np.asmatrix(np.zeros((1, 2), np.float32))
