@@ -84,7 +84,7 @@ static const fnn_kernels *table_for(fnn_isa isa) {
 fnn_status fnn_init(int requested) {
     fnn_isa best = fnn_best_isa();
     fnn_isa isa = requested < 0 ? best : (fnn_isa)requested;
-    if (requested > (int)FNN_ISA_AVX512 || isa > best) return FNN_ERR_ISA;
+    if (requested < -1 || requested > (int)FNN_ISA_AVX512 || isa > best) return FNN_ERR_ISA;
     fnn_active = isa;
     fnn_active_kernels = table_for(isa);
     return FNN_OK;
