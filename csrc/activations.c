@@ -83,17 +83,11 @@ FNN_MAP(fnn_tanh, tanh_f)
 FNN_GRAD(fnn_tanh_grad, tanh_g)
 
 /* ---- gelu, erf form: y = x Phi(x); dx = dout * (Phi(x) + x phi(x)) ------- */
-FNN_INLINE vf gelu_erf_f(vf x, vf p) {
-    (void)p;
-    vf cdf, pdf;
-    vf_normal_cdf_pdf(x, &cdf, &pdf);
-    return vf_mul(x, cdf);
-}
+FNN_INLINE vf gelu_erf_f(vf x, vf p) { (void)p; return vf_gelu_erf(x); }
 FNN_INLINE vf gelu_erf_g(vf dout, vf x, vf p) {
     (void)p;
-    vf cdf, pdf;
-    vf_normal_cdf_pdf(x, &cdf, &pdf);
-    return vf_mul(dout, vf_fmadd(x, pdf, cdf));
+    fnn_normal_parts n = vf_normal_parts(x);
+    return vf_mul(dout, vf_fmadd(x, vf_normal_pdf(n), vf_normal_cdf(n, x)));
 }
 FNN_MAP(fnn_gelu_erf, gelu_erf_f)
 FNN_GRAD(fnn_gelu_erf_grad, gelu_erf_g)

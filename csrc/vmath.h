@@ -118,13 +118,18 @@ FNN_INLINE vf vf_erf_small(vf z) {
     return vf_fmadd(z, p, z);
 }
 
-/* erfc(a) for FNN_ERF_SPLIT <= a <= 10 given a^2 = a2_hi + a2_lo */
-FNN_INLINE vf vf_erfc_tail(vf a, vf a2_hi, vf a2_lo) {
+/* G(u), u = 1 / (1 + a): erfc(a) = exp(-a^2) G for a >= FNN_ERF_SPLIT */
+FNN_INLINE vf vf_erfc_g(vf a) {
     vf u = vf_div(vf_set1(1.0f), vf_add(a, vf_set1(1.0f)));
     vf g = vf_set1(FNN_ERFC_G[0]);
     for (int i = 1; i < 10; i++) g = vf_fmadd(g, u, vf_set1(FNN_ERFC_G[i]));
+    return g;
+}
+
+/* erfc(a) for FNN_ERF_SPLIT <= a <= 10 given a^2 = a2_hi + a2_lo */
+FNN_INLINE vf vf_erfc_tail(vf a, vf a2_hi, vf a2_lo) {
     vf e = vf_exp(vf_neg(a2_hi));
-    return vf_mul(vf_fnmadd(e, a2_lo, e), g);
+    return vf_mul(vf_fnmadd(e, a2_lo, e), vf_erfc_g(a));
 }
 
 FNN_INLINE vf vf_erf(vf x) {
@@ -136,23 +141,51 @@ FNN_INLINE vf vf_erf(vf x) {
     return vf_select(vf_lt(a, vf_set1(FNN_ERF_SPLIT)), vf_erf_small(x), big);
 }
 
-/* Standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2, accurate in both tails,
- * and the PDF phi(x) = exp(-x^2/2) / sqrt(2 pi). */
+/* ---- the standard normal CDF Phi and PDF phi, for GELU --------------------
+ * Phi(x) = erfc(-x / sqrt 2) / 2. Near 0 (|x| / sqrt 2 < FNN_ERF_SPLIT) it is
+ * 1/2 + erf/2; in the tails it is e G / 2 (x < 0) or 1 - e G / 2 (x >= 0) with
+ * e = exp(-x^2/2) (x^2/2 carried as hi + lo) and G from vf_erfc_tail's fit,
+ * so both tails keep their relative precision. phi(x) = e / sqrt(2 pi). */
 #define FNN_SQRT1_2 0.707106781f
 #define FNN_INV_SQRT_2PI 0.398942280f
-FNN_INLINE void vf_normal_cdf_pdf(vf x, vf *cdf, vf *pdf) {
+typedef struct {
+    vf e;       /* exp(-x^2 / 2) */
+    vf half_g;  /* G(u) / 2: Phi = e * half_g in the lower tail */
+    vf core;    /* 1/2 + erf(x / sqrt 2) / 2, right near 0 */
+    vm is_core; /* lanes where core applies */
+} fnn_normal_parts;
+
+FNN_INLINE fnn_normal_parts vf_normal_parts(vf x) {
+    fnn_normal_parts r;
     vf xa = vf_min(vf_set1(20.0f), vf_abs(x)); /* Phi(-20) and phi(20) round to 0 */
     vf a = vf_mul(xa, vf_set1(FNN_SQRT1_2));
     vf sq = vf_mul(xa, xa);
     vf hi = vf_mul(sq, vf_set1(0.5f));
     vf lo = vf_mul(vf_fma_exact(xa, xa, vf_neg(sq)), vf_set1(0.5f));
-    vf half_erfc = vf_mul(vf_erfc_tail(a, hi, lo), vf_set1(0.5f));
-    vf tail = vf_select(vf_lt(x, vf_zero()), half_erfc, vf_sub(vf_set1(1.0f), half_erfc));
-    vf core = vf_fmadd(vf_erf_small(vf_mul(x, vf_set1(FNN_SQRT1_2))), vf_set1(0.5f), vf_set1(0.5f));
-    vm is_core = vf_lt(a, vf_set1(FNN_ERF_SPLIT));
-    *cdf = vf_select(is_core, core, tail);
     vf e = vf_exp(vf_neg(hi));
-    *pdf = vf_mul(vf_fnmadd(e, lo, e), vf_set1(FNN_INV_SQRT_2PI));
+    r.e = vf_fnmadd(e, lo, e);
+    r.half_g = vf_mul(vf_erfc_g(a), vf_set1(0.5f));
+    r.core = vf_fmadd(vf_erf_small(vf_mul(x, vf_set1(FNN_SQRT1_2))), vf_set1(0.5f), vf_set1(0.5f));
+    r.is_core = vf_lt(a, vf_set1(FNN_ERF_SPLIT));
+    return r;
+}
+
+FNN_INLINE vf vf_normal_cdf(fnn_normal_parts p, vf x) {
+    vf lower = vf_mul(p.e, p.half_g);
+    vf tail = vf_select(vf_lt(x, vf_zero()), lower, vf_sub(vf_set1(1.0f), lower));
+    return vf_select(p.is_core, p.core, tail);
+}
+
+FNN_INLINE vf vf_normal_pdf(fnn_normal_parts p) { return vf_mul(p.e, vf_set1(FNN_INV_SQRT_2PI)); }
+
+/* x Phi(x); in the lower tail as (x G/2) e, so that Phi's subnormal range
+ * (x < -13) is never formed on the way to a normal result */
+FNN_INLINE vf vf_gelu_erf(vf x) {
+    fnn_normal_parts p = vf_normal_parts(x);
+    vf lower = vf_mul(vf_mul(x, p.half_g), p.e);
+    vf upper = vf_mul(x, vf_fnmadd(p.e, p.half_g, vf_set1(1.0f)));
+    vf tail = vf_select(vf_lt(x, vf_zero()), lower, upper);
+    return vf_select(p.is_core, vf_mul(x, p.core), tail);
 }
 
 #endif /* FNN_VMATH_H */

@@ -24,11 +24,10 @@ from fastnn import _C, ops
 
 FLT_MIN = np.finfo(np.float32).tiny
 # the bounds docs/accuracy.md states (tests/test_vmath_accuracy.py and --check hold us to them)
-MAX_ULP = {"exp": 1.5, "sigmoid": 3.0, "tanh": 6.0, "erf": 2.0, "gelu": 10.0}
-# subnormal results: about one subnormal ulp (1.4e-45); gelu's x * Phi(x) near
-# x = -13 multiplies a subnormal Phi by |x|, so it carries ~10 of them
+MAX_ULP = {"exp": 1.5, "sigmoid": 3.0, "tanh": 6.0, "erf": 2.0, "gelu": 8.0}
+# subnormal results: about one subnormal ulp (1.4e-45), two for gelu's product
 MAX_ABS_SUBNORMAL = {"exp": 1.5e-45, "sigmoid": 1.5e-45, "tanh": 1.5e-45, "erf": 1.5e-45,
-                     "gelu": 1.5e-44}
+                     "gelu": 3e-45}
 
 
 def reference(name, x):
@@ -55,7 +54,7 @@ def chunk_errors(name, bits):
     with np.errstate(over="ignore"):
         want32 = want.astype(np.float32)
     finite = np.isfinite(want32) & np.isfinite(got)
-    special_ok = np.array_equal(got[~finite], want32[~finite].astype(np.float64))
+    special_ok = np.array_equal(got[~finite], want32[~finite].astype(np.float64), equal_nan=True)
     normal = finite & (np.abs(want) >= FLT_MIN)
     ulp = np.spacing(np.abs(want32[normal])).astype(np.float64)
     err_ulp = np.abs(got[normal] - want[normal]) / ulp
