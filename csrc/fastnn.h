@@ -115,6 +115,52 @@ fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits,
                                                 const float *logits, const float *target,
                                                 int64_t n);
 
+/* ---- SGEMM (gemm/) ---------------------------------------------------------
+ * Row-major C := act(alpha * op(A) op(B) + beta * C + bias).
+ * op(A) is (M, K): A is (M, K) with row stride lda, or (K, M) when trans_a.
+ * op(B) is (K, N): B is (K, N) with row stride ldb, or (N, K) when trans_b.
+ * C is (M, N) with row stride ldc. beta == 0 never reads C (NaN in C does not
+ * leak, as in BLAS). K == 0 gives act(beta * C + bias).
+ * Threads split the M and N macro-tiles only, never K, so the result is
+ * bitwise the same for any thread count. */
+typedef enum {
+    FNN_ACT_NONE = 0,
+    FNN_ACT_RELU = 1,
+    FNN_ACT_GELU = 2,     /* erf form, torch's default */
+    FNN_ACT_SIGMOID = 3,
+    FNN_ACT_TANH = 4,
+} fnn_activation;
+
+typedef enum {
+    FNN_BIAS_NONE = 0,
+    FNN_BIAS_ROW = 1,     /* bias is (M,): added to every column of row i */
+    FNN_BIAS_COL = 2,     /* bias is (N,): added to every row (a Linear layer's bias) */
+} fnn_bias_mode;
+
+fnn_status fnn_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                     float *C, int64_t ldc);
+/* the same with the fused epilogue: bias (NULL for FNN_BIAS_NONE) and act */
+fnn_status fnn_sgemm_ex(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                        float *C, int64_t ldc, const float *bias, fnn_bias_mode bias_mode,
+                        fnn_activation act);
+/* batch_count independent products; matrix b of each operand starts at
+ * X + b * stride_x (a stride of 0 broadcasts one matrix to every product) */
+fnn_status fnn_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                                     float alpha, const float *A, int64_t lda, int64_t stride_a,
+                                     const float *B, int64_t ldb, int64_t stride_b, float beta,
+                                     float *C, int64_t ldc, int64_t stride_c, int64_t batch_count);
+/* out (N,) (+)= sum over the M rows of A (M, N) with row stride lda: the bias
+ * gradient of a Linear layer. Each column is summed in row order by one thread. */
+fnn_status fnn_colsum(float *out, const float *A, int64_t M, int64_t N, int64_t lda,
+                      int accumulate);
+/* The machine's FMA ceiling: every thread runs `iters` rounds of 16
+ * independent vector FMA chains on the active ISA; *flops is what was done. */
+fnn_status fnn_fma_probe(int64_t iters, double *flops);
+/* the active ISA's micro-tile, for tests that sweep sizes around it */
+void fnn_gemm_tile(int64_t *mr, int64_t *nr, int64_t *kc, int64_t *mc, int64_t *nc);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include "gemm/gemm.h"
+
 /* out (n,) = f(inp (n,)); param is the op's scalar option (slope), else 0 */
 typedef void (*fnn_map_fn)(float *out, const float *inp, int64_t n, float param);
 /* dinp (n,) (+)= dout (n,) * f'(saved (n,)); saved is the forward input or output */
@@ -42,6 +44,10 @@ typedef struct {
     fnn_softmax_grad_fn softmax_grad;
     fnn_ce_fn cross_entropy;
     fnn_pointwise_loss_fn mse, bce_with_logits;
+    fnn_gemm_ukernel_fn gemm_ukernel;
+    const fnn_gemm_blocking *gemm_blocking;
+    fnn_colsum_fn colsum;
+    float (*fma_probe)(int64_t iters); /* 32 * FNN_VW * iters flops on one core */
 } fnn_kernels;
 
 extern const fnn_kernels fnn_kernels_generic;

@@ -7,6 +7,7 @@ one copy of the C library (and so one ISA choice and one thread setting):
   _activations.pxi  element-wise activations and their backward
   _softmax.pxi      softmax / log_softmax along an axis
   _losses.pxi       fused loss + gradient
+  _gemm.pxi         matmul, linear (SGEMM with fused epilogue), bias gradient
 Validation happens with the GIL held; every kernel call is inside `with nogil`.
 Cython directives are set in one place, setup.py.
 """
@@ -20,3 +21,4 @@ include "_checks.pxi"
 include "_activations.pxi"
 include "_softmax.pxi"
 include "_losses.pxi"
+include "_gemm.pxi"

@@ -51,3 +51,26 @@ cdef extern from "fastnn.h" nogil:
                                              const float *target, int64_t n)
     fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits, const float *logits,
                                                     const float *target, int64_t n)
+
+    ctypedef enum fnn_activation:
+        FNN_ACT_NONE
+        FNN_ACT_RELU
+        FNN_ACT_GELU
+        FNN_ACT_SIGMOID
+        FNN_ACT_TANH
+    ctypedef enum fnn_bias_mode:
+        FNN_BIAS_NONE
+        FNN_BIAS_ROW
+        FNN_BIAS_COL
+
+    fnn_status fnn_sgemm_ex(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                            float *C, int64_t ldc, const float *bias, fnn_bias_mode bias_mode,
+                            fnn_activation act)
+    fnn_status fnn_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                                         float alpha, const float *A, int64_t lda, int64_t stride_a,
+                                         const float *B, int64_t ldb, int64_t stride_b, float beta,
+                                         float *C, int64_t ldc, int64_t stride_c, int64_t batch_count)
+    fnn_status fnn_colsum(float *out, const float *A, int64_t M, int64_t N, int64_t lda, int accumulate)
+    fnn_status fnn_fma_probe(int64_t iters, double *flops)
+    void fnn_gemm_tile(int64_t *mr, int64_t *nr, int64_t *kc, int64_t *mc, int64_t *nc)

@@ -14,6 +14,9 @@ Losses:       cross_entropy, mse_loss, binary_cross_entropy_with_logits
 Vector math:  exp, erf (the approximations the kernels are built on)
 """
 from fastnn._C import (
+    linear,
+    linear_bias_grad,
+    matmul,
     binary_cross_entropy_with_logits,
     cross_entropy,
     erf,

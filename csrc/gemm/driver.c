@@ -1,0 +1,254 @@
+/*
+ * gemm/driver.c - SGEMM entry points: argument checks, the thread split and
+ * the BLIS loop nest around the active ISA's micro-kernel (gemm.h).
+ *
+ *   for jc in N by NC:                 packed B block (KC x NC) lives in L2
+ *     for pc in K by KC:               pack op(B)[pc:+KC, jc:+NC]
+ *       for ic in M by MC:             pack op(A)[ic:+MC, pc:+KC]
+ *         for ir in MC by MR:          one A panel (MR x KC) stays in L1
+ *           for jr in NC by NR:        B panels stream from L2
+ *             micro-kernel; the epilogue (beta, bias, act) runs on the first
+ *             and last K block while the tile is in registers
+ *
+ * Threads take disjoint rectangles of C (M or N split on MR / NR multiples),
+ * each with its own 64-byte aligned packing buffers; K is never split, so
+ * every element is summed in the same order for any thread count.
+ */
+#include <stdlib.h>
+
+#include "../kernels.h"
+#include "gemm.h"
+
+/* below this many multiply-adds a product runs on the calling thread */
+#define FNN_GEMM_THREAD_MIN (64 * 64 * 64)
+
+typedef struct {
+    int trans_a, trans_b;
+    int64_t M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int64_t lda, ldb, ldc;
+    const float *bias;
+    fnn_bias_mode bias_mode;
+    fnn_activation act;
+} gemm_problem;
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+static void *aligned_buffer(int64_t floats) {
+    size_t bytes = (size_t)round_up(floats > 0 ? floats : 1, 16) * sizeof(float);
+    return aligned_alloc(64, bytes);
+}
+
+/* C[i0:i1, j0:j1] of problem p on the calling thread */
+static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64_t j0,
+                            int64_t j1) {
+    const fnn_gemm_blocking *bs = fnn_active_kernels->gemm_blocking;
+    const fnn_gemm_ukernel_fn ukernel = fnn_active_kernels->gemm_ukernel;
+    const int64_t MR = bs->mr, NR = bs->nr, KC = bs->kc;
+    const int64_t mc_max = i1 - i0 < bs->mc ? round_up(i1 - i0, MR) : bs->mc;
+    const int64_t nc_max = j1 - j0 < bs->nc ? round_up(j1 - j0, NR) : bs->nc;
+    const int64_t kc_max = p->K < KC ? p->K : KC;
+    float *Ap = aligned_buffer(mc_max * kc_max);
+    float *Bp = aligned_buffer(kc_max * nc_max);
+    if (!Ap || !Bp) {
+        free(Ap);
+        free(Bp);
+        return FNN_ERR_NOMEM;
+    }
+    const int64_t nk = p->K > 0 ? (p->K + KC - 1) / KC : 1;
+    fnn_gemm_epilogue ep = {.alpha = p->alpha, .beta = p->beta, .bias = p->bias,
+                            .bias_mode = p->bias_mode, .act = p->act};
+    for (int64_t jc = j0; jc < j1; jc += bs->nc) {
+        int64_t nc = j1 - jc < bs->nc ? j1 - jc : bs->nc;
+        for (int64_t kb = 0; kb < nk; kb++) {
+            int64_t pc = kb * KC, kc = p->K - pc < KC ? p->K - pc : KC;
+            if (kc > 0) fnn_gemm_pack_b(Bp, p->B, p->ldb, p->trans_b, pc, jc, kc, nc, NR);
+            ep.first = kb == 0;
+            ep.last = kb == nk - 1;
+            for (int64_t ic = i0; ic < i1; ic += bs->mc) {
+                int64_t mc = i1 - ic < bs->mc ? i1 - ic : bs->mc;
+                if (kc > 0) fnn_gemm_pack_a(Ap, p->A, p->lda, p->trans_a, ic, pc, mc, kc, MR);
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                    for (int64_t jr = 0; jr < nc; jr += NR) {
+                        ukernel(kc, Ap + ir * kc, Bp + jr * kc, p->C + (ic + ir) * p->ldc + jc + jr,
+                                p->ldc, mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR,
+                                ic + ir, jc + jr, &ep);
+                    }
+                }
+            }
+        }
+    }
+    free(Ap);
+    free(Bp);
+    return FNN_OK;
+}
+
+/* ---- threads: a grid of tm x tn rectangles -------------------------------- */
+
+typedef struct {
+    const gemm_problem *p;
+    int64_t tm, tn, step_m, step_n;
+    fnn_status status[64];
+} gemm_split;
+
+static void gemm_parts(void *ctx, int64_t begin, int64_t end) {
+    gemm_split *s = ctx;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t i0 = (t / s->tn) * s->step_m, j0 = (t % s->tn) * s->step_n;
+        int64_t i1 = i0 + s->step_m < s->p->M ? i0 + s->step_m : s->p->M;
+        int64_t j1 = j0 + s->step_n < s->p->N ? j0 + s->step_n : s->p->N;
+        s->status[t] = i0 < i1 && j0 < j1 ? gemm_rect(s->p, i0, i1, j0, j1) : FNN_OK;
+    }
+}
+
+static fnn_status gemm_threaded(const gemm_problem *p, int64_t nthreads) {
+    const fnn_gemm_blocking *bs = fnn_active_kernels->gemm_blocking;
+    if (nthreads > 64) nthreads = 64;
+    if (nthreads <= 1 || p->M * p->N * (p->K > 0 ? p->K : 1) < FNN_GEMM_THREAD_MIN)
+        return gemm_rect(p, 0, p->M, 0, p->N);
+    /* tm x tn = nthreads, with rectangles as square as the divisors allow */
+    int64_t best_tm = 1;
+    double best = -1.0;
+    for (int64_t tm = 1; tm <= nthreads; tm++) {
+        if (nthreads % tm) continue;
+        double h = (double)p->M / tm, w = (double)p->N / (nthreads / tm);
+        double score = h < w ? h / w : w / h;
+        if (score > best) best = score, best_tm = tm;
+    }
+    gemm_split s = {.p = p, .tm = best_tm, .tn = nthreads / best_tm};
+    s.step_m = round_up((p->M + s.tm - 1) / s.tm, bs->mr);
+    s.step_n = round_up((p->N + s.tn - 1) / s.tn, bs->nr);
+    fnn_parallel_for(nthreads, 1, 1, &s, gemm_parts);
+    for (int64_t t = 0; t < nthreads; t++)
+        if (s.status[t] != FNN_OK) return s.status[t];
+    return FNN_OK;
+}
+
+/* ---- entry points ----------------------------------------------------------- */
+
+static fnn_status check(const gemm_problem *p) {
+    if (p->M < 0 || p->N < 0 || p->K < 0) return FNN_ERR_ARG;
+    if (p->M == 0 || p->N == 0) return FNN_OK;
+    int64_t a_cols = p->trans_a ? p->M : p->K, b_cols = p->trans_b ? p->K : p->N;
+    if (p->K > 0 && (!p->A || !p->B || p->lda < a_cols || p->ldb < b_cols)) return FNN_ERR_ARG;
+    if (!p->C || p->ldc < p->N) return FNN_ERR_ARG;
+    if (p->bias_mode < FNN_BIAS_NONE || p->bias_mode > FNN_BIAS_COL) return FNN_ERR_ARG;
+    if (p->bias_mode != FNN_BIAS_NONE && !p->bias) return FNN_ERR_ARG;
+    if (p->act < FNN_ACT_NONE || p->act > FNN_ACT_TANH) return FNN_ERR_ARG;
+    return FNN_OK;
+}
+
+fnn_status fnn_sgemm_ex(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                        float *C, int64_t ldc, const float *bias, fnn_bias_mode bias_mode,
+                        fnn_activation act) {
+    gemm_problem p = {.trans_a = trans_a != 0, .trans_b = trans_b != 0, .M = M, .N = N, .K = K,
+                      .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C, .lda = lda,
+                      .ldb = ldb, .ldc = ldc, .bias = bias, .bias_mode = bias_mode, .act = act};
+    fnn_status st = check(&p);
+    if (st != FNN_OK || M == 0 || N == 0) return st;
+    return gemm_threaded(&p, fnn_get_num_threads());
+}
+
+fnn_status fnn_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                     float *C, int64_t ldc) {
+    return fnn_sgemm_ex(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
+                        FNN_BIAS_NONE, FNN_ACT_NONE);
+}
+
+typedef struct {
+    gemm_problem p;
+    int64_t stride_a, stride_b, stride_c;
+    fnn_status *status; /* one per batch */
+} batch_job;
+
+static void batch_range(void *ctx, int64_t begin, int64_t end) {
+    batch_job *j = ctx;
+    for (int64_t b = begin; b < end; b++) {
+        gemm_problem p = j->p;
+        p.A += b * j->stride_a;
+        p.B += b * j->stride_b;
+        p.C += b * j->stride_c;
+        j->status[b] = gemm_rect(&p, 0, p.M, 0, p.N);
+    }
+}
+
+fnn_status fnn_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                                     float alpha, const float *A, int64_t lda, int64_t stride_a,
+                                     const float *B, int64_t ldb, int64_t stride_b, float beta,
+                                     float *C, int64_t ldc, int64_t stride_c,
+                                     int64_t batch_count) {
+    batch_job j = {.p = {.trans_a = trans_a != 0, .trans_b = trans_b != 0, .M = M, .N = N, .K = K,
+                         .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C, .lda = lda,
+                         .ldb = ldb, .ldc = ldc},
+                   .stride_a = stride_a, .stride_b = stride_b, .stride_c = stride_c};
+    fnn_status st = check(&j.p);
+    if (batch_count < 0 || stride_a < 0 || stride_b < 0 || stride_c < 0) return FNN_ERR_ARG;
+    if (st != FNN_OK || M == 0 || N == 0 || batch_count == 0) return st;
+    if (batch_count == 1) return gemm_threaded(&j.p, fnn_get_num_threads());
+    /* many products: one per thread at a time, each single-threaded */
+    j.status = malloc((size_t)batch_count * sizeof(fnn_status));
+    if (!j.status) return FNN_ERR_NOMEM;
+    int64_t work = M * N * (K > 0 ? K : 1);
+    int64_t grain = work >= FNN_GEMM_THREAD_MIN ? 1 : FNN_GEMM_THREAD_MIN / (work > 0 ? work : 1);
+    fnn_parallel_for(batch_count, grain, 1, &j, batch_range);
+    for (int64_t b = 0; b < batch_count && st == FNN_OK; b++) st = j.status[b];
+    free(j.status);
+    return st;
+}
+
+/* ---- column sums (bias gradients) -------------------------------------------- */
+
+typedef struct {
+    float *out;
+    const float *A;
+    int64_t M, lda;
+    int accumulate;
+} colsum_job;
+
+static void colsum_range(void *ctx, int64_t begin, int64_t end) {
+    colsum_job *j = ctx;
+    fnn_active_kernels->colsum(j->out + begin, j->A + begin, j->M, end - begin, j->lda,
+                               j->accumulate);
+}
+
+fnn_status fnn_colsum(float *out, const float *A, int64_t M, int64_t N, int64_t lda,
+                      int accumulate) {
+    if (M < 0 || N < 0 || (M > 0 && N > 0 && (!A || lda < N)) || (N > 0 && !out))
+        return FNN_ERR_ARG;
+    colsum_job j = {.out = out, .A = A, .M = M, .lda = lda, .accumulate = accumulate != 0};
+    int64_t grain = M > 0 ? 32768 / M : N;
+    fnn_parallel_for(N, grain > 16 ? grain : 16, 16, &j, colsum_range);
+    return FNN_OK;
+}
+
+/* ---- FMA ceiling ------------------------------------------------------------ */
+
+typedef struct {
+    int64_t iters;
+    float sink[64];
+} probe_job;
+
+static void probe_range(void *ctx, int64_t begin, int64_t end) {
+    probe_job *j = ctx;
+    for (int64_t t = begin; t < end; t++) j->sink[t] = fnn_active_kernels->fma_probe(j->iters);
+}
+
+fnn_status fnn_fma_probe(int64_t iters, double *flops) {
+    int64_t nthreads = fnn_get_num_threads();
+    if (iters < 0 || !flops) return FNN_ERR_ARG;
+    if (nthreads > 64) nthreads = 64;
+    probe_job j = {.iters = iters};
+    fnn_parallel_for(nthreads, 1, 1, &j, probe_range); /* sink keeps the work observable */
+    *flops = 2.0 * 16.0 * (double)fnn_active_kernels->gemm_blocking->vw * (double)iters *
+             (double)nthreads;
+    return FNN_OK;
+}
+
+void fnn_gemm_tile(int64_t *mr, int64_t *nr, int64_t *kc, int64_t *mc, int64_t *nc) {
+    const fnn_gemm_blocking *bs = fnn_active_kernels->gemm_blocking;
+    *mr = bs->mr, *nr = bs->nr, *kc = bs->kc, *mc = bs->mc, *nc = bs->nc;
+}

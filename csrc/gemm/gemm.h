@@ -1,0 +1,57 @@
+/*
+ * gemm/gemm.h - the pieces of SGEMM (internal), after BLIS.
+ *
+ *   driver.c   the NC / KC / MC loops, thread split over M and N, batching
+ *   pack.c     packing op(A) into MR-row panels and op(B) into NR-column
+ *              panels, zero-padding ragged edges; shared by every ISA
+ *   kernel.c   the MR x NR micro-kernel with the fused epilogue, compiled once
+ *              per ISA (simd.h); its block sizes sit in one table per ISA
+ *
+ * Packed layouts (k-major, so the micro-kernel reads both panels linearly):
+ *   Ap: panel p holds rows p*MR .. p*MR+MR-1 of the block; element (i, k) at
+ *       Ap[p*MR*kc + k*MR + i].
+ *   Bp: panel q holds columns q*NR .. q*NR+NR-1; element (k, j) at
+ *       Bp[q*NR*kc + k*NR + j].
+ */
+#ifndef FNN_GEMM_H
+#define FNN_GEMM_H
+
+#include <stdint.h>
+
+#include "fastnn.h"
+
+/* Block sizes of one ISA: MR x NR micro-tile; an MR x KC panel of A stays in
+ * L1 while KC x NC of packed B streams from L2; MC rows of A per packed block. */
+typedef struct {
+    int64_t mr, nr, kc, mc, nc;
+    int64_t vw; /* floats per vector register */
+} fnn_gemm_blocking;
+
+/* What the micro-kernel does with its tile once the K block is summed. */
+typedef struct {
+    float alpha;
+    float beta;                 /* on C's old contents; used on the first K block only */
+    const float *bias;          /* (M,) or (N,) by bias_mode, or NULL */
+    fnn_bias_mode bias_mode;
+    fnn_activation act;
+    int first;                  /* first K block: C = alpha acc + beta C (C unread if beta == 0) */
+    int last;                   /* last K block: then add bias and apply act */
+} fnn_gemm_epilogue;
+
+/* C tile (m <= MR rows, n <= NR columns, row stride ldc) at (row0, col0) of
+ * the whole C: C (+)= alpha * Ap (MR, kc) Bp (kc, NR), then the epilogue. */
+typedef void (*fnn_gemm_ukernel_fn)(int64_t kc, const float *Ap, const float *Bp, float *C,
+                                    int64_t ldc, int64_t m, int64_t n, int64_t row0,
+                                    int64_t col0, const fnn_gemm_epilogue *ep);
+
+/* out (N,) (+)= column sums of A (rows, N) with row stride lda */
+typedef void (*fnn_colsum_fn)(float *out, const float *A, int64_t rows, int64_t N,
+                              int64_t lda, int accumulate);
+
+/* pack.c: the mc x kc block of op(A) at (i0, k0) into Ap; kc x nc of op(B) at (k0, j0) into Bp */
+void fnn_gemm_pack_a(float *Ap, const float *A, int64_t lda, int trans_a, int64_t i0, int64_t k0,
+                     int64_t mc, int64_t kc, int64_t mr);
+void fnn_gemm_pack_b(float *Bp, const float *B, int64_t ldb, int trans_b, int64_t k0, int64_t j0,
+                     int64_t kc, int64_t nc, int64_t nr);
+
+#endif /* FNN_GEMM_H */

@@ -1,0 +1,117 @@
+/*
+ * gemm/kernel.c - the SGEMM micro-kernel of one ISA, with its fused epilogue,
+ * its block sizes, and two small helpers (column sums, FMA peak probe).
+ *
+ * Compiled once per ISA (simd.h). The tile is MR rows x NR = NRV vectors:
+ * per k, NRV vectors of packed B are loaded, each of the MR values of packed
+ * A is broadcast, and MR*NRV accumulators take one FMA each.
+ * Ragged tiles (m < MR or n < NR) run the same arithmetic on zero-padded
+ * panels and store only their valid part, so every element of C is computed
+ * the same way wherever the tile and thread boundaries fall.
+ */
+#include "../vmath.h"
+#include "gemm.h"
+
+#if FNN_TARGET == FNN_TARGET_AVX512
+#define MR 12
+#define NRV 2       /* NR = 32: 24 accumulators + 2 B vectors + 1 broadcast of 32 zmm */
+#elif FNN_TARGET == FNN_TARGET_AVX2
+#define MR 6
+#define NRV 2       /* NR = 16: 12 accumulators + 2 + 1 of 16 ymm */
+#else
+#define MR 4
+#define NRV 4       /* NR = 4 scalars */
+#endif
+#define NR (NRV * FNN_VW)
+
+/* KC: an MR x KC panel of A (12 KiB on AVX-512) stays in the 32 KiB L1 while
+ * the KC x NR panels of B stream from L2; KC x NC of packed B (512 KiB) and
+ * MC x KC of packed A share the 1 MiB L2. */
+const fnn_gemm_blocking FNN_K(fnn_gemm_blocking) = {
+    .mr = MR, .nr = NR, .kc = 256, .mc = 20 * MR, .nc = (512 / NR) * NR, .vw = FNN_VW};
+
+FNN_INLINE vf activate(vf x, fnn_activation act) {
+    switch (act) {
+    case FNN_ACT_RELU: return vf_max(vf_zero(), x);
+    case FNN_ACT_GELU: return vf_gelu_erf(x);
+    case FNN_ACT_SIGMOID: return vf_sigmoid(x);
+    case FNN_ACT_TANH: return vf_tanh(x);
+    default: return x;
+    }
+}
+
+/* Ap (MR, kc) packed, Bp (kc, NR) packed; C tile (m, n) with row stride ldc */
+void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
+                             int64_t m, int64_t n, int64_t row0, int64_t col0,
+                             const fnn_gemm_epilogue *ep) {
+    vf acc[MR][NRV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NRV; v++) acc[i][v] = vf_zero();
+
+    for (int64_t k = 0; k < kc; k++) {
+        vf b[NRV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NRV; v++) b[v] = vf_load(Bp + k * NR + v * FNN_VW);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            vf a = vf_set1(Ap[k * MR + i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NRV; v++) acc[i][v] = vf_fmadd(a, b[v], acc[i][v]);
+        }
+    }
+
+    /* epilogue: C = alpha acc + (first ? beta C : C) [+ bias, act on the last K block] */
+    const vf alpha = vf_set1(ep->alpha), beta = vf_set1(ep->beta);
+    const int read_c = !ep->first || ep->beta != 0.0f;
+    const int add_bias = ep->last && ep->bias_mode != FNN_BIAS_NONE;
+    const fnn_activation act = ep->last ? ep->act : FNN_ACT_NONE;
+    for (int i = 0; i < MR && i < m; i++) {
+        float *c = C + i * ldc;
+        for (int v = 0; v < NRV; v++) {
+            int64_t j = v * FNN_VW, w = n - j < FNN_VW ? n - j : FNN_VW;
+            if (w <= 0) break;
+            vf r = vf_mul(acc[i][v], alpha);
+            if (read_c) {
+                vf old = w == FNN_VW ? vf_load(c + j) : vf_loadn(c + j, w);
+                r = ep->first ? vf_fmadd(beta, old, r) : vf_add(r, old);
+            }
+            if (add_bias) {
+                const float *bias = ep->bias;
+                vf bv = ep->bias_mode == FNN_BIAS_ROW ? vf_set1(bias[row0 + i])
+                        : w == FNN_VW ? vf_load(bias + col0 + j) : vf_loadn(bias + col0 + j, w);
+                r = vf_add(r, bv);
+            }
+            r = activate(r, act);
+            if (w == FNN_VW) vf_store(c + j, r); else vf_storen(c + j, r, w);
+        }
+    }
+}
+
+/* out (N,) (+)= sum over rows of A (rows, N), row stride lda, rows in order */
+void FNN_K(fnn_colsum)(float *out, const float *A, int64_t rows, int64_t N, int64_t lda,
+                       int accumulate) {
+    for (int64_t j = 0; j < N; j += FNN_VW) {
+        int64_t w = N - j < FNN_VW ? N - j : FNN_VW;
+        vf s = accumulate ? vf_loadn_or(out + j, w, 0.0f) : vf_zero();
+        for (int64_t r = 0; r < rows; r++) s = vf_add(s, vf_loadn_or(A + r * lda + j, w, 0.0f));
+        if (w == FNN_VW) vf_store(out + j, s); else vf_storen(out + j, s, w);
+    }
+}
+
+/* 2 * 16 * FNN_VW * iters floating-point operations in 16 independent FMA
+ * chains: what one core can sustain (the machine's peak for GEMM) */
+float FNN_K(fnn_fma_probe)(int64_t iters) {
+    vf acc[16];
+    const vf a = vf_set1(0.999999f), b = vf_set1(1e-7f);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) acc[i] = vf_set1((float)i);
+    for (int64_t t = 0; t < iters; t++) {
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) acc[i] = vf_fmadd(acc[i], a, b);
+    }
+    vf s = vf_zero();
+    for (int i = 0; i < 16; i++) s = vf_add(s, acc[i]);
+    return vf_reduce_add(s);
+}

@@ -1,0 +1,59 @@
+/*
+ * gemm/pack.c - copy blocks of op(A) and op(B) into the micro-kernel's panel
+ * layouts (gemm.h), zero-padding the last panel to a full MR or NR.
+ * Plain C shared by every ISA: packing is O(MK + KN) against O(MNK) work.
+ */
+#include <string.h>
+
+#include "gemm.h"
+
+/* A (M, K) row-major, or (K, M) when trans_a: element (i, k) of op(A) */
+void fnn_gemm_pack_a(float *Ap, const float *A, int64_t lda, int trans_a, int64_t i0, int64_t k0,
+                     int64_t mc, int64_t kc, int64_t mr) {
+    for (int64_t p = 0; p < mc; p += mr) {
+        float *panel = Ap + p * kc;
+        int64_t rows = mc - p < mr ? mc - p : mr;
+        if (trans_a) {
+            /* op(A)(i, k) = A[k][i]: each k is a contiguous run of rows */
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = A + (k0 + k) * lda + i0 + p;
+                float *dst = panel + k * mr;
+                memcpy(dst, src, (size_t)rows * sizeof(float));
+                for (int64_t i = rows; i < mr; i++) dst[i] = 0.0f;
+            }
+        } else {
+            /* op(A)(i, k) = A[i][k]: read each row contiguously, write strided */
+            for (int64_t i = 0; i < rows; i++) {
+                const float *src = A + (i0 + p + i) * lda + k0;
+                for (int64_t k = 0; k < kc; k++) panel[k * mr + i] = src[k];
+            }
+            for (int64_t i = rows; i < mr; i++)
+                for (int64_t k = 0; k < kc; k++) panel[k * mr + i] = 0.0f;
+        }
+    }
+}
+
+/* B (K, N) row-major, or (N, K) when trans_b: element (k, j) of op(B) */
+void fnn_gemm_pack_b(float *Bp, const float *B, int64_t ldb, int trans_b, int64_t k0, int64_t j0,
+                     int64_t kc, int64_t nc, int64_t nr) {
+    for (int64_t q = 0; q < nc; q += nr) {
+        float *panel = Bp + q * kc;
+        int64_t cols = nc - q < nr ? nc - q : nr;
+        if (trans_b) {
+            /* op(B)(k, j) = B[j][k]: read each row of B contiguously, write strided */
+            for (int64_t j = 0; j < cols; j++) {
+                const float *src = B + (j0 + q + j) * ldb + k0;
+                for (int64_t k = 0; k < kc; k++) panel[k * nr + j] = src[k];
+            }
+            for (int64_t j = cols; j < nr; j++)
+                for (int64_t k = 0; k < kc; k++) panel[k * nr + j] = 0.0f;
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *src = B + (k0 + k) * ldb + j0 + q;
+                float *dst = panel + k * nr;
+                memcpy(dst, src, (size_t)cols * sizeof(float));
+                for (int64_t j = cols; j < nr; j++) dst[j] = 0.0f;
+            }
+        }
+    }
+}
