@@ -17,6 +17,7 @@ import sys
 import sysconfig
 import tempfile
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -117,7 +118,8 @@ class BuildExt(build_ext):
 
 debug = os.environ.get("FASTNN_CYTHON_DEBUG", "0") == "1"
 extensions = cythonize(
-    [Extension("fastnn._C", sources=["src/fastnn/_C.pyx"], include_dirs=["csrc"])],
+    [Extension("fastnn._C", sources=["src/fastnn/_C.pyx"], include_dirs=["csrc", numpy.get_include()],
+               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])],
     compiler_directives={
         "language_level": 3,
         "boundscheck": debug,

@@ -13,8 +13,11 @@ Cython directives are set in one place, setup.py.
 """
 import numpy as np
 
+cimport numpy as cnp
 from libc.stdint cimport int64_t
 from fastnn._cfastnn cimport *
+
+cnp.import_array()
 
 include "_runtime.pxi"
 include "_checks.pxi"

@@ -17,56 +17,53 @@ cdef object as_float32_any_layout(object x, str name):
     return as_float32(x, name)
 
 
-cdef class _Operand:
-    """One matmul operand as the C side sees it: (batch, rows, cols) floats at
-    data + b * batch_stride, row-major with leading dimension ld, or stored
-    transposed (column-major) when `transposed`."""
-    cdef object array           # keeps the memory alive
-    cdef const float *data
-    cdef int64_t batch, rows, cols, ld, batch_stride
-    cdef bint transposed
+cdef struct Operand:
+    # one matmul operand as the C side sees it: (batch, rows, cols) floats at
+    # data + b * batch_stride, row-major with leading dimension ld, or stored
+    # transposed (column-major) when `transposed`
+    const float *data
+    int64_t ndim, batch, rows, cols, ld, batch_stride
+    bint transposed
 
 
-cdef _Operand operand(object x, str name):
+cdef object operand(object x, str name, Operand *op):
+    """Fill *op for x; returns the array that owns the memory (keep it alive)."""
     arr = as_float32_any_layout(x, name)
-    if arr.ndim not in (2, 3):
+    cdef cnp.ndarray a = <cnp.ndarray>arr
+    cdef int nd = cnp.PyArray_NDIM(a)
+    if nd != 2 and nd != 3:
         raise ValueError(f"{name} must be a 2-D matrix or a 3-D batch of matrices, "
                          f"got shape {arr.shape}")
-    cdef _Operand op = _Operand()
-    nd = arr.ndim
-    rows, cols = arr.shape[nd - 2], arr.shape[nd - 1]
-    s_row, s_col = arr.strides[nd - 2], arr.strides[nd - 1]
-    s_batch = arr.strides[0] if arr.ndim == 3 else 0
-    row_major = s_col == 4 and s_row % 4 == 0 and (rows <= 1 or s_row >= 4 * cols)
-    col_major = (not row_major and s_row == 4 and s_col % 4 == 0
-                 and (cols <= 1 or s_col >= 4 * rows))
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(a)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(a)
+    cdef int64_t rows = dims[nd - 2], cols = dims[nd - 1]
+    cdef int64_t s_row = strides[nd - 2], s_col = strides[nd - 1]
+    cdef int64_t s_batch = strides[0] if nd == 3 else 0
+    cdef bint row_major = s_col == 4 and s_row % 4 == 0 and (rows <= 1 or s_row >= 4 * cols)
+    cdef bint col_major = (not row_major and s_row == 4 and s_col % 4 == 0
+                           and (cols <= 1 or s_col >= 4 * rows))
     if not (row_major or col_major) or s_batch < 0 or s_batch % 4:
         arr = np.ascontiguousarray(arr)
-        row_major, s_row, s_batch = True, arr.strides[nd - 2], arr.strides[0] if nd == 3 else 0
-    op.array = arr
-    op.batch = arr.shape[0] if arr.ndim == 3 else 1
+        a = <cnp.ndarray>arr
+        strides = cnp.PyArray_STRIDES(a)
+        row_major, s_row, s_col = True, strides[nd - 2], 4
+        s_batch = strides[0] if nd == 3 else 0
+    op.ndim = nd
+    op.batch = dims[0] if nd == 3 else 1
     op.rows, op.cols = rows, cols
     op.transposed = not row_major
-    if row_major:
-        op.ld = max(s_row // 4, cols, 1)
-    else:
-        op.ld = max(arr.strides[nd - 1] // 4, rows, 1)
+    op.ld = max(s_row // 4 if row_major else s_col // 4, cols if row_major else rows, 1)
     op.batch_stride = s_batch // 4
-    if arr.size == 0:
-        op.data = NULL
-    elif arr.ndim == 2:
-        op.data = first_2d(arr)
-    else:
-        op.data = first_3d(arr)
-    return op
+    op.data = <const float *>cnp.PyArray_DATA(a) if cnp.PyArray_SIZE(a) > 0 else NULL
+    return arr
 
 
-cdef const float *first_2d(const float[:, :] v):
-    return &v[0, 0]
-
-
-cdef const float *first_3d(const float[:, :, :] v):
-    return &v[0, 0, 0]
+cdef object new_float32(tuple shape):
+    cdef cnp.npy_intp dims[3]
+    cdef int nd = len(shape)
+    for i in range(nd):
+        dims[i] = shape[i]
+    return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32, 0)
 
 
 cdef float as_float_option(object value, str name) except? -1.0:
@@ -86,8 +83,9 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     Transposed views and row-strided views are used in place; other layouts
     are copied. The result is the same for any thread count, bit for bit.
     """
-    cdef _Operand A = operand(a, "a")
-    cdef _Operand B = operand(b, "b")
+    cdef Operand A, B
+    a_arr = operand(a, "a", &A)
+    b_arr = operand(b, "b", &B)
     cdef bint ta = bool(trans_a) != A.transposed
     cdef bint tb = bool(trans_b) != B.transposed
     cdef int64_t M = A.cols if trans_a else A.rows
@@ -96,43 +94,46 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     cdef int64_t N = B.rows if trans_b else B.cols
     if K != Kb:
         raise ValueError(f"matmul: inner dimensions differ: op(a) is ({M}, {K}) and op(b) is "
-                         f"({Kb}, {N}) (a {a_shape(a)}, b {a_shape(b)}, trans_a={bool(trans_a)}, "
+                         f"({Kb}, {N}) (a {a_arr.shape}, b {b_arr.shape}, trans_a={bool(trans_a)}, "
                          f"trans_b={bool(trans_b)})")
-    cdef bint batched = A.array.ndim == 3 or B.array.ndim == 3
+    cdef bint batched = A.ndim == 3 or B.ndim == 3
     if batched and A.batch != B.batch and A.batch != 1 and B.batch != 1:
         raise ValueError(f"matmul: batch sizes {A.batch} and {B.batch} cannot be broadcast")
     cdef int64_t batch = max(A.batch, B.batch)
-    cdef float alpha_f = as_float_option(alpha, "alpha")
-    cdef float beta_f = as_float_option(beta, "beta")
-    shape = (int(batch), int(M), int(N)) if batched else (int(M), int(N))
-    if beta_f != 0.0 and out is None:
-        raise ValueError("matmul: beta != 0 scales the old contents of `out`; pass out=")
-    o = make_out(out, shape)
-    if out is not None and (np.may_share_memory(o, A.array) or np.may_share_memory(o, B.array)):
-        A = operand(np.array(A.array), "a")   # C must not alias A or B, as in BLAS
-        B = operand(np.array(B.array), "b")
-    cdef float *c = fptr(flat(o))
+    cdef float alpha_f = 1.0 if alpha == 1.0 else as_float_option(alpha, "alpha")
+    cdef float beta_f = 0.0 if beta == 0.0 else as_float_option(beta, "beta")
+    cdef tuple shape
+    if batched:
+        shape = (batch, M, N)
+    else:
+        shape = (M, N)
+    if out is None:
+        if beta_f != 0.0:
+            raise ValueError("matmul: beta != 0 scales the old contents of `out`; pass out=")
+        o = new_float32(shape)
+    else:
+        o = make_out(out, shape)
+        if np.may_share_memory(o, a_arr) or np.may_share_memory(o, b_arr):
+            a_arr = operand(np.array(a_arr), "a", &A)  # C must not alias A or B, as in BLAS
+            b_arr = operand(np.array(b_arr), "b", &B)
+    cdef float *c = <float *>cnp.PyArray_DATA(<cnp.ndarray>(o if type(o) is np.ndarray else o.view(np.ndarray)))
     cdef int64_t sa = A.batch_stride if A.batch > 1 else 0
     cdef int64_t sb = B.batch_stride if B.batch > 1 else 0
     cdef fnn_status st
     cdef bint fold = batched and B.batch == 1 and A.batch > 1 and not ta and A.ld == K and sa == M * K
     with nogil:
         if not batched:
-            st = fnn_sgemm_ex(ta, tb, M, N, K, alpha_f, A.data, A.ld, B.data, B.ld, beta_f, c, N,
-                              NULL, FNN_BIAS_NONE, FNN_ACT_NONE)
+            st = fnn_sgemm_ex(ta, tb, M, N, K, alpha_f, A.data, A.ld, B.data, B.ld, beta_f, c,
+                              max(N, 1), NULL, FNN_BIAS_NONE, FNN_ACT_NONE)
         elif fold:
             # (B, M, K) @ (K, N) is one (B*M, K) @ (K, N) product
             st = fnn_sgemm_ex(0, tb, batch * M, N, K, alpha_f, A.data, A.ld, B.data, B.ld,
-                              beta_f, c, N, NULL, FNN_BIAS_NONE, FNN_ACT_NONE)
+                              beta_f, c, max(N, 1), NULL, FNN_BIAS_NONE, FNN_ACT_NONE)
         else:
             st = fnn_sgemm_strided_batched(ta, tb, M, N, K, alpha_f, A.data, A.ld, sa, B.data,
-                                           B.ld, sb, beta_f, c, N, M * N, batch)
+                                           B.ld, sb, beta_f, c, max(N, 1), M * N, batch)
     check_status(st, "matmul")
     return o
-
-
-cdef str a_shape(object x):
-    return str(getattr(x, "shape", np.shape(x)))
 
 
 def linear(x, weight, bias=None, activation=None, out=None):
