@@ -13,7 +13,7 @@
 #include "gemm.h"
 
 #if FNN_TARGET == FNN_TARGET_AVX512
-#define MR 12
+#define MR 14
 #define NRV 2       /* NR = 32: 24 accumulators + 2 B vectors + 1 broadcast of 32 zmm */
 #elif FNN_TARGET == FNN_TARGET_AVX2
 #define MR 6
@@ -44,6 +44,11 @@ FNN_INLINE vf activate(vf x, fnn_activation act) {
 void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
                              int64_t m, int64_t n, int64_t row0, int64_t col0,
                              const fnn_gemm_epilogue *ep) {
+    /* the tile of C is needed only at the end: start fetching it now */
+    for (int i = 0; i < MR && i < m; i++) {
+        __builtin_prefetch(C + i * ldc, 1, 3);
+        __builtin_prefetch(C + i * ldc + NR - 1, 1, 3);
+    }
     vf acc[MR][NRV];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)

@@ -22,13 +22,15 @@ void fnn_gemm_pack_a(float *Ap, const float *A, int64_t lda, int trans_a, int64_
                 for (int64_t i = rows; i < mr; i++) dst[i] = 0.0f;
             }
         } else {
-            /* op(A)(i, k) = A[i][k]: read each row contiguously, write strided */
-            for (int64_t i = 0; i < rows; i++) {
-                const float *src = A + (i0 + p + i) * lda + k0;
-                for (int64_t k = 0; k < kc; k++) panel[k * mr + i] = src[k];
+            /* op(A)(i, k) = A[i][k]: mr row streams read in step, each k's mr
+             * values written contiguously */
+            const float *src[64]; /* mr <= 64 in every ISA's table */
+            for (int64_t i = 0; i < mr; i++) src[i] = A + (i0 + p + (i < rows ? i : 0)) * lda + k0;
+            for (int64_t k = 0; k < kc; k++) {
+                float *dst = panel + k * mr;
+                for (int64_t i = 0; i < rows; i++) dst[i] = src[i][k];
+                for (int64_t i = rows; i < mr; i++) dst[i] = 0.0f;
             }
-            for (int64_t i = rows; i < mr; i++)
-                for (int64_t k = 0; k < kc; k++) panel[k * mr + i] = 0.0f;
         }
     }
 }
@@ -40,13 +42,15 @@ void fnn_gemm_pack_b(float *Bp, const float *B, int64_t ldb, int trans_b, int64_
         float *panel = Bp + q * kc;
         int64_t cols = nc - q < nr ? nc - q : nr;
         if (trans_b) {
-            /* op(B)(k, j) = B[j][k]: read each row of B contiguously, write strided */
-            for (int64_t j = 0; j < cols; j++) {
-                const float *src = B + (j0 + q + j) * ldb + k0;
-                for (int64_t k = 0; k < kc; k++) panel[k * nr + j] = src[k];
+            /* op(B)(k, j) = B[j][k]: nr row streams read in step, each k's nr
+             * values written contiguously */
+            const float *src[64]; /* nr <= 64 in every ISA's table */
+            for (int64_t j = 0; j < nr; j++) src[j] = B + (j0 + q + (j < cols ? j : 0)) * ldb + k0;
+            for (int64_t k = 0; k < kc; k++) {
+                float *dst = panel + k * nr;
+                for (int64_t j = 0; j < cols; j++) dst[j] = src[j][k];
+                for (int64_t j = cols; j < nr; j++) dst[j] = 0.0f;
             }
-            for (int64_t j = cols; j < nr; j++)
-                for (int64_t k = 0; k < kc; k++) panel[k * nr + j] = 0.0f;
         } else {
             for (int64_t k = 0; k < kc; k++) {
                 const float *src = B + (k0 + k) * ldb + j0 + q;
