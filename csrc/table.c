@@ -24,6 +24,9 @@ double FNN_K(fnn_mse)(float *, const float *, const float *, int64_t, float);
 double FNN_K(fnn_bce_with_logits)(float *, const float *, const float *, int64_t, float);
 void FNN_K(fnn_gemm_ukernel)(int64_t, const float *, const float *, float *, int64_t, int64_t,
                              int64_t, int64_t, int64_t, const fnn_gemm_epilogue *);
+void FNN_K(fnn_gemm_ukernel_direct)(int64_t, const float *, int64_t, int, const float *, int64_t,
+                                    float *, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                    const fnn_gemm_epilogue *);
 extern const fnn_gemm_blocking FNN_K(fnn_gemm_blocking);
 void FNN_K(fnn_colsum)(float *, const float *, int64_t, int64_t, int64_t, int);
 float FNN_K(fnn_fma_probe)(int64_t);
@@ -51,6 +54,7 @@ const fnn_kernels FNN_K(fnn_kernels) = {
     .mse = FNN_K(fnn_mse),
     .bce_with_logits = FNN_K(fnn_bce_with_logits),
     .gemm_ukernel = FNN_K(fnn_gemm_ukernel),
+    .gemm_ukernel_direct = FNN_K(fnn_gemm_ukernel_direct),
     .gemm_blocking = &FNN_K(fnn_gemm_blocking),
     .colsum = FNN_K(fnn_colsum),
     .fma_probe = FNN_K(fnn_fma_probe),

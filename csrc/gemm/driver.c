@@ -20,7 +20,9 @@
 #include "gemm.h"
 
 /* below this many multiply-adds a product runs on the calling thread */
-#define FNN_GEMM_THREAD_MIN (64 * 64 * 64)
+#define FNN_GEMM_THREAD_MIN (40 * 40 * 40)
+/* up to this many (and K <= KC, B not transposed) it skips packing */
+#define FNN_GEMM_DIRECT_MAX (64 * 64 * 64)
 
 typedef struct {
     int trans_a, trans_b;
@@ -85,6 +87,35 @@ static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64
     return FNN_OK;
 }
 
+/* small products: micro-tiles straight from A and B, no buffers */
+static int gemm_is_small(const gemm_problem *p) {
+    return !p->trans_b && p->K <= fnn_active_kernels->gemm_blocking->kc &&
+           p->M * p->N * p->K <= FNN_GEMM_DIRECT_MAX;
+}
+
+/* C[i0:i1, j0:j1] without packing */
+static fnn_status gemm_direct(const gemm_problem *p, int64_t i0, int64_t i1, int64_t j0,
+                              int64_t j1) {
+    const fnn_gemm_blocking *bs = fnn_active_kernels->gemm_blocking;
+    fnn_gemm_epilogue ep = {.alpha = p->alpha, .beta = p->beta, .bias = p->bias,
+                            .bias_mode = p->bias_mode, .act = p->act, .first = 1, .last = 1};
+    for (int64_t i = i0; i < i1; i += bs->mr) {
+        const float *a = p->A + (p->trans_a ? i : i * p->lda);
+        for (int64_t j = j0; j < j1; j += bs->nr) {
+            fnn_active_kernels->gemm_ukernel_direct(
+                p->K, a, p->lda, p->trans_a, p->B + j, p->ldb, p->C + i * p->ldc + j, p->ldc,
+                i1 - i < bs->mr ? i1 - i : bs->mr, j1 - j < bs->nr ? j1 - j : bs->nr, i, j, &ep);
+        }
+    }
+    return FNN_OK;
+}
+
+/* C[i0:i1, j0:j1] on the calling thread, packed or not by the problem's size */
+static fnn_status gemm_part(const gemm_problem *p, int64_t i0, int64_t i1, int64_t j0,
+                            int64_t j1) {
+    return gemm_is_small(p) ? gemm_direct(p, i0, i1, j0, j1) : gemm_rect(p, i0, i1, j0, j1);
+}
+
 /* ---- threads: a grid of tm x tn rectangles -------------------------------- */
 
 typedef struct {
@@ -99,7 +130,7 @@ static void gemm_parts(void *ctx, int64_t begin, int64_t end) {
         int64_t i0 = (t / s->tn) * s->step_m, j0 = (t % s->tn) * s->step_n;
         int64_t i1 = i0 + s->step_m < s->p->M ? i0 + s->step_m : s->p->M;
         int64_t j1 = j0 + s->step_n < s->p->N ? j0 + s->step_n : s->p->N;
-        s->status[t] = i0 < i1 && j0 < j1 ? gemm_rect(s->p, i0, i1, j0, j1) : FNN_OK;
+        s->status[t] = i0 < i1 && j0 < j1 ? gemm_part(s->p, i0, i1, j0, j1) : FNN_OK;
     }
 }
 
@@ -107,7 +138,7 @@ static fnn_status gemm_threaded(const gemm_problem *p, int64_t nthreads) {
     const fnn_gemm_blocking *bs = fnn_active_kernels->gemm_blocking;
     if (nthreads > 64) nthreads = 64;
     if (nthreads <= 1 || p->M * p->N * (p->K > 0 ? p->K : 1) < FNN_GEMM_THREAD_MIN)
-        return gemm_rect(p, 0, p->M, 0, p->N);
+        return gemm_part(p, 0, p->M, 0, p->N);
     /* tm x tn = nthreads, with rectangles as square as the divisors allow */
     int64_t best_tm = 1;
     double best = -1.0;
@@ -172,7 +203,7 @@ static void batch_range(void *ctx, int64_t begin, int64_t end) {
         p.A += b * j->stride_a;
         p.B += b * j->stride_b;
         p.C += b * j->stride_c;
-        j->status[b] = gemm_rect(&p, 0, p.M, 0, p.N);
+        j->status[b] = gemm_part(&p, 0, p.M, 0, p.N);
     }
 }
 

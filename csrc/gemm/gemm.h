@@ -44,6 +44,13 @@ typedef void (*fnn_gemm_ukernel_fn)(int64_t kc, const float *Ap, const float *Bp
                                     int64_t ldc, int64_t m, int64_t n, int64_t row0,
                                     int64_t col0, const fnn_gemm_epilogue *ep);
 
+/* the same tile from unpacked op(A) (row row0 at A) and row-major B (column
+ * col0 at B), for small products */
+typedef void (*fnn_gemm_ukernel_direct_fn)(int64_t K, const float *A, int64_t lda, int trans_a,
+                                           const float *B, int64_t ldb, float *C, int64_t ldc,
+                                           int64_t m, int64_t n, int64_t row0, int64_t col0,
+                                           const fnn_gemm_epilogue *ep);
+
 /* out (N,) (+)= column sums of A (rows, N) with row stride lda */
 typedef void (*fnn_colsum_fn)(float *out, const float *A, int64_t rows, int64_t N,
                               int64_t lda, int accumulate);

@@ -40,6 +40,36 @@ FNN_INLINE vf activate(vf x, fnn_activation act) {
     }
 }
 
+/* C tile (m, n) = alpha acc + (first ? beta C : C), then on the last K block
+ * + bias and act: the fused epilogue, while acc is still in registers */
+FNN_INLINE void store_tile(vf acc[MR][NRV], float *C, int64_t ldc, int64_t m, int64_t n,
+                           int64_t row0, int64_t col0, const fnn_gemm_epilogue *ep) {
+    const vf alpha = vf_set1(ep->alpha), beta = vf_set1(ep->beta);
+    const int read_c = !ep->first || ep->beta != 0.0f;
+    const int add_bias = ep->last && ep->bias_mode != FNN_BIAS_NONE;
+    const fnn_activation act = ep->last ? ep->act : FNN_ACT_NONE;
+    for (int i = 0; i < MR && i < m; i++) {
+        float *c = C + i * ldc;
+        for (int v = 0; v < NRV; v++) {
+            int64_t j = v * FNN_VW, w = n - j < FNN_VW ? n - j : FNN_VW;
+            if (w <= 0) break;
+            vf r = vf_mul(acc[i][v], alpha);
+            if (read_c) {
+                vf old = w == FNN_VW ? vf_load(c + j) : vf_loadn(c + j, w);
+                r = ep->first ? vf_fmadd(beta, old, r) : vf_add(r, old);
+            }
+            if (add_bias) {
+                const float *bias = ep->bias;
+                vf bv = ep->bias_mode == FNN_BIAS_ROW ? vf_set1(bias[row0 + i])
+                        : w == FNN_VW ? vf_load(bias + col0 + j) : vf_loadn(bias + col0 + j, w);
+                r = vf_add(r, bv);
+            }
+            r = activate(r, act);
+            if (w == FNN_VW) vf_store(c + j, r); else vf_storen(c + j, r, w);
+        }
+    }
+}
+
 /* Ap (MR, kc) packed, Bp (kc, NR) packed; C tile (m, n) with row stride ldc */
 void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
                              int64_t m, int64_t n, int64_t row0, int64_t col0,
@@ -67,31 +97,51 @@ void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float
         }
     }
 
-    /* epilogue: C = alpha acc + (first ? beta C : C) [+ bias, act on the last K block] */
-    const vf alpha = vf_set1(ep->alpha), beta = vf_set1(ep->beta);
-    const int read_c = !ep->first || ep->beta != 0.0f;
-    const int add_bias = ep->last && ep->bias_mode != FNN_BIAS_NONE;
-    const fnn_activation act = ep->last ? ep->act : FNN_ACT_NONE;
-    for (int i = 0; i < MR && i < m; i++) {
-        float *c = C + i * ldc;
+    store_tile(acc, C, ldc, m, n, row0, col0, ep);
+}
+
+/* The same tile straight from A and B, no packing: for small products, where
+ * copying would cost more than it saves. A points at op(A)'s row row0 (element
+ * (i, k) at A[i*lda + k], or A[k*lda + i] when trans_a), B at column col0 of
+ * a row-major (K, N) B. Rows past m re-read row m-1 (in bounds, discarded);
+ * columns past n are masked. The FMA order per element is the packed kernel's,
+ * so for K <= KC both give the same bits. */
+FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a, const float *B,
+                            int64_t ldb, float *C, int64_t ldc, int64_t m, int64_t n,
+                            int64_t row0, int64_t col0, const fnn_gemm_epilogue *ep, int full) {
+    int64_t w[NRV];
+    for (int v = 0; v < NRV; v++) w[v] = n - v * FNN_VW;
+    const float *arow[MR];
+    for (int i = 0; i < MR; i++) arow[i] = A + (trans_a ? 1 : lda) * (i < m ? i : m - 1);
+    const int64_t kstep = trans_a ? lda : 1;
+    vf acc[MR][NRV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NRV; v++) acc[i][v] = vf_zero();
+    for (int64_t k = 0; k < K; k++) {
+        vf b[NRV];
+#pragma GCC unroll 4
         for (int v = 0; v < NRV; v++) {
-            int64_t j = v * FNN_VW, w = n - j < FNN_VW ? n - j : FNN_VW;
-            if (w <= 0) break;
-            vf r = vf_mul(acc[i][v], alpha);
-            if (read_c) {
-                vf old = w == FNN_VW ? vf_load(c + j) : vf_loadn(c + j, w);
-                r = ep->first ? vf_fmadd(beta, old, r) : vf_add(r, old);
-            }
-            if (add_bias) {
-                const float *bias = ep->bias;
-                vf bv = ep->bias_mode == FNN_BIAS_ROW ? vf_set1(bias[row0 + i])
-                        : w == FNN_VW ? vf_load(bias + col0 + j) : vf_loadn(bias + col0 + j, w);
-                r = vf_add(r, bv);
-            }
-            r = activate(r, act);
-            if (w == FNN_VW) vf_store(c + j, r); else vf_storen(c + j, r, w);
+            const float *bp = B + k * ldb + v * FNN_VW;
+            b[v] = full ? vf_load(bp) : w[v] <= 0 ? vf_zero() : vf_loadn_or(bp, w[v] < FNN_VW ? w[v] : FNN_VW, 0.0f);
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            vf a = vf_set1(arow[i][k * kstep]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NRV; v++) acc[i][v] = vf_fmadd(a, b[v], acc[i][v]);
         }
     }
+    store_tile(acc, C, ldc, m, n, row0, col0, ep);
+}
+
+void FNN_K(fnn_gemm_ukernel_direct)(int64_t K, const float *A, int64_t lda, int trans_a,
+                                    const float *B, int64_t ldb, float *C, int64_t ldc, int64_t m,
+                                    int64_t n, int64_t row0, int64_t col0,
+                                    const fnn_gemm_epilogue *ep) {
+    if (n == NR) direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, 1);
+    else direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, 0);
 }
 
 /* out (N,) (+)= sum over rows of A (rows, N), row stride lda, rows in order */
