@@ -120,7 +120,8 @@ fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits,
  * op(A) is (M, K): A is (M, K) with row stride lda, or (K, M) when trans_a.
  * op(B) is (K, N): B is (K, N) with row stride ldb, or (N, K) when trans_b.
  * C is (M, N) with row stride ldc. beta == 0 never reads C (NaN in C does not
- * leak, as in BLAS). K == 0 gives act(beta * C + bias).
+ * leak, as in BLAS). K == 0 or alpha == 0 gives act(beta * C + bias) without
+ * reading A or B (as BLAS).
  * Threads split the M and N macro-tiles only, never K, so the result is
  * bitwise the same for any thread count. */
 typedef enum {

@@ -159,6 +159,12 @@ static fnn_status gemm_threaded(const gemm_problem *p, int64_t nthreads) {
 
 /* ---- entry points ----------------------------------------------------------- */
 
+/* As BLAS: with K == 0 or alpha == 0, C = act(beta C + bias) and A, B are not
+ * read (so alpha = inf with K = 0, or alpha = 0 with inf in A, give no NaN). */
+static void skip_empty_product(gemm_problem *p) {
+    if (p->K == 0 || p->alpha == 0.0f) p->K = 0, p->alpha = 0.0f;
+}
+
 static fnn_status check(const gemm_problem *p) {
     if (p->M < 0 || p->N < 0 || p->K < 0) return FNN_ERR_ARG;
     if (p->M == 0 || p->N == 0) return FNN_OK;
@@ -180,6 +186,7 @@ fnn_status fnn_sgemm_ex(int trans_a, int trans_b, int64_t M, int64_t N, int64_t 
                       .ldb = ldb, .ldc = ldc, .bias = bias, .bias_mode = bias_mode, .act = act};
     fnn_status st = check(&p);
     if (st != FNN_OK || M == 0 || N == 0) return st;
+    skip_empty_product(&p);
     return gemm_threaded(&p, fnn_get_num_threads());
 }
 
@@ -216,9 +223,11 @@ fnn_status fnn_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_
                          .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C, .lda = lda,
                          .ldb = ldb, .ldc = ldc},
                    .stride_a = stride_a, .stride_b = stride_b, .stride_c = stride_c};
-    fnn_status st = check(&j.p);
     if (batch_count < 0 || stride_a < 0 || stride_b < 0 || stride_c < 0) return FNN_ERR_ARG;
-    if (st != FNN_OK || M == 0 || N == 0 || batch_count == 0) return st;
+    if (batch_count == 0) return FNN_OK;
+    fnn_status st = check(&j.p);
+    if (st != FNN_OK || M == 0 || N == 0) return st;
+    skip_empty_product(&j.p);
     if (batch_count == 1) return gemm_threaded(&j.p, fnn_get_num_threads());
     /* many products: one per thread at a time, each single-threaded */
     j.status = malloc((size_t)batch_count * sizeof(fnn_status));

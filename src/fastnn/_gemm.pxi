@@ -97,9 +97,13 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
                          f"({Kb}, {N}) (a {a_arr.shape}, b {b_arr.shape}, trans_a={bool(trans_a)}, "
                          f"trans_b={bool(trans_b)})")
     cdef bint batched = A.ndim == 3 or B.ndim == 3
-    if batched and A.batch != B.batch and A.batch != 1 and B.batch != 1:
+    cdef int64_t batch
+    if A.batch == B.batch or B.batch == 1:
+        batch = A.batch
+    elif A.batch == 1:
+        batch = B.batch
+    else:
         raise ValueError(f"matmul: batch sizes {A.batch} and {B.batch} cannot be broadcast")
-    cdef int64_t batch = max(A.batch, B.batch)
     cdef float alpha_f = 1.0 if alpha == 1.0 else as_float_option(alpha, "alpha")
     cdef float beta_f = 0.0 if beta == 0.0 else as_float_option(beta, "beta")
     cdef tuple shape
@@ -165,9 +169,9 @@ def linear(x, weight, bias=None, activation=None, out=None):
         bias_ptr = cfptr(ba)
         mode = FNN_BIAS_COL if n_out > 0 else FNN_BIAS_NONE
     o = make_out(out, xa.shape[:xa.ndim - 1] + (int(n_out),))
-    if out is not None:
-        xa = apart_from(xa, o)
-        w = apart_from(w, o)
+    if out is not None:  # the GEMM reads x and weight after writing out: no aliasing at all
+        xa = xa.copy() if np.may_share_memory(xa, o) else xa
+        w = w.copy() if np.may_share_memory(w, o) else w
     cdef const float *xp = cfptr(flat(xa))
     cdef const float *wp = cfptr(flat(w))
     cdef float *op = fptr(flat(o))

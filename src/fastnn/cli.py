@@ -1,7 +1,8 @@
 """The ``fastnn`` command.
 
-    fastnn bench [--threads N] [--sizes 1M,16M] [--ops relu,gelu,...]
-                 [--libs fastnn,numpy,torch] [--quick] [--rounds R] [--json PATH]
+    fastnn bench [--suite elementwise|gemm|all] [--threads N] [--sizes 1M,16M]
+                 [--ops relu,gelu,square,...] [--libs fastnn,numpy,torch] [--quick]
+                 [--rounds R] [--json PATH]
 
 Each subcommand is a pair of functions: ``_add_<name>(subparsers)`` declares
 its arguments and ``_run_<name>(args) -> exit code`` runs it; register new
@@ -32,19 +33,25 @@ def _add_bench(sub):
         "bench", help="time fastnn against NumPy and PyTorch",
         description="Time each op in fastnn, NumPy and PyTorch (each library in its own worker "
                     "process, asked in alternating order over several rounds) and print the "
-                    "per-case median time and fastnn's speed-up. Results are checked against "
+                    "per-case median time and fastnn's speed-up; GEMM cases print GFLOP/s and "
+                    "fastnn's share of the measured FMA peak. Results are checked against "
                     "fastnn's before timing.")
+    p.add_argument("--suite", choices=bench.SUITES, default="all",
+                   help="element-wise/softmax/loss ops, GEMM (matmul, linear) or both "
+                        "(default %(default)s)")
     p.add_argument("--threads", type=int, default=bench.DEFAULT_THREADS,
                    help="threads for fastnn, torch and BLAS (default %(default)s)")
     p.add_argument("--sizes", default=None,
                    help="element counts for the element-wise ops, e.g. 1M,16M (the default); "
                         "softmax / cross_entropy (4096x1000) and mse / BCE (1M) are fixed")
     p.add_argument("--ops", default=None,
-                   help="comma-separated ops (default: all): " + ",".join(bench.OP_NAMES))
+                   help="comma-separated ops (default: all): " + ",".join(bench.OP_NAMES)
+                        + "; GEMM: " + ",".join(bench.GEMM_OP_NAMES))
     p.add_argument("--libs", default=",".join(bench.LIBS),
                    help="libraries to time (default %(default)s; torch is skipped if missing)")
     p.add_argument("--quick", action="store_true",
-                   help="1M sizes only and fewer, shorter rounds (well under a minute)")
+                   help="1M sizes only, no 2048^3 GEMM, fewer and shorter rounds "
+                        "(well under a minute)")
     p.add_argument("--rounds", type=int, default=None,
                    help=f"rounds per case (default {bench.FULL['rounds']}, "
                         f"{bench.QUICK['rounds']} with --quick)")
@@ -61,7 +68,92 @@ def _fmt_time(seconds):
 
 
 def _fmt_ratio(r):
-    return f"x{r:.2f}" if r < 10 else f"x{r:.1f}"
+    return f"x{r:.1f}" if r >= 10 else f"x{r:.2f}" if r >= 0.01 else f"x{r:.2g}"
+
+
+def _select_cases(args, sizes):
+    """(element-wise cases, GEMM cases) for --suite / --ops / --quick."""
+    ops = _csv(args.ops) if args.ops else None
+    want_ew = args.suite in ("elementwise", "all")
+    want_gemm = args.suite in ("gemm", "all")
+    if ops is not None:
+        known = (bench.OP_NAMES if want_ew else ()) + (bench.GEMM_OP_NAMES if want_gemm else ())
+        unknown = [o for o in ops if o not in known]
+        if unknown or not ops:
+            raise ValueError(f"unknown op(s) {', '.join(unknown) or '(none)'} for --suite "
+                             f"{args.suite}; choose from {', '.join(known)}")
+    ew_ops = None if ops is None else [o for o in ops if o in bench.OP_NAMES]
+    gemm_ops = None if ops is None else [o for o in ops if o in bench.GEMM_OP_NAMES]
+    ew = bench.build_cases(sizes, ew_ops) if want_ew and ew_ops != [] else []
+    gemm = (bench.build_gemm_cases(gemm_ops, quick=args.quick)
+            if want_gemm and gemm_ops != [] else [])
+    return ew, gemm
+
+
+class _Table:
+    """Column layout and per-case cells of one printed table."""
+
+    def __init__(self, cols, widths, cells):
+        self.cols, self.widths, self.cells = cols, widths, cells
+
+    def row(self, cells):
+        return "  ".join((c.ljust(w) if i < 2 else c.rjust(w))
+                         for i, (c, w) in enumerate(zip(cells, self.widths)))
+
+    def rule(self):
+        return "  ".join("-" * w for w in self.widths)
+
+
+def _status(r):
+    return "n/a" if r.get("kind") == "skip" else "FAIL"
+
+
+def _elementwise_table(cases, libs, others):
+    def cells(case, res):
+        out = [case.name, case.size]
+        out += [_fmt_time(res[lib]["seconds"]) if res[lib].get("ok") else _status(res[lib])
+                for lib in libs]
+        out += _ratios(res, others)
+        base = res["fastnn"]
+        out.append(f"{base['bytes'] / base['seconds'] / 1e9:.1f}" if base.get("ok") else "-")
+        return out
+    cols = ["case", "size"] + libs + [f"vs {lib}" for lib in others] + ["fastnn GB/s"]
+    widths = ([max([4] + [len(c.name) for c in cases]), 10] + [11] * len(libs)
+              + [9] * len(others) + [11])
+    return _Table(cols, widths, cells)
+
+
+def _gflops(r):
+    return r["flops"] / r["seconds"] / 1e9
+
+
+def _fmt_gflops(g):  # also used for % peak
+    return f"{g:.1f}" if g >= 10 else f"{g:.2f}" if g >= 0.1 else f"{g:.2g}"
+
+
+def _gemm_table(cases, libs, others, peak):
+    def cells(case, res):
+        out = [case.name, case.shape_text]
+        out += [_fmt_gflops(_gflops(res[lib])) if res[lib].get("ok") else _status(res[lib])
+                for lib in libs]
+        out += _ratios(res, others)
+        base = res["fastnn"]
+        out.append(_fmt_gflops(100.0 * _gflops(base) / peak["gflops"])
+                   if base.get("ok") and peak else "-")
+        return out
+    cols = (["case", "shape"] + [f"{lib} GFLOP/s" for lib in libs]
+            + [f"vs {lib}" for lib in others] + ["fastnn % peak"])
+    widths = ([max([4] + [len(c.name) for c in cases]),
+               max([5] + [len(c.shape_text) for c in cases])]
+              + [max(9, len(c)) for c in cols[2:]])
+    return _Table(cols, widths, cells)
+
+
+def _ratios(res, others):
+    """fastnn's speed-up over each other library (its time / fastnn's)."""
+    base = res["fastnn"]
+    return [_fmt_ratio(res[lib]["seconds"] / base["seconds"])
+            if base.get("ok") and res[lib].get("ok") else "-" for lib in others]
 
 
 def _run_bench(args) -> int:
@@ -81,7 +173,7 @@ def _run_bench(args) -> int:
             sizes = [bench.parse_size(s) for s in _csv(args.sizes)]
         else:
             sizes = list(bench.DEFAULT_SIZES)
-        cases = bench.build_cases(sizes, _csv(args.ops) if args.ops else None)
+        ew_cases, gemm_cases = _select_cases(args, sizes)
     except ValueError as e:
         print(f"fastnn bench: {e}", file=sys.stderr)
         return 2
@@ -102,6 +194,8 @@ def _run_bench(args) -> int:
 
     out = sys.stdout
     stall0, t0 = bench.cpu_stall_total(), time.monotonic()
+    peak = None
+    records, problems = [], []
     with bench.WorkerPool(libs, args.threads, sizes) as pool:
         for lib, reason in pool.start().items():
             print(f"note: {lib} skipped: {reason}", file=sys.stderr)
@@ -109,45 +203,44 @@ def _run_bench(args) -> int:
             print("fastnn bench: the fastnn worker did not start", file=sys.stderr)
             return 1
         libs = pool.libs
-        header = _header(pool, args.threads, settings, pressure)
-        print("\n".join(header), file=out)
         others = [lib for lib in libs if lib != "fastnn"]
-        cols = (["case", "size"] + libs + [f"vs {lib}" for lib in others] + ["fastnn GB/s"])
-        widths = ([max([4] + [len(c.name) for c in cases]), 10] + [11] * len(libs)
-                  + [9] * len(others) + [11])
-        fmt_row = lambda cells: "  ".join(  # noqa: E731
-            (c.ljust(w) if i < 2 else c.rjust(w)) for i, (c, w) in enumerate(zip(cells, widths)))
-        print(fmt_row(cols), file=out)
-        print("  ".join("-" * w for w in widths), file=out)
-        out.flush()
-
-        records, problems, slower = [], [], {lib: [] for lib in others}
-        for case in cases:
-            res = pool.time_case(case, settings["rounds"], settings["budget"], settings["warmup"])
-            cells = [case.name, case.size]
-            for lib in libs:
-                r = res[lib]
-                if r.get("ok"):
-                    cells.append(_fmt_time(r["seconds"]))
-                else:
-                    cells.append("n/a" if r.get("kind") == "skip" else "FAIL")
-                    if r.get("kind") != "skip":
-                        problems.append(r.get("error", "?"))
-            base = res["fastnn"]
-            for lib in others:
-                r = res[lib]
-                if base.get("ok") and r.get("ok"):
-                    ratio = r["seconds"] / base["seconds"]
-                    cells.append(_fmt_ratio(ratio))
-                    if ratio < 1.0:
-                        slower[lib].append(f"{case.id} ({_fmt_ratio(ratio)})")
-                else:
-                    cells.append("-")
-            cells.append(f"{base['bytes'] / base['seconds'] / 1e9:.1f}" if base.get("ok") else "-")
-            print(fmt_row(cells), file=out)
+        slower = {lib: [] for lib in others}
+        if gemm_cases:
+            peak = pool.fma_peak(settings["peak_seconds"], settings["peak_repeats"])
+            if peak is None:
+                print("warning: the FMA peak probe failed; no % peak column", file=sys.stderr)
+        print("\n".join(_header(pool, args.threads, settings, pressure, peak)), file=out)
+        tables = []
+        if ew_cases:
+            tables.append((ew_cases, _elementwise_table(ew_cases, libs, others), None))
+        if gemm_cases:
+            caption = ("GEMM: GFLOP/s = 2*M*N*K*batch / median time; "
+                       "% peak = fastnn GFLOP/s / FMA peak")
+            tables.append((gemm_cases, _gemm_table(gemm_cases, libs, others, peak), caption))
+        for i, (cases, table, caption) in enumerate(tables):
+            if i:
+                print("", file=out)
+            if caption:
+                print(caption, file=out)
+            print(table.row(table.cols), file=out)
+            print(table.rule(), file=out)
             out.flush()
-            records.append(_record(case, res, libs))
+            for case in cases:
+                res = pool.time_case(case, settings["rounds"], settings["budget"],
+                                     settings["warmup"])
+                problems += [r.get("error", "?") for r in res.values()
+                             if not r.get("ok") and r.get("kind") != "skip"]
+                base = res["fastnn"]
+                for lib in others:
+                    if base.get("ok") and res[lib].get("ok"):
+                        ratio = res[lib]["seconds"] / base["seconds"]
+                        if ratio < 1.0:
+                            slower[lib].append(f"{case.id} ({_fmt_ratio(ratio)})")
+                print(table.row(table.cells(case, res)), file=out)
+                out.flush()
+                records.append(_record(case, res, libs, peak))
 
+    cases = ew_cases + gemm_cases
     notes = sorted({c.op.note for c in cases if c.op.note})
     if notes:
         print("", file=out)
@@ -173,16 +266,17 @@ def _run_bench(args) -> int:
         print(f"error: {msg}", file=sys.stderr)
 
     if args.json:
-        doc = {"machine": bench.cpu_model(), "threads": args.threads, "settings": settings,
-               "cpu_pressure_avg10_before": pressure, "cpu_pressure_during": during,
-               "wall_s": elapsed, "info": pool.info, "cases": records}
+        doc = {"machine": bench.cpu_model(), "threads": args.threads, "suite": args.suite,
+               "settings": settings, "cpu_pressure_avg10_before": pressure,
+               "cpu_pressure_during": during, "wall_s": elapsed, "info": pool.info,
+               "fma_peak": peak, "cases": records}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)
         print(f"wrote {args.json}", file=out)
     return 1 if problems else 0
 
 
-def _header(pool, threads, settings, pressure):
+def _header(pool, threads, settings, pressure, peak=None):
     from fastnn import _C
     info = pool.info.get("fastnn", {})
     versions = [f"Python {platform.python_version()}", f"NumPy {info.get('numpy', '?')}"]
@@ -199,12 +293,27 @@ def _header(pool, threads, settings, pressure):
         f"fastnn:   {info.get('fastnn', '?')}, ISA path {info.get('isa', _C.active_isa())}, "
         f"OpenMP {'yes' if info.get('openmp') else 'no'}",
         f"versions: {', '.join(versions)}",
-        "",
     ]
+    if peak is not None:
+        blocking = info.get("gemm_blocking")
+        lines.append(
+            f"FMA peak: {peak['gflops']:.1f} GFLOP/s on {peak['threads']} threads "
+            f"(fastnn._C.fma_probe, best of {settings['peak_repeats']} x "
+            f"{peak['seconds']:.2f} s)"
+            + (", GEMM blocking MR,NR,KC,MC,NC = " + ",".join(map(str, blocking))
+               if blocking else ""))
+    if "numpy" in pool.info:
+        np_info = pool.info["numpy"]
+        blas_threads = np_info.get("blas_threads")
+        lines.append(f"BLAS:     NumPy uses {np_info.get('blas', '?')}, "
+                     f"{blas_threads if blas_threads is not None else '?'} threads"
+                     + ("" if blas_threads in (None, threads) else
+                        f" (asked for {threads}: timings are not comparable)"))
+    lines.append("")
     return lines
 
 
-def _record(case, res, libs):
+def _record(case, res, libs, peak=None):
     times = {}
     for lib in libs:
         r = res[lib]
@@ -213,10 +322,20 @@ def _record(case, res, libs):
                           "gb_per_s": r["bytes"] / r["seconds"] / 1e9,
                           "elements_per_s": case.elements / r["seconds"],
                           "formulation": r.get("formulation", "")}
+            if case.flops:
+                times[lib]["gflops"] = _gflops(r)
         else:
             times[lib] = {"error": r.get("error"), "kind": r.get("kind")}
     rec = {"case": case.id, "op": case.name, "size": case.size, "shape": list(case.shape),
            "elements": case.elements, "times": times}
+    if case.flops:
+        batch, m, n, k = case.shape
+        rec.update(suite="gemm", shape_text=case.shape_text, batch=batch, m=m, n=n, k=k,
+                   flops=case.flops)
+        if peak and "gflops" in times.get("fastnn", {}):
+            rec["fastnn_pct_peak"] = 100.0 * times["fastnn"]["gflops"] / peak["gflops"]
+    else:
+        rec["suite"] = "elementwise"
     base = times.get("fastnn", {})
     for lib in libs:
         if lib != "fastnn" and "median_s" in base and "median_s" in times[lib]:

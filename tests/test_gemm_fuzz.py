@@ -1,0 +1,347 @@
+"""Fuzzing matmul, linear and linear_bias_grad with bad calls: nothing may
+crash the interpreter (same approach as test_fuzz.py).
+
+~6000 random calls run in a child interpreter, so a segfault or abort fails
+the test instead of killing pytest. Every call must return a float32 ndarray
+(`out` itself when one was given) or raise TypeError, ValueError or
+MemoryError.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+SEED = int(os.environ.get("FASTNN_FUZZ_SEED", "20240611"))
+CALLS = 6000
+
+CHILD = r'''
+import faulthandler, random, sys, traceback, warnings
+import numpy as np
+import fastnn
+from fastnn import _C, ops
+
+faulthandler.enable()
+try:  # a runaway allocation becomes a MemoryError, not the OOM killer on the whole box
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+except (ImportError, ValueError, OSError):
+    pass
+warnings.simplefilter("ignore")
+SEED, CALLS, VERBOSE = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+R = random.Random(SEED)
+NP = np.random.default_rng(SEED)
+ALLOWED = (TypeError, ValueError, MemoryError)
+ISAS = [n for n in _C.ISA_NAMES if n in _C.compiled_isas()
+        and _C.ISA_NAMES.index(n) <= _C.ISA_NAMES.index(_C.best_isa())]
+
+DIMS = [0, 1, 1, 2, 3, 4, 5, 7, 8, 13, 17, 33]
+HUGE = 10**10  # any non-empty array with such an axis is > 8 GiB: a quick MemoryError
+WEIRD_DTYPES = [np.complex64, np.complex128, object, "U3", "S3", bool, np.int8, np.uint8,
+                np.float16, np.float64, np.int64, np.uint64, "datetime64[D]", "timedelta64[s]",
+                ">f4", "<f8", "V4"]
+VALUES = [0.0, -0.0, 1e-45, -1e-40, 1e30, -1e30, np.inf, -np.inf, np.nan, 3.4e38, 1.0, -1.0]
+
+
+def dim():
+    return R.choice(DIMS)
+
+
+def f32(shp):
+    if R.random() < 0.2:
+        return np.array(NP.choice(VALUES, shp), dtype=np.float32)
+    return (NP.standard_normal(shp) * R.choice([1.0, 1e3, 1e30])).astype(np.float32)
+
+
+def weird_dtype(shp):
+    dt = R.choice(WEIRD_DTYPES)
+    try:
+        return np.zeros(shp, dtype=dt) if R.random() < 0.5 else f32(shp).astype(dt)
+    except (TypeError, ValueError):
+        return np.zeros(shp, dtype=dt)
+
+
+def noncontig(shp):
+    return f32(tuple(2 * s for s in shp))[tuple(slice(None, None, 2) for _ in shp)]
+
+
+def negstride(shp):
+    return f32(shp)[tuple(slice(None, None, -1) for _ in shp)]
+
+
+def readonly(shp):
+    a = f32(shp)
+    a.flags.writeable = False
+    return a
+
+
+def transposed(shp):
+    if len(shp) < 2:
+        return f32(shp)
+    return np.swapaxes(f32(shp[:-2] + (shp[-1], shp[-2])), -1, -2)
+
+
+def wide(shp):
+    if not shp or 0 in shp:  # (10**9, 0) would become (10**9, 3)
+        return f32(shp)
+    return f32(shp[:-1] + (shp[-1] + 3,))[..., :shp[-1]]
+
+
+def bcast(shp):
+    """batch stride 0 (or row / column stride 0)"""
+    if not shp:
+        return f32(shp)
+    src = tuple(1 if R.random() < 0.5 or s > 1000 else s for s in shp)
+    return np.broadcast_to(f32(src), shp)
+
+
+def unaligned(shp):
+    n = int(np.prod(shp, dtype=np.int64))
+    raw = np.zeros(4 * n + 8, np.uint8)
+    return raw[1:1 + 4 * n].view(np.float32).reshape(shp)
+
+
+def as_matrix(shp):
+    return np.asmatrix(f32(shp if len(shp) == 2 else (3, 5)))
+
+
+def masked(shp):
+    return np.ma.masked_array(f32(shp), mask=NP.random(shp) < 0.5)
+
+
+def pylist(shp):
+    # (10**9, 0).tolist() is 10**9 empty lists: keep the list small
+    shp = tuple(3 if s > 1000 else s for s in shp[:-1]) + shp[-1:]
+    return f32(shp).tolist()
+
+
+def odd_strides(shp):
+    """a float32 view whose byte strides are not multiples of 4"""
+    if len(shp) < 2 or 0 in shp:
+        return f32(shp)
+    strides = [4]
+    for s in shp[:0:-1]:
+        strides.insert(0, strides[0] * s + R.choice([1, 2, 3, 5]))
+    span = sum((s - 1) * st for s, st in zip(shp, strides)) + 4
+    raw = np.zeros((span + 11) // 4 * 4, np.uint8).view(np.float32)
+    y = np.lib.stride_tricks.as_strided(raw, shp, tuple(strides))
+    y[...] = f32(shp)
+    return y
+
+
+ARRAY_MAKERS = [f32, f32, f32, f32, weird_dtype, noncontig, negstride, readonly, transposed,
+                transposed, wide, bcast, unaligned, odd_strides, as_matrix, masked, pylist]
+JUNK = [None, [[1, 2], [3]], [], [[]], 1.5, 0, True, 1j, "abc", b"xy", {"a": 1}, object(),
+        2**100, [[2**100]], [[None]], np.float32(3), range(5), np.array([[1.0, None]], dtype=object),
+        np.empty((0, HUGE), np.float32), np.empty((HUGE, 0), np.float32),
+        np.empty((2, HUGE, 0), np.float32), np.empty((0, 3), np.complex64), memoryview(b"abcd"),
+        np.broadcast_to(np.float32(1), (HUGE, 2, 2)), np.broadcast_to(np.float32(1), (HUGE, 3)),
+        np.zeros((2, 3, 4, 5), np.float32), np.zeros(7, np.float32), np.float32(1.0)]
+
+
+def array_for(shp):
+    if R.random() < 0.12:
+        return R.choice(JUNK)
+    try:
+        return R.choice(ARRAY_MAKERS)(shp)
+    except (ValueError, MemoryError):
+        return f32(shp)
+
+
+def out_for(shp, inputs):
+    k = R.randrange(16)
+    if k < 4:
+        return None
+    if k == 4:
+        return np.empty(shp, np.float32)
+    if k == 5:
+        return np.full(shp, np.nan, np.float32)
+    if k == 6:
+        return np.empty(shp, R.choice([np.float64, np.float16, np.int32, np.complex64, ">f4",
+                                       object, bool]))
+    if k == 7:
+        return np.empty(tuple(dim() for _ in range(R.choice([1, 2, 3]))), np.float32)
+    if k == 8:
+        return noncontig(shp) if shp else np.empty((), np.float32)
+    if k == 9:
+        return readonly(shp)
+    if k == 10:
+        return R.choice([[0.0], 3.0, "out", object(), memoryview(bytearray(64)), 1j])
+    if k == 11:
+        return as_matrix(shp) if len(shp) == 2 else np.empty(shp, np.float32)
+    arrs = [a for a in inputs if isinstance(a, np.ndarray) and a.dtype == np.float32
+            and a.flags.writeable]
+    if not arrs:
+        return np.empty(shp, np.float32)
+    a = R.choice(arrs)
+    if k in (12, 13):
+        return a  # exactly an input (usually the wrong shape)
+    base = a
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    flat = base.reshape(-1) if base.flags.c_contiguous else None
+    n = int(np.prod(shp, dtype=np.int64))
+    if flat is not None and flat.size > n + 1:
+        off = R.randrange(0, flat.size - n)
+        try:
+            return flat[off:off + n].reshape(shp)  # overlaps an input partially
+        except ValueError:
+            pass
+    return a
+
+
+TRANS = [False, True, False, True, 0, 1, None, np.bool_(True), "yes", "", [1], [], np.array([1, 0])]
+SCALARS = [1.0, 1.0, 0.0, 0.0, -2, 0.5, np.float32(0.5), np.float64(-1), True, float("nan"),
+           float("inf"), -float("inf"), 1e300, 10**400, "1", None, 1j, [1.0], np.array([2.0]),
+           np.array([1.0, 1.0]), object(), np.int64(3), 1e-45]
+ACTS = [None, "none", "relu", "gelu", "sigmoid", "tanh", "RELU", "", "softmax", "gelu_tanh", 1,
+        b"relu", ["relu"], np.str_("tanh"), np.array(["relu"]), object(), {}, True]
+
+
+def mm_shapes():
+    """a's and b's shapes: mostly compatible 2-D / 3-D, sometimes not"""
+    M, N, K, B = dim(), dim(), dim(), R.choice([1, 1, 2, 3, 0])
+    ta, tb = R.choice(TRANS), R.choice(TRANS)
+    try:
+        fa, fb = bool(ta), bool(tb)
+    except ValueError:
+        fa = fb = False
+    sa = (K, M) if fa else (M, K)
+    sb = (N, K) if fb else (K, N)
+    r = R.random()
+    if r < 0.25:
+        sa = (B,) + sa
+    elif r < 0.4:
+        sb = (B,) + sb
+    elif r < 0.6:
+        sa, sb = (B,) + sa, (R.choice([B, B, 1, 2]),) + sb
+    if R.random() < 0.15:  # mismatched
+        sb = tuple(R.choice([s, dim(), s + 1]) for s in sb)
+    if R.random() < 0.05:
+        sa = R.choice([(), (dim(),), (1, 2, 3, 4), (0, HUGE), (HUGE, 0), (2, 0, HUGE)])
+    if R.random() < 0.05:
+        sb = R.choice([(), (dim(),), (1, 2, 3, 4), (0, HUGE), (HUGE, 0), (2, HUGE, 0)])
+    return sa, sb, ta, tb
+
+
+def matmul_call():
+    sa, sb, ta, tb = mm_shapes()
+    a, b = array_for(sa), array_for(sb)
+    kw = {}
+    if R.random() < 0.5:
+        kw["trans_a"] = ta
+    if R.random() < 0.5:
+        kw["trans_b"] = tb
+    if R.random() < 0.3:
+        kw["alpha"] = R.choice(SCALARS)
+    if R.random() < 0.3:
+        kw["beta"] = R.choice(SCALARS)
+    try:
+        shp = np.matmul(np.empty(np.shape(a)[:-2] + (3, 3) if np.ndim(a) > 2 else (3, 3)),
+                        np.empty(np.shape(b)[:-2] + (3, 3) if np.ndim(b) > 2 else (3, 3))).shape
+        shp = shp[:-2] + (sa[-1] if kw.get("trans_a") is True else sa[-2] if len(sa) > 1 else 1,
+                          sb[-2] if kw.get("trans_b") is True else sb[-1] if sb else 1)
+    except Exception:
+        shp = sa
+    if R.random() < 0.6:
+        kw["out"] = out_for(shp, [a, b])
+    return ops.matmul, [a, b], kw
+
+
+def linear_call():
+    n_in, n_out = dim(), dim()
+    lead = R.choice([(), (dim(),), (dim(),), (2, dim()), (0,), (1, 2, 3)])
+    xs = lead + (n_in,)
+    if R.random() < 0.1:
+        xs = R.choice([(), (n_in + 1,), (HUGE, 0), (0, HUGE)])
+    ws = (n_out, n_in)
+    if R.random() < 0.1:
+        ws = R.choice([(n_in,), (n_out, n_in + 1), (1, n_out, n_in), (), (HUGE, 0), (0, HUGE)])
+    x, w = array_for(xs), array_for(ws)
+    args = [x, w]
+    kw = {}
+    if R.random() < 0.6:
+        bs = R.choice([(n_out,), (n_out,), (n_out,), (n_out + 1,), (1, n_out), (), (0,)])
+        kw["bias"] = array_for(bs)
+    if R.random() < 0.6:
+        kw["activation"] = R.choice(ACTS)
+    if R.random() < 0.5:
+        kw["out"] = out_for(lead + (n_out,), [x, w, kw.get("bias")])
+    return ops.linear, args, kw
+
+
+def bias_grad_call():
+    shp = R.choice([(), (dim(),), (dim(), dim()), (2, dim(), dim()), (0, HUGE), (HUGE, 0),
+                    (1, 2, 3, 4)])
+    g = array_for(shp)
+    kw = {}
+    if R.random() < 0.5:
+        kw["out"] = out_for(shp[-1:] if shp else (1,), [g])
+    return ops.linear_bias_grad, [g], kw
+
+
+MAKERS = [matmul_call, matmul_call, matmul_call, linear_call, linear_call, bias_grad_call]
+
+
+def describe(a):
+    if isinstance(a, np.ndarray):
+        return (f"{type(a).__name__}(shape={a.shape}, dtype={a.dtype}, strides={a.strides}, "
+                f"writeable={a.flags.writeable})")
+    r = repr(a)
+    return r if len(r) < 80 else r[:77] + "..."
+
+
+failures, returned = [], 0
+for i in range(CALLS):
+    _C.init_isa(R.choice(ISAS))
+    fastnn.set_num_threads(R.choice([1, 2]))
+    while True:
+        try:  # NumPy itself refuses some of the argument shapes: draw again
+            fn, args, kw = R.choice(MAKERS)()
+            break
+        except (ValueError, MemoryError):
+            pass
+    r = R.random()
+    if r < 0.04:
+        kw["bogus_keyword"] = 1  # TypeError
+    elif r < 0.08:
+        args = args[:-1]  # missing argument: TypeError
+    call = (f"#{i} {fn.__name__}(" + ", ".join([describe(a) for a in args]
+            + [f"{k}={describe(v)}" for k, v in kw.items()]) + ")")
+    if VERBOSE:
+        print(call, file=sys.stderr, flush=True)
+    try:
+        res = fn(*args, **kw)
+        assert isinstance(res, np.ndarray) and res.dtype == np.float32, type(res)
+        if isinstance(kw.get("out"), np.ndarray):
+            assert res is kw["out"], "out= given but another array returned"
+        returned += 1
+    except ALLOWED:
+        pass
+    except BaseException as err:
+        failures.append(call + "\n  -> " + "".join(
+            traceback.format_exception_only(type(err), err)).strip())
+
+if failures:
+    print(f"{len(failures)} of {CALLS} calls raised a disallowed exception:", file=sys.stderr)
+    for f in failures[:25]:
+        print(f, file=sys.stderr)
+    sys.exit(1)
+print(f"{CALLS} calls ok ({returned} returned a result, the rest raised)")
+'''
+
+
+def run_child(seed, calls, verbose=False):
+    return subprocess.run([sys.executable, "-c", CHILD, str(seed), str(calls), str(int(verbose))],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_gemm_fuzz_bad_calls():
+    proc = run_child(SEED, CALLS)
+    if proc.returncode < 0:  # killed by a signal: rerun printing every call to find it
+        again = run_child(SEED, CALLS, verbose=True)
+        last = again.stderr.strip().splitlines()[-40:]
+        pytest.fail(f"child died with signal {-proc.returncode}; stderr:\n{proc.stderr[-4000:]}"
+                    f"\nlast calls of a verbose rerun (rc {again.returncode}):\n" + "\n".join(last))
+    assert proc.returncode == 0, f"child exited {proc.returncode}; stderr:\n{proc.stderr[-8000:]}"
+    assert f"{CALLS} calls ok" in proc.stdout
