@@ -1,17 +1,32 @@
 """Fixtures for the pytest-benchmark suite (run with ``pytest benchmarks/``).
 
 Thread counts are pinned for the whole session: FASTNN_BENCH_THREADS, else 2,
-for fastnn and (when installed) torch. Unlike ``fastnn bench``, every library
-runs in this one process, so the thread pools of fastnn and torch coexist;
-prefer the CLI for cross-library numbers and this suite for tracking fastnn
-over time (``--benchmark-autosave`` / ``--benchmark-compare``).
+for fastnn and (when installed) torch, and for NumPy's BLAS through
+OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS, set below before
+NumPy is imported (if something imported NumPy earlier, e.g. when running
+together with tests/, its BLAS keeps its own count: the numpy rows record the
+count actually used as extra_info blas_threads). Unlike ``fastnn bench``, every
+library runs in this one process, so the thread pools of fastnn, torch and
+OpenBLAS coexist; prefer the CLI for cross-library numbers and this suite for
+tracking fastnn over time (``--benchmark-autosave`` / ``--benchmark-compare``).
 """
 import os
+import sys
 
-import pytest
 
-import fastnn
-from fastnn import bench
+def _early_threads():
+    text = os.environ.get("FASTNN_BENCH_THREADS", "").strip() or "2"
+    return text if text.isdigit() and int(text) > 0 else None
+
+
+if "numpy" not in sys.modules and _early_threads():   # NumPy's BLAS reads these on load
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _early_threads()
+
+import pytest  # noqa: E402
+
+import fastnn  # noqa: E402
+from fastnn import bench  # noqa: E402
 
 
 def bench_threads():
@@ -41,6 +56,15 @@ def pinned_threads():
         torch.set_num_threads(n)
     yield n
     fastnn.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def fma_peak(request, pinned_threads):
+    """fastnn's measured FMA peak (bench.measure_fma_peak) on the pinned thread
+    count, or None with --benchmark-disable (nothing is timed then)."""
+    if request.config.getoption("benchmark_disable", False):
+        return None
+    return bench.measure_fma_peak()
 
 
 class _LastCase:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import os
 import statistics
+import threading
 import time
 from typing import Callable, Optional
 
@@ -44,6 +46,37 @@ def time_call(fn, budget=FULL["budget"], warmup=FULL["warmup"], min_calls=5) -> 
         if was_enabled:
             gc.enable()
     return statistics.median(times), len(times)
+
+
+def wait_threads_idle(timeout: float = 0.5, poll: float = 0.005) -> float:
+    """Wait until no other thread of this process is running or runnable and
+    return the seconds waited (at most `timeout`; 0 where /proc is missing).
+
+    BLAS and OpenMP pools spin after a call before they sleep (OpenBLAS for
+    2^28 cycles by default, ~0.1 s): a worker that answered at once would
+    leave them spinning on the CPUs the next worker is timed on."""
+    clock = time.perf_counter
+    t0 = clock()
+    me = str(threading.get_native_id())
+    while True:
+        try:
+            tids = [t for t in os.listdir("/proc/self/task") if t != me]
+        except OSError:
+            return 0.0
+        busy = False
+        for tid in tids:
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if stat[stat.rindex(")") + 2] == "R":
+                busy = True
+                break
+        waited = clock() - t0
+        if not busy or waited >= timeout:
+            return waited
+        time.sleep(poll)
 
 
 def library_context(lib: str):
@@ -118,7 +151,7 @@ def measure_fma_peak(seconds: float = FULL["peak_seconds"],
         t0 = clock()
         _C.fma_probe(iters)
         dt = clock() - t0
-        if dt >= min(0.02, seconds / 4) or iters >= 1 << 40:
+        if dt >= min(0.05, seconds / 3) or iters >= 1 << 40:
             break
         iters *= 8
     iters = max(1, int(iters * seconds / max(dt, 1e-9)))

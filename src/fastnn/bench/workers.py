@@ -25,7 +25,7 @@ from .cases_gemm import build_gemm_cases
 from .core import DEFAULT_THREADS, FULL, LIBS, Case, CheckError, parse_size
 from .machine import library_versions
 from .timing import (library_context, measure_fma_peak, prepare, reference_result, set_threads,
-                     time_call)
+                     time_call, wait_threads_idle)
 
 BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -61,7 +61,9 @@ def worker_main(lib: str, threads: int, sizes) -> int:
         send({"ready": False, "error": f"{lib} is not importable: {e}"})
         return 0
     cases = {c.id: c for c in worker_cases(sizes)}
-    send({"ready": True, "info": library_versions(lib)})
+    info = library_versions(lib)
+    wait_threads_idle()
+    send({"ready": True, "info": info})
 
     current = None   # (case id, inputs, Prepared or exception)
     for line in sys.stdin:
@@ -72,6 +74,7 @@ def worker_main(lib: str, threads: int, sizes) -> int:
             try:
                 peak = measure_fma_peak(req.get("seconds", FULL["peak_seconds"]),
                                         req.get("repeats", FULL["peak_repeats"]))
+                wait_threads_idle()
                 send(dict(ok=True, **peak))
             except Exception as e:
                 send({"ok": False, "kind": "error", "error": f"{type(e).__name__}: {e}"})
@@ -97,9 +100,10 @@ def worker_main(lib: str, threads: int, sizes) -> int:
             with library_context(lib):
                 seconds, calls = time_call(prepared.fn, budget=req.get("budget", FULL["budget"]),
                                            warmup=req.get("warmup", FULL["warmup"]))
+            settle = wait_threads_idle()   # before the next worker runs
             send({"ok": True, "seconds": seconds, "calls": calls,
                   "formulation": prepared.formulation, "bytes": case.traffic_bytes(inputs),
-                  "flops": case.flops})
+                  "flops": case.flops, "settle_s": settle})
         except CheckError as e:
             current = None
             send({"ok": False, "kind": "check", "error": str(e)})
