@@ -21,8 +21,13 @@
 
 /* below this many multiply-adds a product runs on the calling thread */
 #define FNN_GEMM_THREAD_MIN (40 * 40 * 40)
-/* up to this many (and K <= KC, B not transposed) it skips packing */
+/* B not transposed, K <= KC, and either the whole product is small, or B stays
+ * in L2 while A is small or read at most twice (an im2col weight, a layer's
+ * dX = dY W or dW = dY^T X): then packing costs more than it saves and the
+ * micro-kernel reads A and B in place */
 #define FNN_GEMM_DIRECT_MAX (64 * 64 * 64)
+#define FNN_GEMM_DIRECT_B_MAX (256 * 1024)  /* floats of B read in place from L2 */
+#define FNN_GEMM_DIRECT_A_MAX (64 * 1024)   /* floats of A re-read once per NR columns */
 
 typedef struct {
     int trans_a, trans_b;
@@ -90,7 +95,10 @@ static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64
 /* small products: micro-tiles straight from A and B, no buffers */
 static int gemm_is_small(const gemm_problem *p) {
     return !p->trans_b && p->K <= fnn_active_kernels->gemm_blocking->kc &&
-           p->M * p->N * p->K <= FNN_GEMM_DIRECT_MAX;
+           (p->M * p->N * p->K <= FNN_GEMM_DIRECT_MAX ||
+            (p->K * p->N <= FNN_GEMM_DIRECT_B_MAX &&
+             (p->M * p->K <= FNN_GEMM_DIRECT_A_MAX ||
+              p->N <= 2 * fnn_active_kernels->gemm_blocking->nr)));
 }
 
 /* C[i0:i1, j0:j1] without packing */
@@ -149,8 +157,10 @@ static fnn_status gemm_threaded(const gemm_problem *p, int64_t nthreads) {
         if (score > best) best = score, best_tm = tm;
     }
     gemm_split s = {.p = p, .tm = best_tm, .tn = nthreads / best_tm};
-    s.step_m = round_up((p->M + s.tm - 1) / s.tm, bs->mr);
-    s.step_n = round_up((p->N + s.tn - 1) / s.tn, bs->nr);
+    /* split whole micro-tiles as evenly as they go */
+    int64_t tiles_m = (p->M + bs->mr - 1) / bs->mr, tiles_n = (p->N + bs->nr - 1) / bs->nr;
+    s.step_m = (tiles_m + s.tm - 1) / s.tm * bs->mr;
+    s.step_n = (tiles_n + s.tn - 1) / s.tn * bs->nr;
     fnn_parallel_for(nthreads, 1, 1, &s, gemm_parts);
     for (int64_t t = 0; t < nthreads; t++)
         if (s.status[t] != FNN_OK) return s.status[t];
