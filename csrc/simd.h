@@ -16,6 +16,7 @@
  *   vf_loadn / vf_storen move the first n < FNN_VW lanes (tails); vf_loadn
  *   zero-fills the other lanes, vf_loadn_or fills them with a given value;
  *   vm_first(n) is the mask of the first n lanes.
+ *   vf_transpose_block transposes one FNN_VW x FNN_VW block (for packing).
  */
 #ifndef FNN_SIMD_H
 #define FNN_SIMD_H
@@ -83,6 +84,32 @@ FNN_INLINE vf vf_pow2i(vf n) {
 /* a * 2^n for integral-valued n, one rounding, overflow and subnormals right */
 FNN_INLINE vf vf_ldexp(vf a, vf n) { return _mm512_scalef_ps(a, n); }
 FNN_INLINE float vf_reduce_add(vf a) { return _mm512_reduce_add_ps(a); }
+/* dst[c*ldd + r] = src[r*lds + c] for the FNN_VW x FNN_VW block */
+FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    /* r[4q + p] now holds, in each 128-bit lane L, column 4L + p of rows 4q..4q+3 */
+    for (int p = 0; p < 4; p++) {
+        __m512 a = r[p], b = r[4 + p], c = r[8 + p], d = r[12 + p];
+        __m512 ab_lo = _mm512_shuffle_f32x4(a, b, 0x44), ab_hi = _mm512_shuffle_f32x4(a, b, 0xee);
+        __m512 cd_lo = _mm512_shuffle_f32x4(c, d, 0x44), cd_hi = _mm512_shuffle_f32x4(c, d, 0xee);
+        t[p] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88);      /* lane 0: column p */
+        t[4 + p] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0xdd);  /* lane 1: column 4 + p */
+        t[8 + p] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);  /* lane 2: column 8 + p */
+        t[12 + p] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xdd); /* lane 3: column 12 + p */
+    }
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldd, t[i]);
+}
 FNN_INLINE float vf_reduce_max(vf a) { return _mm512_reduce_max_ps(a); }
 
 /* ------------------------------------------------------------------------ */
@@ -126,6 +153,25 @@ FNN_INLINE vf vf_select(vm m, vf if_true, vf if_false) { return _mm256_blendv_ps
 FNN_INLINE vf vf_pow2i(vf n) {
     vi e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_castsi256_ps(e);
+}
+FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    /* r[4q + p] holds, in lane L, column 4L + p of rows 4q..4q+3 */
+    for (int p = 0; p < 4; p++) {
+        _mm256_storeu_ps(dst + p * ldd, _mm256_permute2f128_ps(r[p], r[4 + p], 0x20));
+        _mm256_storeu_ps(dst + (4 + p) * ldd, _mm256_permute2f128_ps(r[p], r[4 + p], 0x31));
+    }
 }
 FNN_INLINE float vf_reduce_add(vf a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
@@ -178,6 +224,10 @@ FNN_INLINE vf vf_pow2i(vf n) {
     return fnn_float((uint32_t)(i + 127) << 23);
 }
 FNN_INLINE float vf_reduce_add(vf a) { return a; }
+FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds) {
+    (void)ldd, (void)lds;
+    *dst = *src;
+}
 FNN_INLINE float vf_reduce_max(vf a) { return a; }
 
 #else

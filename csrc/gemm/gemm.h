@@ -3,7 +3,7 @@
  *
  *   driver.c   the NC / KC / MC loops, thread split over M and N, batching
  *   pack.c     packing op(A) into MR-row panels and op(B) into NR-column
- *              panels, zero-padding ragged edges; shared by every ISA
+ *              panels, zero-padding ragged edges; one source, compiled per ISA
  *   kernel.c   the MR x NR micro-kernel with the fused epilogue, compiled once
  *              per ISA (simd.h); its block sizes sit in one table per ISA
  *
@@ -56,9 +56,9 @@ typedef void (*fnn_colsum_fn)(float *out, const float *A, int64_t rows, int64_t 
                               int64_t lda, int accumulate);
 
 /* pack.c: the mc x kc block of op(A) at (i0, k0) into Ap; kc x nc of op(B) at (k0, j0) into Bp */
-void fnn_gemm_pack_a(float *Ap, const float *A, int64_t lda, int trans_a, int64_t i0, int64_t k0,
-                     int64_t mc, int64_t kc, int64_t mr);
-void fnn_gemm_pack_b(float *Bp, const float *B, int64_t ldb, int trans_b, int64_t k0, int64_t j0,
-                     int64_t kc, int64_t nc, int64_t nr);
+typedef void (*fnn_gemm_pack_a_fn)(float *Ap, const float *A, int64_t lda, int trans_a, int64_t i0,
+                                   int64_t k0, int64_t mc, int64_t kc, int64_t mr);
+typedef void (*fnn_gemm_pack_b_fn)(float *Bp, const float *B, int64_t ldb, int trans_b, int64_t k0,
+                                   int64_t j0, int64_t kc, int64_t nc, int64_t nr);
 
 #endif /* FNN_GEMM_H */
