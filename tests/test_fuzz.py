@@ -7,11 +7,11 @@ MemoryError. The other tests check, in-process, that error messages name the
 offending argument, and pin down the bad calls fastnn still gets wrong.
 """
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+
+from fuzzing import assert_child_survives
 
 from fastnn import ops
 
@@ -315,20 +315,8 @@ print(f"{CALLS} calls ok ({returned} returned a result, the rest raised)")
 '''
 
 
-def run_child(seed, calls, verbose=False):
-    return subprocess.run([sys.executable, "-c", CHILD, str(seed), str(calls), str(int(verbose))],
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_fuzz_bad_calls():
-    proc = run_child(SEED, CALLS)
-    if proc.returncode < 0:  # killed by a signal: rerun printing every call to find it
-        again = run_child(SEED, CALLS, verbose=True)
-        last = again.stderr.strip().splitlines()[-40:]
-        pytest.fail(f"child died with signal {-proc.returncode}; stderr:\n{proc.stderr[-4000:]}"
-                    f"\nlast calls of a verbose rerun (rc {again.returncode}):\n" + "\n".join(last))
-    assert proc.returncode == 0, f"child exited {proc.returncode}; stderr:\n{proc.stderr[-8000:]}"
-    assert f"{CALLS} calls ok" in proc.stdout
+    assert_child_survives(CHILD, SEED, CALLS)
 
 
 # ---- error messages name the argument -------------------------------------------

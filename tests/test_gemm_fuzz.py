@@ -7,10 +7,8 @@ the test instead of killing pytest. Every call must return a float32 ndarray
 MemoryError.
 """
 import os
-import subprocess
-import sys
 
-import pytest
+from fuzzing import assert_child_survives
 
 SEED = int(os.environ.get("FASTNN_FUZZ_SEED", "20240611"))
 CALLS = 6000
@@ -331,17 +329,5 @@ print(f"{CALLS} calls ok ({returned} returned a result, the rest raised)")
 '''
 
 
-def run_child(seed, calls, verbose=False):
-    return subprocess.run([sys.executable, "-c", CHILD, str(seed), str(calls), str(int(verbose))],
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_gemm_fuzz_bad_calls():
-    proc = run_child(SEED, CALLS)
-    if proc.returncode < 0:  # killed by a signal: rerun printing every call to find it
-        again = run_child(SEED, CALLS, verbose=True)
-        last = again.stderr.strip().splitlines()[-40:]
-        pytest.fail(f"child died with signal {-proc.returncode}; stderr:\n{proc.stderr[-4000:]}"
-                    f"\nlast calls of a verbose rerun (rc {again.returncode}):\n" + "\n".join(last))
-    assert proc.returncode == 0, f"child exited {proc.returncode}; stderr:\n{proc.stderr[-8000:]}"
-    assert f"{CALLS} calls ok" in proc.stdout
+    assert_child_survives(CHILD, SEED, CALLS)
