@@ -1,19 +1,38 @@
-"""The parent side of the subprocess fuzz tests (test_fuzz.py, test_gemm_fuzz.py):
-run a child script that makes random bad calls and must exit normally."""
+"""Both sides of the subprocess fuzz tests (test_fuzz.py, test_gemm_fuzz.py).
+
+Parent: assert_child_survives(child, seed, calls) runs a child script in a new
+interpreter, so that a segfault or abort fails the test instead of pytest.
+Child: the script calls start() first and run(makers, check_result) last; in
+between it defines its own makers, functions returning (fn, args, kwargs).
+"""
+import faulthandler
+import os
+import random
 import subprocess
 import sys
+import traceback
+import warnings
 
-import pytest
+import numpy as np
 
+ALLOWED = (TypeError, ValueError, MemoryError)  # np.exceptions.AxisError is a ValueError
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+# ---- parent side ----------------------------------------------------------------
 
 def run_child(child, seed, calls, verbose=False):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [_TESTS_DIR] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     return subprocess.run([sys.executable, "-c", child, str(seed), str(calls), str(int(verbose))],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
 
 
 def assert_child_survives(child, seed, calls):
     """The child must exit 0 and report `calls` calls; a signal reruns it verbosely
     to show the last calls before the crash."""
+    import pytest
+
     proc = run_child(child, seed, calls)
     if proc.returncode < 0:  # killed by a signal: rerun printing every call to find it
         again = run_child(child, seed, calls, verbose=True)
@@ -22,3 +41,75 @@ def assert_child_survives(child, seed, calls):
                     f"\nlast calls of a verbose rerun (rc {again.returncode}):\n" + "\n".join(last))
     assert proc.returncode == 0, f"child exited {proc.returncode}; stderr:\n{proc.stderr[-8000:]}"
     assert f"{calls} calls ok" in proc.stdout
+
+
+# ---- child side -----------------------------------------------------------------
+
+def start():
+    """Crash reports on, memory capped (a runaway allocation becomes a MemoryError,
+    not the OOM killer on the whole box), warnings off. Returns the command line's
+    (seed, calls, verbose) and the two seeded generators (random, NumPy)."""
+    faulthandler.enable()
+    try:
+        import resource
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+    warnings.simplefilter("ignore")
+    seed, calls, verbose = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+    return seed, calls, verbose, random.Random(seed), np.random.default_rng(seed)
+
+
+def describe(a):
+    if isinstance(a, np.ndarray):
+        return (f"{type(a).__name__}(shape={a.shape}, dtype={a.dtype}, strides={a.strides}, "
+                f"writeable={a.flags.writeable})")
+    r = repr(a)
+    return r if len(r) < 80 else r[:77] + "..."
+
+
+def run(makers, check_result, calls, verbose, rng):
+    """Make `calls` random calls on random ISA paths and thread counts, some with
+    a bogus keyword, a missing argument or no `out`. Each must pass
+    check_result(fn, result, kwargs) or raise one of ALLOWED; exits 1 otherwise."""
+    import fastnn
+    from fastnn import _C
+
+    isas = [n for n in _C.ISA_NAMES if n in _C.compiled_isas()
+            and _C.ISA_NAMES.index(n) <= _C.ISA_NAMES.index(_C.best_isa())]
+    failures, returned = [], 0
+    for i in range(calls):
+        _C.init_isa(rng.choice(isas))
+        fastnn.set_num_threads(rng.choice([1, 2]))
+        while True:
+            try:  # NumPy itself refuses some of the argument shapes: draw again
+                fn, args, kw = rng.choice(makers)()
+                break
+            except (ValueError, MemoryError):
+                pass
+        r = rng.random()
+        if r < 0.05:
+            kw["bogus_keyword"] = 1  # TypeError
+        elif r < 0.1 and args:
+            args = args[:-1]  # missing argument: TypeError
+        elif r < 0.15:
+            kw.pop("out", None)
+        call = (f"#{i} {fn.__name__}(" + ", ".join([describe(a) for a in args]
+                + [f"{k}={describe(v)}" for k, v in kw.items()]) + ")")
+        if verbose:
+            print(call, file=sys.stderr, flush=True)
+        try:
+            check_result(fn, fn(*args, **kw), kw)
+            returned += 1
+        except ALLOWED:
+            pass
+        except BaseException as err:
+            failures.append(call + "\n  -> " + "".join(
+                traceback.format_exception_only(type(err), err)).strip())
+    if failures:
+        print(f"{len(failures)} of {calls} calls raised a disallowed exception:", file=sys.stderr)
+        for f in failures[:25]:
+            print(f, file=sys.stderr)
+        sys.exit(1)
+    print(f"{calls} calls ok ({returned} returned a result, the rest raised)")

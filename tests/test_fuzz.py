@@ -19,24 +19,11 @@ SEED = int(os.environ.get("FASTNN_FUZZ_SEED", "20240611"))
 CALLS = 3000
 
 CHILD = r'''
-import faulthandler, random, sys, traceback, warnings
 import numpy as np
-import fastnn
-from fastnn import _C, ops
+from fastnn import ops
+from fuzzing import run, start
 
-faulthandler.enable()
-try:  # a runaway allocation becomes a MemoryError, not the OOM killer on the whole box
-    import resource
-    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
-except (ImportError, ValueError, OSError):
-    pass
-warnings.simplefilter("ignore")
-SEED, CALLS, VERBOSE = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
-R = random.Random(SEED)
-NP = np.random.default_rng(SEED)
-ALLOWED = (TypeError, ValueError, MemoryError)  # np.exceptions.AxisError is a ValueError
-ISAS = [n for n in _C.ISA_NAMES if n in _C.compiled_isas()
-        and _C.ISA_NAMES.index(n) <= _C.ISA_NAMES.index(_C.best_isa())]
+SEED, CALLS, VERBOSE, R, NP = start()
 
 # ---- shapes and arrays ----------------------------------------------------------
 SHAPES = [(), (0,), (1,), (7,), (17,), (3, 5), (2, 3, 4), (4, 1, 3), (1000,), (3, 0, 4),
@@ -261,57 +248,14 @@ MAKERS = ([unary(n) for n in ("relu", "sigmoid", "tanh", "silu", "exp", "erf")]
           + [pointwise_loss("mse_loss"), pointwise_loss("binary_cross_entropy_with_logits")])
 
 
-def describe(a):
-    if isinstance(a, np.ndarray):
-        return (f"{type(a).__name__}(shape={a.shape}, dtype={a.dtype}, strides={a.strides}, "
-                f"writeable={a.flags.writeable})")
-    r = repr(a)
-    return r if len(r) < 80 else r[:77] + "..."
-
-
-def check_result(fn, res):
+def check_result(fn, res, kw):
     if fn in (ops.cross_entropy, ops.mse_loss, ops.binary_cross_entropy_with_logits):
         assert isinstance(res, tuple) and isinstance(res[0], float), res
         res = res[1]
     assert isinstance(res, np.ndarray) and res.dtype == np.float32, type(res)
 
 
-failures, returned = [], 0
-for i in range(CALLS):
-    _C.init_isa(R.choice(ISAS))
-    fastnn.set_num_threads(R.choice([1, 2]))
-    while True:
-        try:  # NumPy itself refuses some of the argument shapes: draw again
-            fn, args, kw = R.choice(MAKERS)()
-            break
-        except (ValueError, MemoryError):
-            pass
-    r = R.random()
-    if r < 0.05:
-        kw["bogus_keyword"] = 1  # TypeError
-    elif r < 0.1 and args:
-        args = args[:-1]  # missing argument: TypeError
-    elif r < 0.15:
-        kw.pop("out", None)
-    call = (f"#{i} {fn.__name__}(" + ", ".join([describe(a) for a in args]
-            + [f"{k}={describe(v)}" for k, v in kw.items()]) + ")")
-    if VERBOSE:
-        print(call, file=sys.stderr, flush=True)
-    try:
-        check_result(fn, fn(*args, **kw))
-        returned += 1
-    except ALLOWED:
-        pass
-    except BaseException as err:
-        failures.append(call + "\n  -> " + "".join(
-            traceback.format_exception_only(type(err), err)).strip())
-
-if failures:
-    print(f"{len(failures)} of {CALLS} calls raised a disallowed exception:", file=sys.stderr)
-    for f in failures[:25]:
-        print(f, file=sys.stderr)
-    sys.exit(1)
-print(f"{CALLS} calls ok ({returned} returned a result, the rest raised)")
+run(MAKERS, check_result, CALLS, VERBOSE, R)
 '''
 
 

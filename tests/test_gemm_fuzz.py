@@ -14,24 +14,11 @@ SEED = int(os.environ.get("FASTNN_FUZZ_SEED", "20240611"))
 CALLS = 6000
 
 CHILD = r'''
-import faulthandler, random, sys, traceback, warnings
 import numpy as np
-import fastnn
-from fastnn import _C, ops
+from fastnn import ops
+from fuzzing import run, start
 
-faulthandler.enable()
-try:  # a runaway allocation becomes a MemoryError, not the OOM killer on the whole box
-    import resource
-    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
-except (ImportError, ValueError, OSError):
-    pass
-warnings.simplefilter("ignore")
-SEED, CALLS, VERBOSE = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
-R = random.Random(SEED)
-NP = np.random.default_rng(SEED)
-ALLOWED = (TypeError, ValueError, MemoryError)
-ISAS = [n for n in _C.ISA_NAMES if n in _C.compiled_isas()
-        and _C.ISA_NAMES.index(n) <= _C.ISA_NAMES.index(_C.best_isa())]
+SEED, CALLS, VERBOSE, R, NP = start()
 
 DIMS = [0, 1, 1, 2, 3, 4, 5, 7, 8, 13, 17, 33]
 HUGE = 10**10  # any non-empty array with such an axis is > 8 GiB: a quick MemoryError
@@ -281,51 +268,13 @@ def bias_grad_call():
 MAKERS = [matmul_call, matmul_call, matmul_call, linear_call, linear_call, bias_grad_call]
 
 
-def describe(a):
-    if isinstance(a, np.ndarray):
-        return (f"{type(a).__name__}(shape={a.shape}, dtype={a.dtype}, strides={a.strides}, "
-                f"writeable={a.flags.writeable})")
-    r = repr(a)
-    return r if len(r) < 80 else r[:77] + "..."
+def check_result(fn, res, kw):
+    assert isinstance(res, np.ndarray) and res.dtype == np.float32, type(res)
+    if isinstance(kw.get("out"), np.ndarray):
+        assert res is kw["out"], "out= given but another array returned"
 
 
-failures, returned = [], 0
-for i in range(CALLS):
-    _C.init_isa(R.choice(ISAS))
-    fastnn.set_num_threads(R.choice([1, 2]))
-    while True:
-        try:  # NumPy itself refuses some of the argument shapes: draw again
-            fn, args, kw = R.choice(MAKERS)()
-            break
-        except (ValueError, MemoryError):
-            pass
-    r = R.random()
-    if r < 0.04:
-        kw["bogus_keyword"] = 1  # TypeError
-    elif r < 0.08:
-        args = args[:-1]  # missing argument: TypeError
-    call = (f"#{i} {fn.__name__}(" + ", ".join([describe(a) for a in args]
-            + [f"{k}={describe(v)}" for k, v in kw.items()]) + ")")
-    if VERBOSE:
-        print(call, file=sys.stderr, flush=True)
-    try:
-        res = fn(*args, **kw)
-        assert isinstance(res, np.ndarray) and res.dtype == np.float32, type(res)
-        if isinstance(kw.get("out"), np.ndarray):
-            assert res is kw["out"], "out= given but another array returned"
-        returned += 1
-    except ALLOWED:
-        pass
-    except BaseException as err:
-        failures.append(call + "\n  -> " + "".join(
-            traceback.format_exception_only(type(err), err)).strip())
-
-if failures:
-    print(f"{len(failures)} of {CALLS} calls raised a disallowed exception:", file=sys.stderr)
-    for f in failures[:25]:
-        print(f, file=sys.stderr)
-    sys.exit(1)
-print(f"{CALLS} calls ok ({returned} returned a result, the rest raised)")
+run(MAKERS, check_result, CALLS, VERBOSE, R)
 '''
 
 
