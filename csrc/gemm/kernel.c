@@ -70,45 +70,20 @@ FNN_INLINE void store_tile(vf acc[MR][NRV], float *C, int64_t ldc, int64_t m, in
     }
 }
 
-/* Ap (MR, kc) packed, Bp (kc, NR) packed; C tile (m, n) with row stride ldc */
-void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
-                             int64_t m, int64_t n, int64_t row0, int64_t col0,
-                             const fnn_gemm_epilogue *ep) {
+/* The MR x NR tile loop, for packed panels and for A and B read in place.
+ * A points at op(A)'s row row0 (element (i, k) at A[i*lda + k], or A[k*lda + i]
+ * when trans_a), B at column col0 of a row-major (K, N) B. A packed A panel is
+ * the trans_a layout with lda = MR, a packed B panel is row-major with ldb = NR.
+ * Rows past m re-read row m-1 (in bounds, discarded); columns past n are
+ * masked unless `full`. Packed or not, each element gets the same FMA order. */
+FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a, const float *B,
+                            int64_t ldb, float *C, int64_t ldc, int64_t m, int64_t n,
+                            int64_t row0, int64_t col0, const fnn_gemm_epilogue *ep, int full) {
     /* the tile of C is needed only at the end: start fetching it now */
     for (int i = 0; i < MR && i < m; i++) {
         __builtin_prefetch(C + i * ldc, 1, 3);
         __builtin_prefetch(C + i * ldc + NR - 1, 1, 3);
     }
-    vf acc[MR][NRV];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NRV; v++) acc[i][v] = vf_zero();
-
-    for (int64_t k = 0; k < kc; k++) {
-        vf b[NRV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NRV; v++) b[v] = vf_load(Bp + k * NR + v * FNN_VW);
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            vf a = vf_set1(Ap[k * MR + i]);
-#pragma GCC unroll 4
-            for (int v = 0; v < NRV; v++) acc[i][v] = vf_fmadd(a, b[v], acc[i][v]);
-        }
-    }
-
-    store_tile(acc, C, ldc, m, n, row0, col0, ep);
-}
-
-/* The same tile straight from A and B, no packing: for small products, where
- * copying would cost more than it saves. A points at op(A)'s row row0 (element
- * (i, k) at A[i*lda + k], or A[k*lda + i] when trans_a), B at column col0 of
- * a row-major (K, N) B. Rows past m re-read row m-1 (in bounds, discarded);
- * columns past n are masked. The FMA order per element is the packed kernel's,
- * so for K <= KC both give the same bits. */
-FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a, const float *B,
-                            int64_t ldb, float *C, int64_t ldc, int64_t m, int64_t n,
-                            int64_t row0, int64_t col0, const fnn_gemm_epilogue *ep, int full) {
     int64_t w[NRV];
     for (int v = 0; v < NRV; v++) w[v] = n - v * FNN_VW;
     const float *arow[MR];
@@ -136,6 +111,14 @@ FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a,
     store_tile(acc, C, ldc, m, n, row0, col0, ep);
 }
 
+/* Ap (MR, kc) packed, Bp (kc, NR) packed; C tile (m, n) with row stride ldc */
+void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
+                             int64_t m, int64_t n, int64_t row0, int64_t col0,
+                             const fnn_gemm_epilogue *ep) {
+    direct_tile(kc, Ap, MR, 1, Bp, NR, C, ldc, m, n, row0, col0, ep, 1);
+}
+
+/* A and B in place, for small products where packing costs more than it saves */
 void FNN_K(fnn_gemm_ukernel_direct)(int64_t K, const float *A, int64_t lda, int trans_a,
                                     const float *B, int64_t ldb, float *C, int64_t ldc, int64_t m,
                                     int64_t n, int64_t row0, int64_t col0,
