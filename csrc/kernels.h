@@ -46,8 +46,7 @@ typedef struct {
     fnn_pointwise_loss_fn mse, bce_with_logits;
     fnn_gemm_ukernel_fn gemm_ukernel;
     fnn_gemm_ukernel_direct_fn gemm_ukernel_direct;
-    fnn_gemm_pack_a_fn gemm_pack_a;
-    fnn_gemm_pack_b_fn gemm_pack_b;
+    fnn_gemm_pack_fn gemm_pack;
     const fnn_gemm_blocking *gemm_blocking;
     fnn_colsum_fn colsum;
     float (*fma_probe)(int64_t iters); /* 32 * FNN_VW * iters flops on one core */

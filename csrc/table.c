@@ -28,10 +28,8 @@ void FNN_K(fnn_gemm_ukernel_direct)(int64_t, const float *, int64_t, int, const 
                                     float *, int64_t, int64_t, int64_t, int64_t, int64_t,
                                     const fnn_gemm_epilogue *);
 extern const fnn_gemm_blocking FNN_K(fnn_gemm_blocking);
-void FNN_K(fnn_gemm_pack_a)(float *, const float *, int64_t, int, int64_t, int64_t, int64_t,
-                            int64_t, int64_t);
-void FNN_K(fnn_gemm_pack_b)(float *, const float *, int64_t, int, int64_t, int64_t, int64_t,
-                            int64_t, int64_t);
+void FNN_K(fnn_gemm_pack)(float *, const float *, int64_t, int, int64_t, int64_t, int64_t,
+                          int64_t, int64_t);
 void FNN_K(fnn_colsum)(float *, const float *, int64_t, int64_t, int64_t, int);
 float FNN_K(fnn_fma_probe)(int64_t);
 
@@ -59,8 +57,7 @@ const fnn_kernels FNN_K(fnn_kernels) = {
     .bce_with_logits = FNN_K(fnn_bce_with_logits),
     .gemm_ukernel = FNN_K(fnn_gemm_ukernel),
     .gemm_ukernel_direct = FNN_K(fnn_gemm_ukernel_direct),
-    .gemm_pack_a = FNN_K(fnn_gemm_pack_a),
-    .gemm_pack_b = FNN_K(fnn_gemm_pack_b),
+    .gemm_pack = FNN_K(fnn_gemm_pack),
     .gemm_blocking = &FNN_K(fnn_gemm_blocking),
     .colsum = FNN_K(fnn_colsum),
     .fma_probe = FNN_K(fnn_fma_probe),

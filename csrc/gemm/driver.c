@@ -71,12 +71,12 @@ static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64
         int64_t nc = j1 - jc < bs->nc ? j1 - jc : bs->nc;
         for (int64_t kb = 0; kb < nk; kb++) {
             int64_t pc = kb * KC, kc = p->K - pc < KC ? p->K - pc : KC;
-            if (kc > 0) fnn_active_kernels->gemm_pack_b(Bp, p->B, p->ldb, p->trans_b, pc, jc, kc, nc, NR);
+            if (kc > 0) fnn_active_kernels->gemm_pack(Bp, p->B, p->ldb, !p->trans_b, jc, pc, nc, kc, NR);
             ep.first = kb == 0;
             ep.last = kb == nk - 1;
             for (int64_t ic = i0; ic < i1; ic += bs->mc) {
                 int64_t mc = i1 - ic < bs->mc ? i1 - ic : bs->mc;
-                if (kc > 0) fnn_active_kernels->gemm_pack_a(Ap, p->A, p->lda, p->trans_a, ic, pc, mc, kc, MR);
+                if (kc > 0) fnn_active_kernels->gemm_pack(Ap, p->A, p->lda, p->trans_a, ic, pc, mc, kc, MR);
                 for (int64_t ir = 0; ir < mc; ir += MR) {
                     for (int64_t jr = 0; jr < nc; jr += NR) {
                         ukernel(kc, Ap + ir * kc, Bp + jr * kc, p->C + (ic + ir) * p->ldc + jc + jr,

@@ -55,10 +55,11 @@ typedef void (*fnn_gemm_ukernel_direct_fn)(int64_t K, const float *A, int64_t ld
 typedef void (*fnn_colsum_fn)(float *out, const float *A, int64_t rows, int64_t N,
                               int64_t lda, int accumulate);
 
-/* pack.c: the mc x kc block of op(A) at (i0, k0) into Ap; kc x nc of op(B) at (k0, j0) into Bp */
-typedef void (*fnn_gemm_pack_a_fn)(float *Ap, const float *A, int64_t lda, int trans_a, int64_t i0,
-                                   int64_t k0, int64_t mc, int64_t kc, int64_t mr);
-typedef void (*fnn_gemm_pack_b_fn)(float *Bp, const float *B, int64_t ldb, int trans_b, int64_t k0,
-                                   int64_t j0, int64_t kc, int64_t nc, int64_t nr);
+/* pack.c: nlanes lanes x kc steps of X into panels of `width` lanes (see
+ * pack.c); A packs with width MR, lanes_adjacent = trans_a, B with width NR,
+ * lanes_adjacent = !trans_b */
+typedef void (*fnn_gemm_pack_fn)(float *dst, const float *X, int64_t ld, int lanes_adjacent,
+                                 int64_t l0, int64_t k0, int64_t nlanes, int64_t kc,
+                                 int64_t width);
 
 #endif /* FNN_GEMM_H */
