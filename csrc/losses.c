@@ -10,14 +10,6 @@
 #include "vmath.h"
 #include "kernels.h"
 
-FNN_INLINE int64_t lanes(int64_t rest) { return rest < FNN_VW ? rest : FNN_VW; }
-FNN_INLINE vf load_w(const float *p, int64_t w, float fill) {
-    return w == FNN_VW ? vf_load(p) : vf_loadn_or(p, w, fill);
-}
-FNN_INLINE void store_w(float *p, vf a, int64_t w) {
-    if (w == FNN_VW) vf_store(p, a); else vf_storen(p, a, w);
-}
-
 /* ---- cross entropy with label smoothing eps ------------------------------
  * logits (rows, C), labels (rows,), dlogits (rows, C).
  * lse = log sum exp x;  loss = (1-eps) (lse - x[y]) + eps (lse - mean(x))
@@ -31,24 +23,25 @@ double FNN_K(fnn_cross_entropy)(float *dlogits, const float *logits, const int64
         const float *x = logits + r * C;
         float *dx = dlogits + r * C;
         if (labels[r] == ignore_index) {
-            for (int64_t i = 0; i < C; i += FNN_VW) store_w(dx + i, vf_zero(), lanes(C - i));
+            for (int64_t i = 0; i < C; i += FNN_VW) vf_store_w(dx + i, vf_zero(), vf_lanes(C - i));
             continue;
         }
         vf vmax = vf_set1(-INFINITY), vx = vf_zero();
         for (int64_t i = 0; i < C; i += FNN_VW) {
-            int64_t w = lanes(C - i);
-            vmax = vf_max(vmax, load_w(x + i, w, -INFINITY));
-            vx = vf_add(vx, load_w(x + i, w, 0.0f));
+            int64_t w = vf_lanes(C - i);
+            vmax = vf_max(vmax, vf_load_w(x + i, w, -INFINITY));
+            vx = vf_add(vx, vf_load_w(x + i, w, 0.0f));
         }
-        vf mx = vf_set1(vf_reduce_max(vmax)), vsum = vf_zero();
+        float max = vf_reduce_max(vmax);
+        vf mx = vf_set1(max), vsum = vf_zero();
         for (int64_t i = 0; i < C; i += FNN_VW) {
-            int64_t w = lanes(C - i);
-            vf e = vf_exp(vf_sub(load_w(x + i, w, -INFINITY), mx));
+            int64_t w = vf_lanes(C - i);
+            vf e = vf_exp(vf_sub(vf_load_w(x + i, w, -INFINITY), mx));
             vsum = vf_add(vsum, e);
-            store_w(dx + i, e, w);
+            vf_store_w(dx + i, e, w);
         }
         float sum = vf_reduce_add(vsum);
-        double lse = (double)vf_reduce_max(mx) + log((double)sum);
+        double lse = (double)max + log((double)sum);
         double mean_x = (double)vf_reduce_add(vx) / (double)C;
         int64_t y = labels[r];
         total += (1.0 - label_smoothing) * (lse - (double)x[y]);
@@ -57,8 +50,8 @@ double FNN_K(fnn_cross_entropy)(float *dlogits, const float *logits, const int64
         vf p_scale = vf_set1(grad_scale / sum);
         vf smooth = vf_set1(grad_scale * label_smoothing / (float)C);
         for (int64_t i = 0; i < C; i += FNN_VW) {
-            int64_t w = lanes(C - i);
-            store_w(dx + i, vf_sub(vf_mul(load_w(dx + i, w, 0.0f), p_scale), smooth), w);
+            int64_t w = vf_lanes(C - i);
+            vf_store_w(dx + i, vf_sub(vf_mul(vf_load_w(dx + i, w, 0.0f), p_scale), smooth), w);
         }
         dx[y] -= grad_scale * (1.0f - label_smoothing);
     }
@@ -71,10 +64,10 @@ double FNN_K(fnn_mse)(float *dpred, const float *pred, const float *target, int6
                       float grad_scale) {
     vf acc = vf_zero(), two_scale = vf_set1(2.0f * grad_scale);
     for (int64_t i = 0; i < n; i += FNN_VW) {
-        int64_t w = lanes(n - i);
-        vf d = vf_sub(load_w(pred + i, w, 0.0f), load_w(target + i, w, 0.0f));
+        int64_t w = vf_lanes(n - i);
+        vf d = vf_sub(vf_load_w(pred + i, w, 0.0f), vf_load_w(target + i, w, 0.0f));
         acc = vf_fmadd(d, d, acc);
-        store_w(dpred + i, vf_mul(d, two_scale), w);
+        vf_store_w(dpred + i, vf_mul(d, two_scale), w);
     }
     return (double)vf_reduce_add(acc);
 }
@@ -86,14 +79,14 @@ double FNN_K(fnn_bce_with_logits)(float *dlogits, const float *logits, const flo
                                   int64_t n, float grad_scale) {
     vf acc = vf_zero(), scale = vf_set1(grad_scale);
     for (int64_t i = 0; i < n; i += FNN_VW) {
-        int64_t w = lanes(n - i);
-        vf x = load_w(logits + i, w, 0.0f), t = load_w(target + i, w, 0.0f);
+        int64_t w = vf_lanes(n - i);
+        vf x = vf_load_w(logits + i, w, 0.0f), t = vf_load_w(target + i, w, 0.0f);
         vf e = vf_exp(vf_neg(vf_abs(x)));
         vf loss = vf_add(vf_fnmadd(x, t, vf_max(vf_zero(), x)), vf_log1p_01(e));
         /* masked lanes have x = t = 0, which would add log 2 */
         if (w < FNN_VW) loss = vf_select(vm_first(w), loss, vf_zero());
         acc = vf_add(acc, loss);
-        store_w(dlogits + i, vf_mul(vf_sub(vf_sigmoid_given_exp(x, e), t), scale), w);
+        vf_store_w(dlogits + i, vf_mul(vf_sub(vf_sigmoid_given_exp(x, e), t), scale), w);
     }
     return (double)vf_reduce_add(acc);
 }

@@ -249,5 +249,14 @@ FNN_INLINE vf vf_abs(vf a) { return vf_xor(a, vf_and(a, vf_sign_bit())); }
 FNN_INLINE vf vf_neg(vf a) { return vf_xor(a, vf_sign_bit()); }
 /* c - a*b */
 FNN_INLINE vf vf_fnmadd(vf a, vf b, vf c) { return vf_fmadd(vf_neg(a), b, c); }
+/* lanes of a vector that `rest` remaining floats fill */
+FNN_INLINE int64_t vf_lanes(int64_t rest) { return rest < FNN_VW ? rest : FNN_VW; }
+/* w <= FNN_VW floats at p (the other lanes `fill`), and the matching store */
+FNN_INLINE vf vf_load_w(const float *p, int64_t w, float fill) {
+    return w == FNN_VW ? vf_load(p) : vf_loadn_or(p, w, fill);
+}
+FNN_INLINE void vf_store_w(float *p, vf a, int64_t w) {
+    if (w == FNN_VW) vf_store(p, a); else vf_storen(p, a, w);
+}
 
 #endif /* FNN_SIMD_H */

@@ -11,17 +11,10 @@
 #include "vmath.h"
 #include "kernels.h"
 
-/* w lanes from p (w <= FNN_VW), the rest filled with `fill` */
-FNN_INLINE vf load_w(const float *p, int64_t w, float fill) {
-    return w == FNN_VW ? vf_load(p) : vf_loadn_or(p, w, fill);
-}
-FNN_INLINE void store_w(float *p, vf a, int64_t w) {
-    if (w == FNN_VW) vf_store(p, a); else vf_storen(p, a, w);
-}
 /* (+)= for backward kernels */
 FNN_INLINE void put_w(float *p, vf a, int64_t w, int accumulate) {
-    if (accumulate) a = vf_add(load_w(p, w, 0.0f), a);
-    store_w(p, a, w);
+    if (accumulate) a = vf_add(vf_load_w(p, w, 0.0f), a);
+    vf_store_w(p, a, w);
 }
 
 /* ---- D == 1: one contiguous row of C ------------------------------------ */
@@ -30,14 +23,14 @@ FNN_INLINE void put_w(float *p, vf a, int64_t w, int accumulate) {
 static void FNN_K(row_forward)(float *out, const float *inp, int64_t C, int log) {
     vf vmax = vf_set1(-INFINITY);
     for (int64_t i = 0; i < C; i += FNN_VW)
-        vmax = vf_max(vmax, load_w(inp + i, C - i < FNN_VW ? C - i : FNN_VW, -INFINITY));
+        vmax = vf_max(vmax, vf_load_w(inp + i, vf_lanes(C - i), -INFINITY));
     vf mx = vf_set1(vf_reduce_max(vmax));
     vf vsum = vf_zero();
     for (int64_t i = 0; i < C; i += FNN_VW) {
-        int64_t w = C - i < FNN_VW ? C - i : FNN_VW;
-        vf e = vf_exp(vf_sub(load_w(inp + i, w, -INFINITY), mx));
+        int64_t w = vf_lanes(C - i);
+        vf e = vf_exp(vf_sub(vf_load_w(inp + i, w, -INFINITY), mx));
         vsum = vf_add(vsum, e);
-        if (!log) store_w(out + i, e, w);
+        if (!log) vf_store_w(out + i, e, w);
     }
     float sum = vf_reduce_add(vsum);
     if (log) {
@@ -45,14 +38,14 @@ static void FNN_K(row_forward)(float *out, const float *inp, int64_t C, int log)
          * log-probabilities near 0 keep full precision */
         vf log_sum = vf_set1(logf(sum));
         for (int64_t i = 0; i < C; i += FNN_VW) {
-            int64_t w = C - i < FNN_VW ? C - i : FNN_VW;
-            store_w(out + i, vf_sub(vf_sub(load_w(inp + i, w, 0.0f), mx), log_sum), w);
+            int64_t w = vf_lanes(C - i);
+            vf_store_w(out + i, vf_sub(vf_sub(vf_load_w(inp + i, w, 0.0f), mx), log_sum), w);
         }
     } else {
         vf scale = vf_set1(1.0f / sum);
         for (int64_t i = 0; i < C; i += FNN_VW) {
-            int64_t w = C - i < FNN_VW ? C - i : FNN_VW;
-            store_w(out + i, vf_mul(load_w(out + i, w, 0.0f), scale), w);
+            int64_t w = vf_lanes(C - i);
+            vf_store_w(out + i, vf_mul(vf_load_w(out + i, w, 0.0f), scale), w);
         }
     }
 }
@@ -63,14 +56,14 @@ static void FNN_K(row_backward)(float *dinp, const float *dout, const float *y, 
                                 int log, int accumulate) {
     vf vsum = vf_zero();
     for (int64_t i = 0; i < C; i += FNN_VW) {
-        int64_t w = C - i < FNN_VW ? C - i : FNN_VW;
-        vf g = load_w(dout + i, w, 0.0f);
-        vsum = log ? vf_add(vsum, g) : vf_fmadd(g, load_w(y + i, w, 0.0f), vsum);
+        int64_t w = vf_lanes(C - i);
+        vf g = vf_load_w(dout + i, w, 0.0f);
+        vsum = log ? vf_add(vsum, g) : vf_fmadd(g, vf_load_w(y + i, w, 0.0f), vsum);
     }
     vf s = vf_set1(vf_reduce_add(vsum));
     for (int64_t i = 0; i < C; i += FNN_VW) {
-        int64_t w = C - i < FNN_VW ? C - i : FNN_VW;
-        vf g = load_w(dout + i, w, 0.0f), yi = load_w(y + i, w, 0.0f);
+        int64_t w = vf_lanes(C - i);
+        vf g = vf_load_w(dout + i, w, 0.0f), yi = vf_load_w(y + i, w, 0.0f);
         vf d = log ? vf_fnmadd(vf_exp(yi), s, g) : vf_mul(yi, vf_sub(g, s));
         put_w(dinp + i, d, w, accumulate);
     }
@@ -90,20 +83,20 @@ FNN_INLINE vf log_lanes(vf a) {
 static void FNN_K(fibre_forward)(float *out, const float *inp, int64_t C, int64_t D,
                                  int64_t w, int log) {
     vf mx = vf_set1(-INFINITY), sum = vf_zero();
-    for (int64_t c = 0; c < C; c++) mx = vf_max(mx, load_w(inp + c * D, w, -INFINITY));
+    for (int64_t c = 0; c < C; c++) mx = vf_max(mx, vf_load_w(inp + c * D, w, -INFINITY));
     for (int64_t c = 0; c < C; c++) {
-        vf e = vf_exp(vf_sub(load_w(inp + c * D, w, -INFINITY), mx));
+        vf e = vf_exp(vf_sub(vf_load_w(inp + c * D, w, -INFINITY), mx));
         sum = vf_add(sum, e);
-        if (!log) store_w(out + c * D, e, w);
+        if (!log) vf_store_w(out + c * D, e, w);
     }
     if (log) {
         vf log_sum = log_lanes(sum);
         for (int64_t c = 0; c < C; c++)
-            store_w(out + c * D, vf_sub(vf_sub(load_w(inp + c * D, w, 0.0f), mx), log_sum), w);
+            vf_store_w(out + c * D, vf_sub(vf_sub(vf_load_w(inp + c * D, w, 0.0f), mx), log_sum), w);
     } else {
         vf scale = vf_div(vf_set1(1.0f), sum);
         for (int64_t c = 0; c < C; c++)
-            store_w(out + c * D, vf_mul(load_w(out + c * D, w, 0.0f), scale), w);
+            vf_store_w(out + c * D, vf_mul(vf_load_w(out + c * D, w, 0.0f), scale), w);
     }
 }
 
@@ -111,11 +104,11 @@ static void FNN_K(fibre_backward)(float *dinp, const float *dout, const float *y
                                   int64_t D, int64_t w, int log, int accumulate) {
     vf s = vf_zero();
     for (int64_t c = 0; c < C; c++) {
-        vf g = load_w(dout + c * D, w, 0.0f);
-        s = log ? vf_add(s, g) : vf_fmadd(g, load_w(y + c * D, w, 0.0f), s);
+        vf g = vf_load_w(dout + c * D, w, 0.0f);
+        s = log ? vf_add(s, g) : vf_fmadd(g, vf_load_w(y + c * D, w, 0.0f), s);
     }
     for (int64_t c = 0; c < C; c++) {
-        vf g = load_w(dout + c * D, w, 0.0f), yi = load_w(y + c * D, w, 0.0f);
+        vf g = vf_load_w(dout + c * D, w, 0.0f), yi = vf_load_w(y + c * D, w, 0.0f);
         vf d = log ? vf_fnmadd(vf_exp(yi), s, g) : vf_mul(yi, vf_sub(g, s));
         put_w(dinp + c * D, d, w, accumulate);
     }
@@ -132,7 +125,7 @@ void FNN_K(fnn_softmax)(float *out, const float *inp, int64_t rows, int64_t C, i
             FNN_K(row_forward)(y, x, C, log);
         } else {
             for (int64_t d = 0; d < D; d += FNN_VW)
-                FNN_K(fibre_forward)(y + d, x + d, C, D, D - d < FNN_VW ? D - d : FNN_VW, log);
+                FNN_K(fibre_forward)(y + d, x + d, C, D, vf_lanes(D - d), log);
         }
     }
 }
@@ -146,7 +139,7 @@ void FNN_K(fnn_softmax_grad)(float *dinp, const float *dout, const float *out, i
         } else {
             for (int64_t d = 0; d < D; d += FNN_VW)
                 FNN_K(fibre_backward)(dinp + off + d, dout + off + d, out + off + d, C, D,
-                                      D - d < FNN_VW ? D - d : FNN_VW, log, accumulate);
+                                      vf_lanes(D - d), log, accumulate);
         }
     }
 }

@@ -51,21 +51,21 @@ FNN_INLINE void store_tile(vf acc[MR][NRV], float *C, int64_t ldc, int64_t m, in
     for (int i = 0; i < MR && i < m; i++) {
         float *c = C + i * ldc;
         for (int v = 0; v < NRV; v++) {
-            int64_t j = v * FNN_VW, w = n - j < FNN_VW ? n - j : FNN_VW;
+            int64_t j = v * FNN_VW, w = vf_lanes(n - j);
             if (w <= 0) break;
             vf r = vf_mul(acc[i][v], alpha);
             if (read_c) {
-                vf old = w == FNN_VW ? vf_load(c + j) : vf_loadn(c + j, w);
+                vf old = vf_load_w(c + j, w, 0.0f);
                 r = ep->first ? vf_fmadd(beta, old, r) : vf_add(r, old);
             }
             if (add_bias) {
                 const float *bias = ep->bias;
                 vf bv = ep->bias_mode == FNN_BIAS_ROW ? vf_set1(bias[row0 + i])
-                        : w == FNN_VW ? vf_load(bias + col0 + j) : vf_loadn(bias + col0 + j, w);
+                        : vf_load_w(bias + col0 + j, w, 0.0f);
                 r = vf_add(r, bv);
             }
             r = activate(r, act);
-            if (w == FNN_VW) vf_store(c + j, r); else vf_storen(c + j, r, w);
+            vf_store_w(c + j, r, w);
         }
     }
 }
@@ -99,7 +99,7 @@ FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a,
 #pragma GCC unroll 4
         for (int v = 0; v < NRV; v++) {
             const float *bp = B + k * ldb + v * FNN_VW;
-            b[v] = full ? vf_load(bp) : w[v] <= 0 ? vf_zero() : vf_loadn_or(bp, w[v] < FNN_VW ? w[v] : FNN_VW, 0.0f);
+            b[v] = full ? vf_load(bp) : w[v] <= 0 ? vf_zero() : vf_load_w(bp, vf_lanes(w[v]), 0.0f);
         }
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
@@ -131,10 +131,10 @@ void FNN_K(fnn_gemm_ukernel_direct)(int64_t K, const float *A, int64_t lda, int 
 void FNN_K(fnn_colsum)(float *out, const float *A, int64_t rows, int64_t N, int64_t lda,
                        int accumulate) {
     for (int64_t j = 0; j < N; j += FNN_VW) {
-        int64_t w = N - j < FNN_VW ? N - j : FNN_VW;
+        int64_t w = vf_lanes(N - j);
         vf s = accumulate ? vf_loadn_or(out + j, w, 0.0f) : vf_zero();
         for (int64_t r = 0; r < rows; r++) s = vf_add(s, vf_loadn_or(A + r * lda + j, w, 0.0f));
-        if (w == FNN_VW) vf_store(out + j, s); else vf_storen(out + j, s, w);
+        vf_store_w(out + j, s, w);
     }
 }
 
