@@ -113,3 +113,96 @@ def run(makers, check_result, calls, verbose, rng):
             print(f, file=sys.stderr)
         sys.exit(1)
     print(f"{calls} calls ok ({returned} returned a result, the rest raised)")
+
+
+WEIRD_DTYPES = [np.complex64, np.complex128, object, "U3", "S3", bool, np.int8, np.uint8,
+                np.float16, np.float64, np.int64, np.uint64, "datetime64[D]", "timedelta64[s]",
+                ">f4", "<f8", "V4"]
+VALUES = [0.0, -0.0, 1e-45, -1e-40, 1e30, -1e30, np.inf, -np.inf, np.nan, 3.4e38, 1.0, -1.0]
+
+
+class Arrays:
+    """Array makers for a given shape, drawn from the child's generators: every
+    layout, dtype and flag an input can come with."""
+
+    def __init__(self, rng, np_rng):
+        self.R, self.NP = rng, np_rng
+
+    def f32(self, shp):
+        if self.R.random() < 0.25:
+            return np.array(self.NP.choice(VALUES, shp), dtype=np.float32)
+        return (self.NP.standard_normal(shp) * self.R.choice([1.0, 1e3, 1e30])).astype(np.float32)
+
+    def weird_dtype(self, shp):
+        dt = self.R.choice(WEIRD_DTYPES)
+        try:
+            return np.zeros(shp, dtype=dt) if self.R.random() < 0.5 else self.f32(shp).astype(dt)
+        except (TypeError, ValueError):
+            return np.zeros(shp, dtype=dt)
+
+    def noncontig(self, shp):
+        return self.f32(tuple(2 * s for s in shp))[tuple(slice(None, None, 2) for _ in shp)]
+
+    def negstride(self, shp):
+        return self.f32(shp)[tuple(slice(None, None, -1) for _ in shp)]
+
+    def readonly(self, shp):
+        a = self.f32(shp)
+        a.flags.writeable = False
+        return a
+
+    def transposed(self, shp):
+        """the last two axes swapped: a column-major view"""
+        if len(shp) < 2:
+            return self.f32(shp)
+        return np.swapaxes(self.f32(shp[:-2] + (shp[-1], shp[-2])), -1, -2)
+
+    def wide(self, shp):
+        """a slice of a wider array: rows farther apart than their length"""
+        if not shp or 0 in shp:  # (10**9, 0) would become (10**9, 3)
+            return self.f32(shp)
+        return self.f32(shp[:-1] + (shp[-1] + 3,))[..., :shp[-1]]
+
+    def bcast(self, shp):
+        """some axes with stride 0"""
+        if not shp:
+            return self.f32(shp)
+        src = tuple(1 if self.R.random() < 0.5 or s > 1000 else s for s in shp)
+        return np.broadcast_to(self.f32(src), shp)
+
+    def unaligned(self, shp):
+        n = int(np.prod(shp, dtype=np.int64))
+        if n > 1 << 20:
+            return self.f32(shp)
+        raw = np.zeros(4 * n + 8, np.uint8)
+        return raw[1:1 + 4 * n].view(np.float32).reshape(shp)
+
+    def odd_strides(self, shp):
+        """a float32 view whose byte strides are not multiples of 4"""
+        if len(shp) < 2 or 0 in shp or max(shp) > 1000:
+            return self.f32(shp)
+        strides = [4]
+        for s in shp[:0:-1]:
+            strides.insert(0, strides[0] * s + self.R.choice([1, 2, 3, 5]))
+        span = sum((s - 1) * st for s, st in zip(shp, strides)) + 4
+        raw = np.zeros((span + 11) // 4 * 4, np.uint8).view(np.float32)
+        y = np.lib.stride_tricks.as_strided(raw, shp, tuple(strides))
+        y[...] = self.f32(shp)
+        return y
+
+    def as_matrix(self, shp):
+        return np.asmatrix(self.f32(shp if len(shp) == 2 else (3, 5)))
+
+    def masked(self, shp):
+        return np.ma.masked_array(self.f32(shp), mask=self.NP.random(shp) < 0.5)
+
+    def pylist(self, shp):
+        # (10**9, 0).tolist() is 10**9 empty lists: keep the list small
+        shp = tuple(3 if s > 1000 else s for s in shp[:-1]) + shp[-1:]
+        return self.f32(shp).tolist()
+
+    def makers(self):
+        """every maker, plain float32 weighted up"""
+        return [self.f32] * 4 + [self.weird_dtype, self.noncontig, self.negstride, self.readonly,
+                                 self.transposed, self.wide, self.bcast, self.unaligned,
+                                 self.odd_strides, self.as_matrix, self.masked, self.pylist]

@@ -21,17 +21,15 @@ CALLS = 3000
 CHILD = r'''
 import numpy as np
 from fastnn import ops
-from fuzzing import run, start
+from fuzzing import Arrays, run, start
 
 SEED, CALLS, VERBOSE, R, NP = start()
 
 # ---- shapes and arrays ----------------------------------------------------------
 SHAPES = [(), (0,), (1,), (7,), (17,), (3, 5), (2, 3, 4), (4, 1, 3), (1000,), (3, 0, 4),
           (0, 10**9), (10**9, 0), (2, 0, 10**9), (0, 10**9, 10**9)]
-WEIRD_DTYPES = [np.complex64, np.complex128, object, "U3", "S3", bool, np.int8, np.uint8,
-                np.float16, np.float64, np.int64, np.uint64, "datetime64[D]", "timedelta64[s]",
-                ">f4", "<f8", "V4"]
-VALUES = [0.0, -0.0, 1e-45, -1e-40, 1e30, -1e30, np.inf, -np.inf, np.nan, 3.4e38, 1.0, -1.0]
+ARRAYS = Arrays(R, NP)
+ARRAY_MAKERS = ARRAYS.makers()
 
 
 def shape():
@@ -39,57 +37,9 @@ def shape():
 
 
 def f32(shp=None):
-    shp = shape() if shp is None else shp
-    if R.random() < 0.3:
-        a = np.array(NP.choice(VALUES, shp), dtype=np.float32)
-    else:
-        a = (NP.standard_normal(shp) * R.choice([1.0, 1e3, 1e30])).astype(np.float32)
-    return a
+    return ARRAYS.f32(shape() if shp is None else shp)
 
 
-def weird_dtype(shp):
-    dt = R.choice(WEIRD_DTYPES)
-    try:
-        return np.zeros(shp, dtype=dt) if R.random() < 0.5 else f32(shp).astype(dt)
-    except (TypeError, ValueError):
-        return np.zeros(shp, dtype=dt)
-
-
-def noncontig(shp):
-    big = f32(tuple(2 * s for s in shp))
-    return big[tuple(slice(None, None, 2) for _ in shp)]
-
-
-def negstride(shp):
-    return f32(shp)[tuple(slice(None, None, -1) for _ in shp)]
-
-
-def readonly(shp):
-    a = f32(shp)
-    a.flags.writeable = False
-    return a
-
-
-def transposed(shp):
-    return f32(shp[::-1]).T
-
-
-def as_matrix(shp):
-    return np.asmatrix(f32(shp if len(shp) == 2 else (3, 5)))
-
-
-def masked(shp):
-    return np.ma.masked_array(f32(shp), mask=NP.random(shp) < 0.5)
-
-
-def pylist(shp):
-    if len(shp) > 1 and shp[0] > 1000:  # (10**9, 0).tolist() is 10**9 empty lists
-        shp = (3,) + shp[1:]
-    return f32(shp).tolist()
-
-
-ARRAY_MAKERS = [f32, f32, f32, weird_dtype, noncontig, negstride, readonly, transposed,
-                as_matrix, masked, pylist]
 JUNK = [None, [[1, 2], [3]], [[1.0, [2.0]], 3.0], [], [[]], 1.5, 0, True, 1j, "abc", b"xy",
         {"a": 1}, {1, 2}, object(), 2**100, [2**100], [None], [1, "a"], np.float32(3),
         np.float64("nan"), np.datetime64("2020-01-01"), range(5), (x for x in range(3)),
@@ -125,15 +75,15 @@ def out_for(shp, inputs):
     if k == 5:
         return np.empty(shape(), np.float32)  # (usually) wrong shape
     if k == 6:
-        return noncontig(shp) if len(shp) else np.empty((), np.float32)
+        return ARRAYS.noncontig(shp) if len(shp) else np.empty((), np.float32)
     if k == 7:
-        return readonly(shp)
+        return ARRAYS.readonly(shp)
     if k == 8:
         return R.choice([[0.0], 3.0, "out", b"out", object(), memoryview(bytearray(64)), 1j])
     if k == 9:
-        return negstride(shp)
+        return ARRAYS.negstride(shp)
     if k == 10:
-        return as_matrix(shp)
+        return ARRAYS.as_matrix(shp)
     # aliasing: exactly one of the inputs, or a view overlapping it partially
     arrs = [a for a in inputs if isinstance(a, np.ndarray) and a.dtype == np.float32]
     if not arrs:

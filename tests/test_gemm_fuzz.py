@@ -16,106 +16,21 @@ CALLS = 6000
 CHILD = r'''
 import numpy as np
 from fastnn import ops
-from fuzzing import run, start
+from fuzzing import Arrays, run, start
 
 SEED, CALLS, VERBOSE, R, NP = start()
 
 DIMS = [0, 1, 1, 2, 3, 4, 5, 7, 8, 13, 17, 33]
 HUGE = 10**10  # any non-empty array with such an axis is > 8 GiB: a quick MemoryError
-WEIRD_DTYPES = [np.complex64, np.complex128, object, "U3", "S3", bool, np.int8, np.uint8,
-                np.float16, np.float64, np.int64, np.uint64, "datetime64[D]", "timedelta64[s]",
-                ">f4", "<f8", "V4"]
-VALUES = [0.0, -0.0, 1e-45, -1e-40, 1e30, -1e30, np.inf, -np.inf, np.nan, 3.4e38, 1.0, -1.0]
+ARRAYS = Arrays(R, NP)
+ARRAY_MAKERS = ARRAYS.makers()
+f32 = ARRAYS.f32
 
 
 def dim():
     return R.choice(DIMS)
 
 
-def f32(shp):
-    if R.random() < 0.2:
-        return np.array(NP.choice(VALUES, shp), dtype=np.float32)
-    return (NP.standard_normal(shp) * R.choice([1.0, 1e3, 1e30])).astype(np.float32)
-
-
-def weird_dtype(shp):
-    dt = R.choice(WEIRD_DTYPES)
-    try:
-        return np.zeros(shp, dtype=dt) if R.random() < 0.5 else f32(shp).astype(dt)
-    except (TypeError, ValueError):
-        return np.zeros(shp, dtype=dt)
-
-
-def noncontig(shp):
-    return f32(tuple(2 * s for s in shp))[tuple(slice(None, None, 2) for _ in shp)]
-
-
-def negstride(shp):
-    return f32(shp)[tuple(slice(None, None, -1) for _ in shp)]
-
-
-def readonly(shp):
-    a = f32(shp)
-    a.flags.writeable = False
-    return a
-
-
-def transposed(shp):
-    if len(shp) < 2:
-        return f32(shp)
-    return np.swapaxes(f32(shp[:-2] + (shp[-1], shp[-2])), -1, -2)
-
-
-def wide(shp):
-    if not shp or 0 in shp:  # (10**9, 0) would become (10**9, 3)
-        return f32(shp)
-    return f32(shp[:-1] + (shp[-1] + 3,))[..., :shp[-1]]
-
-
-def bcast(shp):
-    """batch stride 0 (or row / column stride 0)"""
-    if not shp:
-        return f32(shp)
-    src = tuple(1 if R.random() < 0.5 or s > 1000 else s for s in shp)
-    return np.broadcast_to(f32(src), shp)
-
-
-def unaligned(shp):
-    n = int(np.prod(shp, dtype=np.int64))
-    raw = np.zeros(4 * n + 8, np.uint8)
-    return raw[1:1 + 4 * n].view(np.float32).reshape(shp)
-
-
-def as_matrix(shp):
-    return np.asmatrix(f32(shp if len(shp) == 2 else (3, 5)))
-
-
-def masked(shp):
-    return np.ma.masked_array(f32(shp), mask=NP.random(shp) < 0.5)
-
-
-def pylist(shp):
-    # (10**9, 0).tolist() is 10**9 empty lists: keep the list small
-    shp = tuple(3 if s > 1000 else s for s in shp[:-1]) + shp[-1:]
-    return f32(shp).tolist()
-
-
-def odd_strides(shp):
-    """a float32 view whose byte strides are not multiples of 4"""
-    if len(shp) < 2 or 0 in shp:
-        return f32(shp)
-    strides = [4]
-    for s in shp[:0:-1]:
-        strides.insert(0, strides[0] * s + R.choice([1, 2, 3, 5]))
-    span = sum((s - 1) * st for s, st in zip(shp, strides)) + 4
-    raw = np.zeros((span + 11) // 4 * 4, np.uint8).view(np.float32)
-    y = np.lib.stride_tricks.as_strided(raw, shp, tuple(strides))
-    y[...] = f32(shp)
-    return y
-
-
-ARRAY_MAKERS = [f32, f32, f32, f32, weird_dtype, noncontig, negstride, readonly, transposed,
-                transposed, wide, bcast, unaligned, odd_strides, as_matrix, masked, pylist]
 JUNK = [None, [[1, 2], [3]], [], [[]], 1.5, 0, True, 1j, "abc", b"xy", {"a": 1}, object(),
         2**100, [[2**100]], [[None]], np.float32(3), range(5), np.array([[1.0, None]], dtype=object),
         np.empty((0, HUGE), np.float32), np.empty((HUGE, 0), np.float32),
@@ -147,13 +62,13 @@ def out_for(shp, inputs):
     if k == 7:
         return np.empty(tuple(dim() for _ in range(R.choice([1, 2, 3]))), np.float32)
     if k == 8:
-        return noncontig(shp) if shp else np.empty((), np.float32)
+        return ARRAYS.noncontig(shp) if shp else np.empty((), np.float32)
     if k == 9:
-        return readonly(shp)
+        return ARRAYS.readonly(shp)
     if k == 10:
         return R.choice([[0.0], 3.0, "out", object(), memoryview(bytearray(64)), 1j])
     if k == 11:
-        return as_matrix(shp) if len(shp) == 2 else np.empty(shp, np.float32)
+        return ARRAYS.as_matrix(shp) if len(shp) == 2 else np.empty(shp, np.float32)
     arrs = [a for a in inputs if isinstance(a, np.ndarray) and a.dtype == np.float32
             and a.flags.writeable]
     if not arrs:
