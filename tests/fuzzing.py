@@ -201,6 +201,52 @@ class Arrays:
         shp = tuple(3 if s > 1000 else s for s in shp[:-1]) + shp[-1:]
         return self.f32(shp).tolist()
 
+    def out_for(self, shp, inputs, other_shape):
+        """an `out=` for a result of shape shp: None, right, or wrong in one way
+        (dtype, other_shape(), layout, read-only, not an array), or aliasing one
+        of `inputs` exactly or partly"""
+        R = self.R
+        k = R.randrange(17)
+        if k < 4:
+            return None
+        if k == 4:
+            return np.empty(shp, np.float32)
+        if k == 5:
+            return np.full(shp, np.nan, np.float32)
+        if k == 6:
+            return np.empty(shp, R.choice([np.float64, np.float16, np.int32, np.complex64, ">f4",
+                                           object, bool]))
+        if k == 7:
+            return np.empty(other_shape(), np.float32)  # (usually) the wrong shape
+        if k == 8:
+            return self.noncontig(shp) if shp else np.empty((), np.float32)
+        if k == 9:
+            return self.readonly(shp)
+        if k == 10:
+            return R.choice([[0.0], 3.0, "out", b"out", object(), memoryview(bytearray(64)), 1j])
+        if k == 11:
+            return self.negstride(shp)
+        if k == 12:
+            return self.as_matrix(shp) if len(shp) == 2 else np.empty(shp, np.float32)
+        arrs = [a for a in inputs if isinstance(a, np.ndarray) and a.dtype == np.float32]
+        if not arrs:
+            return np.empty(shp, np.float32)
+        a = R.choice(arrs)
+        if k in (13, 14):
+            return a  # exactly an input (perhaps the wrong shape)
+        base = a
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        flat = base.reshape(-1) if base.flags.c_contiguous else None
+        n = int(np.prod(shp, dtype=np.int64))
+        if flat is not None and flat.size > n + 1:
+            off = R.randrange(0, flat.size - n)
+            try:
+                return flat[off:off + n].reshape(shp)  # overlaps an input partly
+            except ValueError:
+                pass
+        return a
+
     def makers(self):
         """every maker, plain float32 weighted up"""
         return [self.f32] * 4 + [self.weird_dtype, self.noncontig, self.negstride, self.readonly,
