@@ -16,7 +16,8 @@
  *   vf_loadn / vf_storen move the first n < FNN_VW lanes (tails); vf_loadn
  *   zero-fills the other lanes, vf_loadn_or fills them with a given value;
  *   vm_first(n) is the mask of the first n lanes.
- *   vf_transpose_block transposes one FNN_VW x FNN_VW block (for packing).
+ *   vf_transpose_block transposes `rows` <= FNN_VW rows of FNN_VW floats into
+ *   FNN_VW rows of `rows` floats (for packing); other memory is not touched.
  */
 #ifndef FNN_SIMD_H
 #define FNN_SIMD_H
@@ -85,9 +86,10 @@ FNN_INLINE vf vf_pow2i(vf n) {
 FNN_INLINE vf vf_ldexp(vf a, vf n) { return _mm512_scalef_ps(a, n); }
 FNN_INLINE float vf_reduce_add(vf a) { return _mm512_reduce_add_ps(a); }
 /* dst[c*ldd + r] = src[r*lds + c] for the FNN_VW x FNN_VW block */
-FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds) {
+FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds,
+                                   int64_t rows) {
     __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_loadu_ps(src + i * lds) : _mm512_setzero_ps();
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
@@ -108,7 +110,10 @@ FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, in
         t[8 + p] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);  /* lane 2: column 8 + p */
         t[12 + p] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xdd); /* lane 3: column 12 + p */
     }
-    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldd, t[i]);
+    for (int i = 0; i < 16; i++) {
+        if (rows == 16) _mm512_storeu_ps(dst + i * ldd, t[i]);
+        else _mm512_mask_storeu_ps(dst + i * ldd, (__mmask16)((1u << rows) - 1u), t[i]);
+    }
 }
 FNN_INLINE float vf_reduce_max(vf a) { return _mm512_reduce_max_ps(a); }
 
@@ -154,9 +159,10 @@ FNN_INLINE vf vf_pow2i(vf n) {
     vi e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_castsi256_ps(e);
 }
-FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds) {
+FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds,
+                                   int64_t rows) {
     __m256 r[8], t[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_loadu_ps(src + i * lds) : _mm256_setzero_ps();
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
@@ -169,8 +175,12 @@ FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, in
     }
     /* r[4q + p] holds, in lane L, column 4L + p of rows 4q..4q+3 */
     for (int p = 0; p < 4; p++) {
-        _mm256_storeu_ps(dst + p * ldd, _mm256_permute2f128_ps(r[p], r[4 + p], 0x20));
-        _mm256_storeu_ps(dst + (4 + p) * ldd, _mm256_permute2f128_ps(r[p], r[4 + p], 0x31));
+        t[p] = _mm256_permute2f128_ps(r[p], r[4 + p], 0x20);
+        t[4 + p] = _mm256_permute2f128_ps(r[p], r[4 + p], 0x31);
+    }
+    for (int i = 0; i < 8; i++) {
+        if (rows == 8) _mm256_storeu_ps(dst + i * ldd, t[i]);
+        else _mm256_maskstore_ps(dst + i * ldd, fnn_tail_mask_avx2(rows), t[i]);
     }
 }
 FNN_INLINE float vf_reduce_add(vf a) {
@@ -224,9 +234,10 @@ FNN_INLINE vf vf_pow2i(vf n) {
     return fnn_float((uint32_t)(i + 127) << 23);
 }
 FNN_INLINE float vf_reduce_add(vf a) { return a; }
-FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds) {
+FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds,
+                                   int64_t rows) {
     (void)ldd, (void)lds;
-    *dst = *src;
+    if (rows > 0) *dst = *src;
 }
 FNN_INLINE float vf_reduce_max(vf a) { return a; }
 

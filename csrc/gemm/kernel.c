@@ -75,10 +75,14 @@ FNN_INLINE void store_tile(vf acc[MR][NRV], float *C, int64_t ldc, int64_t m, in
  * when trans_a), B at column col0 of a row-major (K, N) B. A packed A panel is
  * the trans_a layout with lda = MR, a packed B panel is row-major with ldb = NR.
  * Rows past m re-read row m-1 (in bounds, discarded); columns past n are
- * masked unless `full`. Packed or not, each element gets the same FMA order. */
+ * masked unless `full_n`. With `full_m` (all MR rows readable) a k-major A
+ * addresses the MR values of a step from one pointer instead of MR row
+ * pointers, which would not all fit in the registers. Both are constants.
+ * Packed or not, each element gets the same FMA order. */
 FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a, const float *B,
                             int64_t ldb, float *C, int64_t ldc, int64_t m, int64_t n,
-                            int64_t row0, int64_t col0, const fnn_gemm_epilogue *ep, int full) {
+                            int64_t row0, int64_t col0, const fnn_gemm_epilogue *ep, int full_m,
+                            int full_n) {
     /* the tile of C is needed only at the end: start fetching it now */
     for (int i = 0; i < MR && i < m; i++) {
         __builtin_prefetch(C + i * ldc, 1, 3);
@@ -99,11 +103,11 @@ FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a,
 #pragma GCC unroll 4
         for (int v = 0; v < NRV; v++) {
             const float *bp = B + k * ldb + v * FNN_VW;
-            b[v] = full ? vf_load(bp) : w[v] <= 0 ? vf_zero() : vf_load_w(bp, vf_lanes(w[v]), 0.0f);
+            b[v] = full_n ? vf_load(bp) : w[v] <= 0 ? vf_zero() : vf_load_w(bp, vf_lanes(w[v]), 0.0f);
         }
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            vf a = vf_set1(arow[i][k * kstep]);
+            vf a = vf_set1(full_m && trans_a ? A[k * lda + i] : arow[i][k * kstep]);
 #pragma GCC unroll 4
             for (int v = 0; v < NRV; v++) acc[i][v] = vf_fmadd(a, b[v], acc[i][v]);
         }
@@ -115,7 +119,7 @@ FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a,
 void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
                              int64_t m, int64_t n, int64_t row0, int64_t col0,
                              const fnn_gemm_epilogue *ep) {
-    direct_tile(kc, Ap, MR, 1, Bp, NR, C, ldc, m, n, row0, col0, ep, 1);
+    direct_tile(kc, Ap, MR, 1, Bp, NR, C, ldc, m, n, row0, col0, ep, 1, 1); /* zero-padded */
 }
 
 /* A and B in place, for small products where packing costs more than it saves */
@@ -123,8 +127,9 @@ void FNN_K(fnn_gemm_ukernel_direct)(int64_t K, const float *A, int64_t lda, int 
                                     const float *B, int64_t ldb, float *C, int64_t ldc, int64_t m,
                                     int64_t n, int64_t row0, int64_t col0,
                                     const fnn_gemm_epilogue *ep) {
-    if (n == NR) direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, 1);
-    else direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, 0);
+    if (n < NR) direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, 0, 0);
+    else if (m < MR) direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, 0, 1);
+    else direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, 1, 1);
 }
 
 /* out (N,) (+)= sum over rows of A (rows, N), row stride lda, rows in order */

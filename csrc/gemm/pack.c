@@ -6,8 +6,9 @@
  * kc steps of k, stored k-major. In the source the lanes either lie next to
  * each other for each k (A transposed, B as is: a copy per k), or each lane
  * is a contiguous run along k (A as is, B transposed: a transpose). Compiled
- * once per ISA (simd.h), so full transposes move FNN_VW x FNN_VW blocks
- * through registers; ragged panels go one float at a time.
+ * once per ISA (simd.h): copies move whole vectors, transposes move
+ * FNN_VW x FNN_VW blocks through registers, and only the k tail of a
+ * transpose goes one float at a time.
  */
 #include <string.h>
 
@@ -24,28 +25,25 @@ void FNN_K(fnn_gemm_pack)(float *dst, const float *X, int64_t ld, int lanes_adja
         int64_t lanes = nlanes - p < width ? nlanes - p : width;
         if (lanes_adjacent) {
             for (int64_t k = 0; k < kc; k++) {
-                float *row = panel + k * width;
-                memcpy(row, X + (k0 + k) * ld + l0 + p, (size_t)lanes * sizeof(float));
-                for (int64_t l = lanes; l < width; l++) row[l] = 0.0f;
+                const float *src = X + (k0 + k) * ld + l0 + p;
+                for (int64_t l = 0; l < width; l += FNN_VW) {
+                    vf v = l < lanes ? vf_load_w(src + l, vf_lanes(lanes - l), 0.0f) : vf_zero();
+                    vf_store_w(panel + k * width + l, v, vf_lanes(width - l));
+                }
             }
-        } else if (lanes == width && width % FNN_VW == 0) {
+        } else {
+            /* FNN_VW x FNN_VW blocks through registers, the ragged k tail by hand */
             int64_t kfull = kc / FNN_VW * FNN_VW;
             for (int64_t k = 0; k < kfull; k += FNN_VW)
-                for (int64_t l = 0; l < width; l += FNN_VW)
-                    vf_transpose_block(panel + k * width + l, width, X + (l0 + p + l) * ld + k0 + k, ld);
-            for (int64_t l = 0; l < width; l++) {
+                for (int64_t l = 0; l < lanes; l += FNN_VW)
+                    vf_transpose_block(panel + k * width + l, width, X + (l0 + p + l) * ld + k0 + k,
+                                       ld, lanes - l < FNN_VW ? lanes - l : FNN_VW);
+            for (int64_t l = 0; l < lanes; l++) {
                 const float *src = X + (l0 + p + l) * ld + k0;
                 for (int64_t k = kfull; k < kc; k++) panel[k * width + l] = src[k];
             }
-        } else {
-            /* `lanes` streams read in step, each k's lanes written together */
-            const float *src[64]; /* width <= 64 in every ISA's table */
-            for (int64_t l = 0; l < lanes; l++) src[l] = X + (l0 + p + l) * ld + k0;
-            for (int64_t k = 0; k < kc; k++) {
-                float *row = panel + k * width;
-                for (int64_t l = 0; l < lanes; l++) row[l] = src[l][k];
-                for (int64_t l = lanes; l < width; l++) row[l] = 0.0f;
-            }
+            for (int64_t k = 0; k < kc && lanes < width; k++)
+                memset(panel + k * width + lanes, 0, (size_t)(width - lanes) * sizeof(float));
         }
     }
 }
