@@ -147,14 +147,15 @@ static fnn_status gemm_threaded(const gemm_problem *p, int64_t nthreads) {
     if (nthreads > 64) nthreads = 64;
     if (nthreads <= 1 || p->M * p->N * (p->K > 0 ? p->K : 1) < FNN_GEMM_THREAD_MIN)
         return gemm_part(p, 0, p->M, 0, p->N);
-    /* tm x tn = nthreads, with rectangles as square as the divisors allow */
+    /* tm x tn = nthreads, with rectangles as square as the divisors allow; on a
+     * tie split M: each thread then transposes less of A into panels */
     int64_t best_tm = 1;
     double best = -1.0;
     for (int64_t tm = 1; tm <= nthreads; tm++) {
         if (nthreads % tm) continue;
         double h = (double)p->M / tm, w = (double)p->N / (nthreads / tm);
         double score = h < w ? h / w : w / h;
-        if (score > best) best = score, best_tm = tm;
+        if (score >= best) best = score, best_tm = tm;
     }
     gemm_split s = {.p = p, .tm = best_tm, .tn = nthreads / best_tm};
     /* split whole micro-tiles as evenly as they go */
