@@ -11,29 +11,29 @@ cdef object forward(Op op, object x, object out, float param, str name):
     o = make_out(out, xa.shape)
     if out is not None:
         xa = apart_from(xa, o)
-    cdef const float[::1] xv = flat(xa)
-    cdef float[::1] ov = flat(o)
-    cdef int64_t n = xv.shape[0]
+    cdef const float *x_p = cfptr(xa)
+    cdef float *o_p = fptr(o)
+    cdef int64_t n = nelem(xa)
     cdef fnn_status st = FNN_OK
     if n == 0:
         return o
     with nogil:
         if op == RELU:
-            st = fnn_relu_forward(&ov[0], &xv[0], n)
+            st = fnn_relu_forward(o_p, x_p, n)
         elif op == LEAKY_RELU:
-            st = fnn_leaky_relu_forward(&ov[0], &xv[0], n, param)
+            st = fnn_leaky_relu_forward(o_p, x_p, n, param)
         elif op == SIGMOID:
-            st = fnn_sigmoid_forward(&ov[0], &xv[0], n)
+            st = fnn_sigmoid_forward(o_p, x_p, n)
         elif op == TANH:
-            st = fnn_tanh_forward(&ov[0], &xv[0], n)
+            st = fnn_tanh_forward(o_p, x_p, n)
         elif op == GELU_ERF or op == GELU_TANH:
-            st = fnn_gelu_forward(&ov[0], &xv[0], n, op == GELU_TANH)
+            st = fnn_gelu_forward(o_p, x_p, n, op == GELU_TANH)
         elif op == SILU:
-            st = fnn_silu_forward(&ov[0], &xv[0], n)
+            st = fnn_silu_forward(o_p, x_p, n)
         elif op == EXP:
-            st = fnn_exp(&ov[0], &xv[0], n)
+            st = fnn_exp(o_p, x_p, n)
         elif op == ERF:
-            st = fnn_erf(&ov[0], &xv[0], n)
+            st = fnn_erf(o_p, x_p, n)
     check_status(st, name)
     return o
 
@@ -47,26 +47,26 @@ cdef object backward(Op op, object grad_out, object saved, str saved_name, objec
     if out is not None:
         ga = apart_from(ga, o)
         sa = apart_from(sa, o)
-    cdef const float[::1] gv = flat(ga)
-    cdef const float[::1] sv = flat(sa)
-    cdef float[::1] ov = flat(o)
-    cdef int64_t n = sv.shape[0]
+    cdef const float *g_p = cfptr(ga)
+    cdef const float *s_p = cfptr(sa)
+    cdef float *o_p = fptr(o)
+    cdef int64_t n = nelem(sa)
     cdef fnn_status st = FNN_OK
     if n == 0:
         return o
     with nogil:
         if op == RELU:
-            st = fnn_relu_backward(&ov[0], &gv[0], &sv[0], n, 0)
+            st = fnn_relu_backward(o_p, g_p, s_p, n, 0)
         elif op == LEAKY_RELU:
-            st = fnn_leaky_relu_backward(&ov[0], &gv[0], &sv[0], n, param, 0)
+            st = fnn_leaky_relu_backward(o_p, g_p, s_p, n, param, 0)
         elif op == SIGMOID:
-            st = fnn_sigmoid_backward(&ov[0], &gv[0], &sv[0], n, 0)
+            st = fnn_sigmoid_backward(o_p, g_p, s_p, n, 0)
         elif op == TANH:
-            st = fnn_tanh_backward(&ov[0], &gv[0], &sv[0], n, 0)
+            st = fnn_tanh_backward(o_p, g_p, s_p, n, 0)
         elif op == GELU_ERF or op == GELU_TANH:
-            st = fnn_gelu_backward(&ov[0], &gv[0], &sv[0], n, op == GELU_TANH, 0)
+            st = fnn_gelu_backward(o_p, g_p, s_p, n, op == GELU_TANH, 0)
         elif op == SILU:
-            st = fnn_silu_backward(&ov[0], &gv[0], &sv[0], n, 0)
+            st = fnn_silu_backward(o_p, g_p, s_p, n, 0)
     check_status(st, name)
     return o
 

@@ -8,11 +8,6 @@ cdef object _INT64_MIN = -(1 << 63)
 cdef object _INT64_MAX = (1 << 63) - 1
 
 
-cdef object flat(object a):
-    """a 1-D view of the C-contiguous ndarray (or ndarray subclass such as np.matrix) a."""
-    return (a if type(a) is np.ndarray else a.view(np.ndarray)).reshape(-1)
-
-
 cdef double as_real(object value, str name) except? -1.0:
     """value as a finite-or-infinite real number; TypeError for anything that is not one."""
     if isinstance(value, (str, bytes)) or not isinstance(value, numbers.Real):
@@ -80,11 +75,41 @@ cdef object make_out(object out, tuple shape, str name="out"):
     return out
 
 
+cdef void byte_extent(cnp.ndarray a, char **lo, char **hi) noexcept:
+    """[*lo, *hi): the bytes a's elements can touch (empty for an empty array)."""
+    cdef char *start = <char *>cnp.PyArray_DATA(a)
+    cdef char *end = start
+    cdef int d
+    cdef cnp.npy_intp n, s
+    if cnp.PyArray_SIZE(a) == 0:
+        lo[0] = hi[0] = start
+        return
+    for d in range(cnp.PyArray_NDIM(a)):
+        n, s = cnp.PyArray_DIMS(a)[d], cnp.PyArray_STRIDES(a)[d]
+        if s < 0:
+            start += s * (n - 1)
+        else:
+            end += s * (n - 1)
+    lo[0], hi[0] = start, end + cnp.PyArray_ITEMSIZE(a)
+
+
+cdef bint may_overlap(object a, object b):
+    """True when the memory ranges of ndarrays a and b intersect: the bounds test
+    np.may_share_memory does, without its Python call overhead."""
+    cdef char *a_lo
+    cdef char *a_hi
+    cdef char *b_lo
+    cdef char *b_hi
+    byte_extent(<cnp.ndarray>a, &a_lo, &a_hi)
+    byte_extent(<cnp.ndarray>b, &b_lo, &b_hi)
+    return a_lo < a_hi and b_lo < b_hi and a_lo < b_hi and b_lo < a_hi
+
+
 cdef object apart_from(object arr, object out):
     """arr, copied if it partly overlaps out (exact aliasing is fine for every kernel)."""
-    if out is arr or not np.may_share_memory(arr, out):
+    if out is arr or not may_overlap(arr, out):
         return arr
-    if (arr.__array_interface__["data"][0] == out.__array_interface__["data"][0]
+    if (cnp.PyArray_DATA(<cnp.ndarray>arr) == cnp.PyArray_DATA(<cnp.ndarray>out)
             and arr.shape == out.shape):
         return arr
     return arr.copy()
@@ -104,9 +129,15 @@ cdef int check_status(fnn_status status, str what) except -1:
     raise ValueError(f"{what}: invalid arguments (status {<int>status})")
 
 
-cdef inline float *fptr(float[::1] v) noexcept nogil:
-    return &v[0] if v.shape[0] > 0 else NULL
+# Raw data pointers of C-contiguous float32 ndarrays (or subclasses) that the
+# as_float32 / make_out checks above have vetted; NULL when empty.
+cdef inline float *fptr(object a) noexcept:
+    return <float *>cnp.PyArray_DATA(<cnp.ndarray>a) if cnp.PyArray_SIZE(<cnp.ndarray>a) > 0 else NULL
 
 
-cdef inline const float *cfptr(const float[::1] v) noexcept nogil:
-    return &v[0] if v.shape[0] > 0 else NULL
+cdef inline const float *cfptr(object a) noexcept:
+    return <const float *>cnp.PyArray_DATA(<cnp.ndarray>a) if cnp.PyArray_SIZE(<cnp.ndarray>a) > 0 else NULL
+
+
+cdef inline int64_t nelem(object a) noexcept:
+    return cnp.PyArray_SIZE(<cnp.ndarray>a)

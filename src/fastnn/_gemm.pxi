@@ -117,10 +117,10 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
         o = new_float32(shape)
     else:
         o = make_out(out, shape)
-        if np.may_share_memory(o, a_arr) or np.may_share_memory(o, b_arr):
+        if may_overlap(o, a_arr) or may_overlap(o, b_arr):
             a_arr = operand(np.array(a_arr), "a", &A)  # C must not alias A or B, as in BLAS
             b_arr = operand(np.array(b_arr), "b", &B)
-    cdef float *c = <float *>cnp.PyArray_DATA(<cnp.ndarray>(o if type(o) is np.ndarray else o.view(np.ndarray)))
+    cdef float *c = <float *>cnp.PyArray_DATA(<cnp.ndarray>o)
     cdef int64_t sa = A.batch_stride if A.batch > 1 else 0
     cdef int64_t sb = B.batch_stride if B.batch > 1 else 0
     cdef fnn_status st
@@ -170,11 +170,11 @@ def linear(x, weight, bias=None, activation=None, out=None):
         mode = FNN_BIAS_COL if n_out > 0 else FNN_BIAS_NONE
     o = make_out(out, xa.shape[:xa.ndim - 1] + (int(n_out),))
     if out is not None:  # the GEMM reads x and weight after writing out: no aliasing at all
-        xa = xa.copy() if np.may_share_memory(xa, o) else xa
-        w = w.copy() if np.may_share_memory(w, o) else w
-    cdef const float *xp = cfptr(flat(xa))
-    cdef const float *wp = cfptr(flat(w))
-    cdef float *op = fptr(flat(o))
+        xa = xa.copy() if may_overlap(xa, o) else xa
+        w = w.copy() if may_overlap(w, o) else w
+    cdef const float *xp = cfptr(xa)
+    cdef const float *wp = cfptr(w)
+    cdef float *op = fptr(o)
     cdef fnn_status st
     with nogil:
         st = fnn_sgemm_ex(0, 1, rows, n_out, n_in, 1.0, xp, n_in if n_in > 0 else 1, wp,
@@ -195,8 +195,8 @@ def linear_bias_grad(grad_out, out=None):
     o = make_out(out, (int(N),))
     if out is not None:
         g = apart_from(g, o)
-    cdef const float *gp = cfptr(flat(g))
-    cdef float *op = fptr(flat(o))
+    cdef const float *gp = cfptr(g)
+    cdef float *op = fptr(o)
     cdef fnn_status st
     with nogil:
         st = fnn_colsum(op, gp, M, N, N if N > 0 else 1, 0)

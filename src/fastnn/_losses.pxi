@@ -5,15 +5,15 @@
 cdef object cross_entropy_2d(object x, object y, float smoothing, int64_t ignore_index):
     """x (N, C) float32, y (N,) int64 -> (loss, dlogits (N, C))."""
     grad = np.empty(x.shape, dtype=np.float32)
-    cdef const float[::1] xv = flat(x)
-    cdef const int64_t[::1] yv = y
-    cdef float[::1] gv = flat(grad)
+    cdef const float *x_p = cfptr(x)
+    cdef const int64_t *y_p = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>y)
+    cdef float *g_p = fptr(grad)
     cdef int64_t N = x.shape[0], C = x.shape[1]
     cdef float loss = 0.0
     cdef fnn_status st
     with nogil:
-        st = fnn_cross_entropy_forward_backward(&loss, fptr(gv), cfptr(xv),
-                                                &yv[0] if N > 0 else NULL, N, C,
+        st = fnn_cross_entropy_forward_backward(&loss, g_p, x_p,
+                                                y_p if N > 0 else NULL, N, C,
                                                 smoothing, ignore_index)
     if st == FNN_ERR_LABEL:
         bad = y[(y != ignore_index) & ((y < 0) | (y >= C))]
@@ -64,17 +64,17 @@ cdef tuple pointwise_loss(object pred, object target, str pred_name, bint bce, s
     t = as_float32(target, "target")
     check_same_shape(p, pred_name, t, "target")
     grad = np.empty(p.shape, dtype=np.float32)
-    cdef const float[::1] pv = flat(p)
-    cdef const float[::1] tv = flat(t)
-    cdef float[::1] gv = flat(grad)
-    cdef int64_t n = pv.shape[0]
+    cdef const float *p_p = cfptr(p)
+    cdef const float *t_p = cfptr(t)
+    cdef float *g_p = fptr(grad)
+    cdef int64_t n = nelem(p)
     cdef float loss = 0.0
     cdef fnn_status st
     with nogil:
         if bce:
-            st = fnn_bce_with_logits_forward_backward(&loss, fptr(gv), cfptr(pv), cfptr(tv), n)
+            st = fnn_bce_with_logits_forward_backward(&loss, g_p, p_p, t_p, n)
         else:
-            st = fnn_mse_loss_forward_backward(&loss, fptr(gv), cfptr(pv), cfptr(tv), n)
+            st = fnn_mse_loss_forward_backward(&loss, g_p, p_p, t_p, n)
     check_status(st, name)
     return float(loss), grad
 

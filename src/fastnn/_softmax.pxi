@@ -28,17 +28,17 @@ cdef object softmax_forward(object x, object axis, object out, bint log, str nam
     o = make_out(out, xa.shape)
     if out is not None:
         xa = apart_from(xa, o)
-    cdef const float[::1] xv = flat(xa)
-    cdef float[::1] ov = flat(o)
+    cdef const float *x_p = cfptr(xa)
+    cdef float *o_p = fptr(o)
     cdef int64_t b = B, c = C, d = D
     cdef fnn_status st = FNN_OK
-    if xv.shape[0] == 0:
+    if nelem(xa) == 0:
         return o
     with nogil:
         if log:
-            st = fnn_log_softmax_forward(&ov[0], &xv[0], b, c, d)
+            st = fnn_log_softmax_forward(o_p, x_p, b, c, d)
         else:
-            st = fnn_softmax_forward(&ov[0], &xv[0], b, c, d)
+            st = fnn_softmax_forward(o_p, x_p, b, c, d)
     check_status(st, name)
     return o
 
@@ -52,18 +52,18 @@ cdef object softmax_grad(object grad_out, object y, object axis, object out, bin
     if out is not None:
         ga = apart_from(ga, o)
         ya = apart_from(ya, o)
-    cdef const float[::1] gv = flat(ga)
-    cdef const float[::1] yv = flat(ya)
-    cdef float[::1] ov = flat(o)
+    cdef const float *g_p = cfptr(ga)
+    cdef const float *y_p = cfptr(ya)
+    cdef float *o_p = fptr(o)
     cdef int64_t b = B, c = C, d = D
     cdef fnn_status st = FNN_OK
-    if yv.shape[0] == 0:
+    if nelem(ya) == 0:
         return o
     with nogil:
         if log:
-            st = fnn_log_softmax_backward(&ov[0], &gv[0], &yv[0], b, c, d, 0)
+            st = fnn_log_softmax_backward(o_p, g_p, y_p, b, c, d, 0)
         else:
-            st = fnn_softmax_backward(&ov[0], &gv[0], &yv[0], b, c, d, 0)
+            st = fnn_softmax_backward(o_p, g_p, y_p, b, c, d, 0)
     check_status(st, name)
     return o
 
