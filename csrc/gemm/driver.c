@@ -14,6 +14,7 @@
  * each with its own 64-byte aligned packing buffers; K is never split, so
  * every element is summed in the same order for any thread count.
  */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "../kernels.h"
@@ -147,19 +148,17 @@ static fnn_status gemm_threaded(const gemm_problem *p, int64_t nthreads) {
     if (nthreads > 64) nthreads = 64;
     if (nthreads <= 1 || p->M * p->N * (p->K > 0 ? p->K : 1) < FNN_GEMM_THREAD_MIN)
         return gemm_part(p, 0, p->M, 0, p->N);
-    /* tm x tn = nthreads, with rectangles as square as the divisors allow; on a
-     * tie split M: each thread then transposes less of A into panels */
-    int64_t best_tm = 1;
-    double best = -1.0;
+    /* tm x tn = nthreads rectangles of whole micro-tiles: the grid whose
+     * busiest thread has the fewest tiles; on a tie the one that splits M
+     * more, so each thread transposes less of A into panels */
+    const int64_t tiles_m = (p->M + bs->mr - 1) / bs->mr, tiles_n = (p->N + bs->nr - 1) / bs->nr;
+    int64_t best_tm = 1, best_load = INT64_MAX;
     for (int64_t tm = 1; tm <= nthreads; tm++) {
         if (nthreads % tm) continue;
-        double h = (double)p->M / tm, w = (double)p->N / (nthreads / tm);
-        double score = h < w ? h / w : w / h;
-        if (score >= best) best = score, best_tm = tm;
+        int64_t load = ((tiles_m + tm - 1) / tm) * ((tiles_n + nthreads / tm - 1) / (nthreads / tm));
+        if (load <= best_load) best_load = load, best_tm = tm;
     }
     gemm_split s = {.p = p, .tm = best_tm, .tn = nthreads / best_tm};
-    /* split whole micro-tiles as evenly as they go */
-    int64_t tiles_m = (p->M + bs->mr - 1) / bs->mr, tiles_n = (p->N + bs->nr - 1) / bs->nr;
     s.step_m = (tiles_m + s.tm - 1) / s.tm * bs->mr;
     s.step_n = (tiles_n + s.tn - 1) / s.tn * bs->nr;
     fnn_parallel_for(nthreads, 1, 1, &s, gemm_parts);

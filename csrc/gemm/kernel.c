@@ -77,24 +77,29 @@ FNN_INLINE void store_tile(vf acc[MR][NRV], float *C, int64_t ldc, int64_t m, in
  * A points at op(A)'s row row0 (element (i, k) at A[i*lda + k], or A[k*lda + i]
  * when trans_a), B at column col0 of a row-major (K, N) B. A packed A panel is
  * the trans_a layout with lda = MR, a packed B panel is row-major with ldb = NR.
- * Rows past m re-read row m-1 (in bounds, discarded); columns past n are
- * masked unless `full_n`. With `full_m` (all MR rows readable) a k-major A
+ * Only the first `rows` <= MR rows and `nv` <= NRV vectors of columns are
+ * computed (a small tile costs what it holds). Rows past m re-read row m-1
+ * (in bounds, discarded); columns past n are masked unless `full`, which says
+ * m == MR and n == NR (or zero-padded panels): then a k-major A also
  * addresses the MR values of a step from one pointer instead of MR row
- * pointers, which would not all fit in the registers. Both are constants.
- * Packed or not, each element gets the same FMA order. */
+ * pointers, which would not all fit in the registers. rows, nv and full are
+ * constants at each call. Each element gets the same FMA order either way. */
 FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a, const float *B,
                             int64_t ldb, float *C, int64_t ldc, int64_t m, int64_t n,
-                            int64_t row0, int64_t col0, const fnn_gemm_epilogue *ep, int full_m,
-                            int full_n) {
+                            int64_t row0, int64_t col0, const fnn_gemm_epilogue *ep, int rows,
+                            int nv, int full) {
     /* the tile of C is needed only at the end: start fetching it now */
     for (int i = 0; i < MR && i < m; i++) {
         __builtin_prefetch(C + i * ldc, 1, 3);
         __builtin_prefetch(C + i * ldc + NR - 1, 1, 3);
     }
-    int64_t w[NRV];
-    for (int v = 0; v < NRV; v++) w[v] = n - v * FNN_VW;
+    vm cols[NRV]; /* the columns < n of each vector */
+    for (int v = 0; v < NRV; v++) {
+        int64_t w = n - v * FNN_VW;
+        cols[v] = vm_first(w < 0 ? 0 : vf_lanes(w));
+    }
     const float *arow[MR];
-    for (int i = 0; i < MR; i++) arow[i] = A + (trans_a ? 1 : lda) * (i < m ? i : m - 1);
+    for (int i = 0; i < rows; i++) arow[i] = A + (trans_a ? 1 : lda) * (i < m ? i : m - 1);
     const int64_t kstep = trans_a ? lda : 1;
     vf acc[MR][NRV];
 #pragma GCC unroll 16
@@ -104,25 +109,32 @@ FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a,
     for (int64_t k = 0; k < K; k++) {
         vf b[NRV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NRV; v++) {
+        for (int v = 0; v < nv; v++) {
             const float *bp = B + k * ldb + v * FNN_VW;
-            b[v] = full_n ? vf_load(bp) : w[v] <= 0 ? vf_zero() : vf_load_w(bp, vf_lanes(w[v]), 0.0f);
+            b[v] = full ? vf_load(bp) : vf_load_masked(bp, cols[v]);
         }
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            vf a = vf_set1(full_m && trans_a ? A[k * lda + i] : arow[i][k * kstep]);
+        for (int i = 0; i < rows; i++) {
+            vf a = vf_set1(full && trans_a ? A[k * lda + i] : arow[i][k * kstep]);
 #pragma GCC unroll 4
-            for (int v = 0; v < NRV; v++) acc[i][v] = vf_fmadd(a, b[v], acc[i][v]);
+            for (int v = 0; v < nv; v++) acc[i][v] = vf_fmadd(a, b[v], acc[i][v]);
         }
     }
-    store_tile(acc, C, ldc, m, n, row0, col0, ep);
+    /* store_tile indexes its tile by run-time bounds: hand it a copy, so acc
+     * itself is only ever indexed by constants and stays in registers */
+    vf tile[MR][NRV];
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) tile[i][v] = acc[i][v];
+    store_tile(tile, C, ldc, m, n, row0, col0, ep);
 }
 
 /* Ap (MR, kc) packed, Bp (kc, NR) packed; C tile (m, n) with row stride ldc */
 void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
                              int64_t m, int64_t n, int64_t row0, int64_t col0,
                              const fnn_gemm_epilogue *ep) {
-    direct_tile(kc, Ap, MR, 1, Bp, NR, C, ldc, m, n, row0, col0, ep, 1, 1); /* zero-padded */
+    direct_tile(kc, Ap, MR, 1, Bp, NR, C, ldc, m, n, row0, col0, ep, MR, NRV, 1); /* zero-padded */
 }
 
 /* A and B in place, for small products where packing costs more than it saves */
@@ -130,9 +142,15 @@ void FNN_K(fnn_gemm_ukernel_direct)(int64_t K, const float *A, int64_t lda, int 
                                     const float *B, int64_t ldb, float *C, int64_t ldc, int64_t m,
                                     int64_t n, int64_t row0, int64_t col0,
                                     const fnn_gemm_epilogue *ep) {
-    if (n < NR) direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, 0, 0);
-    else if (m < MR) direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, 0, 1);
-    else direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, 1, 1);
+#define TILE(rows, nv, full) \
+    direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, rows, nv, full)
+    const int half_m = m <= (MR + 1) / 2, one_v = n <= FNN_VW;
+    if (m == MR && n == NR) TILE(MR, NRV, 1);
+    else if (half_m && one_v) TILE((MR + 1) / 2, 1, 0);
+    else if (half_m) TILE((MR + 1) / 2, NRV, 0);
+    else if (one_v) TILE(MR, 1, 0);
+    else TILE(MR, NRV, 0);
+#undef TILE
 }
 
 /* out (N,) (+)= sum over rows of A (rows, N), row stride lda, rows in order */
