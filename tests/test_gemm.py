@@ -703,6 +703,11 @@ def test_linear_bias_grad(shape, isa, rng):
     out = np.full(shape[-1], np.nan, np.float32)
     assert ops.linear_bias_grad(g, out=out) is out
     assert_within(out, *colsum_reference(g))
+    start = rnd(rng, (shape[-1],))
+    acc = start.copy()
+    assert ops.linear_bias_grad(g, out=acc, accumulate=True) is acc
+    ref, err = colsum_reference(g)
+    assert_within(acc, ref + start, err + EPS32 * np.abs(ref + start))
 
 
 def test_linear_bias_grad_threads_bitwise(isa, rng):
@@ -722,6 +727,8 @@ def test_linear_bias_grad_errors():
         ops.linear_bias_grad(np.zeros((3, 4), np.float32), out=np.zeros(3, np.float32))
     with pytest.raises(TypeError, match=r"\bout\b"):
         ops.linear_bias_grad(np.zeros((3, 4), np.float32), out=np.zeros(4))
+    with pytest.raises(ValueError, match=r"accumulate.*\bout="):
+        ops.linear_bias_grad(np.zeros((3, 4), np.float32), accumulate=True)
 
 
 # ---- bad matmul calls ---------------------------------------------------------------------

@@ -184,14 +184,19 @@ def linear(x, weight, bias=None, activation=None, out=None):
     return o
 
 
-def linear_bias_grad(grad_out, out=None):
+def linear_bias_grad(grad_out, out=None, accumulate=False):
     """The gradient of a Linear layer's bias: grad_out (..., out_features)
-    summed over every axis but the last -> (out_features,)."""
+    summed over every axis but the last -> (out_features,). With
+    accumulate=True the sums are added to `out` (required), as a layer's
+    backward accumulates into its parameter gradients."""
     g = as_float32(grad_out, "grad_out")
     if g.ndim == 0:
         raise ValueError("grad_out must have at least one axis, got a 0-d array")
     cdef int64_t N = g.shape[g.ndim - 1]
     cdef int64_t M = g.size // N if N > 0 else 0
+    cdef bint acc = bool(accumulate)
+    if acc and out is None:
+        raise ValueError("linear_bias_grad: accumulate=True adds into `out`; pass out=")
     o = make_out(out, (int(N),))
     if out is not None:
         g = apart_from(g, o)
@@ -199,7 +204,7 @@ def linear_bias_grad(grad_out, out=None):
     cdef float *op = fptr(o)
     cdef fnn_status st
     with nogil:
-        st = fnn_colsum(op, gp, M, N, N if N > 0 else 1, 0)
+        st = fnn_colsum(op, gp, M, N, N if N > 0 else 1, acc)
     check_status(st, "linear_bias_grad")
     return o
 

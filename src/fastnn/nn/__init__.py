@@ -1,0 +1,27 @@
+"""fastnn.nn: layers, containers and losses with PyTorch's names and layouts.
+
+    from fastnn import nn
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    loss_fn = nn.CrossEntropyLoss()
+    loss = loss_fn(model(x), y)          # forward keeps what backward needs
+    model.backward(loss_fn.backward())   # parameter gradients accumulate in p.grad
+
+Files: module.py (Module), parameter.py (Parameter, flat buffers), linear.py,
+activation.py, dropout.py, batchnorm.py, flatten.py, containers.py, loss.py,
+init.py (initialisers), utils.py (gradient clipping).
+"""
+from fastnn.nn import init, utils
+from fastnn.nn.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from fastnn.nn.batchnorm import BatchNorm1d
+from fastnn.nn.containers import ModuleList, Sequential
+from fastnn.nn.dropout import Dropout
+from fastnn.nn.flatten import Flatten
+from fastnn.nn.linear import Identity, Linear
+from fastnn.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
+from fastnn.nn.module import Module
+from fastnn.nn.parameter import Parameter
+
+__all__ = ["Module", "Parameter", "Linear", "Identity", "Flatten", "ReLU", "LeakyReLU",
+           "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax", "LogSoftmax", "Dropout", "BatchNorm1d",
+           "Sequential", "ModuleList", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
+           "L1Loss", "HuberLoss", "init", "utils"]

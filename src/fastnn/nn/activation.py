@@ -1,0 +1,177 @@
+"""Activation modules on fastnn.ops kernels: ReLU, LeakyReLU, Sigmoid, Tanh,
+GELU, SiLU, Softmax, LogSoftmax.
+
+Each forward keeps what its backward needs: the output for ReLU, Sigmoid,
+Tanh and the softmaxes (so a Linear's fused epilogue can hand its output
+over, see Sequential), the input for the others.
+"""
+from __future__ import annotations
+
+import numbers
+
+from fastnn import ops
+from fastnn.nn.module import Module, saved, to_float32
+
+
+def _in_place_target(x, inplace: bool):
+    """x itself as `out` when the caller asked for in-place and x can take it."""
+    return x if inplace and x.flags.writeable else None
+
+
+class ReLU(Module):
+    def get_config(self) -> dict:
+        return {"inplace": self.inplace}
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, x):
+        x = to_float32(x)
+        y = ops.relu(x, out=_in_place_target(x, self.inplace))
+        self.__dict__["_y"] = y
+        return y
+
+    def keep_output(self, y) -> None:
+        """Take y = relu(x) computed elsewhere (a fused GEMM epilogue)."""
+        self.__dict__["_y"] = y
+
+    def backward(self, grad_out, input_grad: bool = True):
+        # y > 0 exactly where x > 0, so the output serves as the mask
+        return ops.relu_backward(grad_out, saved(self, "_y")) if input_grad else None
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__()
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+            raise TypeError(f"negative_slope must be a real number, got "
+                            f"{type(negative_slope).__name__}")
+        self.negative_slope = float(negative_slope)
+        self.inplace = bool(inplace)
+
+    def get_config(self) -> dict:
+        return {"negative_slope": self.negative_slope, "inplace": self.inplace}
+
+    def forward(self, x):
+        x = to_float32(x)
+        self.__dict__["_x"] = x.copy() if self.inplace and x.flags.writeable else x
+        return ops.leaky_relu(x, self.negative_slope, out=_in_place_target(x, self.inplace))
+
+    def backward(self, grad_out, input_grad: bool = True):
+        if not input_grad:
+            return None
+        return ops.leaky_relu_backward(grad_out, saved(self, "_x"), self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+class Sigmoid(Module):
+    def get_config(self) -> dict:
+        return {}
+
+    def forward(self, x):
+        y = ops.sigmoid(x)
+        self.__dict__["_y"] = y
+        return y
+
+    def keep_output(self, y) -> None:
+        self.__dict__["_y"] = y
+
+    def backward(self, grad_out, input_grad: bool = True):
+        return ops.sigmoid_backward(grad_out, saved(self, "_y")) if input_grad else None
+
+
+class Tanh(Module):
+    def get_config(self) -> dict:
+        return {}
+
+    def forward(self, x):
+        y = ops.tanh(x)
+        self.__dict__["_y"] = y
+        return y
+
+    def keep_output(self, y) -> None:
+        self.__dict__["_y"] = y
+
+    def backward(self, grad_out, input_grad: bool = True):
+        return ops.tanh_backward(grad_out, saved(self, "_y")) if input_grad else None
+
+
+class GELU(Module):
+    """GELU, exact (erf) by default or approximate="tanh", as PyTorch."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        x = to_float32(x)
+        self.__dict__["_x"] = x
+        return ops.gelu(x, approximate=self.approximate)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        if not input_grad:
+            return None
+        return ops.gelu_backward(grad_out, saved(self, "_x"), approximate=self.approximate)
+
+    def get_config(self) -> dict:
+        return {"approximate": self.approximate}
+
+    def extra_repr(self) -> str:
+        return f"approximate='{self.approximate}'"
+
+
+class SiLU(Module):
+    def get_config(self) -> dict:
+        return {}
+
+    def forward(self, x):
+        x = to_float32(x)
+        self.__dict__["_x"] = x
+        return ops.silu(x)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        return ops.silu_backward(grad_out, saved(self, "_x")) if input_grad else None
+
+
+class _SoftmaxBase(Module):
+    log = False
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+        self.dim = int(dim)
+
+    def forward(self, x):
+        y = (ops.log_softmax if self.log else ops.softmax)(x, axis=self.dim)
+        self.__dict__["_y"] = y
+        return y
+
+    def backward(self, grad_out, input_grad: bool = True):
+        if not input_grad:
+            return None
+        grad = ops.log_softmax_backward if self.log else ops.softmax_backward
+        return grad(grad_out, saved(self, "_y"), axis=self.dim)
+
+    def get_config(self) -> dict:
+        return {"dim": self.dim}
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmax(_SoftmaxBase):
+    """softmax along `dim` (default -1, the last axis)."""
+
+
+class LogSoftmax(_SoftmaxBase):
+    """log_softmax along `dim` (default -1, the last axis)."""
+    log = True

@@ -1,0 +1,120 @@
+"""BatchNorm1d: per-feature normalisation of (N, C) or (N, C, L) inputs.
+
+Training normalises with the batch's mean and biased variance and updates
+running_mean / running_var (unbiased variance) with `momentum` (None: a
+cumulative average over num_batches_tracked); eval mode uses the running
+statistics. Parameters weight (gamma) and bias (beta) when affine; buffers
+running_mean, running_var, num_batches_tracked: PyTorch's names and layouts.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from fastnn.nn.linear import check_size
+from fastnn.nn.module import Module, saved, to_float32
+from fastnn.nn.parameter import Parameter
+
+
+class BatchNorm1d(Module):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
+                 track_running_stats: bool = True):
+        super().__init__()
+        self.num_features = check_size(num_features, "num_features")
+        if not isinstance(eps, numbers.Real) or not eps > 0:
+            raise ValueError(f"eps must be a positive number, got {eps!r}")
+        if momentum is not None and (not isinstance(momentum, numbers.Real)
+                                     or not 0.0 <= momentum <= 1.0):
+            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        if self.affine:
+            self.weight = Parameter(np.ones(self.num_features, np.float32))
+            self.bias = Parameter(np.zeros(self.num_features, np.float32))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(self.num_features, np.float32))
+            self.register_buffer("running_var", np.ones(self.num_features, np.float32))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.fill(0.0)
+            self.running_var.fill(1.0)
+            self.num_batches_tracked[...] = 0
+
+    def _layout(self, x: np.ndarray):
+        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm1d({self.num_features}) expects input of shape "
+                             f"(N, {self.num_features}) or (N, {self.num_features}, L), "
+                             f"got {x.shape}")
+        axes = (0,) if x.ndim == 2 else (0, 2)
+        shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
+        return axes, shape
+
+    def forward(self, x):
+        x = to_float32(x)
+        axes, shape = self._layout(x)
+        count = x.size // max(self.num_features, 1)
+        batch_stats = self.training or not self.track_running_stats
+        if batch_stats:
+            if self.training and count <= 1:
+                raise ValueError(f"BatchNorm1d needs more than 1 value per channel when "
+                                 f"training, got input of shape {x.shape}")
+            mean = x.mean(axis=axes)
+            var = x.var(axis=axes)
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked += 1
+                f = (self.momentum if self.momentum is not None
+                     else 1.0 / float(self.num_batches_tracked))
+                unbiased = var * np.float32(count / (count - 1))
+                self.running_mean *= np.float32(1.0 - f)
+                self.running_mean += np.float32(f) * mean
+                self.running_var *= np.float32(1.0 - f)
+                self.running_var += np.float32(f) * unbiased
+        else:
+            mean, var = self.running_mean, self.running_var
+        inv_std = (1.0 / np.sqrt(var + np.float32(self.eps))).astype(np.float32)
+        xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+        self.__dict__.update(_xhat=xhat, _inv_std=inv_std, _batch_stats=batch_stats)
+        if not self.affine:
+            return xhat
+        return xhat * self.weight.data.reshape(shape) + self.bias.data.reshape(shape)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        xhat = saved(self, "_xhat")
+        g = to_float32(grad_out, "grad_out")
+        if g.shape != xhat.shape:
+            raise ValueError(f"grad_out must have shape {xhat.shape}, got {g.shape}")
+        axes, shape = self._layout(g)
+        sum_g = g.sum(axis=axes)
+        sum_gx = (g * xhat).sum(axis=axes)
+        if self.affine:
+            if self.weight.requires_grad:
+                self.weight.grad += sum_gx
+            if self.bias.requires_grad:
+                self.bias.grad += sum_g
+        if not input_grad:
+            return None
+        scale = self._inv_std * (self.weight.data if self.affine else np.float32(1.0))
+        if not self._batch_stats:
+            return g * scale.reshape(shape)
+        count = np.float32(g.size // max(self.num_features, 1))
+        return (scale / count).reshape(shape) * (
+            count * g - sum_g.reshape(shape) - xhat * sum_gx.reshape(shape))
+
+    def get_config(self) -> dict:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine, "track_running_stats": self.track_running_stats}
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")

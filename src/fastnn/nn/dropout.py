@@ -1,0 +1,50 @@
+"""Dropout: zero each element with probability p in training, scale the rest
+by 1 / (1 - p); the identity in eval mode. Masks come from fastnn's random
+stream (fastnn.manual_seed)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from fastnn.nn.module import Module, to_float32
+from fastnn.random import generator
+
+
+class Dropout(Module):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, numbers.Real):
+            raise TypeError(f"p must be a real number, got {type(p).__name__}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability p must be in [0, 1], got {p}")
+        self.p = float(p)
+        self.inplace = bool(inplace)
+
+    def forward(self, x):
+        x = to_float32(x)
+        if not self.training or self.p == 0.0:
+            self.__dict__["_mask"] = None
+            return x
+        if self.p == 1.0:
+            mask = np.zeros(x.shape, np.float32)
+        else:
+            keep = generator().random(x.shape, dtype=np.float32) >= np.float32(self.p)
+            mask = keep * np.float32(1.0 / (1.0 - self.p))
+        self.__dict__["_mask"] = mask
+        if self.inplace and x.flags.writeable:
+            return np.multiply(x, mask, out=x)
+        return x * mask
+
+    def backward(self, grad_out, input_grad: bool = True):
+        if not input_grad:
+            return None
+        g = to_float32(grad_out, "grad_out")
+        mask = self.__dict__.get("_mask")
+        return g if mask is None else g * mask
+
+    def get_config(self) -> dict:
+        return {"p": self.p, "inplace": self.inplace}
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"

@@ -1,0 +1,41 @@
+"""Flatten: merge the axes start_dim..end_dim (a view, no copy)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from fastnn.nn.module import Module, saved
+
+
+class Flatten(Module):
+    """(N, C, H, W) -> (N, C*H*W) with the defaults start_dim=1, end_dim=-1."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        for name, v in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
+    def forward(self, x):
+        x = np.asarray(x)
+        nd = max(x.ndim, 1)
+        start = self.start_dim + nd if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + nd if self.end_dim < 0 else self.end_dim
+        if not (0 <= start < nd and 0 <= end < nd) or start > end:
+            raise ValueError(f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) does "
+                             f"not fit an input of shape {x.shape}")
+        self.__dict__["_shape"] = x.shape
+        shape = x.shape[:start] + (int(np.prod(x.shape[start:end + 1])),) + x.shape[end + 1:]
+        return x.reshape(shape)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        shape = saved(self, "_shape")
+        return np.asarray(grad_out).reshape(shape) if input_grad else None
+
+    def get_config(self) -> dict:
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim}
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -1,0 +1,306 @@
+"""Module: the base of every layer and model, with PyTorch's names.
+
+Parameters, buffers and sub-modules register when assigned as attributes;
+``named_parameters()`` gives dotted names ("0.weight", "encoder.bias") that
+``state_dict()`` and ``load_state_dict()`` share with PyTorch.
+
+Unlike PyTorch there is no autograd tape: each module's ``forward`` keeps
+what its ``backward(grad_out, input_grad=True)`` needs, and ``backward``
+adds parameter gradients into ``param.grad`` and returns the gradient with
+respect to the input (None when input_grad=False, which lets a first layer
+skip that product). Containers chain both directions.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from fastnn.nn.parameter import Parameter
+
+
+class IncompatibleKeys(NamedTuple):
+    missing_keys: List[str]
+    unexpected_keys: List[str]
+
+
+class Module:
+    """Base class: subclass it, call ``super().__init__()`` first, then
+    assign Parameters and Modules as attributes; define ``forward(x)`` and
+    ``backward(grad_out, input_grad=True)``."""
+
+    def __init__(self):
+        d = self.__dict__
+        d["training"] = True
+        d["_parameters"] = OrderedDict()
+        d["_buffers"] = OrderedDict()
+        d["_modules"] = OrderedDict()
+
+    # ---- registration ---------------------------------------------------------------
+    def _registries(self):
+        try:
+            d = self.__dict__
+            return d["_parameters"], d["_buffers"], d["_modules"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 f"before assigning attributes") from None
+
+    def __setattr__(self, name: str, value) -> None:
+        params, buffers, modules = self._registries()
+        if isinstance(value, Parameter):
+            buffers.pop(name, None)
+            modules.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            params.pop(name, None)
+            buffers.pop(name, None)
+            modules[name] = value
+        elif name in buffers:
+            if value is None:
+                del buffers[name]
+            else:
+                value = np.asarray(value)
+                buffers[name] = value
+        else:
+            params.pop(name, None)
+            modules.pop(name, None)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        for registry in self._registries():
+            registry.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, value: Optional[np.ndarray]) -> None:
+        """A named array saved in state_dict but not trained (running statistics)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"buffer name must be a non-empty string without '.', got {name!r}")
+        params, buffers, modules = self._registries()
+        if name in params or name in modules:
+            raise ValueError(f"{name!r} is already a parameter or sub-module")
+        buffers[name] = None if value is None else np.asarray(value)
+        object.__setattr__(self, name, buffers[name])
+
+    def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"param must be a Parameter or None, got {type(param).__name__}")
+        setattr(self, name, param)
+        if param is None:
+            self._registries()[0][name] = None
+
+    def add_module(self, name: str, module: Optional["Module"]) -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"module must be a Module or None, got {type(module).__name__}")
+        setattr(self, name, module)
+        if module is None:
+            self._registries()[2][name] = None
+
+    # ---- running --------------------------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} must define forward(x)")
+
+    def backward(self, grad_out, input_grad: bool = True):
+        raise NotImplementedError(f"{type(self).__name__} must define "
+                                  f"backward(grad_out, input_grad=True)")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            m.__dict__["training"] = bool(mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        """Zero every parameter's gradient (one fill per shared flat buffer)."""
+        params = list(self.parameters())
+        own = {id(p) for p in params}
+        filled = set()
+        for p in params:
+            flat = p._flat
+            if flat is not None and all(id(q) in own for q in flat.params):
+                if id(flat) not in filled:
+                    filled.add(id(flat))
+                    flat.grad.fill(0.0)
+            else:
+                p.grad.fill(0.0)
+
+    # ---- traversal ------------------------------------------------------------------
+    def named_children(self) -> Iterator[Tuple[str, "Module"]]:
+        for name, m in self._modules.items():
+            if m is not None:
+                yield name, m
+
+    def children(self) -> Iterator["Module"]:
+        for _, m in self.named_children():
+            yield m
+
+    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+        seen = set()
+
+        def walk(module, pre):
+            if id(module) in seen:
+                return
+            seen.add(id(module))
+            yield pre, module
+            for name, child in module.named_children():
+                yield from walk(child, f"{pre}.{name}" if pre else name)
+
+        yield from walk(self, prefix)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    def _named_members(self, registry: str, prefix: str, recurse: bool):
+        seen = set()
+        owners = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mod_prefix, module in owners:
+            for name, value in module.__dict__[registry].items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{mod_prefix}.{name}" if mod_prefix else name), value
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True
+                         ) -> Iterator[Tuple[str, Parameter]]:
+        yield from self._named_members("_parameters", prefix, recurse)
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True
+                      ) -> Iterator[Tuple[str, np.ndarray]]:
+        yield from self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def apply(self, fn) -> "Module":
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    # ---- state ----------------------------------------------------------------------
+    def _state_items(self) -> Iterator[Tuple[str, np.ndarray]]:
+        """Every saved array in PyTorch's order: per module, parameters then buffers."""
+        for mod_prefix, module in self.named_modules():
+            for registry in ("_parameters", "_buffers"):
+                for name, value in module.__dict__[registry].items():
+                    if value is not None:
+                        key = f"{mod_prefix}.{name}" if mod_prefix else name
+                        yield key, value.data if isinstance(value, Parameter) else value
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of every parameter and buffer under PyTorch's keys."""
+        return OrderedDict((k, np.array(v, copy=True)) for k, v in self._state_items())
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
+        """Copy arrays (NumPy, or anything np.asarray takes, e.g. torch tensors)
+        into this module's parameters and buffers, in place.
+
+        Raises ValueError naming every missing, unexpected (when strict) and
+        mis-shaped key; nothing is changed unless every key checks out."""
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"state_dict must be a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
+        own = OrderedDict(self._state_items())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        problems, staged = [], []
+        for key, target in own.items():
+            if key not in state_dict:
+                continue
+            try:
+                value = np.asarray(state_dict[key])
+            except Exception as err:  # noqa: BLE001 - anything unconvertible is the user's input
+                problems.append(f"{key}: cannot convert {type(state_dict[key]).__name__} ({err})")
+                continue
+            if value.shape != target.shape:
+                problems.append(f"size mismatch for {key}: expected {target.shape}, "
+                                f"got {value.shape}")
+            elif value.dtype.kind not in "biuf":
+                problems.append(f"{key}: expected real numbers, got dtype {value.dtype}")
+            else:
+                staged.append((target, value))
+        if strict:
+            if missing:
+                problems.insert(0, f"missing key(s): {', '.join(missing)}")
+            if unexpected:
+                problems.insert(0, f"unexpected key(s): {', '.join(map(str, unexpected))}")
+        if problems:
+            raise ValueError(f"load_state_dict into {type(self).__name__} failed: "
+                             + "; ".join(problems))
+        for target, value in staged:
+            np.copyto(target, value, casting="unsafe")
+        return IncompatibleKeys(missing, unexpected)
+
+    # ---- training loop (fastnn.training) --------------------------------------------
+    def fit(self, X, y, **kwargs):
+        """Keras-style training; see fastnn.training.fit."""
+        from fastnn.training import fit
+        return fit(self, X, y, **kwargs)
+
+    def predict(self, X, batch_size: int = 256):
+        """Outputs for X in eval mode, batch by batch; see fastnn.training.predict."""
+        from fastnn.training import predict
+        return predict(self, X, batch_size=batch_size)
+
+    def evaluate(self, X, y, **kwargs) -> Dict[str, float]:
+        """Loss and metrics on (X, y); see fastnn.training.evaluate."""
+        from fastnn.training import evaluate
+        return evaluate(self, X, y, **kwargs)
+
+    # ---- architecture (fastnn.save / fastnn.load) -------------------------------------
+    def get_config(self) -> dict:
+        """The constructor's keyword arguments (JSON values) that rebuild this
+        module's architecture; containers describe their children instead."""
+        raise NotImplementedError(f"{type(self).__name__} does not describe its constructor "
+                                  f"arguments: define get_config() to save its architecture")
+
+    # ---- printing -------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n" + "\n".join(lines) + "\n)"
+
+
+def to_float32(x, name: str = "x") -> np.ndarray:
+    """x as a float32 C-contiguous ndarray (no copy when it already is one):
+    what module forwards cache for their backward."""
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous:
+        return x
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array-like of real numbers, got "
+                        f"{type(x).__name__} ({err})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def saved(module: Module, name: str):
+    """A value module.forward kept for backward, or a clear error without one."""
+    value = module.__dict__.get(name)
+    if value is None:
+        raise RuntimeError(f"{type(module).__name__}.backward called before forward")
+    return value

@@ -1,0 +1,13 @@
+"""fastnn.optim: optimizers whose update is one C kernel per parameter group,
+and learning-rate schedulers (lr_scheduler), with torch.optim's names.
+
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    opt.zero_grad(); ...; opt.step()
+"""
+from fastnn.optim import lr_scheduler
+from fastnn.optim.adam import Adam, AdamW
+from fastnn.optim.optimizer import Optimizer
+from fastnn.optim.rmsprop import RMSprop
+from fastnn.optim.sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]

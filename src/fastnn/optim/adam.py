@@ -1,0 +1,45 @@
+"""Adam (L2 weight decay, optional AMSGrad) and AdamW (decoupled weight decay),
+as torch.optim.Adam / AdamW."""
+from __future__ import annotations
+
+from fastnn import ops
+from fastnn.optim.optimizer import Optimizer, check_real
+
+
+class Adam(Optimizer):
+    decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, amsgrad=amsgrad))
+
+    def check_group(self, group):
+        check_real(group["lr"], "lr")
+        check_real(group["eps"], "eps")
+        check_real(group["weight_decay"], "weight_decay")
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        check_real(betas[0], "betas[0]", 0.0, 1.0, high_open=True)
+        check_real(betas[1], "betas[1]", 0.0, 1.0, high_open=True)
+
+    def state_names(self, group):
+        return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
+
+    def update(self, group, data, grad, state, step):
+        beta1, beta2 = group["betas"]
+        ops.adam_step(data, grad, state["exp_avg"], state["exp_avg_sq"], step, lr=group["lr"],
+                      beta1=beta1, beta2=beta2, eps=group["eps"],
+                      weight_decay=group["weight_decay"], decoupled=self.decoupled,
+                      max_exp_avg_sq=state.get("max_exp_avg_sq"))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: param *= 1 - lr * weight_decay each step."""
+    decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad)

@@ -1,0 +1,196 @@
+"""Optimizer: the base of SGD, Adam, AdamW and RMSprop.
+
+Parameters are given as an iterable of Parameters or of param-group dicts
+({"params": [...], "lr": ...}) whose missing options take the optimizer's
+defaults, as torch.optim. Each group's parameters (data and gradients) are
+moved into one contiguous buffer (fastnn.nn.parameter.flatten_parameters),
+and its state (momentum, moment estimates) is one flat array per kind, so a
+step is one C kernel call per group and zero_grad is one fill.
+
+state_dict() / load_state_dict() use torch.optim's layout: {"state": {index:
+{"step": ..., "exp_avg": array, ...}}, "param_groups": [{options..., "params":
+[indices]}]}, indices counting parameters across groups in order.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Dict, Iterable, List
+
+import numpy as np
+
+from fastnn.nn.parameter import FlatBuffer, Parameter, flatten_parameters
+
+
+def check_real(value, name: str, low: float = 0.0, high: float = float("inf"),
+               high_open: bool = False) -> float:
+    """value as a float in [low, high] (or [low, high)); ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not (low <= v and (v < high if high_open else v <= high)):
+        interval = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return v
+
+
+class Optimizer:
+    # state arrays a subclass keeps per element, given a group's options
+    def state_names(self, group: dict) -> List[str]:
+        raise NotImplementedError
+
+    def check_group(self, group: dict) -> None:
+        """Raise ValueError for an invalid option in `group`."""
+        raise NotImplementedError
+
+    def update(self, group: dict, data: np.ndarray, grad: np.ndarray,
+               state: Dict[str, np.ndarray], step: int) -> None:
+        """One step of the rule on flat views (all (n,) float32, in place)."""
+        raise NotImplementedError
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.param_groups: List[dict] = []
+        self._buffers: List[FlatBuffer] = []
+        self._state: List[Dict[str, np.ndarray]] = []
+        self._steps: List[int] = []
+        if isinstance(params, Parameter):
+            raise TypeError("params must be an iterable of Parameters or dicts, got a single "
+                            "Parameter; wrap it in a list")
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group: dict) -> None:
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise TypeError("a param group must be a dict with a 'params' entry")
+        group = dict(param_group)
+        params = group["params"]
+        params = [params] if isinstance(params, Parameter) else list(params)
+        for p in params:
+            if not isinstance(p, Parameter):
+                raise TypeError(f"optimizer params must be fastnn Parameters, got "
+                                f"{type(p).__name__}")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("a parameter appears twice in one param group")
+        taken = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in taken for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self.check_group(group)
+        self.param_groups.append(group)
+        self._buffers.append(flatten_parameters(params))
+        self._state.append({})
+        self._steps.append(0)
+
+    def _buffer(self, i: int) -> FlatBuffer:
+        """Group i's flat buffer, rebuilt if its parameters were moved since."""
+        params = self.param_groups[i]["params"]
+        if not self._buffers[i].owns(params):
+            self._buffers[i] = flatten_parameters(params)
+        return self._buffers[i]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero every gradient (one fill per group; gradients are arrays, never None)."""
+        for i in range(len(self.param_groups)):
+            self._buffer(i).grad.fill(0.0)
+
+    def step(self, closure=None):
+        """One update of every trainable parameter; returns closure() if given."""
+        loss = closure() if closure is not None else None
+        for i, group in enumerate(self.param_groups):
+            self.check_group(group)  # a scheduler or the user may have changed options
+            buf = self._buffer(i)
+            state = self._state[i]
+            for name in self.state_names(group):
+                if name not in state:
+                    state[name] = np.zeros(buf.data.size, np.float32)
+            self._steps[i] += 1
+            step = self._steps[i]
+            params = group["params"]
+            if all(p.requires_grad for p in params):
+                self.update(group, buf.data, buf.grad, state, step)
+                continue
+            offset = 0
+            for p in params:
+                end = offset + p.size
+                if p.requires_grad and end > offset:
+                    self.update(group, buf.data[offset:end], buf.grad[offset:end],
+                                {k: v[offset:end] for k, v in state.items()}, step)
+                offset = end
+        return loss
+
+    # ---- state, in torch.optim's layout -----------------------------------------------
+    def state_dict(self) -> dict:
+        state, groups, index = {}, [], 0
+        for i, group in enumerate(self.param_groups):
+            indices = []
+            offset = 0
+            for p in group["params"]:
+                end = offset + p.size
+                if self._steps[i] > 0:
+                    entry = {"step": float(self._steps[i])}
+                    for name, flat in self._state[i].items():
+                        entry[name] = flat[offset:end].reshape(p.shape).copy()
+                    state[index] = entry
+                indices.append(index)
+                index += 1
+                offset = end
+            groups.append({**{k: v for k, v in group.items() if k != "params"},
+                           "params": indices})
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        try:
+            groups, state = state_dict["param_groups"], state_dict["state"]
+        except (TypeError, KeyError):
+            raise ValueError("state_dict must have 'state' and 'param_groups' entries") from None
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(groups)} param groups, this optimizer "
+                             f"has {len(self.param_groups)}")
+        staged, index = [], 0
+        for i, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"param group {i} has {len(saved['params'])} parameters in "
+                                 f"state_dict and {len(group['params'])} here")
+            options = {k: v for k, v in saved.items() if k != "params"}
+            flat: Dict[str, np.ndarray] = {}
+            step = 0
+            offset = 0
+            n = sum(p.size for p in group["params"])
+            for saved_index, p in zip(saved["params"], group["params"]):
+                end = offset + p.size
+                entry = state.get(saved_index, state.get(str(saved_index)))
+                if entry is not None:
+                    step = int(float(np.asarray(entry.get("step", 0))))
+                    for name, value in entry.items():
+                        if name == "step":
+                            continue
+                        value = np.asarray(value, dtype=np.float32)
+                        if value.shape != p.shape:
+                            raise ValueError(f"state {name!r} of parameter {saved_index} has "
+                                             f"shape {value.shape}, expected {p.shape}")
+                        flat.setdefault(name, np.zeros(n, np.float32))[offset:end] = \
+                            value.reshape(-1)
+                offset = end
+                index += 1
+            candidate = {**group, **options}
+            self.check_group(candidate)
+            staged.append((group, options, flat, step))
+        for i, (group, options, flat, step) in enumerate(staged):
+            group.update(options)
+            self._state[i] = flat
+            self._steps[i] = step
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k != "params"):
+                lines.append(f"    {key}: {group[key]}")
+        return "\n".join(lines) + "\n)"

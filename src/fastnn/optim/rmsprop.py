@@ -1,0 +1,29 @@
+"""RMSprop with momentum and the centered variant (torch.optim.RMSprop)."""
+from __future__ import annotations
+
+from fastnn import ops
+from fastnn.optim.optimizer import Optimizer, check_real
+
+
+class RMSprop(Optimizer):
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def check_group(self, group):
+        check_real(group["lr"], "lr")
+        check_real(group["alpha"], "alpha", 0.0, 1.0)
+        check_real(group["eps"], "eps")
+        check_real(group["weight_decay"], "weight_decay")
+        check_real(group["momentum"], "momentum")
+
+    def state_names(self, group):
+        return (["square_avg"] + (["momentum_buffer"] if group["momentum"] > 0 else [])
+                + (["grad_avg"] if group["centered"] else []))
+
+    def update(self, group, data, grad, state, step):
+        ops.rmsprop_step(data, grad, state["square_avg"], lr=group["lr"], alpha=group["alpha"],
+                         eps=group["eps"], weight_decay=group["weight_decay"],
+                         momentum=group["momentum"], grad_avg=state.get("grad_avg"),
+                         momentum_buf=state.get("momentum_buffer"))

@@ -1,0 +1,29 @@
+"""SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD)."""
+from __future__ import annotations
+
+from fastnn import ops
+from fastnn.optim.optimizer import Optimizer, check_real
+
+
+class SGD(Optimizer):
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def check_group(self, group):
+        check_real(group["lr"], "lr")
+        check_real(group["momentum"], "momentum")
+        check_real(group["dampening"], "dampening")
+        check_real(group["weight_decay"], "weight_decay")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
+
+    def state_names(self, group):
+        return ["momentum_buffer"] if group["momentum"] != 0 else []
+
+    def update(self, group, data, grad, state, step):
+        ops.sgd_step(data, grad, state.get("momentum_buffer"), group["lr"],
+                     momentum=group["momentum"], dampening=group["dampening"],
+                     nesterov=group["nesterov"], weight_decay=group["weight_decay"],
+                     first_step=step == 1)
