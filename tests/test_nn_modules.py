@@ -1,0 +1,578 @@
+"""fastnn.nn without torch: Module mechanics, every layer's forward against a
+NumPy float64 reference, every backward against finite differences."""
+import math
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import nn
+from fastnn.nn.parameter import flatten_parameters
+from nn_checks import fd_check
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# ---- Parameter ------------------------------------------------------------------------
+def test_parameter_owns_float32_copies():
+    src = np.arange(6, dtype=np.float64).reshape(2, 3)
+    p = nn.Parameter(src)
+    assert p.data.dtype == np.float32 and p.data.flags.c_contiguous
+    assert p.grad.shape == (2, 3) and not p.grad.any()
+    src[0, 0] = 99
+    assert p.data[0, 0] == 0
+    view = p.data
+    p.data = np.ones((2, 3))
+    assert view is p.data and (view == 1).all()
+    p.grad = None
+    assert not p.grad.any()
+    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
+        p.data = np.ones(3)
+    with pytest.raises(TypeError, match="Parameter data"):
+        nn.Parameter(["a", object()])
+    assert np.asarray(p) is p.data
+    assert "Parameter containing" in repr(p)
+
+
+def test_flatten_parameters_shares_views():
+    a, b = nn.Parameter(np.ones((2, 2))), nn.Parameter(np.full(3, 2.0))
+    buf = flatten_parameters([a, b])
+    assert buf.data.shape == (7,) and np.shares_memory(a.data, buf.data)
+    buf.data[:] = 5
+    assert (a.data == 5).all() and (b.data == 5).all()
+    assert flatten_parameters([a, b]) is buf
+    again = flatten_parameters([b, a])  # another order: a new buffer, values kept
+    assert again is not buf and (a.data == 5).all()
+    with pytest.raises(TypeError, match="Parameters"):
+        flatten_parameters([np.ones(2)])
+
+
+# ---- Module mechanics ---------------------------------------------------------------
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+        self.scale = nn.Parameter(np.ones(4))
+        self.register_buffer("count", np.zeros(1, np.float32))
+
+    def forward(self, x):
+        return self.fc(x) * self.scale.data
+
+
+def test_registration_names_and_traversal():
+    net = nn.Sequential(Block(), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["0.scale", "0.fc.weight", "0.fc.bias", "2.0.weight", "2.0.bias"]
+    assert list(net.state_dict()) == ["0.scale", "0.count", "0.fc.weight", "0.fc.bias",
+                                      "2.0.weight", "2.0.bias"]
+    assert [n for n, _ in net.named_modules()] == ["", "0", "0.fc", "1", "2", "2.0"]
+    assert len(list(net.children())) == 3
+    assert net.num_parameters() == 4 + 12 + 4 + 8 + 2
+    net.eval()
+    assert not any(m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+    blk = net[0]
+    blk.scale = None  # re-assigning a non-parameter unregisters it
+    assert "0.scale" not in dict(net.named_parameters())
+    del blk.fc
+    assert "0.fc.weight" not in net.state_dict()
+
+
+def test_shared_parameters_are_listed_once():
+    lin = nn.Linear(2, 2)
+    net = nn.Sequential(lin, nn.ReLU(), lin)
+    assert len(list(net.parameters())) == 2
+
+
+def test_subclass_must_call_init():
+    class Bad(nn.Module):
+        def __init__(self):
+            self.w = nn.Parameter(np.ones(2))
+
+    with pytest.raises(AttributeError, match=r"super\(\).__init__\(\)"):
+        Bad()
+
+
+def test_base_forward_and_backward_say_what_is_missing():
+    class NoBackward(nn.Module):
+        def forward(self, x):
+            return x
+
+    m = NoBackward()
+    assert m(1) == 1
+    with pytest.raises(NotImplementedError, match="NoBackward must define backward"):
+        m.backward(1)
+    with pytest.raises(NotImplementedError, match="define get_config"):
+        m.get_config()
+
+
+def test_repr_like_pytorch():
+    net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Sequential(nn.Dropout(0.1)))
+    assert repr(net) == (
+        "Sequential(\n"
+        "  (0): Linear(in_features=784, out_features=256, bias=True)\n"
+        "  (1): ReLU()\n"
+        "  (2): Sequential(\n"
+        "    (0): Dropout(p=0.1, inplace=False)\n"
+        "  )\n"
+        ")")
+
+
+def test_zero_grad_and_accumulation(rng):
+    lin = nn.Linear(3, 2)
+    x, g = rand(rng, 5, 3), rand(rng, 5, 2)
+    lin(x)
+    lin.backward(g)
+    once = lin.weight.grad.copy()
+    lin.backward(g)
+    np.testing.assert_allclose(lin.weight.grad, 2 * once, rtol=1e-6)
+    lin.zero_grad()
+    assert not lin.weight.grad.any() and not lin.bias.grad.any()
+
+
+def test_zero_grad_leaves_other_models_alone():
+    a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    flatten_parameters(list(a.parameters()) + list(b.parameters()))
+    for p in list(a.parameters()) + list(b.parameters()):
+        p.grad = np.ones(p.shape)
+    a.zero_grad()
+    assert not a.weight.grad.any() and b.weight.grad.all()
+    nn.Sequential(a, b).zero_grad()
+    assert not b.weight.grad.any()
+
+
+def test_state_dict_copies_and_load_in_place(rng):
+    src, dst = nn.Linear(3, 2), nn.Linear(3, 2)
+    sd = src.state_dict()
+    sd["weight"][0, 0] = 123.0
+    assert src.weight.data[0, 0] != 123.0
+    view = dst.weight.data
+    result = dst.load_state_dict(sd)
+    assert view is dst.weight.data and view[0, 0] == 123.0
+    assert result.missing_keys == [] and result.unexpected_keys == []
+
+
+def test_load_state_dict_errors_name_keys():
+    m = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    sd = m.state_dict()
+    bad = dict(sd)
+    del bad["0.bias"]
+    bad["extra"] = np.zeros(1)
+    bad["1.weight"] = np.zeros(5)
+    before = m.state_dict()
+    with pytest.raises(ValueError) as err:
+        m.load_state_dict(bad)
+    msg = str(err.value)
+    assert "0.bias" in msg and "extra" in msg and "1.weight" in msg and "(5,)" in msg
+    for k, v in m.state_dict().items():  # nothing changed
+        np.testing.assert_array_equal(v, before[k])
+    del bad["1.weight"]
+    res = m.load_state_dict(bad, strict=False)
+    assert res.missing_keys == ["0.bias", "1.weight"] and res.unexpected_keys == ["extra"]
+    with pytest.raises(TypeError, match="mapping"):
+        m.load_state_dict([1, 2])
+    with pytest.raises(ValueError, match="real numbers"):
+        m.load_state_dict({**sd, "0.bias": np.array(["a", "b"])})
+
+
+# ---- Linear ---------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(3,), (5, 3), (2, 4, 3)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_forward_and_gradients(shape, bias, rng):
+    lin = nn.Linear(3, 4, bias=bias)
+    x = rand(rng, *shape)
+    ref = x.astype(np.float64) @ lin.weight.data.T.astype(np.float64)
+    if bias:
+        ref += lin.bias.data
+    np.testing.assert_allclose(lin(x), ref, rtol=1e-5, atol=1e-6)
+    fd_check(lin, x, rng)
+
+
+def test_linear_input_grad_false_and_frozen(rng):
+    lin = nn.Linear(3, 2)
+    x = rand(rng, 4, 3)
+    fd_check(lin, x, rng, input_grad=False)
+    lin.zero_grad()
+    lin.weight.requires_grad = False
+    lin(x)
+    lin.backward(rand(rng, 4, 2))
+    assert not lin.weight.grad.any() and lin.bias.grad.any()
+
+
+def test_linear_default_init_and_errors(rng):
+    fastnn.manual_seed(0)
+    lin = nn.Linear(100, 50)
+    bound = 1 / math.sqrt(100)
+    assert np.abs(lin.weight.data).max() <= bound and np.abs(lin.bias.data).max() <= bound
+    assert lin.weight.data.std() == pytest.approx(bound / math.sqrt(3), rel=0.1)
+    fastnn.manual_seed(0)
+    np.testing.assert_array_equal(nn.Linear(100, 50).weight.data, lin.weight.data)
+    with pytest.raises(TypeError, match="in_features"):
+        nn.Linear(2.5, 3)
+    with pytest.raises(ValueError, match="out_features"):
+        nn.Linear(2, -1)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 100\)"):
+        lin(np.zeros((2, 99), np.float32))
+    with pytest.raises(RuntimeError, match="before forward"):
+        nn.Linear(2, 2).backward(np.zeros((1, 2), np.float32))
+    lin(np.zeros((2, 100), np.float32))
+    with pytest.raises(ValueError, match="grad_out"):
+        lin.backward(np.zeros((3, 50), np.float32))
+
+
+# ---- activations ----------------------------------------------------------------------
+def _erf(x):
+    return np.vectorize(math.erf)(x)
+
+
+ACTIVATIONS = [
+    (nn.ReLU(), lambda x: np.maximum(x, 0)),
+    (nn.LeakyReLU(0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
+    (nn.Sigmoid(), lambda x: 1 / (1 + np.exp(-x))),
+    (nn.Tanh(), np.tanh),
+    (nn.GELU(), lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2)))),
+    (nn.GELU("tanh"), lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi)
+                                                       * (x + 0.044715 * x ** 3)))),
+    (nn.SiLU(), lambda x: x / (1 + np.exp(-x))),
+    (nn.Softmax(dim=1), lambda x: np.exp(x) / np.exp(x).sum(1, keepdims=True)),
+    (nn.Softmax(dim=0), lambda x: np.exp(x) / np.exp(x).sum(0, keepdims=True)),
+    (nn.LogSoftmax(), lambda x: x - np.log(np.exp(x).sum(-1, keepdims=True))),
+]
+
+
+@pytest.mark.parametrize("module,ref", ACTIVATIONS, ids=lambda v: repr(v)[:20])
+def test_activation_forward_and_backward(module, ref, rng):
+    x = rand(rng, 6, 5)
+    x[np.abs(x) < 0.05] = 0.3  # keep kinks out of the finite differences
+    np.testing.assert_allclose(module(x), ref(x.astype(np.float64)), rtol=2e-5, atol=2e-6)
+    fd_check(module, x, rng)
+    assert module.backward(np.ones((6, 5), np.float32), input_grad=False) is None
+
+
+def test_relu_inplace_and_bad_args(rng):
+    x = rand(rng, 4, 4)
+    y = nn.ReLU(inplace=True)(x)
+    assert y is x and (x >= 0).all()
+    with pytest.raises(ValueError, match="approximate"):
+        nn.GELU("fast")
+    with pytest.raises(TypeError, match="dim"):
+        nn.Softmax(dim=1.5)
+    with pytest.raises(TypeError, match="negative_slope"):
+        nn.LeakyReLU("a")
+    with pytest.raises(RuntimeError, match="Sigmoid.backward called before forward"):
+        nn.Sigmoid().backward(np.ones(2, np.float32))
+    assert repr(nn.GELU("tanh")) == "GELU(approximate='tanh')"
+    assert repr(nn.LeakyReLU(0.2)) == "LeakyReLU(negative_slope=0.2)"
+
+
+# ---- Dropout --------------------------------------------------------------------------
+def test_dropout_train_eval_and_seed(rng):
+    x = np.ones((200, 500), np.float32)
+    d = nn.Dropout(0.3)
+    fastnn.manual_seed(7)
+    y = d(x)
+    kept = y != 0
+    assert abs(kept.mean() - 0.7) < 0.01
+    np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
+    g = d.backward(np.full(x.shape, 2.0, np.float32))
+    np.testing.assert_array_equal(g != 0, kept)
+    fastnn.manual_seed(7)
+    np.testing.assert_array_equal(nn.Dropout(0.3)(x), y)
+    d.eval()
+    assert d(x) is not None and (d(x) == x).all()
+    np.testing.assert_array_equal(d.backward(x), x)
+    d.train()
+    assert not nn.Dropout(1.0)(x).any()
+    assert (nn.Dropout(0.0)(x) == x).all()
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        nn.Dropout(1.5)
+    with pytest.raises(TypeError, match="p must"):
+        nn.Dropout("0.5")
+
+
+# ---- BatchNorm1d ----------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(8, 3), (4, 3, 5)])
+def test_batchnorm_training_statistics(shape, rng):
+    bn = nn.BatchNorm1d(3, momentum=0.1)
+    x = (rand(rng, *shape) * 3 + 2).astype(np.float32)
+    y = bn(x)
+    axes = (0,) if len(shape) == 2 else (0, 2)
+    np.testing.assert_allclose(y.mean(axis=axes), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=axes), 1, rtol=1e-3)
+    x64 = x.astype(np.float64)
+    n = x.size // 3
+    np.testing.assert_allclose(bn.running_mean, 0.1 * x64.mean(axis=axes), rtol=1e-5)
+    np.testing.assert_allclose(bn.running_var, 0.9 + 0.1 * x64.var(axis=axes) * n / (n - 1),
+                               rtol=1e-5)
+    assert int(bn.num_batches_tracked) == 1
+    bn.eval()
+    ref = (x64 - bn.running_mean.reshape((1, -1) + (1,) * (len(shape) - 2))) / np.sqrt(
+        bn.running_var.reshape((1, -1) + (1,) * (len(shape) - 2)) + 1e-5)
+    np.testing.assert_allclose(bn(x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm_cumulative_average(rng):
+    bn = nn.BatchNorm1d(2, momentum=None)
+    xs = [rand(rng, 6, 2) for _ in range(3)]
+    for x in xs:
+        bn(x)
+    np.testing.assert_allclose(bn.running_mean, np.mean([x.mean(0) for x in xs], axis=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"affine": False}, {"track_running_stats": False}])
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_gradients(kwargs, training, rng):
+    bn = nn.BatchNorm1d(3, **kwargs)
+    if bn.affine:
+        bn.weight.data = rng.uniform(0.5, 2, 3)
+        bn.bias.data = rng.standard_normal(3)
+    if bn.track_running_stats:
+        bn.running_mean[:] = rng.standard_normal(3)
+        bn.running_var[:] = rng.uniform(0.5, 2, 3)
+    bn.train(training)
+    fd_check(bn, rand(rng, 7, 3, 2), rng, eps=3e-3, rtol=3e-2)
+
+
+def test_batchnorm_errors():
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        bn(np.zeros((4, 2), np.float32))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        bn(np.zeros((1, 3), np.float32))
+    bn.eval()
+    assert bn(np.zeros((1, 3), np.float32)).shape == (1, 3)
+    with pytest.raises(ValueError, match="momentum"):
+        nn.BatchNorm1d(3, momentum=2)
+    with pytest.raises(ValueError, match="eps"):
+        nn.BatchNorm1d(3, eps=0)
+    sd = nn.BatchNorm1d(4).state_dict()
+    assert list(sd) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    assert sd["num_batches_tracked"].dtype == np.int64 and sd["num_batches_tracked"].shape == ()
+
+
+# ---- Flatten, Identity ----------------------------------------------------------------
+def test_flatten_and_identity(rng):
+    x = rand(rng, 2, 3, 4, 5)
+    f = nn.Flatten()
+    assert f(x).shape == (2, 60)
+    assert f.backward(np.ones((2, 60), np.float32)).shape == x.shape
+    assert nn.Flatten(0, 1)(x).shape == (6, 4, 5)
+    assert nn.Flatten(-2)(x).shape == (2, 3, 20)
+    with pytest.raises(ValueError, match="does not fit"):
+        nn.Flatten(3, 1)(x)
+    ident = nn.Identity(54, unused="ok")
+    assert ident(x) is x and ident.backward(x) is x and ident.backward(x, False) is None
+
+
+# ---- Sequential / ModuleList ----------------------------------------------------------
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU])
+def test_sequential_fused_epilogue_matches_separate_layers(act, rng):
+    lin, a = nn.Linear(5, 7), act()
+    seq = nn.Sequential(lin, a)
+    x, g = rand(rng, 9, 5), rand(rng, 9, 7)
+    y = seq(x)
+    gx = seq.backward(g)
+    w_grad = lin.weight.grad.copy()
+    lin.zero_grad()
+    y2 = a(lin(x))
+    gx2 = lin.backward(a.backward(g))
+    np.testing.assert_allclose(y, y2, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(gx, gx2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w_grad, lin.weight.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_gradients_and_input_grad(rng):
+    seq = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3),
+                        nn.LogSoftmax())
+    fd_check(seq, rand(rng, 4, 2, 3), rng)
+    seq.zero_grad()
+    seq(rand(rng, 4, 2, 3))
+    assert seq.backward(np.ones((4, 3), np.float32), input_grad=False) is None
+    assert seq[1].weight.grad.any()
+
+
+def test_sequential_container_api():
+    seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    seq.append(nn.Linear(3, 1))
+    assert len(seq) == 3 and isinstance(seq[-1], nn.Linear)
+    sub = seq[1:]
+    assert isinstance(sub, nn.Sequential) and list(sub.state_dict()) == ["2.weight", "2.bias"]
+    with pytest.raises(IndexError, match="out of range"):
+        seq[5]
+    with pytest.raises(TypeError, match="Modules"):
+        nn.Sequential(nn.ReLU(), "relu")
+    from collections import OrderedDict
+    named = nn.Sequential(OrderedDict(fc=nn.Linear(2, 2), act=nn.ReLU()))
+    assert list(named.state_dict()) == ["fc.weight", "fc.bias"]
+
+
+def test_module_list():
+    ml = nn.ModuleList([nn.Linear(2, 2), nn.ReLU()])
+    ml.append(nn.Linear(2, 1))
+    ml[1] = nn.Tanh()
+    assert len(ml) == 3 and isinstance(ml[1], nn.Tanh)
+    assert [n for n, _ in ml.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    with pytest.raises(NotImplementedError, match="iterate"):
+        ml(np.zeros(2))
+    with pytest.raises(IndexError):
+        ml[3] = nn.ReLU()
+
+
+# ---- losses ---------------------------------------------------------------------------
+def _ce_ref(x, y, smoothing=0.0, ignore=-100):
+    x = x.astype(np.float64)
+    logp = x - np.log(np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True)) - \
+        x.max(1, keepdims=True)
+    keep = y != ignore
+    C = x.shape[1]
+    nll = -logp[np.arange(len(y))[keep], y[keep]]
+    smooth = -logp[keep].mean(1)
+    return ((1 - smoothing) * nll + smoothing * smooth).mean()
+
+
+def _loss_fd(loss_fn, pred, target, rng, eps=1e-2):
+    loss_fn(pred, target)
+    grad = loss_fn.backward()
+    flat = pred.reshape(-1)
+    for i in rng.choice(flat.size, size=min(flat.size, 8), replace=False):
+        keep = flat[i]
+        flat[i] = keep + eps
+        up = loss_fn(pred, target)
+        flat[i] = keep - eps
+        down = loss_fn(pred, target)
+        flat[i] = keep
+        assert grad.reshape(-1)[i] == pytest.approx((up - down) / (2 * eps), rel=2e-2, abs=1e-4)
+
+
+@pytest.mark.parametrize("smoothing,ignore", [(0.0, -100), (0.1, 2)])
+def test_cross_entropy_loss(smoothing, ignore, rng):
+    x, y = rand(rng, 6, 4), np.array([0, 2, 1, 3, 2, 0])
+    fn = nn.CrossEntropyLoss(label_smoothing=smoothing, ignore_index=ignore)
+    assert fn(x, y) == pytest.approx(_ce_ref(x, y, smoothing, ignore), rel=1e-5)
+    _loss_fd(fn, x, y, rng)
+    total = nn.CrossEntropyLoss(label_smoothing=smoothing, ignore_index=ignore, reduction="sum")
+    count = np.count_nonzero(y != ignore)
+    assert total(x, y) == pytest.approx(_ce_ref(x, y, smoothing, ignore) * count, rel=1e-5)
+    fn(x, y)
+    np.testing.assert_allclose(total.backward(), fn.backward() * count, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls,ref", [
+    (nn.MSELoss, lambda d, t: (d ** 2).mean()),
+    (nn.L1Loss, lambda d, t: np.abs(d).mean()),
+    (nn.HuberLoss, lambda d, t: np.where(np.abs(d) <= 1, 0.5 * d ** 2, np.abs(d) - 0.5).mean()),
+])
+def test_regression_losses(cls, ref, rng):
+    p, t = rand(rng, 5, 3), rand(rng, 5, 3)
+    fn = cls()
+    d = p.astype(np.float64) - t
+    assert fn(p, t) == pytest.approx(ref(d, t), rel=1e-5)
+    _loss_fd(fn, p, t, rng)
+    s = cls(reduction="sum")
+    assert s(p, t) == pytest.approx(ref(d, t) * p.size, rel=1e-5)
+    fn(p, t)
+    np.testing.assert_allclose(s.backward(), fn.backward() * p.size, rtol=1e-6)
+    np.testing.assert_allclose(fn.backward(2.0), 2 * fn.backward(), rtol=1e-6)
+
+
+def test_huber_delta_and_bce(rng):
+    p, t = rand(rng, 20), rand(rng, 20)
+    d = p.astype(np.float64) - t
+    h = nn.HuberLoss(delta=0.5)
+    ref = np.where(np.abs(d) <= 0.5, 0.5 * d ** 2, 0.5 * (np.abs(d) - 0.25)).mean()
+    assert h(p, t) == pytest.approx(ref, rel=1e-5)
+    _loss_fd(h, p, t, rng, eps=1e-3)
+    targets = (rng.random(20) > 0.5).astype(np.float32)
+    bce = nn.BCEWithLogitsLoss()
+    x64 = p.astype(np.float64)
+    ref = (np.logaddexp(0, x64) - x64 * targets).mean()
+    assert bce(p, targets) == pytest.approx(ref, rel=1e-5)
+    _loss_fd(bce, p, targets, rng)
+
+
+def test_loss_errors():
+    with pytest.raises(ValueError, match="reduction"):
+        nn.MSELoss(reduction="none")
+    with pytest.raises(RuntimeError, match="before forward"):
+        nn.L1Loss().backward()
+    with pytest.raises(ValueError, match="same shape"):
+        nn.L1Loss()(np.zeros(3, np.float32), np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="delta"):
+        nn.HuberLoss(delta=0)
+    assert repr(nn.HuberLoss(reduction="sum", delta=2)) == \
+        "HuberLoss(reduction='sum', delta=2.0)"
+
+
+# ---- init and clipping ----------------------------------------------------------------
+def test_init_functions():
+    w = nn.Parameter(np.empty((400, 300)))
+    fastnn.manual_seed(3)
+    nn.init.xavier_uniform_(w)
+    bound = math.sqrt(6 / 700)
+    assert np.abs(w.data).max() <= bound and w.data.std() == pytest.approx(bound / math.sqrt(3),
+                                                                           rel=0.05)
+    nn.init.kaiming_normal_(w, nonlinearity="relu")
+    assert w.data.std() == pytest.approx(math.sqrt(2 / 300), rel=0.05)
+    nn.init.kaiming_uniform_(w, mode="fan_out", nonlinearity="relu")
+    assert np.abs(w.data).max() <= math.sqrt(6 / 400)
+    nn.init.xavier_normal_(w, gain=2.0)
+    assert w.data.std() == pytest.approx(2 * math.sqrt(2 / 700), rel=0.05)
+    nn.init.normal_(w, 1.0, 0.5)
+    assert w.data.mean() == pytest.approx(1.0, abs=0.01)
+    assert nn.init.zeros_(w) is w and not w.data.any()
+    nn.init.ones_(w)
+    nn.init.constant_(w.data, 3.0)
+    assert (w.data == 3).all()
+    nn.init.uniform_(w, -2, -1)
+    assert w.data.max() <= -1 and w.data.min() >= -2
+    assert nn.init.calculate_gain("tanh") == pytest.approx(5 / 3)
+    assert nn.init.calculate_gain("leaky_relu", 0.2) == pytest.approx(math.sqrt(2 / 1.04))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        nn.init.xavier_uniform_(np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="nonlinearity"):
+        nn.init.calculate_gain("swishy")
+    with pytest.raises(TypeError, match="float32"):
+        nn.init.zeros_(np.zeros(3))
+    with pytest.raises(ValueError, match="mode"):
+        nn.init.kaiming_uniform_(w, mode="fan_avg")
+
+
+def test_manual_seed_and_rng_state():
+    fastnn.manual_seed(11)
+    state = fastnn.get_rng_state()
+    a = nn.Linear(5, 5).weight.data.copy()
+    fastnn.set_rng_state(state)
+    np.testing.assert_array_equal(nn.Linear(5, 5).weight.data, a)
+    with pytest.raises(TypeError, match="seed"):
+        fastnn.manual_seed(1.5)
+    with pytest.raises(ValueError, match="get_rng_state"):
+        fastnn.set_rng_state({"bit_generator": "MT19937"})
+
+
+def test_clip_grad(rng):
+    params = [nn.Parameter(np.zeros(4)), nn.Parameter(np.zeros((2, 3)))]
+    grads = [rand(rng, 4) * 10, rand(rng, 2, 3) * 10]
+    for p, g in zip(params, grads):
+        p.grad = g
+    total = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))
+    assert nn.utils.clip_grad_norm_(params, 1.0) == pytest.approx(total, rel=1e-6)
+    new = math.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in params))
+    assert new == pytest.approx(1.0, rel=1e-4)
+    inf_norm = nn.utils.clip_grad_norm_(params, 100.0, norm_type=float("inf"))
+    assert inf_norm == pytest.approx(max(np.abs(p.grad).max() for p in params))
+    nn.utils.clip_grad_value_(params[0], 0.1)
+    assert np.abs(params[0].grad).max() <= 0.1
+    params[1].grad = np.full((2, 3), np.nan)
+    with pytest.raises(RuntimeError, match="nan"):
+        nn.utils.clip_grad_norm_(params, 1.0, error_if_nonfinite=True)
+    with pytest.raises(TypeError, match="Parameters"):
+        nn.utils.clip_grad_norm_([np.zeros(2)], 1.0)
