@@ -1,9 +1,16 @@
-"""fastnn: neural-network kernels in C for NumPy arrays.
+"""fastnn: neural networks for NumPy arrays, with the hot kernels in C.
 
     import fastnn
-    y = fastnn.ops.gelu(x)              # float32 in, float32 out
+    from fastnn import nn, optim
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    model.fit(X, y, loss="cross_entropy", optimizer=optim.Adam(model.parameters()))
+    y = fastnn.ops.gelu(x)              # functional kernels: float32 in, float32 out
+    fastnn.manual_seed(0)               # reproducible init, dropout and shuffling
     fastnn.show_config()                # version, ISA path, threads, compiler
     with fastnn.num_threads(1): ...     # or fastnn.set_num_threads(n)
+
+Modules: ops (kernels), nn (layers, losses), optim (optimizers, lr_scheduler),
+data (DataLoader), callbacks, training (fit / predict / evaluate), random.
 
 At import the CPU is inspected once and the widest kernel path it supports
 (avx512, avx2 or generic) is chosen; FASTNN_ISA=generic|avx2|avx512 forces a
@@ -12,13 +19,14 @@ FASTNN_NUM_THREADS sets the thread count.
 """
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from fastnn import ops
+from fastnn import nn, ops, optim
 from fastnn._config import get_num_threads, num_threads, set_num_threads, show_config
+from fastnn.random import get_rng_state, manual_seed, set_rng_state
 
 try:
     __version__ = _version("fastnn")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["ops", "show_config", "set_num_threads", "get_num_threads", "num_threads",
-           "__version__"]
+__all__ = ["ops", "nn", "optim", "show_config", "set_num_threads", "get_num_threads", "num_threads",
+           "manual_seed", "get_rng_state", "set_rng_state", "__version__"]

@@ -1,0 +1,325 @@
+"""Keras-style training on any Module: fit(), predict(), evaluate(), History.
+
+    history = model.fit(X, y, loss="cross_entropy", optimizer="adam", epochs=10,
+                        batch_size=64, validation_split=0.1, metrics=("accuracy",))
+    history.history["val_accuracy"]; history.plot()
+    model.evaluate(Xt, yt)    # {"loss": ..., "accuracy": ...}
+    model.predict(Xt)         # eval mode, batch by batch
+
+Each step: optimizer.zero_grad(), forward, loss, model.backward(loss_fn.backward(),
+input_grad=False), optimizer.step(). A tqdm bar per epoch shows the running loss,
+metrics and samples/s (verbose=1); verbose=2 prints one line per epoch, 0 nothing.
+Ctrl-C stops after the current batch and keeps the weights trained so far
+(history.interrupted is then True). Shuffling draws from fastnn's random
+stream, so fastnn.manual_seed(s) makes a run reproducible.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import signal
+import threading
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from fastnn import nn, optim
+from fastnn.callbacks import Callback
+from fastnn.data import DataLoader, check_positive_int
+from fastnn.metrics import make_metrics
+
+LOSSES = {
+    "cross_entropy": nn.CrossEntropyLoss, "sparse_categorical_crossentropy": nn.CrossEntropyLoss,
+    "mse": nn.MSELoss, "mean_squared_error": nn.MSELoss,
+    "l1": nn.L1Loss, "mae": nn.L1Loss, "mean_absolute_error": nn.L1Loss,
+    "huber": nn.HuberLoss,
+    "bce_with_logits": nn.BCEWithLogitsLoss, "binary_crossentropy": nn.BCEWithLogitsLoss,
+}
+OPTIMIZERS = {"sgd": (optim.SGD, {"lr": 0.01}), "adam": (optim.Adam, {}),
+              "adamw": (optim.AdamW, {}), "rmsprop": (optim.RMSprop, {"lr": 1e-3})}
+
+
+def make_loss(loss):
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose from {sorted(LOSSES)}")
+        return LOSSES[loss]()
+    if callable(loss) and hasattr(loss, "backward"):
+        return loss
+    raise TypeError(f"loss must be a name or a loss module with backward(), got "
+                    f"{type(loss).__name__}")
+
+
+def make_optimizer(optimizer, model):
+    if isinstance(optimizer, str):
+        key = optimizer.lower()
+        if key not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose from {sorted(OPTIMIZERS)}")
+        cls, kwargs = OPTIMIZERS[key]
+        return cls(model.parameters(), **kwargs)
+    if isinstance(optimizer, optim.Optimizer):
+        return optimizer
+    raise TypeError(f"optimizer must be a name or a fastnn.optim optimizer, got "
+                    f"{type(optimizer).__name__}")
+
+
+class History(Callback):
+    """Per-epoch logs: history["loss"], ["val_loss"], metrics, "lr", "time"."""
+
+    def __init__(self):
+        super().__init__()
+        self.history: Dict[str, List[float]] = {}
+        self.epoch: List[int] = []
+        self.interrupted = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+    def plot(self, path: Optional[str] = None):
+        """Loss curves and metric curves (train and validation) with matplotlib;
+        saves to `path` when given; returns the figure."""
+        try:
+            import matplotlib
+            if path is not None:
+                matplotlib.use("Agg", force=False)
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("History.plot needs matplotlib: pip install matplotlib") from None
+        names = [k for k in self.history if not k.startswith("val_") and k not in ("lr", "time")]
+        fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
+        epochs = [e + 1 for e in self.epoch]
+        for ax, name in zip(axes[0], names):
+            ax.plot(epochs, self.history[name], label=f"train {name}")
+            if f"val_{name}" in self.history:
+                ax.plot(epochs, self.history[f"val_{name}"], label=f"validation {name}")
+            ax.set_xlabel("epoch")
+            ax.set_title(name)
+            ax.legend()
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path)
+        return fig
+
+
+class _StopOnInterrupt:
+    """While active (main thread only), the first Ctrl-C sets a flag instead of
+    raising; a second one raises KeyboardInterrupt as usual."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _as_inputs(X, name: str = "X") -> np.ndarray:
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have a first (sample) dimension, got a 0-d array")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _as_targets(y, n: int, name: str = "y") -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim == 0 or len(arr) != n:
+        raise ValueError(f"{name} must have {n} samples like X, got shape {arr.shape}")
+    return arr
+
+
+def _split(X, y, validation_split: float):
+    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+            or not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    n_val = int(math.floor(len(X) * validation_split))
+    if n_val == 0:
+        return X, y, None
+    # as Keras: the last samples, taken before any shuffling
+    return X[:-n_val], y[:-n_val], (X[-n_val:], y[-n_val:])
+
+
+def _format_logs(logs: dict) -> str:
+    return " - ".join(f"{k}: {v:.4g}" for k, v in logs.items() if k != "time") + \
+        f" - {logs['time']:.2f}s"
+
+
+def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
+        batch_size: int = 32, shuffle: bool = True, validation_data=None,
+        validation_split: float = 0.0, callbacks=None, metrics=("accuracy",), verbose: int = 1,
+        initial_epoch: int = 0) -> History:
+    """Train `model` on (X, y); returns a History. See the module docstring."""
+    X = _as_inputs(X)
+    y = _as_targets(y, len(X))
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral) \
+            or not 0 <= initial_epoch <= epochs:
+        raise ValueError(f"initial_epoch must be an int in [0, epochs], got {initial_epoch!r}")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    X, y, split_val = _split(X, y, validation_split)
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        Xv = _as_inputs(validation_data[0], "validation_data[0]")
+        validation_data = (Xv, _as_targets(validation_data[1], len(Xv), "validation_data[1]"))
+    else:
+        validation_data = split_val
+    loss_fn = make_loss(loss)
+    opt = make_optimizer(optimizer, model)
+    make_metrics(metrics)  # check the names before training starts
+    model.__dict__["_training_config"] = {"loss": loss_fn, "metrics": metrics}
+
+    history = History()
+    cbs = [history] + list(callbacks or [])
+    for cb in cbs:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must be fastnn.callbacks.Callback objects, got "
+                            f"{type(cb).__name__}")
+        cb.set_context(model, opt)
+    loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle)
+    model.stop_training = False
+    for cb in cbs:
+        cb.on_train_begin()
+    with _StopOnInterrupt() as interrupt:
+        for epoch in range(initial_epoch, epochs):
+            for cb in cbs:
+                cb.on_epoch_begin(epoch)
+            start = time.perf_counter()
+            model.train()
+            logs = _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt,
+                                desc=f"Epoch {epoch + 1}/{epochs}", bar=verbose == 1)
+            if validation_data is not None and not interrupt.requested:
+                val = evaluate(model, *validation_data, loss=loss_fn, metrics=metrics,
+                               batch_size=max(batch_size, 256))
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            logs["lr"] = float(opt.param_groups[0]["lr"])
+            logs["time"] = time.perf_counter() - start
+            if interrupt.requested:
+                history.interrupted = True
+                if verbose:
+                    print(f"Interrupted in epoch {epoch + 1}: stopping with the weights "
+                          f"trained so far")
+                break
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            if verbose == 2:
+                print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)}")
+            if model.stop_training:
+                break
+    for cb in cbs:
+        cb.on_train_end()
+    return history
+
+
+def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str,
+                 bar: bool) -> dict:
+    from tqdm.auto import tqdm
+    meters = make_metrics(metrics)
+    total_loss, seen = 0.0, 0
+    progress = tqdm(total=len(loader.X), desc=desc, unit="sample", disable=not bar,
+                    dynamic_ncols=True, leave=True)
+    start = last_shown = time.perf_counter()
+    try:
+        for batch, (xb, yb) in enumerate(loader):
+            for cb in cbs:
+                cb.on_batch_begin(batch)
+            opt.zero_grad()
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            model.backward(loss_fn.backward(), input_grad=False)
+            opt.step()
+            n = len(xb)
+            total_loss += loss * n
+            seen += n
+            for m in meters:
+                m.update(out, yb)
+            for cb in cbs:
+                cb.on_batch_end(batch, {"loss": loss})
+            if bar:
+                progress.update(n)
+                now = time.perf_counter()
+                if now - last_shown > 0.2:
+                    last_shown = now
+                    progress.set_postfix_str(_postfix(total_loss / seen, meters,
+                                                      seen / (now - start)), refresh=False)
+            if interrupt.requested or model.stop_training:
+                break
+        if bar and seen:
+            progress.set_postfix_str(_postfix(total_loss / seen, meters,
+                                              seen / (time.perf_counter() - start)))
+    finally:
+        progress.close()
+    logs = {"loss": total_loss / seen if seen else float("nan")}
+    logs.update({m.name: m.result() for m in meters})
+    return logs
+
+
+def _postfix(loss: float, meters, rate: float) -> str:
+    parts = [f"loss={loss:.4f}"] + [f"{m.name}={m.result():.4f}" for m in meters]
+    return ", ".join(parts) + f", {rate:,.0f} samples/s"
+
+
+def predict(model, X, batch_size: int = 256) -> np.ndarray:
+    """model(X) in eval mode, batch by batch, concatenated; the mode is restored."""
+    X = _as_inputs(X)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [np.asarray(model(X[i:i + batch_size])) for i in range(0, len(X), batch_size)]
+    finally:
+        model.train(was_training)
+    if not outs:
+        raise ValueError("X has no samples")
+    return np.concatenate(outs)
+
+
+def evaluate(model, X, y, loss=None, metrics=None, batch_size: int = 256) -> Dict[str, float]:
+    """{"loss": ..., metric: ...} on (X, y) in eval mode. loss and metrics
+    default to those of the last fit() (a loss is required otherwise)."""
+    config = model.__dict__.get("_training_config")
+    if loss is None:
+        if config is None:
+            raise ValueError("evaluate needs loss= (or a model trained with fit())")
+        loss = config["loss"]
+    if metrics is None:
+        metrics = config["metrics"] if config is not None else ("accuracy",)
+    loss_fn = make_loss(loss)
+    X = _as_inputs(X)
+    y = _as_targets(y, len(X))
+    batch_size = check_positive_int(batch_size, "batch_size")
+    meters = make_metrics(metrics)
+    was_training = model.training
+    model.eval()
+    total, seen = 0.0, 0
+    try:
+        for i in range(0, len(X), batch_size):
+            xb, yb = X[i:i + batch_size], y[i:i + batch_size]
+            out = np.asarray(model(xb))
+            total += loss_fn(out, yb) * len(xb)
+            seen += len(xb)
+            for m in meters:
+                m.update(out, yb)
+    finally:
+        model.train(was_training)
+    result = {"loss": total / seen if seen else float("nan")}
+    result.update({m.name: m.result() for m in meters})
+    return result

@@ -1,0 +1,218 @@
+"""fit / predict / evaluate, History, callbacks, DataLoader, Ctrl-C."""
+import csv
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import nn, optim
+from fastnn.callbacks import (Callback, CSVLogger, EarlyStopping, LearningRateScheduler,
+                              ModelCheckpoint)
+from fastnn.data import DataLoader
+
+
+def blobs(n=300, seed=0):
+    """Three well-separated Gaussian classes in 4-D."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centers = np.array([[3, 0, 0, 0], [0, 3, 0, 0], [0, 0, 3, 0]], np.float32)
+    X = centers[y] + rng.standard_normal((n, 4)).astype(np.float32) * 0.5
+    return X, y
+
+
+def mlp(seed=0):
+    fastnn.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 3))
+
+
+def test_fit_learns_and_reports():
+    X, y = blobs()
+    model = mlp()
+    hist = model.fit(X, y, epochs=8, batch_size=32, validation_split=0.2, verbose=0,
+                     optimizer=optim.Adam(model.parameters(), lr=1e-2))
+    assert set(hist.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"}
+    assert hist.epoch == list(range(8))
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    assert hist.history["val_accuracy"][-1] > 0.95
+    res = model.evaluate(X, y)
+    assert set(res) == {"loss", "accuracy"} and res["accuracy"] > 0.95
+    assert model.training  # fit leaves the mode; evaluate and predict restore it
+    out = model.predict(X, batch_size=7)
+    assert out.shape == (300, 3) and model.training
+    np.testing.assert_allclose(out, model.eval()(X), rtol=1e-5, atol=1e-6)
+
+
+def test_fit_is_reproducible_with_manual_seed():
+    X, y = blobs()
+
+    def run():
+        model = mlp(seed=5)
+        model.fit(X, y, epochs=2, batch_size=16, optimizer="sgd", verbose=0)
+        return model.state_dict()
+
+    a, b = run(), run()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_fit_by_names_regression_and_validation_data():
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (256, 2)).astype(np.float32)
+    y = (X[:, :1] * 2 - X[:, 1:]).astype(np.float32)
+    fastnn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 1))
+    hist = model.fit(X, y, loss="mse", optimizer="sgd", epochs=100, batch_size=16,
+                     metrics=("mae",), validation_data=(X[:64], y[:64]), verbose=0)
+    assert hist.history["val_mae"][-1] < 0.05
+    assert model.evaluate(X, y, metrics=["mse"])["mse"] < 0.01
+
+
+def test_verbose_modes(capsys):
+    X, y = blobs(64)
+    mlp().fit(X, y, epochs=2, verbose=0)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    mlp().fit(X, y, epochs=2, verbose=2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("Epoch 1/2 - loss:")
+    mlp().fit(X, y, epochs=1, verbose=1)
+    err = capsys.readouterr().err
+    assert "Epoch 1/1" in err and "samples/s" in err
+
+
+def test_fit_argument_errors():
+    X, y = blobs(20)
+    model = mlp()
+    with pytest.raises(ValueError, match="samples like X"):
+        model.fit(X, y[:5], verbose=0)
+    with pytest.raises(ValueError, match="unknown loss"):
+        model.fit(X, y, loss="hinge", verbose=0)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        model.fit(X, y, optimizer="lbfgs", verbose=0)
+    with pytest.raises(ValueError, match="unknown metric"):
+        model.fit(X, y, metrics=("f1",), verbose=0)
+    with pytest.raises(ValueError, match="validation_split"):
+        model.fit(X, y, validation_split=1.0, verbose=0)
+    with pytest.raises(ValueError, match="validation_data"):
+        model.fit(X, y, validation_data=X, verbose=0)
+    with pytest.raises(ValueError, match="epochs"):
+        model.fit(X, y, epochs=0, verbose=0)
+    with pytest.raises(TypeError, match="Callback"):
+        model.fit(X, y, callbacks=[print], verbose=0)
+    with pytest.raises(TypeError, match="real numbers"):
+        model.fit(np.array([["a"]] * 20), y, verbose=0)
+    with pytest.raises(ValueError, match="loss="):
+        mlp().evaluate(X, y)
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = blobs()
+
+    class Worsen(Callback):
+        """Feeds EarlyStopping a val_loss that is best at epoch 1."""
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = abs(epoch - 1) + 1.0
+
+    stop = EarlyStopping(patience=2, restore_best_weights=True)
+
+    class Snapshot(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.best = self.model.state_dict()
+
+    snap = Snapshot()
+    model = mlp()
+    hist = model.fit(X, y, epochs=20, callbacks=[Worsen(), snap, stop], verbose=0)
+    assert hist.epoch == [0, 1, 2, 3, 4] and stop.stopped_epoch == 4
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, snap.best[k])
+    with pytest.warns(RuntimeWarning, match="val_loss"):
+        mlp().fit(X, y, epochs=1, callbacks=[EarlyStopping()], verbose=0)
+
+
+def test_learning_rate_scheduler_function_and_object():
+    X, y = blobs(64)
+    model = mlp()
+    hist = model.fit(X, y, epochs=3, optimizer=optim.SGD(model.parameters(), lr=0.1),
+                     callbacks=[LearningRateScheduler(lambda e, lr: 0.1 * 0.5 ** e)], verbose=0)
+    assert hist.history["lr"] == pytest.approx([0.1, 0.05, 0.025])
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)
+    hist = model.fit(X, y, epochs=3, optimizer=opt, callbacks=[LearningRateScheduler(sched)],
+                     verbose=0)
+    assert hist.history["lr"] == pytest.approx([0.1, 0.01, 0.001])
+    with pytest.raises(TypeError, match="schedule"):
+        LearningRateScheduler(3)
+
+
+def test_model_checkpoint_and_csv_logger(tmp_path):
+    X, y = blobs(64)
+    best = tmp_path / "best.safetensors"
+    every = str(tmp_path / "m-{epoch:02d}.safetensors")
+    log = tmp_path / "log.csv"
+    model = mlp()
+    model.fit(X, y, epochs=3, validation_split=0.25, verbose=0,
+              callbacks=[ModelCheckpoint(best, save_best_only=True), ModelCheckpoint(every),
+                         CSVLogger(log)])
+    assert best.exists() and sorted(os.listdir(tmp_path)) == [
+        "best.safetensors", "log.csv", "m-01.safetensors", "m-02.safetensors",
+        "m-03.safetensors"]
+    again = fastnn.load(str(tmp_path / "m-03.safetensors")).eval()
+    np.testing.assert_array_equal(again(X), model.eval()(X))
+    rows = list(csv.reader(open(log)))
+    assert rows[0] == ["epoch", "accuracy", "loss", "lr", "time", "val_accuracy", "val_loss"]
+    assert [r[0] for r in rows[1:]] == ["0", "1", "2"]
+
+
+def test_ctrl_c_stops_after_the_batch_and_keeps_weights():
+    X, y = blobs(320)
+
+    class PressCtrlC(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 3:
+                self.weights = None
+                os.kill(os.getpid(), signal.SIGINT)
+
+    class Record(Callback):
+        def on_batch_end(self, batch, logs=None):
+            self.last_batch = batch
+            self.weights = self.model.state_dict()
+
+    rec = Record()
+    model = mlp()
+    hist = model.fit(X, y, epochs=5, batch_size=32, callbacks=[PressCtrlC(), rec], verbose=0)
+    assert hist.interrupted and rec.last_batch == 3 and hist.epoch == []
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, rec.weights[k])
+    # the handler is restored afterwards
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_history_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    X, y = blobs(64)
+    hist = mlp().fit(X, y, epochs=2, validation_split=0.25, verbose=0)
+    fig = hist.plot(str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").stat().st_size > 0 and len(fig.axes) == 2
+
+
+def test_data_loader():
+    X = np.arange(10).reshape(10, 1)
+    y = np.arange(10)
+    loader = DataLoader(X, y, batch_size=4)
+    batches = list(loader)
+    assert len(loader) == 3 and [len(b[0]) for b in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    assert len(DataLoader(X, batch_size=4, drop_last=True)) == 2
+    a = [b.ravel().tolist() for b in DataLoader(X, batch_size=5, shuffle=True, seed=1)]
+    b = [b.ravel().tolist() for b in DataLoader(X, batch_size=5, shuffle=True, seed=1)]
+    assert a == b and sorted(sum(a, [])) == list(range(10)) and a != [[0, 1, 2, 3, 4],
+                                                                      [5, 6, 7, 8, 9]]
+    seeded = DataLoader(X, batch_size=10, shuffle=True, seed=1)
+    assert list(seeded)[0].tolist() != list(seeded)[0].tolist()  # a new order per pass
+    with pytest.raises(ValueError, match="batch_size"):
+        DataLoader(X, batch_size=0)
+    with pytest.raises(ValueError, match="10 samples"):
+        DataLoader(X, y[:3])
