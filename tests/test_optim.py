@@ -200,3 +200,14 @@ def test_constructor_errors():
     with pytest.raises(ValueError, match="lr"):
         opt.step()
     assert "Parameter Group 0" in repr(opt)
+
+
+def test_sgd_momentum_buffer_starts_at_the_gradient_when_switched_on_later():
+    p = nn.Parameter(np.zeros(3))
+    opt = optim.SGD([p], lr=1.0)
+    p.grad = np.ones(3)
+    opt.step()  # plain SGD: no buffer yet
+    opt.param_groups[0].update(momentum=0.9, dampening=0.5)
+    p.grad = np.full(3, 2.0)
+    opt.step()  # torch: the buffer starts as this gradient, undamped
+    np.testing.assert_allclose(p.data, -1.0 - 2.0)

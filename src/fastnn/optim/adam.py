@@ -27,7 +27,7 @@ class Adam(Optimizer):
     def state_names(self, group):
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
 
-    def update(self, group, data, grad, state, step):
+    def update(self, group, data, grad, state, step, fresh):
         beta1, beta2 = group["betas"]
         ops.adam_step(data, grad, state["exp_avg"], state["exp_avg_sq"], step, lr=group["lr"],
                       beta1=beta1, beta2=beta2, eps=group["eps"],

@@ -43,8 +43,9 @@ class Optimizer:
         raise NotImplementedError
 
     def update(self, group: dict, data: np.ndarray, grad: np.ndarray,
-               state: Dict[str, np.ndarray], step: int) -> None:
-        """One step of the rule on flat views (all (n,) float32, in place)."""
+               state: Dict[str, np.ndarray], step: int, fresh: List[str]) -> None:
+        """One step of the rule on flat views (all (n,) float32, in place);
+        `fresh` names the state arrays created (as zeros) for this step."""
         raise NotImplementedError
 
     def __init__(self, params, defaults: dict):
@@ -107,21 +108,21 @@ class Optimizer:
             self.check_group(group)  # a scheduler or the user may have changed options
             buf = self._buffer(i)
             state = self._state[i]
-            for name in self.state_names(group):
-                if name not in state:
-                    state[name] = np.zeros(buf.data.size, np.float32)
+            fresh = [name for name in self.state_names(group) if name not in state]
+            for name in fresh:
+                state[name] = np.zeros(buf.data.size, np.float32)
             self._steps[i] += 1
             step = self._steps[i]
             params = group["params"]
             if all(p.requires_grad for p in params):
-                self.update(group, buf.data, buf.grad, state, step)
+                self.update(group, buf.data, buf.grad, state, step, fresh)
                 continue
             offset = 0
             for p in params:
                 end = offset + p.size
                 if p.requires_grad and end > offset:
                     self.update(group, buf.data[offset:end], buf.grad[offset:end],
-                                {k: v[offset:end] for k, v in state.items()}, step)
+                                {k: v[offset:end] for k, v in state.items()}, step, fresh)
                 offset = end
         return loss
 

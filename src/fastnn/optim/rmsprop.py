@@ -22,7 +22,7 @@ class RMSprop(Optimizer):
         return (["square_avg"] + (["momentum_buffer"] if group["momentum"] > 0 else [])
                 + (["grad_avg"] if group["centered"] else []))
 
-    def update(self, group, data, grad, state, step):
+    def update(self, group, data, grad, state, step, fresh):
         ops.rmsprop_step(data, grad, state["square_avg"], lr=group["lr"], alpha=group["alpha"],
                          eps=group["eps"], weight_decay=group["weight_decay"],
                          momentum=group["momentum"], grad_avg=state.get("grad_avg"),

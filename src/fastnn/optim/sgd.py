@@ -22,8 +22,8 @@ class SGD(Optimizer):
     def state_names(self, group):
         return ["momentum_buffer"] if group["momentum"] != 0 else []
 
-    def update(self, group, data, grad, state, step):
+    def update(self, group, data, grad, state, step, fresh):
         ops.sgd_step(data, grad, state.get("momentum_buffer"), group["lr"],
                      momentum=group["momentum"], dampening=group["dampening"],
                      nesterov=group["nesterov"], weight_decay=group["weight_decay"],
-                     first_step=step == 1)
+                     first_step="momentum_buffer" in fresh)  # torch: buffer = grad at first
