@@ -1,6 +1,7 @@
 """The ``fastnn`` command.
 
-    fastnn bench [--suite elementwise|gemm|all] [--threads N] [--sizes 1M,16M]
+    fastnn demo  [--dataset digits|mnist] [--epochs N] [--batch-size B] [--threads N]
+    fastnn bench [--suite elementwise|gemm|mlp|all] [--threads N] [--sizes 1M,16M]
                  [--ops relu,gelu,square,...] [--libs fastnn,numpy,torch] [--quick]
                  [--rounds R] [--json PATH]
 
@@ -17,7 +18,7 @@ import platform
 import sys
 import time
 
-from fastnn import bench
+from fastnn import bench, demo
 
 
 # --------------------------------------------------------------------------- #
@@ -34,11 +35,12 @@ def _add_bench(sub):
         description="Time each op in fastnn, NumPy and PyTorch (each library in its own worker "
                     "process, asked in alternating order over several rounds) and print the "
                     "per-case median time and fastnn's speed-up; GEMM cases print GFLOP/s and "
-                    "fastnn's share of the measured FMA peak. Results are checked against "
+                    "fastnn's share of the measured FMA peak; MLP cases print the time per "
+                    "training step and samples/s. Results are checked against "
                     "fastnn's before timing.")
     p.add_argument("--suite", choices=bench.SUITES, default="all",
-                   help="element-wise/softmax/loss ops, GEMM (matmul, linear) or both "
-                        "(default %(default)s)")
+                   help="element-wise/softmax/loss ops, GEMM (matmul, linear), MLP training "
+                        "steps or all of them (default %(default)s)")
     p.add_argument("--threads", type=int, default=bench.DEFAULT_THREADS,
                    help="threads for fastnn, torch and BLAS (default %(default)s)")
     p.add_argument("--sizes", default=None,
@@ -46,7 +48,8 @@ def _add_bench(sub):
                         "softmax / cross_entropy (4096x1000) and mse / BCE (1M) are fixed")
     p.add_argument("--ops", default=None,
                    help="comma-separated ops (default: all): " + ",".join(bench.OP_NAMES)
-                        + "; GEMM: " + ",".join(bench.GEMM_OP_NAMES))
+                        + "; GEMM: " + ",".join(bench.GEMM_OP_NAMES)
+                        + "; MLP: " + ",".join(bench.MLP_OP_NAMES))
     p.add_argument("--libs", default=",".join(bench.LIBS),
                    help="libraries to time (default %(default)s; torch is skipped if missing)")
     p.add_argument("--quick", action="store_true",
@@ -72,22 +75,26 @@ def _fmt_ratio(r):
 
 
 def _select_cases(args, sizes):
-    """(element-wise cases, GEMM cases) for --suite / --ops / --quick."""
+    """(element-wise cases, GEMM cases, MLP cases) for --suite / --ops / --quick."""
     ops = _csv(args.ops) if args.ops else None
     want_ew = args.suite in ("elementwise", "all")
     want_gemm = args.suite in ("gemm", "all")
+    want_mlp = args.suite in ("mlp", "all")
     if ops is not None:
-        known = (bench.OP_NAMES if want_ew else ()) + (bench.GEMM_OP_NAMES if want_gemm else ())
+        known = ((bench.OP_NAMES if want_ew else ()) + (bench.GEMM_OP_NAMES if want_gemm else ())
+                 + (bench.MLP_OP_NAMES if want_mlp else ()))
         unknown = [o for o in ops if o not in known]
         if unknown or not ops:
             raise ValueError(f"unknown op(s) {', '.join(unknown) or '(none)'} for --suite "
                              f"{args.suite}; choose from {', '.join(known)}")
     ew_ops = None if ops is None else [o for o in ops if o in bench.OP_NAMES]
     gemm_ops = None if ops is None else [o for o in ops if o in bench.GEMM_OP_NAMES]
+    mlp_ops = None if ops is None else [o for o in ops if o in bench.MLP_OP_NAMES]
     ew = bench.build_cases(sizes, ew_ops) if want_ew and ew_ops != [] else []
     gemm = (bench.build_gemm_cases(gemm_ops, quick=args.quick)
             if want_gemm and gemm_ops != [] else [])
-    return ew, gemm
+    mlp = bench.build_mlp_cases(mlp_ops) if want_mlp and mlp_ops != [] else []
+    return ew, gemm, mlp
 
 
 class _Table:
@@ -149,6 +156,42 @@ def _gemm_table(cases, libs, others, peak):
     return _Table(cols, widths, cells)
 
 
+def _fmt_rate(r):
+    return f"{r:,.0f}" if r >= 100 else f"{r:.3g}"
+
+
+def _mlp_table(cases, libs, others):
+    def cells(case, res):
+        out = [case.name, case.size]
+        out += [_fmt_time(res[lib]["seconds"]) if res[lib].get("ok") else _status(res[lib])
+                for lib in libs]
+        out += _ratios(res, others)
+        out += [_fmt_rate(case.batch / res[lib]["seconds"]) if res[lib].get("ok") else "-"
+                for lib in libs]
+        return out
+    cols = (["case", "batch"] + [f"{lib} step" for lib in libs] + [f"vs {lib}" for lib in others]
+            + [f"{lib} samples/s" for lib in libs])
+    widths = ([max([4] + [len(c.name) for c in cases]), 5]
+              + [max(11, len(c)) for c in cols[2:]])
+    return _Table(cols, widths, cells)
+
+
+def _mlp_caption(cases):
+    models = {}
+    for c in cases:
+        models.setdefault(c.name, c.shape_text)
+    return ("MLP training: median time per step (forward, cross-entropy, backward, optimizer "
+            "step, zero_grad)\n" + "\n".join(f"  {name}: {text}" for name, text in models.items()))
+
+
+def _overhead_line(case, res, libs):
+    """The per-layer cost line for the overhead case."""
+    parts = [f"{lib} {_fmt_time(res[lib]['seconds'] / case.layers)}" for lib in libs
+             if res[lib].get("ok")]
+    return (f"overhead per layer per training step (step time / {case.layers} layers, a layer "
+            f"being a Linear and its ReLU): " + ", ".join(parts))
+
+
 def _ratios(res, others):
     """fastnn's speed-up over each other library (its time / fastnn's)."""
     base = res["fastnn"]
@@ -173,7 +216,7 @@ def _run_bench(args) -> int:
             sizes = [bench.parse_size(s) for s in _csv(args.sizes)]
         else:
             sizes = list(bench.DEFAULT_SIZES)
-        ew_cases, gemm_cases = _select_cases(args, sizes)
+        ew_cases, gemm_cases, mlp_cases = _select_cases(args, sizes)
     except ValueError as e:
         print(f"fastnn bench: {e}", file=sys.stderr)
         return 2
@@ -217,6 +260,10 @@ def _run_bench(args) -> int:
             caption = ("GEMM: GFLOP/s = 2*M*N*K*batch / median time; "
                        "% peak = fastnn GFLOP/s / FMA peak")
             tables.append((gemm_cases, _gemm_table(gemm_cases, libs, others, peak), caption))
+        if mlp_cases:
+            tables.append((mlp_cases, _mlp_table(mlp_cases, libs, others),
+                           _mlp_caption(mlp_cases)))
+        overhead = []
         for i, (cases, table, caption) in enumerate(tables):
             if i:
                 print("", file=out)
@@ -239,8 +286,12 @@ def _run_bench(args) -> int:
                 print(table.row(table.cells(case, res)), file=out)
                 out.flush()
                 records.append(_record(case, res, libs, peak))
+                if case.name == "overhead" and getattr(case, "suite", "") == "mlp":
+                    overhead.append(_overhead_line(case, res, libs))
+        for line in overhead:
+            print(line, file=out)
 
-    cases = ew_cases + gemm_cases
+    cases = ew_cases + gemm_cases + mlp_cases
     notes = sorted({c.op.note for c in cases if c.op.note})
     if notes:
         print("", file=out)
@@ -328,7 +379,14 @@ def _record(case, res, libs, peak=None):
             times[lib] = {"error": r.get("error"), "kind": r.get("kind")}
     rec = {"case": case.id, "op": case.name, "size": case.size, "shape": list(case.shape),
            "elements": case.elements, "times": times}
-    if case.flops:
+    if getattr(case, "suite", "") == "mlp":
+        rec.update(suite="mlp", model=case.shape_text, batch=case.batch, layers=case.layers)
+        for lib, t in times.items():
+            if "median_s" in t:
+                t["samples_per_s"] = case.batch / t["median_s"]
+                if case.name == "overhead":
+                    t["per_layer_s"] = t["median_s"] / case.layers
+    elif case.flops:
         batch, m, n, k = case.shape
         rec.update(suite="gemm", shape_text=case.shape_text, batch=batch, m=m, n=n, k=k,
                    flops=case.flops)
@@ -347,7 +405,7 @@ def _record(case, res, libs, peak=None):
 # entry point
 # --------------------------------------------------------------------------- #
 
-SUBCOMMANDS = [_add_bench]
+SUBCOMMANDS = [_add_bench, demo.add_subcommand]
 
 
 def build_parser():

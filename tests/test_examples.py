@@ -1,0 +1,39 @@
+"""The README's demo and the scripts in examples/ do what they promise."""
+import importlib.util
+import pathlib
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_universal_approximation_reaches_the_goal():
+    assert load("universal_approximation").main() < 1e-3
+
+
+def test_deep_mlp_with_batchnorm_trains():
+    module = load("deep_mlp")
+    from fastnn import nn
+    model = module.deep_mlp()
+    assert sum(isinstance(m, nn.Linear) for m in model.modules()) >= 8
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()) >= 8
+    assert module.main(epochs=15) > 0.9
+
+
+def test_demo_reaches_97_percent_on_digits(capsys):
+    pytest.importorskip("sklearn")
+    from fastnn import cli
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split(":")[0]: line for line in out.splitlines() if ":" in line}
+    fastnn_acc = float(lines["fastnn"].split("test accuracy ")[1].rstrip("%")) / 100
+    numpy_acc = float(lines["NumPy"].split("test accuracy ")[1].split("%")[0]) / 100
+    assert fastnn_acc >= 0.97 and abs(fastnn_acc - numpy_acc) < 0.02
+    assert "faster than NumPy" in out or "slower than NumPy" in out
