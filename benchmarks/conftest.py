@@ -87,3 +87,25 @@ class _LastCase:
 @pytest.fixture(scope="session")
 def case_data():
     return _LastCase()
+
+
+@pytest.fixture
+def timed(benchmark, case_data):
+    """timed(case, lib) -> the median seconds of lib's implementation of case
+    under pytest-benchmark (None with --benchmark-disable). Skips torch when it
+    is missing; checks the result against fastnn's first (CheckError); runs in
+    lib's context (torch: no_grad); records the formulation and, for numpy, the
+    BLAS thread count actually used in extra_info."""
+    def run(case, lib):
+        if lib == "torch":
+            pytest.importorskip("torch")
+        inputs, reference = case_data.get(case)
+        prepared = bench.prepare(case, lib, inputs, reference)
+        benchmark.extra_info["formulation"] = prepared.formulation
+        if lib == "numpy":
+            benchmark.extra_info["blas_threads"] = bench.numpy_blas_threads()
+        with bench.library_context(lib):
+            benchmark(prepared.fn)
+        stats = getattr(benchmark, "stats", None)
+        return None if stats is None else stats.stats.median
+    return run

@@ -5,6 +5,9 @@ Modules
     cases_elementwise  element-wise activations, softmax and losses: ``build_cases(sizes)``
     cases_gemm         matmul / linear: ``build_gemm_cases()`` (square, MLP, im2col,
                        batched attention, linear+relu shapes)
+    cases_mlp          MLP training steps: ``build_mlp_cases()`` (784-256-128-10 with
+                       SGD and Adam at batch 32-1024; the per-layer overhead case)
+    numpy_mlp          ``NumpyMLP``: the hand-written NumPy trainer those cases time
     timing             ``prepare`` (build, check, pick the fastest formulation),
                        ``time_call``, ``measure_fma_peak``
     machine            CPU model, /proc/pressure/cpu, library versions and threads
@@ -17,12 +20,14 @@ torch). Before anything is timed, each implementation's result is compared
 with fastnn's (``np.allclose`` with per-case tolerances); a mismatch raises
 ``CheckError``. Element-wise cases report GB/s of compulsory memory traffic;
 GEMM cases GFLOP/s (2 M N K batch / time) and, for fastnn, the percentage of
-the FMA peak measured with ``fastnn._C.fma_probe`` on the same thread count.
+the FMA peak measured with ``fastnn._C.fma_probe`` on the same thread count;
+MLP cases the time per training step and samples per second.
 """
 from .cases_elementwise import (CLASSES, DEFAULT_SIZES, ELEMENTWISE, LOSS_SIZE, OP_NAMES, OPS,
                                 ROWS, build_cases)
 from .cases_gemm import (GEMM_OP_NAMES, GEMM_OPS, SQUARE_SIZES, GemmCase, GemmOp,
                          build_gemm_cases)
+from .cases_mlp import MLP_OP_NAMES, MLP_OPS, MlpCase, MlpOp, build_mlp_cases
 from .core import (DEFAULT_THREADS, FULL, LIBS, QUICK, Case, CheckError, Op, check_result,
                    format_size, parse_size)
 from .machine import (cpu_model, cpu_pressure, cpu_stall_total, library_versions,
@@ -31,13 +36,14 @@ from .timing import (Prepared, library_context, measure_fma_peak, prepare, refer
                      set_threads, time_call)
 from .workers import BLAS_THREAD_VARS, Worker, WorkerPool, worker_cases, worker_main
 
-SUITES = ("elementwise", "gemm", "all")
+SUITES = ("elementwise", "gemm", "mlp", "all")
 
 __all__ = [
     "BLAS_THREAD_VARS", "CLASSES", "Case", "CheckError", "DEFAULT_SIZES", "DEFAULT_THREADS",
     "ELEMENTWISE", "FULL", "GEMM_OPS", "GEMM_OP_NAMES", "GemmCase", "GemmOp", "LIBS",
-    "LOSS_SIZE", "OPS", "OP_NAMES", "Op", "Prepared", "QUICK", "ROWS", "SQUARE_SIZES", "SUITES",
-    "Worker", "WorkerPool", "build_cases", "build_gemm_cases", "check_result", "cpu_model",
+    "LOSS_SIZE", "MLP_OPS", "MLP_OP_NAMES", "MlpCase", "MlpOp", "OPS", "OP_NAMES", "Op",
+    "Prepared", "QUICK", "ROWS", "SQUARE_SIZES", "SUITES", "Worker", "WorkerPool",
+    "build_cases", "build_gemm_cases", "build_mlp_cases", "check_result", "cpu_model",
     "cpu_pressure", "cpu_stall_total", "format_size", "library_context", "library_versions",
     "measure_fma_peak", "numpy_blas_threads", "parse_size", "prepare", "reference_result",
     "set_threads", "time_call", "worker_cases", "worker_main",

@@ -22,6 +22,7 @@ from typing import Dict, Optional
 
 from .cases_elementwise import DEFAULT_SIZES, build_cases
 from .cases_gemm import build_gemm_cases
+from .cases_mlp import build_mlp_cases
 from .core import DEFAULT_THREADS, FULL, LIBS, Case, CheckError, parse_size
 from .machine import library_versions
 from .timing import (library_context, measure_fma_peak, prepare, reference_result, set_threads,
@@ -31,8 +32,9 @@ BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def worker_cases(sizes) -> list:
-    """Every case a worker can time: the element-wise table at `sizes` and the GEMM table."""
-    return build_cases(sizes) + build_gemm_cases()
+    """Every case a worker can time: the element-wise table at `sizes`, the GEMM
+    table and the MLP training-step table."""
+    return build_cases(sizes) + build_gemm_cases() + build_mlp_cases()
 
 
 def worker_main(lib: str, threads: int, sizes) -> int:
