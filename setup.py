@@ -1,11 +1,11 @@
 """Build fastnn's one extension module, fastnn._C.
 
 The C kernels in csrc/ come in two kinds:
-- kernel files (activations.c, softmax.c, losses.c, gemm/kernel.c, gemm/pack.c, table.c), written once
-  against csrc/simd.h and compiled once per ISA, each copy with only its own
-  ISA flags and -DFNN_TARGET=<n> (so nothing outside them needs AVX);
-- runtime files (api.c, dispatch.c, threads.c, gemm/driver.c), compiled once for the
-  baseline CPU; dispatch.c picks one ISA's table at import.
+- kernel files (activations.c, softmax.c, losses.c, optim.c, gemm/kernel.c, gemm/pack.c,
+  table.c), written once against csrc/simd.h and compiled once per ISA, each copy
+  with only its own ISA flags and -DFNN_TARGET=<n> (so nothing outside them needs AVX);
+- runtime files (api.c, optim_api.c, dispatch.c, threads.c, gemm/driver.c), compiled
+  once for the baseline CPU; dispatch.c picks one ISA's table at import.
 OpenMP is probed by compiling and running a tiny program; FASTNN_USE_OPENMP=0
 in the environment skips it. FASTNN_CYTHON_DEBUG=1 turns on Cython's bounds
 and wraparound checks. Nothing is built with -march=native or -Ofast.
@@ -22,9 +22,10 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNEL_SOURCES = ["csrc/activations.c", "csrc/softmax.c", "csrc/losses.c", "csrc/gemm/kernel.c",
-                  "csrc/gemm/pack.c", "csrc/table.c"]
-RUNTIME_SOURCES = ["csrc/api.c", "csrc/dispatch.c", "csrc/threads.c", "csrc/gemm/driver.c"]
+KERNEL_SOURCES = ["csrc/activations.c", "csrc/softmax.c", "csrc/losses.c", "csrc/optim.c",
+                  "csrc/gemm/kernel.c", "csrc/gemm/pack.c", "csrc/table.c"]
+RUNTIME_SOURCES = ["csrc/api.c", "csrc/optim_api.c", "csrc/dispatch.c", "csrc/threads.c",
+                   "csrc/gemm/driver.c"]
 HEADERS = ["csrc/fastnn.h", "csrc/kernels.h", "csrc/simd.h", "csrc/vmath.h", "csrc/gemm/gemm.h"]
 C_FLAGS = ["-std=c11", "-O3", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
 # target number (simd.h), extra flags

@@ -1,5 +1,6 @@
 /*
- * api.c - the public kernel entry points declared in fastnn.h.
+ * api.c - the public entry points of fastnn.h for activations, softmax and
+ * losses (GEMM's are in gemm/driver.c, the optimizer updates' in optim_api.c).
  *
  * Each checks its sizes, splits the work over threads with fnn_parallel_for
  * and calls the active ISA's kernel (kernels.h). Element-wise ranges start
@@ -12,9 +13,6 @@
 #include "fastnn.h"
 #include "kernels.h"
 
-/* Below this many elements per thread, waking a thread costs more than it saves. */
-#define FNN_GRAIN_ELEMENTWISE 32768
-#define FNN_ALIGN_FLOATS 16
 /* Loss blocks: fixed so that the summation order never depends on threads. */
 #define FNN_LOSS_BLOCK 8192
 

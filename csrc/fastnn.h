@@ -115,6 +115,53 @@ fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits,
                                                 const float *logits, const float *target,
                                                 int64_t n);
 
+/* ---- optimizer updates, fused, in place (optim.c, optim_api.c) ------------
+ * One step of torch.optim's update (torch 2.x, foreach=False, maximize=False)
+ * over n floats: param, grad and every state buffer are (n,), a flat view of
+ * one parameter tensor. The caller keeps the state buffers between steps
+ * (zeroed before the first) and the step count. Each element is updated on
+ * its own, so the result is bitwise the same for any thread count.
+ * Hyper-parameters must be finite and in range (else FNN_ERR_ARG): lr >= 0,
+ * weight_decay >= 0, momentum >= 0, eps >= 0, betas in [0, 1), alpha in
+ * [0, 1]. Pointers may be NULL only when n == 0 or their option is off.
+ * A term with weight_decay == 0 is skipped, as torch does. lerp(a, b, t) is
+ * a + t (b - a). */
+
+/* torch.optim.SGD. momentum_buf may be NULL when momentum == 0; nesterov
+ * needs momentum > 0 and dampening == 0; first_step: the buffer is empty.
+ *   g = grad + weight_decay * param
+ *   if momentum != 0:
+ *       buf = first_step ? g : momentum * buf + (1 - dampening) * g
+ *       g = nesterov ? g + momentum * buf : buf
+ *   param -= lr * g */
+fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, int64_t n,
+                        float lr, float momentum, float dampening, int nesterov,
+                        float weight_decay, int first_step);
+/* torch.optim.Adam (decoupled = 0) or AdamW (decoupled = 1); amsgrad when
+ * max_exp_avg_sq is not NULL. step: the 1-based count of this step (>= 1).
+ *   decoupled: param *= 1 - lr * weight_decay;  g = grad
+ *   else:      g = grad + weight_decay * param
+ *   exp_avg = lerp(exp_avg, g, 1 - beta1)
+ *   exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g * g
+ *   bc1 = 1 - beta1^step, bc2 = 1 - beta2^step     (in double, once)
+ *   amsgrad: max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq), used for v below
+ *   param -= lr / bc1 * exp_avg / (sqrt(v) / sqrt(bc2) + eps),  v = exp_avg_sq */
+fnn_status fnn_adam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                         float *max_exp_avg_sq, int64_t n, float lr, float beta1, float beta2,
+                         float eps, float weight_decay, int decoupled, int64_t step);
+/* torch.optim.RMSprop; centered when grad_avg is not NULL; momentum_buf may be
+ * NULL when momentum == 0.
+ *   g = grad + weight_decay * param
+ *   square_avg = alpha * square_avg + (1 - alpha) * g * g
+ *   centered: grad_avg = lerp(grad_avg, g, 1 - alpha)
+ *             avg = sqrt(square_avg - grad_avg * grad_avg) + eps
+ *   else:     avg = sqrt(square_avg) + eps
+ *   momentum > 0: buf = momentum * buf + g / avg;  param -= lr * buf
+ *   else:         param -= lr * g / avg */
+fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, float *grad_avg,
+                            float *momentum_buf, int64_t n, float lr, float alpha, float eps,
+                            float weight_decay, float momentum);
+
 /* ---- SGEMM (gemm/) ---------------------------------------------------------
  * Row-major C := act(alpha * op(A) op(B) + beta * C + bias).
  * op(A) is (M, K): A is (M, K) with row stride lda, or (K, M) when trans_a.

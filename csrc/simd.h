@@ -1,8 +1,8 @@
 /*
  * simd.h - one small vector vocabulary over three instruction sets.
  *
- * The kernel files (activations.c, softmax.c, losses.c) are written once
- * against this header and compiled three times by setup.py, with
+ * The kernel files (activations.c, softmax.c, losses.c, optim.c) are written
+ * once against this header and compiled three times by setup.py, with
  * FNN_TARGET = FNN_TARGET_GENERIC (no ISA flags), FNN_TARGET_AVX2 (-mavx2
  * -mfma) or FNN_TARGET_AVX512 (-mavx512f/bw/dq/vl). FNN_K(name) gives each
  * copy's symbols a suffix, so the three coexist in one library and
@@ -11,6 +11,7 @@
  *   vf    FNN_VW floats        vm   a lane mask (result of a comparison)
  *   vf_max(a, b), vf_min(a, b) follow x86: if either lane is NaN the result
  *   is b. Kernels put the input second to let NaN through.
+ *   vf_sqrt is correctly rounded on every ISA (IEEE sqrt; NaN for a < 0).
  *   vf_fmadd(a, b, c) = a*b + c, fused where the ISA has FMA; vf_fma_exact
  *   is fused everywhere (slow on generic; use it only where exactness matters).
  *   vf_loadn / vf_storen move the first n < FNN_VW lanes (tails); vf_loadn
@@ -68,6 +69,7 @@ FNN_INLINE vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
 FNN_INLINE vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 FNN_INLINE vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 FNN_INLINE vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+FNN_INLINE vf vf_sqrt(vf a) { return _mm512_sqrt_ps(a); }
 FNN_INLINE vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 FNN_INLINE vf vf_fma_exact(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 FNN_INLINE vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
@@ -147,6 +149,7 @@ FNN_INLINE vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
 FNN_INLINE vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 FNN_INLINE vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 FNN_INLINE vf vf_div(vf a, vf b) { return _mm256_div_ps(a, b); }
+FNN_INLINE vf vf_sqrt(vf a) { return _mm256_sqrt_ps(a); }
 FNN_INLINE vf vf_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 FNN_INLINE vf vf_fma_exact(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 FNN_INLINE vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
@@ -222,6 +225,7 @@ FNN_INLINE vf vf_add(vf a, vf b) { return a + b; }
 FNN_INLINE vf vf_sub(vf a, vf b) { return a - b; }
 FNN_INLINE vf vf_mul(vf a, vf b) { return a * b; }
 FNN_INLINE vf vf_div(vf a, vf b) { return a / b; }
+FNN_INLINE vf vf_sqrt(vf a) { return sqrtf(a); }
 FNN_INLINE vf vf_fmadd(vf a, vf b, vf c) { return a * b + c; }
 FNN_INLINE vf vf_fma_exact(vf a, vf b, vf c) { return fmaf(a, b, c); }
 FNN_INLINE vf vf_max(vf a, vf b) { return a > b ? a : b; }

@@ -32,6 +32,11 @@ void FNN_K(fnn_gemm_pack)(float *, const float *, int64_t, int, int64_t, int64_t
                           int64_t, int64_t);
 void FNN_K(fnn_colsum)(float *, const float *, int64_t, int64_t, int64_t, int);
 float FNN_K(fnn_fma_probe)(int64_t);
+void FNN_K(fnn_sgd_step)(float *, const float *, float *, int64_t, const fnn_sgd_coefs *);
+void FNN_K(fnn_adam_step)(float *, const float *, float *, float *, float *, int64_t,
+                          const fnn_adam_coefs *);
+void FNN_K(fnn_rmsprop_step)(float *, const float *, float *, float *, float *, int64_t,
+                             const fnn_rmsprop_coefs *);
 
 const fnn_kernels FNN_K(fnn_kernels) = {
     .relu = FNN_K(fnn_relu),
@@ -61,4 +66,7 @@ const fnn_kernels FNN_K(fnn_kernels) = {
     .gemm_blocking = &FNN_K(fnn_gemm_blocking),
     .colsum = FNN_K(fnn_colsum),
     .fma_probe = FNN_K(fnn_fma_probe),
+    .sgd = FNN_K(fnn_sgd_step),
+    .adam = FNN_K(fnn_adam_step),
+    .rmsprop = FNN_K(fnn_rmsprop_step),
 };

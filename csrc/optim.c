@@ -1,0 +1,115 @@
+/*
+ * optim.c - fused optimizer updates: SGD, Adam / AdamW, RMSprop.
+ *
+ * Compiled once per ISA (see simd.h). Each kernel makes one step of
+ * torch.optim's single-tensor update over n floats, in place, in one pass:
+ * every element reads its parameter, gradient and state once and writes them
+ * back once. The step's scalars come precomputed (kernels.h). Option flags
+ * are loop-invariant branches. The ragged tail goes through the same vector
+ * code with masked loads, so an element's result does not depend on where a
+ * thread's range starts. The operation order follows torch's CPU kernels;
+ * vf_fmadd fuses where torch's vectorised kernels do (add with alpha, lerp).
+ */
+#include "simd.h"
+#include "kernels.h"
+
+/* grad plus weight_decay * p (only when weight_decay != 0, as torch) */
+FNN_INLINE vf decayed_grad(const float *grad, vf p, int64_t w, float weight_decay) {
+    vf g = vf_load_w(grad, w, 0.0f);
+    return weight_decay != 0.0f ? vf_fmadd(p, vf_set1(weight_decay), g) : g;
+}
+
+/* the running average of squares beta avg + (1 - beta) g^2 */
+FNN_INLINE vf square_avg_update(vf avg, vf g, vf beta, vf one_minus_beta) {
+    return vf_fmadd(vf_mul(g, g), one_minus_beta, vf_mul(avg, beta));
+}
+
+/* torch's lerp(a, b, t) = a + t (b - a), computed from the nearer end so that
+ * t = 1 gives b exactly */
+FNN_INLINE vf lerp(vf a, vf b, float t) {
+    return t < 0.5f ? vf_fmadd(vf_sub(b, a), vf_set1(t), a)
+                    : vf_fnmadd(vf_sub(b, a), vf_set1(1.0f - t), b);
+}
+
+/* ---- SGD with momentum, dampening and Nesterov ---------------------------
+ * param, grad, momentum_buf (n,); momentum_buf NULL: no momentum.
+ * g = grad + wd param;  buf = first_step ? g : momentum buf + (1 - dampening) g;
+ * g = nesterov ? g + momentum buf : buf;  param -= lr g */
+void FNN_K(fnn_sgd_step)(float *param, const float *grad, float *momentum_buf, int64_t n,
+                         const fnn_sgd_coefs *c) {
+    const vf neg_lr = vf_set1(c->neg_lr), mom = vf_set1(c->momentum);
+    const vf keep = vf_set1(c->one_minus_dampening);
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf p = vf_load_w(param + i, w, 0.0f);
+        vf g = decayed_grad(grad + i, p, w, c->weight_decay);
+        if (momentum_buf) {
+            vf buf = c->first_step ? g
+                   : vf_fmadd(g, keep, vf_mul(vf_load_w(momentum_buf + i, w, 0.0f), mom));
+            vf_store_w(momentum_buf + i, buf, w);
+            g = c->nesterov ? vf_fmadd(buf, mom, g) : buf;
+        }
+        vf_store_w(param + i, vf_fmadd(g, neg_lr, p), w);
+    }
+}
+
+/* ---- Adam / AdamW, optionally AMSGrad -------------------------------------
+ * param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq (n,); max_exp_avg_sq NULL:
+ * no amsgrad. param *= decay (AdamW) or g = grad + wd param (Adam);
+ * m = lerp(m, g, 1 - beta1);  v = beta2 v + (1 - beta2) g^2;  vmax = max(vmax, v);
+ * param -= step_size m / (sqrt(v or vmax) / sqrt(bc2) + eps).
+ * The division by sqrt(bc2) is a multiply by its reciprocal, as torch's CPU
+ * division by a scalar. */
+void FNN_K(fnn_adam_step)(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                          float *max_exp_avg_sq, int64_t n, const fnn_adam_coefs *c) {
+    const vf decay = vf_set1(c->decay), eps = vf_set1(c->eps);
+    const vf beta2 = vf_set1(c->beta2), one_minus_beta2 = vf_set1(c->one_minus_beta2);
+    const vf inv_sqrt_bc2 = vf_set1(c->inv_sqrt_bc2), neg_step_size = vf_set1(c->neg_step_size);
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf p = vf_load_w(param + i, w, 0.0f);
+        if (c->decay != 1.0f) p = vf_mul(p, decay);
+        vf g = decayed_grad(grad + i, p, w, c->weight_decay);
+        vf m = lerp(vf_load_w(exp_avg + i, w, 0.0f), g, c->one_minus_beta1);
+        vf v = square_avg_update(vf_load_w(exp_avg_sq + i, w, 0.0f), g, beta2, one_minus_beta2);
+        vf_store_w(exp_avg + i, m, w);
+        vf_store_w(exp_avg_sq + i, v, w);
+        if (max_exp_avg_sq) {
+            v = vf_max(vf_load_w(max_exp_avg_sq + i, w, 0.0f), v); /* a NaN v passes */
+            vf_store_w(max_exp_avg_sq + i, v, w);
+        }
+        vf denom = vf_fmadd(vf_sqrt(v), inv_sqrt_bc2, eps);
+        vf_store_w(param + i, vf_fmadd(vf_div(m, denom), neg_step_size, p), w);
+    }
+}
+
+/* ---- RMSprop, optionally centered, optionally with momentum ---------------
+ * param, grad, square_avg, grad_avg, momentum_buf (n,); grad_avg NULL: not
+ * centered; momentum_buf NULL: no momentum.
+ * g = grad + wd param;  s = alpha s + (1 - alpha) g^2;
+ * centered: ga = lerp(ga, g, 1 - alpha), avg = sqrt(s - ga^2) + eps, else
+ * avg = sqrt(s) + eps;  momentum: buf = momentum buf + g / avg, param -= lr buf,
+ * else param -= lr g / avg */
+void FNN_K(fnn_rmsprop_step)(float *param, const float *grad, float *square_avg, float *grad_avg,
+                             float *momentum_buf, int64_t n, const fnn_rmsprop_coefs *c) {
+    const vf neg_lr = vf_set1(c->neg_lr), eps = vf_set1(c->eps), mom = vf_set1(c->momentum);
+    const vf alpha = vf_set1(c->alpha), one_minus_alpha = vf_set1(c->one_minus_alpha);
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf p = vf_load_w(param + i, w, 0.0f);
+        vf g = decayed_grad(grad + i, p, w, c->weight_decay);
+        vf s = square_avg_update(vf_load_w(square_avg + i, w, 0.0f), g, alpha, one_minus_alpha);
+        vf_store_w(square_avg + i, s, w);
+        if (grad_avg) {
+            vf ga = lerp(vf_load_w(grad_avg + i, w, 0.0f), g, c->one_minus_alpha);
+            vf_store_w(grad_avg + i, ga, w);
+            s = vf_fnmadd(ga, ga, s);
+        }
+        vf step = vf_div(g, vf_add(vf_sqrt(s), eps));
+        if (momentum_buf) {
+            step = vf_fmadd(vf_load_w(momentum_buf + i, w, 0.0f), mom, step);
+            vf_store_w(momentum_buf + i, step, w);
+        }
+        vf_store_w(param + i, vf_fmadd(step, neg_lr, p), w);
+    }
+}

@@ -1,0 +1,105 @@
+/*
+ * optim_api.c - the public optimizer-update entry points declared in fastnn.h.
+ *
+ * Each checks its arguments, derives the step's scalars once (the bias
+ * corrections in double) and splits the n elements over threads as the
+ * element-wise kernels do; the kernels are in optim.c.
+ */
+#include <math.h>
+#include <stddef.h>
+
+#include "fastnn.h"
+#include "kernels.h"
+
+#define K fnn_active_kernels
+
+/* finite and >= 0 (NaN fails) */
+static int nonneg(float x) { return isfinite(x) && x >= 0.0f; }
+/* in [0, 1) */
+static int below_one(float x) { return x >= 0.0f && x < 1.0f; }
+/* p + i for an optional buffer */
+static float *at(float *p, int64_t i) { return p ? p + i : NULL; }
+
+typedef struct {
+    float *param, *a, *b, *c; /* the state buffers, in the kernel's order */
+    const float *grad;
+    union {
+        fnn_sgd_coefs sgd;
+        fnn_adam_coefs adam;
+        fnn_rmsprop_coefs rmsprop;
+    } coefs;
+} optim_job;
+
+static void sgd_range(void *ctx, int64_t begin, int64_t end) {
+    optim_job *j = ctx;
+    K->sgd(j->param + begin, j->grad + begin, at(j->a, begin), end - begin, &j->coefs.sgd);
+}
+
+static void adam_range(void *ctx, int64_t begin, int64_t end) {
+    optim_job *j = ctx;
+    K->adam(j->param + begin, j->grad + begin, j->a + begin, j->b + begin, at(j->c, begin),
+            end - begin, &j->coefs.adam);
+}
+
+static void rmsprop_range(void *ctx, int64_t begin, int64_t end) {
+    optim_job *j = ctx;
+    K->rmsprop(j->param + begin, j->grad + begin, j->a + begin, at(j->b, begin), at(j->c, begin),
+               end - begin, &j->coefs.rmsprop);
+}
+
+fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, int64_t n,
+                        float lr, float momentum, float dampening, int nesterov,
+                        float weight_decay, int first_step) {
+    if (n < 0 || !nonneg(lr) || !nonneg(momentum) || !isfinite(dampening) ||
+        !nonneg(weight_decay) || (nesterov && (momentum == 0.0f || dampening != 0.0f)))
+        return FNN_ERR_ARG;
+    if (n > 0 && (!param || !grad || (momentum != 0.0f && !momentum_buf))) return FNN_ERR_ARG;
+    optim_job j = {.param = param, .grad = grad, .a = momentum != 0.0f ? momentum_buf : NULL,
+                   .coefs.sgd = {.neg_lr = -lr, .weight_decay = weight_decay,
+                                 .momentum = momentum,
+                                 .one_minus_dampening = (float)(1.0 - (double)dampening),
+                                 .nesterov = nesterov != 0, .first_step = first_step != 0}};
+    fnn_parallel_for(n, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j, sgd_range);
+    return FNN_OK;
+}
+
+fnn_status fnn_adam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                         float *max_exp_avg_sq, int64_t n, float lr, float beta1, float beta2,
+                         float eps, float weight_decay, int decoupled, int64_t step) {
+    if (n < 0 || !nonneg(lr) || !below_one(beta1) || !below_one(beta2) || !nonneg(eps) ||
+        !nonneg(weight_decay) || step < 1)
+        return FNN_ERR_ARG;
+    if (n > 0 && (!param || !grad || !exp_avg || !exp_avg_sq)) return FNN_ERR_ARG;
+    double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
+    optim_job j = {.param = param, .grad = grad, .a = exp_avg, .b = exp_avg_sq,
+                   .c = max_exp_avg_sq,
+                   .coefs.adam = {
+                       .weight_decay = decoupled ? 0.0f : weight_decay,
+                       .decay = decoupled ? (float)(1.0 - (double)lr * weight_decay) : 1.0f,
+                       .one_minus_beta1 = (float)(1.0 - (double)beta1),
+                       .beta2 = beta2,
+                       .one_minus_beta2 = (float)(1.0 - (double)beta2),
+                       .eps = eps,
+                       .inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2)),
+                       .neg_step_size = (float)(-(double)lr / bc1)}};
+    fnn_parallel_for(n, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j, adam_range);
+    return FNN_OK;
+}
+
+fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, float *grad_avg,
+                            float *momentum_buf, int64_t n, float lr, float alpha, float eps,
+                            float weight_decay, float momentum) {
+    if (n < 0 || !nonneg(lr) || !(alpha >= 0.0f && alpha <= 1.0f) || !nonneg(eps) ||
+        !nonneg(weight_decay) || !nonneg(momentum))
+        return FNN_ERR_ARG;
+    if (n > 0 && (!param || !grad || !square_avg || (momentum > 0.0f && !momentum_buf)))
+        return FNN_ERR_ARG;
+    optim_job j = {.param = param, .grad = grad, .a = square_avg, .b = grad_avg,
+                   .c = momentum > 0.0f ? momentum_buf : NULL,
+                   .coefs.rmsprop = {.neg_lr = -lr, .weight_decay = weight_decay,
+                                     .alpha = alpha,
+                                     .one_minus_alpha = (float)(1.0 - (double)alpha),
+                                     .eps = eps, .momentum = momentum}};
+    fnn_parallel_for(n, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j, rmsprop_range);
+    return FNN_OK;
+}
