@@ -2,7 +2,8 @@
 
 The oracle for tests: straightforward formulas in float64, no tricks beyond
 what is needed to stay finite. Backward references take the same arguments
-as the fastnn functions (the forward input or output as documented).
+as the fastnn functions (the forward input or output as documented);
+optimizer steps update float64 param and state arrays in place.
 """
 import math
 
@@ -147,3 +148,50 @@ def binary_cross_entropy_with_logits(x, t):
     x, t = f64(x), f64(t)
     loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
     return loss.mean(), (sigmoid(x) - t) / x.size
+
+
+# ---- optimizer steps: in place on float64 param and state arrays, as torch.optim ----
+
+def sgd_step(p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+             first_step=False):
+    g = f64(g)
+    if weight_decay:
+        g = g + weight_decay * p
+    if momentum:
+        buf[...] = g if first_step else momentum * buf + (1.0 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    p -= lr * g
+
+
+def adam_step(p, g, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              decoupled=False, max_exp_avg_sq=None):
+    g = f64(g)
+    if weight_decay and decoupled:
+        p *= 1.0 - lr * weight_decay
+    elif weight_decay:
+        g = g + weight_decay * p
+    m += (1.0 - beta1) * (g - m)
+    v[...] = beta2 * v + (1.0 - beta2) * g * g
+    if max_exp_avg_sq is not None:
+        np.maximum(max_exp_avg_sq, v, out=max_exp_avg_sq)
+        v = max_exp_avg_sq
+    denom = np.sqrt(v) / math.sqrt(1.0 - beta2 ** step) + eps
+    p -= lr / (1.0 - beta1 ** step) * m / denom
+
+
+def rmsprop_step(p, g, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                 momentum=0.0, grad_avg=None, momentum_buf=None):
+    g = f64(g)
+    if weight_decay:
+        g = g + weight_decay * p
+    square_avg[...] = alpha * square_avg + (1.0 - alpha) * g * g
+    if grad_avg is not None:
+        grad_avg += (1.0 - alpha) * (g - grad_avg)
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        momentum_buf[...] = momentum * momentum_buf + g / avg
+        p -= lr * momentum_buf
+    else:
+        p -= lr * g / avg

@@ -153,6 +153,69 @@ def pointwise_loss(name):
     return make
 
 
+# optimizer steps: most calls valid (so that they reach the kernel), the others
+# with junk, the wrong size or layout, read-only, None, or another argument as a
+# buffer, or an option out of range or of the wrong type
+GOOD_HYPER = [0.0, 0.01, 0.5, 0.9, 0.999, np.float32(0.5), 1e-45, 0.0]
+BAD_HYPER = [1.0, 1.5, -0.1, -0.0, 1e30, 1e39, float("nan"), float("inf"), "0.1", None, 1j, [0.1],
+             np.array([0.1, 0.2]), True, object(), 10**400]
+FLAGS = [False, True, 0, 1, None, "", "yes", np.bool_(True), np.array([1, 0]), [], object()]
+STEP_COUNTS = [1, 2, 10**6, 2**63 - 1, 0, -1, 2**63, 1.5, "1", None, np.int64(3), True, 1j]
+FLAG_NAMES = ("nesterov", "first_step", "decoupled")
+
+
+def hyper():
+    return R.choice(GOOD_HYPER if R.random() < 0.85 else BAD_HYPER)
+
+
+def buffer_for(shp, others):
+    r = R.random()
+    if r < 0.05:
+        return R.choice(others)
+    if r < 0.85:
+        return np.zeros(shp, np.float32)
+    return like(shp)
+
+
+def maybe_buffer(shp, others):
+    return None if R.random() < 0.4 else buffer_for(shp, others)
+
+
+def param_and_grad():
+    p = f32() if R.random() < 0.85 else array_any()
+    shp = getattr(p, "shape", shape())
+    return p, buffer_for(shp, [p]), shp
+
+
+def options(names):
+    return {k: R.choice(FLAGS) if k in FLAG_NAMES else hyper() for k in names if R.random() < 0.5}
+
+
+def sgd_step():
+    p, g, shp = param_and_grad()
+    kw = options(["momentum", "dampening", "nesterov", "weight_decay", "first_step"])
+    return ops.sgd_step, [p, g, maybe_buffer(shp, [p, g]), hyper()], kw
+
+
+def adam_step():
+    p, g, shp = param_and_grad()
+    m = buffer_for(shp, [p, g])
+    v = buffer_for(shp, [p, g, m])
+    kw = options(["lr", "beta1", "beta2", "eps", "weight_decay", "decoupled"])
+    kw["max_exp_avg_sq"] = maybe_buffer(shp, [p, g, m, v])
+    step = R.choice(STEP_COUNTS) if R.random() < 0.3 else R.randrange(1, 100)
+    return ops.adam_step, [p, g, m, v, step], kw
+
+
+def rmsprop_step():
+    p, g, shp = param_and_grad()
+    sq = buffer_for(shp, [p, g])
+    kw = options(["lr", "alpha", "eps", "weight_decay", "momentum"])
+    kw["grad_avg"] = maybe_buffer(shp, [p, g, sq])
+    kw["momentum_buf"] = maybe_buffer(shp, [p, g, sq, kw["grad_avg"]])
+    return ops.rmsprop_step, [p, g, sq], kw
+
+
 MAKERS = ([unary(n) for n in ("relu", "sigmoid", "tanh", "silu", "exp", "erf")]
           + [with_param("leaky_relu", SLOPES), with_param("gelu", APPROX),
              with_param("softmax", AXES), with_param("log_softmax", AXES)]
@@ -161,10 +224,14 @@ MAKERS = ([unary(n) for n in ("relu", "sigmoid", "tanh", "silu", "exp", "erf")]
           + [binary("leaky_relu_backward", SLOPES), binary("gelu_backward", APPROX),
              binary("softmax_backward", AXES), binary("log_softmax_backward", AXES)]
           + [cross_entropy, cross_entropy, cross_entropy]
-          + [pointwise_loss("mse_loss"), pointwise_loss("binary_cross_entropy_with_logits")])
+          + [pointwise_loss("mse_loss"), pointwise_loss("binary_cross_entropy_with_logits")]
+          + [sgd_step, adam_step, rmsprop_step] * 2)
 
 
 def check_result(fn, res, kw):
+    if fn in (ops.sgd_step, ops.adam_step, ops.rmsprop_step):  # in place
+        assert res is None, res
+        return
     if fn in (ops.cross_entropy, ops.mse_loss, ops.binary_cross_entropy_with_logits):
         assert isinstance(res, tuple) and isinstance(res[0], float), res
         res = res[1]

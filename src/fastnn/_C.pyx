@@ -8,6 +8,7 @@ one copy of the C library (and so one ISA choice and one thread setting):
   _softmax.pxi      softmax / log_softmax along an axis
   _losses.pxi       fused loss + gradient
   _gemm.pxi         matmul, linear (SGEMM with fused epilogue), bias gradient
+  _optim.pxi        fused optimizer updates (SGD, Adam / AdamW, RMSprop), in place
 Validation happens with the GIL held; every kernel call is inside `with nogil`.
 Cython directives are set in one place, setup.py.
 """
@@ -25,3 +26,4 @@ include "_activations.pxi"
 include "_softmax.pxi"
 include "_losses.pxi"
 include "_gemm.pxi"
+include "_optim.pxi"

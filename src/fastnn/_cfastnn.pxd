@@ -52,6 +52,16 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits, const float *logits,
                                                     const float *target, int64_t n)
 
+    fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, int64_t n,
+                            float lr, float momentum, float dampening, int nesterov,
+                            float weight_decay, int first_step)
+    fnn_status fnn_adam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                             float *max_exp_avg_sq, int64_t n, float lr, float beta1, float beta2,
+                             float eps, float weight_decay, int decoupled, int64_t step)
+    fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, float *grad_avg,
+                                float *momentum_buf, int64_t n, float lr, float alpha, float eps,
+                                float weight_decay, float momentum)
+
     ctypedef enum fnn_activation:
         FNN_ACT_NONE
         FNN_ACT_RELU

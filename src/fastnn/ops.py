@@ -12,6 +12,9 @@ Softmax:      softmax, log_softmax, softmax_backward, log_softmax_backward
 Losses:       cross_entropy, mse_loss, binary_cross_entropy_with_logits
               each returns (loss: float, grad: ndarray), mean reduction
 Vector math:  exp, erf (the approximations the kernels are built on)
+Optimizer updates, one torch.optim step in place on a parameter and its state:
+              sgd_step, adam_step, rmsprop_step; every array must already be a
+              float32 C-contiguous ndarray (nothing is converted or copied)
 """
 from fastnn._C import (
     linear,
@@ -38,6 +41,9 @@ from fastnn._C import (
     softmax_backward,
     tanh,
     tanh_backward,
+    sgd_step,
+    adam_step,
+    rmsprop_step,
 )
 
 __all__ = [
@@ -45,4 +51,5 @@ __all__ = [
     "tanh", "tanh_backward", "gelu", "gelu_backward", "silu", "silu_backward",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits", "exp", "erf",
+    "sgd_step", "adam_step", "rmsprop_step",
 ]

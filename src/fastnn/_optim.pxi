@@ -1,0 +1,183 @@
+# Fused optimizer updates, in place (csrc/optim.c): one step of torch.optim's
+# SGD, Adam / AdamW and RMSprop over a parameter and its state buffers.
+# Every array must already be a float32, C-contiguous, aligned ndarray with
+# param's number of elements (any shape); the ones updated must be writeable
+# and no two may share memory. Nothing is copied or converted: TypeError for
+# a wrong type or dtype, ValueError for the rest. Functions return None.
+
+from libc.float cimport FLT_MAX
+
+
+cdef int check_buffer(object a, str name, object param, bint written) except -1:
+    """a is usable as the buffer `name` of param's optimizer step."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of dtype float32, "
+                        f"got {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise TypeError(f"{name} must have dtype float32, got {a.dtype}")
+    if cnp.PyArray_SIZE(arr) != cnp.PyArray_SIZE(<cnp.ndarray>param):
+        raise ValueError(f"{name} must have {param.size} elements, as param {param.shape} has, "
+                         f"got shape {a.shape} ({a.size} elements)")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        raise ValueError(f"{name} must be C-contiguous (it is used in place, never copied), "
+                         f"got strides {a.strides}")
+    if not cnp.PyArray_ISALIGNED(arr):
+        raise ValueError(f"{name} must be aligned to 4 bytes, got an unaligned view")
+    if written and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{name} must be writeable (it is updated in place), "
+                         f"got a read-only array")
+    return 0
+
+
+cdef int check_apart(tuple arrays, tuple names) except -1:
+    """No two of the arrays (None entries skipped) share memory."""
+    cdef Py_ssize_t i, j
+    for i in range(len(arrays)):
+        for j in range(i):
+            if arrays[i] is not None and arrays[j] is not None and may_overlap(arrays[i], arrays[j]):
+                raise ValueError(f"{names[i]} must not share memory with {names[j]}")
+    return 0
+
+
+cdef float hyper(object value, str name, float lo, float hi, bint hi_open) except? -1.0:
+    """value as a finite float32 in [lo, hi] ([lo, hi) when hi_open)."""
+    cdef double v = as_real(value, name)
+    cdef float f
+    if -FLT_MAX <= v <= FLT_MAX:
+        f = <float>v
+        if lo <= f and (f < hi if hi_open else f <= hi):
+            return f
+    if lo == -FLT_MAX:
+        expected = "a finite number"
+    elif hi == FLT_MAX:
+        expected = f"a finite number >= {lo:g}"
+    else:
+        expected = f"a number in [{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+cdef inline float *opt_fptr(object a) noexcept:
+    return NULL if a is None else fptr(a)
+
+
+def sgd_step(param, grad, momentum_buf, lr, momentum=0.0, dampening=0.0, nesterov=False,
+             weight_decay=0.0, first_step=False):
+    """One torch.optim.SGD step on param, in place.
+
+    g = grad + weight_decay * param; with momentum != 0,
+    momentum_buf = g on the first step (first_step=True), else
+    momentum * momentum_buf + (1 - dampening) * g, and g = momentum_buf (or
+    g + momentum * momentum_buf with nesterov); then param -= lr * g.
+    momentum_buf may be None when momentum == 0.
+    """
+    cdef float lr_ = hyper(lr, "lr", 0.0, FLT_MAX, False)
+    cdef float momentum_ = hyper(momentum, "momentum", 0.0, FLT_MAX, False)
+    cdef float dampening_ = hyper(dampening, "dampening", -FLT_MAX, FLT_MAX, False)
+    cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
+    cdef bint nesterov_ = bool(nesterov), first_step_ = bool(first_step)
+    if nesterov_ and (momentum_ == 0.0 or dampening_ != 0.0):
+        raise ValueError(f"nesterov=True needs momentum > 0 and dampening == 0, "
+                         f"got momentum={momentum!r}, dampening={dampening!r}")
+    check_buffer(param, "param", param, True)
+    check_buffer(grad, "grad", param, False)
+    if momentum_buf is not None:
+        check_buffer(momentum_buf, "momentum_buf", param, True)
+    elif momentum_ != 0.0:
+        raise ValueError(f"momentum_buf must be a float32 array like param when momentum != 0, "
+                         f"got None (momentum={momentum!r})")
+    check_apart((param, grad, momentum_buf), ("param", "grad", "momentum_buf"))
+    cdef float *p = fptr(param)
+    cdef const float *g = cfptr(grad)
+    cdef float *buf = opt_fptr(momentum_buf)
+    cdef int64_t n = nelem(param)
+    cdef fnn_status st
+    with nogil:
+        st = fnn_sgd_step(p, g, buf, n, lr_, momentum_, dampening_, nesterov_, weight_decay_,
+                          first_step_)
+    check_status(st, "sgd_step")
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=0.999,
+              eps=1e-8, weight_decay=0.0, decoupled=False, max_exp_avg_sq=None):
+    """One torch.optim.Adam step (AdamW with decoupled=True; AMSGrad when
+    max_exp_avg_sq is an array) on param, in place. step is this step's
+    1-based count. exp_avg, exp_avg_sq (and max_exp_avg_sq) start as zeros.
+
+    decoupled: param *= 1 - lr * weight_decay, else g = grad + weight_decay * param;
+    exp_avg += (1 - beta1) * (g - exp_avg);
+    exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g * g;
+    v = exp_avg_sq, or max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq) with AMSGrad;
+    param -= lr / (1 - beta1**step) * exp_avg / (sqrt(v) / sqrt(1 - beta2**step) + eps).
+    """
+    cdef int64_t step_ = as_int64(step, "step")
+    if step_ < 1:
+        raise ValueError(f"step must be >= 1 (the count of this step, 1 for the first), "
+                         f"got {step_}")
+    cdef float lr_ = hyper(lr, "lr", 0.0, FLT_MAX, False)
+    cdef float beta1_ = hyper(beta1, "beta1", 0.0, 1.0, True)
+    cdef float beta2_ = hyper(beta2, "beta2", 0.0, 1.0, True)
+    cdef float eps_ = hyper(eps, "eps", 0.0, FLT_MAX, False)
+    cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
+    cdef bint decoupled_ = bool(decoupled)
+    check_buffer(param, "param", param, True)
+    check_buffer(grad, "grad", param, False)
+    check_buffer(exp_avg, "exp_avg", param, True)
+    check_buffer(exp_avg_sq, "exp_avg_sq", param, True)
+    if max_exp_avg_sq is not None:
+        check_buffer(max_exp_avg_sq, "max_exp_avg_sq", param, True)
+    check_apart((param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq),
+                ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
+    cdef float *p = fptr(param)
+    cdef const float *g = cfptr(grad)
+    cdef float *m = fptr(exp_avg)
+    cdef float *v = fptr(exp_avg_sq)
+    cdef float *vmax = opt_fptr(max_exp_avg_sq)
+    cdef int64_t n = nelem(param)
+    cdef fnn_status st
+    with nogil:
+        st = fnn_adam_step(p, g, m, v, vmax, n, lr_, beta1_, beta2_, eps_, weight_decay_,
+                           decoupled_, step_)
+    check_status(st, "adam_step")
+
+
+def rmsprop_step(param, grad, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                 momentum=0.0, grad_avg=None, momentum_buf=None):
+    """One torch.optim.RMSprop step on param, in place; centered when grad_avg
+    is an array. square_avg, grad_avg and momentum_buf start as zeros;
+    momentum_buf may be None when momentum == 0.
+
+    g = grad + weight_decay * param;
+    square_avg = alpha * square_avg + (1 - alpha) * g * g;
+    centered: grad_avg += (1 - alpha) * (g - grad_avg),
+              avg = sqrt(square_avg - grad_avg**2) + eps, else avg = sqrt(square_avg) + eps;
+    momentum > 0: momentum_buf = momentum * momentum_buf + g / avg, param -= lr * momentum_buf;
+    else param -= lr * g / avg.
+    """
+    cdef float lr_ = hyper(lr, "lr", 0.0, FLT_MAX, False)
+    cdef float alpha_ = hyper(alpha, "alpha", 0.0, 1.0, False)
+    cdef float eps_ = hyper(eps, "eps", 0.0, FLT_MAX, False)
+    cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
+    cdef float momentum_ = hyper(momentum, "momentum", 0.0, FLT_MAX, False)
+    check_buffer(param, "param", param, True)
+    check_buffer(grad, "grad", param, False)
+    check_buffer(square_avg, "square_avg", param, True)
+    if grad_avg is not None:
+        check_buffer(grad_avg, "grad_avg", param, True)
+    if momentum_buf is not None:
+        check_buffer(momentum_buf, "momentum_buf", param, True)
+    elif momentum_ > 0.0:
+        raise ValueError(f"momentum_buf must be a float32 array like param when momentum > 0, "
+                         f"got None (momentum={momentum!r})")
+    check_apart((param, grad, square_avg, grad_avg, momentum_buf),
+                ("param", "grad", "square_avg", "grad_avg", "momentum_buf"))
+    cdef float *p = fptr(param)
+    cdef const float *g = cfptr(grad)
+    cdef float *s = fptr(square_avg)
+    cdef float *ga = opt_fptr(grad_avg)
+    cdef float *buf = opt_fptr(momentum_buf)
+    cdef int64_t n = nelem(param)
+    cdef fnn_status st
+    with nogil:
+        st = fnn_rmsprop_step(p, g, s, ga, buf, n, lr_, alpha_, eps_, weight_decay_, momentum_)
+    check_status(st, "rmsprop_step")
