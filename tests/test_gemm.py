@@ -780,3 +780,63 @@ def test_failed_call_leaves_out_untouched():
     with pytest.raises(ValueError):
         ops.matmul(F, np.zeros((4, 2), np.float32), out=out)
     assert (out == 7.0).all()
+
+
+# ---- linear_backward ------------------------------------------------------------------
+def _linear_backward_reference(g, x, w, activation=None, y=None):
+    g = g.astype(np.float64)
+    if activation == "relu":
+        g = g * (y > 0)
+    elif activation == "sigmoid":
+        g = g * y * (1 - y)
+    elif activation == "tanh":
+        g = g * (1 - y.astype(np.float64) ** 2)
+    g2 = g.reshape(-1, w.shape[0])
+    x2 = x.astype(np.float64).reshape(-1, w.shape[1])
+    return g2.T @ x2, g2.sum(0), (g2 @ w).reshape(x.shape)
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 7), (2, 3, 7), (0, 7), (40, 7)])
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
+def test_linear_backward(shape, activation, isa, rng):
+    x, w, b = rnd(rng, shape), rnd(rng, (6, 7)), rnd(rng, (6,))
+    y = ops.linear(x, w, b, activation=activation)
+    g = rnd(rng, y.shape)
+    gw0, gb0 = rnd(rng, (6, 7)), rnd(rng, (6,))
+    gw, gb = gw0.copy(), gb0.copy()
+    dx = ops.linear_backward(g, x, w, grad_weight=gw, grad_bias=gb, activation=activation,
+                             output=y)
+    rw, rb, rx = _linear_backward_reference(g, x, w, activation, y)
+    tol = 1e-5 * (1 + np.abs(rw).max() if rw.size else 1)
+    np.testing.assert_allclose(gw, gw0 + rw, rtol=1e-5, atol=tol)
+    np.testing.assert_allclose(gb, gb0 + rb, rtol=1e-5, atol=tol)
+    np.testing.assert_allclose(dx, rx, rtol=1e-5, atol=1e-5)
+    assert ops.linear_backward(g, x, w, input_grad=False, activation=activation,
+                               output=y) is None
+
+
+def test_linear_backward_aliasing_and_errors(rng):
+    x, w = rnd(rng, (4, 3)), rnd(rng, (3, 3))
+    g = rnd(rng, (4, 3))
+    gw = g[:3].copy()
+    ref = _linear_backward_reference(g, x, w)
+    ops.linear_backward(g, x, w, grad_weight=gw)  # plain case
+    np.testing.assert_allclose(gw, g[:3] + ref[0], rtol=1e-5, atol=1e-5)
+    buf = np.concatenate([rnd(rng, (3, 3)).ravel(), g.ravel()]).astype(np.float32)
+    gw_view, g_view = buf[:9].reshape(3, 3), buf[5:17].reshape(4, 3)  # overlapping
+    before, g_copy = gw_view.copy(), g_view.copy()
+    ops.linear_backward(g_view, x, w, grad_weight=gw_view)
+    r = _linear_backward_reference(g_copy, x, w)
+    np.testing.assert_allclose(gw_view, before + r[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="grad_out must have shape"):
+        ops.linear_backward(np.zeros((4, 2), np.float32), x, w)
+    with pytest.raises(ValueError, match="grad_weight must have shape"):
+        ops.linear_backward(g, x, w, grad_weight=np.zeros((3, 4), np.float32))
+    with pytest.raises(TypeError, match="grad_bias"):
+        ops.linear_backward(g, x, w, grad_bias=np.zeros(3))
+    with pytest.raises(ValueError, match="output="):
+        ops.linear_backward(g, x, w, activation="relu")
+    with pytest.raises(ValueError, match="pre-activation"):
+        ops.linear_backward(g, x, w, activation="gelu", output=g)
+    with pytest.raises(ValueError, match="activation must be"):
+        ops.linear_backward(g, x, w, activation="swish", output=g)

@@ -19,7 +19,7 @@ FASTNN_NUM_THREADS sets the thread count.
 """
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from fastnn import nn, ops, optim
+from fastnn import callbacks, data, nn, ops, optim
 from fastnn._config import get_num_threads, num_threads, set_num_threads, show_config
 from fastnn.random import get_rng_state, manual_seed, set_rng_state
 from fastnn.serialization import (load, load_checkpoint, load_state_dict, register_module,
@@ -30,6 +30,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["ops", "nn", "optim", "show_config", "set_num_threads", "get_num_threads", "num_threads",
+__all__ = ["ops", "nn", "optim", "data", "callbacks", "show_config", "set_num_threads", "get_num_threads", "num_threads",
            "manual_seed", "get_rng_state", "set_rng_state", "save", "load", "load_state_dict",
            "save_checkpoint", "load_checkpoint", "register_module", "__version__"]

@@ -10,6 +10,8 @@ cdef object _INT64_MAX = (1 << 63) - 1
 
 cdef double as_real(object value, str name) except? -1.0:
     """value as a finite-or-infinite real number; TypeError for anything that is not one."""
+    if type(value) is float:  # the common case, without the slow ABC check below
+        return <double>value
     if isinstance(value, (str, bytes)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     try:
@@ -30,7 +32,9 @@ cdef object as_int64(object value, str name):
 
 cdef object as_float32(object x, str name):
     """x as a float32 C-contiguous ndarray (no copy when it already is one)."""
-    if type(x) is np.ndarray and (<object>x).dtype is _float32 and x.flags.c_contiguous:
+    if (type(x) is np.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x)
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)):
         return x
     try:
         arr = x if isinstance(x, np.ndarray) else np.asarray(x)
@@ -63,14 +67,15 @@ cdef object make_out(object out, tuple shape, str name="out"):
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of dtype float32, "
                         f"got {type(out).__name__}")
-    if out.dtype != _float32:
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    if cnp.PyArray_TYPE(o) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISNOTSWAPPED(o):
         raise TypeError(f"{name} must have dtype float32, got {out.dtype}")
     if out.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
-    if not out.flags.c_contiguous:
+    if not cnp.PyArray_IS_C_CONTIGUOUS(o):
         raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name}) "
                          f"or out=None")
-    if not out.flags.writeable:
+    if not cnp.PyArray_ISWRITEABLE(o):
         raise ValueError(f"{name} must be writeable, got a read-only array")
     return out
 

@@ -140,6 +140,48 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     return o
 
 
+cdef fnn_activation activation_code(object activation) except *:
+    if activation is None:
+        return FNN_ACT_NONE
+    try:
+        return _ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        raise ValueError(f"activation must be one of None, 'relu', 'gelu', 'sigmoid', 'tanh', "
+                         f"got {activation!r}") from None
+
+
+cdef object new_like_rows(cnp.ndarray x, int64_t last):
+    """A new float32 array shaped like x but with `last` as its last axis."""
+    cdef cnp.npy_intp dims[64]
+    cdef int nd = cnp.PyArray_NDIM(x), i
+    for i in range(nd):
+        dims[i] = cnp.PyArray_DIMS(x)[i]
+    dims[nd - 1] = last
+    return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32, 0)
+
+
+cdef int64_t leading_rows(cnp.ndarray x):
+    """The product of every axis of x but the last (its rows as a matrix)."""
+    cdef int64_t rows = 1
+    cdef int i
+    for i in range(cnp.PyArray_NDIM(x) - 1):
+        rows *= cnp.PyArray_DIMS(x)[i]
+    return rows
+
+
+cdef int linear_shapes(object xa, object w, int64_t *n_out, int64_t *n_in) except -1:
+    """*n_out, *n_in after checking x (..., in_features) against weight (out, in)."""
+    cdef cnp.ndarray wn = <cnp.ndarray>w, xn = <cnp.ndarray>xa
+    if cnp.PyArray_NDIM(wn) != 2:
+        raise ValueError(f"weight must be (out_features, in_features), got shape {w.shape}")
+    n_out[0], n_in[0] = cnp.PyArray_DIMS(wn)[0], cnp.PyArray_DIMS(wn)[1]
+    cdef int xd = cnp.PyArray_NDIM(xn)
+    if xd == 0 or cnp.PyArray_DIMS(xn)[xd - 1] != n_in[0]:
+        raise ValueError(f"x must have shape (..., {n_in[0]}) for weight of shape {w.shape}, "
+                         f"got {xa.shape}")
+    return 0
+
+
 def linear(x, weight, bias=None, activation=None, out=None):
     """activation(x @ weight.T + bias), the GEMM epilogue doing bias and activation.
 
@@ -149,27 +191,23 @@ def linear(x, weight, bias=None, activation=None, out=None):
     """
     xa = as_float32(x, "x")
     w = as_float32(weight, "weight")
-    if w.ndim != 2:
-        raise ValueError(f"weight must be (out_features, in_features), got shape {w.shape}")
-    if xa.ndim == 0 or xa.shape[xa.ndim - 1] != w.shape[1]:
-        raise ValueError(f"x must have shape (..., {w.shape[1]}) for weight of shape {w.shape}, "
-                         f"got {xa.shape}")
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of None, 'relu', 'gelu', 'sigmoid', 'tanh', "
-                         f"got {activation!r}")
-    cdef fnn_activation act = _ACTIVATIONS[activation]
-    cdef int64_t n_out = w.shape[0], n_in = w.shape[1]
-    cdef int64_t rows = xa.size // n_in if n_in > 0 else int(np.prod(xa.shape[:xa.ndim - 1]))
+    cdef int64_t n_out, n_in
+    linear_shapes(xa, w, &n_out, &n_in)
+    cdef fnn_activation act = activation_code(activation)
+    cdef int64_t rows = leading_rows(<cnp.ndarray>xa)
     cdef const float *bias_ptr = NULL
     cdef fnn_bias_mode mode = FNN_BIAS_NONE
     if bias is not None:
         ba = as_float32(bias, "bias")
-        if ba.shape != (n_out,):
+        if cnp.PyArray_NDIM(<cnp.ndarray>ba) != 1 or cnp.PyArray_DIMS(<cnp.ndarray>ba)[0] != n_out:
             raise ValueError(f"bias must have shape ({n_out},), got {ba.shape}")
         bias_ptr = cfptr(ba)
         mode = FNN_BIAS_COL if n_out > 0 else FNN_BIAS_NONE
-    o = make_out(out, xa.shape[:xa.ndim - 1] + (int(n_out),))
-    if out is not None:  # the GEMM reads x and weight after writing out: no aliasing at all
+    if out is None:
+        o = new_like_rows(<cnp.ndarray>xa, n_out)
+    else:
+        o = make_out(out, xa.shape[:xa.ndim - 1] + (int(n_out),))
+        # the GEMM reads x and weight after writing out: no aliasing at all
         xa = xa.copy() if may_overlap(xa, o) else xa
         w = w.copy() if may_overlap(w, o) else w
     cdef const float *xp = cfptr(xa)
@@ -182,6 +220,101 @@ def linear(x, weight, bias=None, activation=None, out=None):
                           bias_ptr, mode, act)
     check_status(st, "linear")
     return o
+
+
+cdef object accumulator(object arr, tuple shape, str name, list inputs):
+    """arr checked as a gradient to add into; returns inputs with copies of any
+    that overlap it (the products read them while arr is written)."""
+    make_out(arr, shape, name)
+    for i in range(len(inputs)):
+        if may_overlap(inputs[i], arr):
+            inputs[i] = inputs[i].copy()
+    return inputs
+
+
+def linear_backward(grad_out, x, weight, grad_weight=None, grad_bias=None, input_grad=True,
+                    activation=None, output=None):
+    """The backward of linear(x, weight, bias, activation), with gradients
+    accumulated as a layer's backward does:
+
+        grad_weight += g^T @ x        (out_features, in_features), if given
+        grad_bias   += g summed       (out_features,), if given
+        returns g @ weight            shaped like x, or None without input_grad
+
+    where g = grad_out, or with activation "relu", "sigmoid" or "tanh" the
+    gradient through it, computed from the forward's `output` (what linear
+    returned). grad_out is (..., out_features) for x (..., in_features). One
+    call does it all, validated once.
+    """
+    xa = as_float32(x, "x")
+    w = as_float32(weight, "weight")
+    cdef int64_t n_out, n_in
+    linear_shapes(xa, w, &n_out, &n_in)
+    g = as_float32(grad_out, "grad_out")
+    cdef cnp.ndarray gn = <cnp.ndarray>g, xn = <cnp.ndarray>xa
+    cdef int nd = cnp.PyArray_NDIM(xn), i
+    cdef bint same = cnp.PyArray_NDIM(gn) == nd
+    for i in range(nd - 1):
+        same = same and cnp.PyArray_DIMS(gn)[i] == cnp.PyArray_DIMS(xn)[i]
+    if not same or cnp.PyArray_DIMS(gn)[nd - 1] != n_out:
+        raise ValueError(f"grad_out must have shape {xa.shape[:nd - 1] + (int(n_out),)} for x "
+                         f"of shape {xa.shape} and weight of shape {w.shape}, got {g.shape}")
+    cdef int64_t rows = leading_rows(xn)
+    cdef fnn_status st0 = FNN_OK
+    cdef const float *gp_in = NULL
+    cdef fnn_activation act = activation_code(activation)
+    cdef float *gp_act = NULL
+    cdef const float *yp = NULL
+    if act != FNN_ACT_NONE:
+        if act == FNN_ACT_GELU:
+            raise ValueError("linear_backward: the gelu backward needs the pre-activation, "
+                             "not the output; use activation None with gelu_backward")
+        if output is None:
+            raise ValueError(f"linear_backward: activation={activation!r} needs output= (what "
+                             f"linear returned)")
+        y = as_float32(output, "output")
+        if y.shape != g.shape:
+            raise ValueError(f"output must have the shape of grad_out {g.shape}, got {y.shape}")
+        yp = cfptr(y)
+        g_act = new_like_rows(gn, n_out)   # the gradient through the activation
+        gp_act = fptr(g_act)
+        gp_in = cfptr(g)
+        if rows * n_out > 0:
+            with nogil:
+                if act == FNN_ACT_RELU:  # output > 0 exactly where the input was
+                    st0 = fnn_relu_backward(gp_act, gp_in, yp, rows * n_out, 0)
+                elif act == FNN_ACT_SIGMOID:
+                    st0 = fnn_sigmoid_backward(gp_act, gp_in, yp, rows * n_out, 0)
+                else:
+                    st0 = fnn_tanh_backward(gp_act, gp_in, yp, rows * n_out, 0)
+            check_status(st0, "linear_backward")
+        g = g_act
+    cdef float *gw = NULL
+    cdef float *gb = NULL
+    if grad_weight is not None:
+        g, xa = accumulator(grad_weight, (int(n_out), int(n_in)), "grad_weight", [g, xa])
+        gw = fptr(grad_weight)
+    if grad_bias is not None:
+        g, = accumulator(grad_bias, (int(n_out),), "grad_bias", [g])
+        gb = fptr(grad_bias)
+    dx = new_like_rows(xn, n_in) if input_grad else None
+    cdef float *dxp = fptr(dx) if input_grad else NULL
+    cdef const float *gp = cfptr(g)
+    cdef const float *xp = cfptr(xa)
+    cdef const float *wp = cfptr(w)
+    cdef int64_t ld_in = n_in if n_in > 0 else 1, ld_out = n_out if n_out > 0 else 1
+    cdef fnn_status st = FNN_OK
+    with nogil:
+        if gw != NULL:
+            st = fnn_sgemm_ex(1, 0, n_out, n_in, rows, 1.0, gp, ld_out, xp, ld_in, 1.0, gw, ld_in,
+                              NULL, FNN_BIAS_NONE, FNN_ACT_NONE)
+        if gb != NULL and st == FNN_OK:
+            st = fnn_colsum(gb, gp, rows, n_out, ld_out, 1)
+        if dxp != NULL and st == FNN_OK:
+            st = fnn_sgemm_ex(0, 0, rows, n_in, n_out, 1.0, gp, ld_out, wp, ld_in, 0.0, dxp, ld_in,
+                              NULL, FNN_BIAS_NONE, FNN_ACT_NONE)
+    check_status(st, "linear_backward")
+    return dx
 
 
 def linear_bias_grad(grad_out, out=None, accumulate=False):

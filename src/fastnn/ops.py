@@ -11,6 +11,8 @@ Activations:  relu, leaky_relu, sigmoid, tanh, gelu, silu and *_backward
 Softmax:      softmax, log_softmax, softmax_backward, log_softmax_backward
 Losses:       cross_entropy, mse_loss, binary_cross_entropy_with_logits
               each returns (loss: float, grad: ndarray), mean reduction
+GEMM:         matmul, linear (fused bias + activation), linear_backward (dW, db and dx
+              in one call, accumulating), linear_bias_grad
 Vector math:  exp, erf (the approximations the kernels are built on)
 Optimizer updates, one torch.optim step in place on a parameter and its state:
               sgd_step, adam_step, rmsprop_step; every array must already be a
@@ -18,6 +20,7 @@ Optimizer updates, one torch.optim step in place on a parameter and its state:
 """
 from fastnn._C import (
     linear,
+    linear_backward,
     linear_bias_grad,
     matmul,
     binary_cross_entropy_with_logits,
@@ -51,5 +54,6 @@ __all__ = [
     "tanh", "tanh_backward", "gelu", "gelu_backward", "silu", "silu_backward",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits", "exp", "erf",
-    "sgd_step", "adam_step", "rmsprop_step",
+    "sgd_step", "adam_step", "rmsprop_step", "matmul", "linear", "linear_backward",
+    "linear_bias_grad",
 ]

@@ -36,6 +36,10 @@ class ReLU(Module):
         """Take y = relu(x) computed elsewhere (a fused GEMM epilogue)."""
         self.__dict__["_y"] = y
 
+    def output(self):
+        """The last forward's output (what backward works from)."""
+        return saved(self, "_y")
+
     def backward(self, grad_out, input_grad: bool = True):
         # y > 0 exactly where x > 0, so the output serves as the mask
         return ops.relu_backward(grad_out, saved(self, "_y")) if input_grad else None
@@ -82,6 +86,9 @@ class Sigmoid(Module):
     def keep_output(self, y) -> None:
         self.__dict__["_y"] = y
 
+    def output(self):
+        return saved(self, "_y")
+
     def backward(self, grad_out, input_grad: bool = True):
         return ops.sigmoid_backward(grad_out, saved(self, "_y")) if input_grad else None
 
@@ -97,6 +104,9 @@ class Tanh(Module):
 
     def keep_output(self, y) -> None:
         self.__dict__["_y"] = y
+
+    def output(self):
+        return saved(self, "_y")
 
     def backward(self, grad_out, input_grad: bool = True):
         return ops.tanh_backward(grad_out, saved(self, "_y")) if input_grad else None

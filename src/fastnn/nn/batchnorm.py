@@ -66,9 +66,10 @@ class BatchNorm1d(Module):
         count = x.size // max(self.num_features, 1)
         batch_stats = self.training or not self.track_running_stats
         if batch_stats:
-            if self.training and count <= 1:
-                raise ValueError(f"BatchNorm1d needs more than 1 value per channel when "
-                                 f"training, got input of shape {x.shape}")
+            if count <= 1:
+                raise ValueError(f"BatchNorm1d needs more than 1 value per channel to use "
+                                 f"batch statistics (training, or no running statistics), "
+                                 f"got input of shape {x.shape}")
             mean = x.mean(axis=axes)
             var = x.var(axis=axes)
             if self.training and self.track_running_stats:

@@ -2,8 +2,9 @@
 
 Sequential runs its modules in order and backward in reverse. A Linear
 directly followed by ReLU, Sigmoid or Tanh runs as one GEMM with the
-activation in its epilogue; the activation module keeps the output for its
-backward, so gradients are unchanged.
+activation in its epilogue, and backward goes through both in one call
+(ops.linear_backward with the activation's output); the activation module
+keeps that output, so calling its own backward still works.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Iterable, Iterator, Union
 
 from fastnn.nn.activation import ReLU, Sigmoid, Tanh
 from fastnn.nn.linear import Linear
-from fastnn.nn.module import Module
+from fastnn.nn.module import Module, structure_version
 
 _FUSED = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
 
@@ -55,33 +56,52 @@ class Sequential(Module):
         self.add_module(str(len(self._modules)), _check_module(module, "Sequential.append"))
         return self
 
-    def forward(self, x):
+    def _plan(self):
+        """(steps, first): each step a (module, fused activation or None, its name),
+        and the index of the first step holding parameters; cached until the
+        module structure changes anywhere."""
+        version = structure_version()
+        plan = self.__dict__.get("_cached_plan")
+        if plan is not None and plan[0] == version:
+            return plan[1], plan[2]
         mods = list(self._modules.values())
-        i = 0
+        steps, i = [], 0
         while i < len(mods):
-            m = mods[i]
             nxt = mods[i + 1] if i + 1 < len(mods) else None
             act = _FUSED.get(type(nxt))
-            if type(m) is Linear and act is not None:
-                x = m.forward_activation(x, act)
-                nxt.keep_output(x)
+            if type(mods[i]) is Linear and act is not None:
+                steps.append((mods[i], nxt, act))
                 i += 2
             else:
-                x = m(x)
+                steps.append((mods[i], None, None))
                 i += 1
+        first = next((k for k, (m, _, _) in enumerate(steps)
+                      if any(True for _ in m.parameters())), len(steps))
+        self.__dict__["_cached_plan"] = (version, steps, first)
+        return steps, first
+
+    def forward(self, x):
+        steps, _ = self._plan()
+        for module, act, name in steps:
+            if act is None:
+                x = module(x)
+            else:
+                x = module.forward_activation(x, name)
+                act.keep_output(x)
         return x
 
     def backward(self, grad_out, input_grad: bool = True):
-        mods = list(self._modules.values())
+        steps, first = self._plan()
         # with input_grad=False, modules before the first one holding
         # parameters need no gradient at all
-        first = 0
-        if not input_grad:
-            first = next((i for i, m in enumerate(mods) if any(True for _ in m.parameters())),
-                         len(mods))
+        last = 0 if input_grad else first
         g = grad_out
-        for i in range(len(mods) - 1, first - 1, -1):
-            g = mods[i].backward(g, input_grad=input_grad or i > first)
+        for k in range(len(steps) - 1, last - 1, -1):
+            module, act, name = steps[k]
+            if act is None:
+                g = module.backward(g, input_grad=input_grad or k > last)
+            else:  # one call through the activation and the layer
+                g = module.backward_activation(g, name, act.output(), input_grad or k > last)
         return g if input_grad else None
 
 

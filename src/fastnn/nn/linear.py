@@ -48,27 +48,26 @@ class Linear(Module):
     def forward_activation(self, x, activation):
         """activation(x @ weight.T + bias) with the activation fused into the GEMM
         epilogue (None, "relu", "sigmoid", "tanh"); Sequential uses it."""
-        x = to_float32(x, "x")
-        self.__dict__["_x"] = x
-        bias = self.bias
-        return ops.linear(x, self.weight.data, None if bias is None else bias.data,
-                          activation=activation)
+        if type(x) is not np.ndarray or x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = to_float32(x, "x")
+        d = self.__dict__
+        d["_x"] = x
+        bias = d["bias"]
+        return ops.linear(x, d["weight"]._data, None if bias is None else bias._data, activation)
 
     def backward(self, grad_out, input_grad: bool = True):
-        x = saved(self, "_x")
-        g = to_float32(grad_out, "grad_out")
-        if g.shape != x.shape[:-1] + (self.out_features,):
-            raise ValueError(f"grad_out must have shape {x.shape[:-1] + (self.out_features,)} "
-                             f"for the last input {x.shape}, got {g.shape}")
-        g2 = g.reshape(-1, self.out_features)
-        if self.weight.requires_grad:
-            ops.matmul(g2, x.reshape(-1, self.in_features), trans_a=True, beta=1.0,
-                       out=self.weight.grad)
-        if self.bias is not None and self.bias.requires_grad:
-            ops.linear_bias_grad(g2, out=self.bias.grad, accumulate=True)
-        if not input_grad:
-            return None
-        return ops.matmul(g2, self.weight.data).reshape(x.shape)
+        return self.backward_activation(grad_out, None, None, input_grad)
+
+    def backward_activation(self, grad_out, activation, output, input_grad: bool = True):
+        """backward through activation(this layer), given the activation's output
+        (what forward_activation returned); Sequential uses it for fused pairs."""
+        d = self.__dict__
+        weight, bias = d["weight"], d["bias"]
+        return ops.linear_backward(
+            grad_out, saved(self, "_x"), weight._data,
+            weight._grad if weight.requires_grad else None,
+            bias._grad if bias is not None and bias.requires_grad else None,
+            input_grad, activation, output)
 
     def get_config(self) -> dict:
         return {"in_features": self.in_features, "out_features": self.out_features,

@@ -27,8 +27,8 @@ class _Loss(Module):
 
     def _keep(self, loss: float, grad: np.ndarray, count: int) -> float:
         """Store the gradient of the mean over `count` terms (or of the sum)."""
-        if self.reduction == "sum":
-            loss, grad = loss * count, grad * np.float32(count)
+        if self.reduction == "sum":  # an empty sum is 0 (the empty mean is NaN)
+            loss, grad = (loss * count, grad * np.float32(count)) if count else (0.0, np.zeros_like(grad))
         self.__dict__["_grad"] = grad
         return float(loss)
 

@@ -20,6 +20,15 @@ import numpy as np
 from fastnn.nn.parameter import Parameter
 
 
+_structure = [0]  # bumped whenever any module gains or loses a parameter or child
+
+
+def structure_version() -> int:
+    """Changes whenever parameters or sub-modules are added or removed anywhere
+    (containers cache their plans against it)."""
+    return _structure[0]
+
+
 class IncompatibleKeys(NamedTuple):
     missing_keys: List[str]
     unexpected_keys: List[str]
@@ -48,6 +57,8 @@ class Module:
 
     def __setattr__(self, name: str, value) -> None:
         params, buffers, modules = self._registries()
+        if isinstance(value, (Parameter, Module)) or name in params or name in modules:
+            _structure[0] += 1
         if isinstance(value, Parameter):
             buffers.pop(name, None)
             modules.pop(name, None)
@@ -68,6 +79,7 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        _structure[0] += 1
         for registry in self._registries():
             registry.pop(name, None)
         object.__delattr__(self, name)

@@ -96,11 +96,12 @@ class Parameter:
 class FlatBuffer:
     """One contiguous data array and one gradient array behind `params`."""
 
-    __slots__ = ("params", "data", "grad")
+    __slots__ = ("params", "data", "grad", "stale")
 
     def __init__(self, params: List[Parameter]):
         total = sum(p.size for p in params)
         self.params = params
+        self.stale = False  # set once any of params moves to another buffer
         self.data = np.empty(total, dtype=np.float32)
         self.grad = np.empty(total, dtype=np.float32)
         offset = 0
@@ -110,13 +111,16 @@ class FlatBuffer:
             grad = self.grad[offset:offset + n].reshape(p.shape)
             np.copyto(data, p._data)
             np.copyto(grad, p._grad)
+            if p._flat is not None:
+                p._flat.stale = True
             p._data, p._grad, p._flat = data, grad, self
             offset += n
 
     def owns(self, params: List[Parameter]) -> bool:
         """True while every one of `params` still lives in this buffer, in order."""
-        return (len(params) == len(self.params)
-                and all(p._flat is self and p is q for p, q in zip(params, self.params)))
+        if self.stale or len(params) != len(self.params):
+            return False
+        return params is self.params or all(p is q for p, q in zip(params, self.params))
 
 
 def flatten_parameters(params: Iterable[Parameter]) -> FlatBuffer:

@@ -24,7 +24,8 @@ from fastnn.nn.parameter import FlatBuffer, Parameter, flatten_parameters
 def check_real(value, name: str, low: float = 0.0, high: float = float("inf"),
                high_open: bool = False) -> float:
     """value as a float in [low, high] (or [low, high)); ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (isinstance(value, bool)
+                                     or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     v = float(value)
     if not (low <= v and (v < high if high_open else v <= high)):
@@ -53,7 +54,7 @@ class Optimizer:
         self.param_groups: List[dict] = []
         self._buffers: List[FlatBuffer] = []
         self._state: List[Dict[str, np.ndarray]] = []
-        self._steps: List[int] = []
+        self._steps: List[List[int]] = []  # per group, each parameter's own step count
         if isinstance(params, Parameter):
             raise TypeError("params must be an iterable of Parameters or dicts, got a single "
                             "Parameter; wrap it in a list")
@@ -85,15 +86,19 @@ class Optimizer:
             group.setdefault(key, value)
         self.check_group(group)
         self.param_groups.append(group)
-        self._buffers.append(flatten_parameters(params))
+        buf = flatten_parameters(params)
+        buf.params = params  # the group's own list: owns() is then an identity test
+        self._buffers.append(buf)
         self._state.append({})
-        self._steps.append(0)
+        self._steps.append([0] * len(params))
 
     def _buffer(self, i: int) -> FlatBuffer:
         """Group i's flat buffer, rebuilt if its parameters were moved since."""
         params = self.param_groups[i]["params"]
         if not self._buffers[i].owns(params):
-            self._buffers[i] = flatten_parameters(params)
+            buf = flatten_parameters(params)
+            buf.params = params
+            self._buffers[i] = buf
         return self._buffers[i]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -108,21 +113,28 @@ class Optimizer:
             self.check_group(group)  # a scheduler or the user may have changed options
             buf = self._buffer(i)
             state = self._state[i]
-            fresh = [name for name in self.state_names(group) if name not in state]
+            names = self.state_names(group)
+            fresh = [name for name in names if name not in state]
             for name in fresh:
                 state[name] = np.zeros(buf.data.size, np.float32)
-            self._steps[i] += 1
-            step = self._steps[i]
-            params = group["params"]
-            if all(p.requires_grad for p in params):
-                self.update(group, buf.data, buf.grad, state, step, fresh)
+            params, steps = group["params"], self._steps[i]
+            if all(p.requires_grad for p in params) and steps.count(steps[0]) == len(steps):
+                for k in range(len(steps)):
+                    steps[k] += 1
+                self.update(group, buf.data, buf.grad, state, steps[0],
+                            names if steps[0] == 1 else fresh)
                 continue
+            # frozen parameters (requires_grad False) are skipped, as torch skips
+            # a parameter without a gradient; each keeps its own step count
             offset = 0
-            for p in params:
+            for k, p in enumerate(params):
                 end = offset + p.size
-                if p.requires_grad and end > offset:
-                    self.update(group, buf.data[offset:end], buf.grad[offset:end],
-                                {k: v[offset:end] for k, v in state.items()}, step, fresh)
+                if p.requires_grad:
+                    steps[k] += 1
+                    if end > offset:
+                        self.update(group, buf.data[offset:end], buf.grad[offset:end],
+                                    {n: v[offset:end] for n, v in state.items()}, steps[k],
+                                    names if steps[k] == 1 else fresh)
                 offset = end
         return loss
 
@@ -132,10 +144,10 @@ class Optimizer:
         for i, group in enumerate(self.param_groups):
             indices = []
             offset = 0
-            for p in group["params"]:
+            for k, p in enumerate(group["params"]):
                 end = offset + p.size
-                if self._steps[i] > 0:
-                    entry = {"step": float(self._steps[i])}
+                if self._steps[i][k] > 0:
+                    entry = {"step": float(self._steps[i][k])}
                     for name, flat in self._state[i].items():
                         entry[name] = flat[offset:end].reshape(p.shape).copy()
                     state[index] = entry
@@ -161,14 +173,17 @@ class Optimizer:
                                  f"state_dict and {len(group['params'])} here")
             options = {k: v for k, v in saved.items() if k != "params"}
             flat: Dict[str, np.ndarray] = {}
-            step = 0
+            steps = []
             offset = 0
             n = sum(p.size for p in group["params"])
             for saved_index, p in zip(saved["params"], group["params"]):
                 end = offset + p.size
                 entry = state.get(saved_index, state.get(str(saved_index)))
+                steps.append(0)
                 if entry is not None:
-                    step = int(float(np.asarray(entry.get("step", 0))))
+                    # torch's SGD keeps no step count: a saved buffer means it has stepped
+                    steps[-1] = (int(float(np.asarray(entry["step"]))) if "step" in entry
+                                 else int(len(entry) > 0))
                     for name, value in entry.items():
                         if name == "step":
                             continue
@@ -182,11 +197,11 @@ class Optimizer:
                 index += 1
             candidate = {**group, **options}
             self.check_group(candidate)
-            staged.append((group, options, flat, step))
-        for i, (group, options, flat, step) in enumerate(staged):
+            staged.append((group, options, flat, steps))
+        for i, (group, options, flat, steps) in enumerate(staged):
             group.update(options)
             self._state[i] = flat
-            self._steps[i] = step
+            self._steps[i] = steps
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
