@@ -134,7 +134,11 @@ FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a,
 void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
                              int64_t m, int64_t n, int64_t row0, int64_t col0,
                              const fnn_gemm_epilogue *ep) {
-    direct_tile(kc, Ap, MR, 1, Bp, NR, C, ldc, m, n, row0, col0, ep, MR, NRV, 1); /* zero-padded */
+    /* zero-padded panels: always `full`; a short last row panel computes half */
+    if (m <= (MR + 1) / 2)
+        direct_tile(kc, Ap, MR, 1, Bp, NR, C, ldc, m, n, row0, col0, ep, (MR + 1) / 2, NRV, 1);
+    else
+        direct_tile(kc, Ap, MR, 1, Bp, NR, C, ldc, m, n, row0, col0, ep, MR, NRV, 1);
 }
 
 /* A and B in place, for small products where packing costs more than it saves */
