@@ -53,7 +53,8 @@ class CrossEntropyLoss(_Loss):
     def forward(self, logits, target) -> float:
         loss, grad = ops.cross_entropy(logits, target, label_smoothing=self.label_smoothing,
                                        ignore_index=self.ignore_index)
-        count = int(np.count_nonzero(np.asarray(target) != self.ignore_index))
+        count = (int(np.count_nonzero(np.asarray(target) != self.ignore_index))
+                 if self.reduction == "sum" else 1)  # only a sum needs the count
         return self._keep(loss, grad, count)
 
 

@@ -14,7 +14,7 @@ state_dict() / load_state_dict() use torch.optim's layout: {"state": {index:
 from __future__ import annotations
 
 import numbers
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Union
 
 import numpy as np
 
@@ -54,7 +54,9 @@ class Optimizer:
         self.param_groups: List[dict] = []
         self._buffers: List[FlatBuffer] = []
         self._state: List[Dict[str, np.ndarray]] = []
-        self._steps: List[List[int]] = []  # per group, each parameter's own step count
+        # per group, each parameter's own step count: one int while they all agree
+        self._steps: List[Union[int, List[int]]] = []
+        self._checked: List[tuple] = []     # per group, the option values last validated
         if isinstance(params, Parameter):
             raise TypeError("params must be an iterable of Parameters or dicts, got a single "
                             "Parameter; wrap it in a list")
@@ -90,7 +92,15 @@ class Optimizer:
         buf.params = params  # the group's own list: owns() is then an identity test
         self._buffers.append(buf)
         self._state.append({})
-        self._steps.append([0] * len(params))
+        self._steps.append(0)
+        self._checked.append(tuple(v for k, v in group.items() if k != "params"))
+
+    def _recheck(self, i: int, group: dict) -> None:
+        """Validate group i again when a scheduler or the user changed an option."""
+        options = tuple(v for k, v in group.items() if k != "params")
+        if self._checked[i] != options:
+            self.check_group(group)
+            self._checked[i] = options
 
     def _buffer(self, i: int) -> FlatBuffer:
         """Group i's flat buffer, rebuilt if its parameters were moved since."""
@@ -110,7 +120,7 @@ class Optimizer:
         """One update of every trainable parameter; returns closure() if given."""
         loss = closure() if closure is not None else None
         for i, group in enumerate(self.param_groups):
-            self.check_group(group)  # a scheduler or the user may have changed options
+            self._recheck(i, group)
             buf = self._buffer(i)
             state = self._state[i]
             names = self.state_names(group)
@@ -118,14 +128,15 @@ class Optimizer:
             for name in fresh:
                 state[name] = np.zeros(buf.data.size, np.float32)
             params, steps = group["params"], self._steps[i]
-            if all(p.requires_grad for p in params) and steps.count(steps[0]) == len(steps):
-                for k in range(len(steps)):
-                    steps[k] += 1
-                self.update(group, buf.data, buf.grad, state, steps[0],
-                            names if steps[0] == 1 else fresh)
+            if type(steps) is int and all(p.requires_grad for p in params):
+                self._steps[i] = steps = steps + 1
+                self.update(group, buf.data, buf.grad, state, steps,
+                            names if steps == 1 else fresh)
                 continue
             # frozen parameters (requires_grad False) are skipped, as torch skips
             # a parameter without a gradient; each keeps its own step count
+            if type(steps) is int:
+                self._steps[i] = steps = [steps] * len(params)
             offset = 0
             for k, p in enumerate(params):
                 end = offset + p.size
@@ -146,8 +157,9 @@ class Optimizer:
             offset = 0
             for k, p in enumerate(group["params"]):
                 end = offset + p.size
-                if self._steps[i][k] > 0:
-                    entry = {"step": float(self._steps[i][k])}
+                count = self._steps[i] if type(self._steps[i]) is int else self._steps[i][k]
+                if count > 0:
+                    entry = {"step": float(count)}
                     for name, flat in self._state[i].items():
                         entry[name] = flat[offset:end].reshape(p.shape).copy()
                     state[index] = entry
@@ -201,7 +213,7 @@ class Optimizer:
         for i, (group, options, flat, steps) in enumerate(staged):
             group.update(options)
             self._state[i] = flat
-            self._steps[i] = steps
+            self._steps[i] = steps[0] if steps and steps.count(steps[0]) == len(steps) else steps
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
