@@ -13,6 +13,11 @@ from fastnn import ops
 from fastnn.nn.module import Module, saved, to_float32
 
 
+# where ReLU, Sigmoid and Tanh keep their output (Sequential reads and writes
+# it directly for a Linear + activation pair fused into one GEMM)
+OUTPUT = "_y"
+
+
 def _in_place_target(x, inplace: bool):
     """x itself as `out` when the caller asked for in-place and x can take it."""
     return x if inplace and x.flags.writeable else None
@@ -29,20 +34,20 @@ class ReLU(Module):
     def forward(self, x):
         x = to_float32(x)
         y = ops.relu(x, out=_in_place_target(x, self.inplace))
-        self.__dict__["_y"] = y
+        self.__dict__[OUTPUT] = y
         return y
 
     def keep_output(self, y) -> None:
         """Take y = relu(x) computed elsewhere (a fused GEMM epilogue)."""
-        self.__dict__["_y"] = y
+        self.__dict__[OUTPUT] = y
 
     def output(self):
         """The last forward's output (what backward works from)."""
-        return saved(self, "_y")
+        return saved(self, OUTPUT)
 
     def backward(self, grad_out, input_grad: bool = True):
         # y > 0 exactly where x > 0, so the output serves as the mask
-        return ops.relu_backward(grad_out, saved(self, "_y")) if input_grad else None
+        return ops.relu_backward(grad_out, saved(self, OUTPUT)) if input_grad else None
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
@@ -80,17 +85,17 @@ class Sigmoid(Module):
 
     def forward(self, x):
         y = ops.sigmoid(x)
-        self.__dict__["_y"] = y
+        self.__dict__[OUTPUT] = y
         return y
 
     def keep_output(self, y) -> None:
-        self.__dict__["_y"] = y
+        self.__dict__[OUTPUT] = y
 
     def output(self):
-        return saved(self, "_y")
+        return saved(self, OUTPUT)
 
     def backward(self, grad_out, input_grad: bool = True):
-        return ops.sigmoid_backward(grad_out, saved(self, "_y")) if input_grad else None
+        return ops.sigmoid_backward(grad_out, saved(self, OUTPUT)) if input_grad else None
 
 
 class Tanh(Module):
@@ -99,17 +104,17 @@ class Tanh(Module):
 
     def forward(self, x):
         y = ops.tanh(x)
-        self.__dict__["_y"] = y
+        self.__dict__[OUTPUT] = y
         return y
 
     def keep_output(self, y) -> None:
-        self.__dict__["_y"] = y
+        self.__dict__[OUTPUT] = y
 
     def output(self):
-        return saved(self, "_y")
+        return saved(self, OUTPUT)
 
     def backward(self, grad_out, input_grad: bool = True):
-        return ops.tanh_backward(grad_out, saved(self, "_y")) if input_grad else None
+        return ops.tanh_backward(grad_out, saved(self, OUTPUT)) if input_grad else None
 
 
 class GELU(Module):
@@ -162,14 +167,14 @@ class _SoftmaxBase(Module):
 
     def forward(self, x):
         y = (ops.log_softmax if self.log else ops.softmax)(x, axis=self.dim)
-        self.__dict__["_y"] = y
+        self.__dict__[OUTPUT] = y
         return y
 
     def backward(self, grad_out, input_grad: bool = True):
         if not input_grad:
             return None
         grad = ops.log_softmax_backward if self.log else ops.softmax_backward
-        return grad(grad_out, saved(self, "_y"), axis=self.dim)
+        return grad(grad_out, saved(self, OUTPUT), axis=self.dim)
 
     def get_config(self) -> dict:
         return {"dim": self.dim}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Iterable, Iterator, Union
 
-from fastnn.nn.activation import ReLU, Sigmoid, Tanh
+from fastnn.nn.activation import OUTPUT, ReLU, Sigmoid, Tanh
 from fastnn.nn.linear import Linear
 from fastnn.nn.module import Module, structure_version
 
@@ -87,7 +87,7 @@ class Sequential(Module):
                 x = module(x)
             else:
                 x = module.forward_activation(x, name)
-                act.keep_output(x)
+                act.__dict__[OUTPUT] = x  # act.keep_output(x), without the call
         return x
 
     def backward(self, grad_out, input_grad: bool = True):
@@ -101,7 +101,10 @@ class Sequential(Module):
             if act is None:
                 g = module.backward(g, input_grad=input_grad or k > last)
             else:  # one call through the activation and the layer
-                g = module.backward_activation(g, name, act.output(), input_grad or k > last)
+                y = act.__dict__.get(OUTPUT)
+                if y is None:
+                    y = act.output()  # raises the "backward before forward" error
+                g = module.backward_activation(g, name, y, input_grad or k > last)
         return g if input_grad else None
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from fastnn import ops
 from fastnn.nn import init
-from fastnn.nn.module import Module, saved, to_float32
+from fastnn.nn.module import Module, saved
 from fastnn.nn.parameter import Parameter
 
 
@@ -48,10 +48,8 @@ class Linear(Module):
     def forward_activation(self, x, activation):
         """activation(x @ weight.T + bias) with the activation fused into the GEMM
         epilogue (None, "relu", "sigmoid", "tanh"); Sequential uses it."""
-        if type(x) is not np.ndarray or x.dtype != np.float32 or not x.flags.c_contiguous:
-            x = to_float32(x, "x")
         d = self.__dict__
-        d["_x"] = x
+        d["_x"] = x  # as given: ops.linear and ops.linear_backward both convert it
         bias = d["bias"]
         return ops.linear(x, d["weight"]._data, None if bias is None else bias._data, activation)
 
@@ -62,9 +60,11 @@ class Linear(Module):
         """backward through activation(this layer), given the activation's output
         (what forward_activation returned); Sequential uses it for fused pairs."""
         d = self.__dict__
-        weight, bias = d["weight"], d["bias"]
+        weight, bias, x = d["weight"], d["bias"], d.get("_x")
+        if x is None:
+            saved(self, "_x")  # raises the "backward before forward" error
         return ops.linear_backward(
-            grad_out, saved(self, "_x"), weight._data,
+            grad_out, x, weight._data,
             weight._grad if weight.requires_grad else None,
             bias._grad if bias is not None and bias.requires_grad else None,
             input_grad, activation, output)

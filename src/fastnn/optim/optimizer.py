@@ -14,7 +14,7 @@ state_dict() / load_state_dict() use torch.optim's layout: {"state": {index:
 from __future__ import annotations
 
 import numbers
-from typing import Dict, Iterable, List, Union
+from typing import Dict, List, Union
 
 import numpy as np
 
