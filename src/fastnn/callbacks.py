@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import csv
 import math
-import numbers
 import os
 import warnings
 from typing import Optional
 
 import numpy as np
+
+from fastnn._args import check_int
 
 
 class Callback:
@@ -70,11 +71,8 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
                  mode: str = "auto", restore_best_weights: bool = False, verbose: int = 0):
         super().__init__()
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) \
-                or patience < 0:
-            raise ValueError(f"patience must be an int >= 0, got {patience!r}")
         self._spec = (monitor, mode, min_delta)
-        self.patience = int(patience)
+        self.patience = check_int(patience, "patience")
         self.restore_best_weights = bool(restore_best_weights)
         self.verbose = verbose
         self.stopped_epoch = None

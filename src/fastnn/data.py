@@ -10,20 +10,12 @@ pass draws a permutation from the loader's own generator when seed is given
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Iterator, Optional
 
 import numpy as np
 
+from fastnn._args import check_int
 from fastnn.random import generator
-
-
-def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 class DataLoader:
@@ -35,7 +27,7 @@ class DataLoader:
             raise ValueError("X must have a first (sample) dimension, got a 0-d array")
         if self.y is not None and (self.y.ndim == 0 or len(self.y) != len(self.X)):
             raise ValueError(f"y must have {len(self.X)} samples like X, got shape {self.y.shape}")
-        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.batch_size = check_int(batch_size, "batch_size", 1)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self._rng = None if seed is None else np.random.Generator(np.random.PCG64(seed))

@@ -9,9 +9,10 @@ so two runs differ, as NumPy's default generator does.
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
+
+from fastnn._args import check_int
 
 _generator = np.random.Generator(np.random.PCG64())
 
@@ -19,11 +20,7 @@ _generator = np.random.Generator(np.random.PCG64())
 def manual_seed(seed: int) -> np.random.Generator:
     """Re-seed fastnn's random stream (PCG64) and return its generator."""
     global _generator
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    _generator = np.random.Generator(np.random.PCG64(int(seed)))
+    _generator = np.random.Generator(np.random.PCG64(check_int(seed, "seed")))
     return _generator
 
 

@@ -16,7 +16,6 @@ stream, so fastnn.manual_seed(s) makes a run reproducible.
 from __future__ import annotations
 
 import math
-import numbers
 import signal
 import threading
 import time
@@ -25,8 +24,9 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from fastnn import nn, optim
+from fastnn._args import check_int, check_real
 from fastnn.callbacks import Callback
-from fastnn.data import DataLoader, check_positive_int
+from fastnn.data import DataLoader
 from fastnn.metrics import make_metrics
 
 LOSSES = {
@@ -145,9 +145,7 @@ def _as_targets(y, n: int, name: str = "y") -> np.ndarray:
 
 
 def _split(X, y, validation_split: float):
-    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
-            or not 0.0 <= validation_split < 1.0:
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    validation_split = check_real(validation_split, "validation_split", 0.0, 1.0, high_open=True)
     n_val = int(math.floor(len(X) * validation_split))
     if n_val == 0:
         return X, y, None
@@ -167,11 +165,10 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
     """Train `model` on (X, y); returns a History. See the module docstring."""
     X = _as_inputs(X)
     y = _as_targets(y, len(X))
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral) \
-            or not 0 <= initial_epoch <= epochs:
-        raise ValueError(f"initial_epoch must be an int in [0, epochs], got {initial_epoch!r}")
+    epochs = check_int(epochs, "epochs", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    if check_int(initial_epoch, "initial_epoch") > epochs:
+        raise ValueError(f"initial_epoch must be <= epochs ({epochs}), got {initial_epoch!r}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     X, y, split_val = _split(X, y, validation_split)
@@ -280,7 +277,7 @@ def _postfix(loss: float, meters, rate: float) -> str:
 def predict(model, X, batch_size: int = 256) -> np.ndarray:
     """model(X) in eval mode, batch by batch, concatenated; the mode is restored."""
     X = _as_inputs(X)
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size", 1)
     was_training = model.training
     model.eval()
     try:
@@ -305,7 +302,7 @@ def evaluate(model, X, y, loss=None, metrics=None, batch_size: int = 256) -> Dic
     loss_fn = make_loss(loss)
     X = _as_inputs(X)
     y = _as_targets(y, len(X))
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size", 1)
     meters = make_metrics(metrics)
     was_training = model.training
     model.eval()

@@ -7,9 +7,9 @@ over, see Sequential), the input for the others.
 """
 from __future__ import annotations
 
-import numbers
 
 from fastnn import ops
+from fastnn._args import check_int, check_real
 from fastnn.nn.module import Module, saved, to_float32
 
 
@@ -56,10 +56,7 @@ class ReLU(Module):
 class LeakyReLU(Module):
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
-            raise TypeError(f"negative_slope must be a real number, got "
-                            f"{type(negative_slope).__name__}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_real(negative_slope, "negative_slope")
         self.inplace = bool(inplace)
 
     def get_config(self) -> dict:
@@ -161,9 +158,7 @@ class _SoftmaxBase(Module):
 
     def __init__(self, dim: int = -1):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-            raise TypeError(f"dim must be an int, got {type(dim).__name__}")
-        self.dim = int(dim)
+        self.dim = check_int(dim, "dim", None)
 
     def forward(self, x):
         y = (ops.log_softmax if self.log else ops.softmax)(x, axis=self.dim)

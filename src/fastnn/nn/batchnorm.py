@@ -8,11 +8,10 @@ running_mean, running_var, num_batches_tracked: PyTorch's names and layouts.
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
-from fastnn.nn.linear import check_size
+from fastnn._args import check_int, check_real
 from fastnn.nn.module import Module, saved, to_float32
 from fastnn.nn.parameter import Parameter
 
@@ -21,14 +20,9 @@ class BatchNorm1d(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
                  track_running_stats: bool = True):
         super().__init__()
-        self.num_features = check_size(num_features, "num_features")
-        if not isinstance(eps, numbers.Real) or not eps > 0:
-            raise ValueError(f"eps must be a positive number, got {eps!r}")
-        if momentum is not None and (not isinstance(momentum, numbers.Real)
-                                     or not 0.0 <= momentum <= 1.0):
-            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
-        self.eps = float(eps)
-        self.momentum = None if momentum is None else float(momentum)
+        self.num_features = check_int(num_features, "num_features")
+        self.eps = check_real(eps, "eps", 0.0, low_open=True)
+        self.momentum = None if momentum is None else check_real(momentum, "momentum", 0.0, 1.0)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
         if self.affine:

@@ -3,10 +3,10 @@ by 1 / (1 - p); the identity in eval mode. Masks come from fastnn's random
 stream (fastnn.manual_seed)."""
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
+from fastnn._args import check_real
 from fastnn.nn.module import Module, to_float32
 from fastnn.random import generator
 
@@ -14,11 +14,7 @@ from fastnn.random import generator
 class Dropout(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
-            raise TypeError(f"p must be a real number, got {type(p).__name__}")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p = check_real(p, "p", 0.0, 1.0)  # the dropout probability
         self.inplace = bool(inplace)
 
     def forward(self, x):

@@ -1,10 +1,10 @@
 """Flatten: merge the axes start_dim..end_dim (a view, no copy)."""
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
+from fastnn._args import check_int
 from fastnn.nn.module import Module, saved
 
 
@@ -13,10 +13,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        for name, v in (("start_dim", start_dim), ("end_dim", end_dim)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+        self.start_dim = check_int(start_dim, "start_dim", None)
+        self.end_dim = check_int(end_dim, "end_dim", None)
 
     def forward(self, x):
         x = np.asarray(x)

@@ -2,22 +2,14 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from fastnn import ops
+from fastnn._args import check_int
 from fastnn.nn import init
 from fastnn.nn.module import Module, saved
 from fastnn.nn.parameter import Parameter
-
-
-def check_size(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
 
 
 class Linear(Module):
@@ -27,8 +19,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.in_features = check_size(in_features, "in_features")
-        self.out_features = check_size(out_features, "out_features")
+        self.in_features = check_int(in_features, "in_features")
+        self.out_features = check_int(out_features, "out_features")
         self.weight = Parameter(np.empty((self.out_features, self.in_features), np.float32))
         if bias:
             self.bias = Parameter(np.empty(self.out_features, np.float32))

@@ -7,11 +7,11 @@ and gradient in one pass); L1Loss and HuberLoss are NumPy. reduction is
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from fastnn import ops
+from fastnn._args import check_real
 from fastnn.nn.module import Module, saved, to_float32
 
 
@@ -95,9 +95,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
         super().__init__(reduction)
-        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not delta > 0:
-            raise ValueError(f"delta must be a positive number, got {delta!r}")
-        self.delta = float(delta)
+        self.delta = check_real(delta, "delta", 0.0, low_open=True)
 
     def forward(self, pred, target) -> float:
         d = _difference(pred, target)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Iterable, List, Union
 
 import numpy as np
 
+from fastnn._args import check_real
 from fastnn.nn.parameter import Parameter
 
 Params = Union[Parameter, Iterable[Parameter]]
@@ -25,12 +25,8 @@ def clip_grad_norm_(parameters: Params, max_norm: float, norm_type: float = 2.0,
     """Scale all gradients together so their joint norm is at most max_norm;
     returns the norm before clipping (inf norm with norm_type=float('inf'))."""
     grads = _grads(parameters)
-    for name, v in (("max_norm", max_norm), ("norm_type", norm_type)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
-    norm_type = float(norm_type)
-    if not norm_type > 0:
-        raise ValueError(f"norm_type must be positive, got {norm_type}")
+    max_norm = check_real(max_norm, "max_norm", 0.0, finite=False)
+    norm_type = check_real(norm_type, "norm_type", 0.0, low_open=True, finite=False)
     if not grads:
         return 0.0
     if math.isinf(norm_type):
@@ -50,8 +46,6 @@ def clip_grad_norm_(parameters: Params, max_norm: float, norm_type: float = 2.0,
 
 def clip_grad_value_(parameters: Params, clip_value: float) -> None:
     """Clip every gradient element to [-clip_value, clip_value], in place."""
-    if isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real):
-        raise TypeError(f"clip_value must be a real number, got {type(clip_value).__name__}")
-    v = np.float32(abs(float(clip_value)))
+    v = np.float32(abs(check_real(clip_value, "clip_value", finite=False)))
     for g in _grads(parameters):
         np.clip(g, -v, v, out=g)

@@ -3,7 +3,8 @@ as torch.optim.Adam / AdamW."""
 from __future__ import annotations
 
 from fastnn import ops
-from fastnn.optim.optimizer import Optimizer, check_real
+from fastnn._args import check_real
+from fastnn.optim.optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -15,9 +16,9 @@ class Adam(Optimizer):
                                       weight_decay=weight_decay, amsgrad=amsgrad))
 
     def check_group(self, group):
-        check_real(group["lr"], "lr")
-        check_real(group["eps"], "eps")
-        check_real(group["weight_decay"], "weight_decay")
+        check_real(group["lr"], "lr", 0.0)
+        check_real(group["eps"], "eps", 0.0)
+        check_real(group["weight_decay"], "weight_decay", 0.0)
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")

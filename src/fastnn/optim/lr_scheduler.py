@@ -38,10 +38,11 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
-from typing import List, Sequence
+from typing import List
 
 import numpy as np
 
+from fastnn._args import check_bool, check_choice, check_int, check_real, describe
 from fastnn.optim.optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
@@ -49,56 +50,11 @@ __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnea
 
 
 # ---- argument checks ------------------------------------------------------------------
-def _describe(value) -> str:
-    return f"{type(value).__name__} {value!r}"
-
-
 def _check_optimizer(optimizer) -> None:
     if not isinstance(optimizer, Optimizer):
         kind = type(optimizer)
         raise TypeError(f"optimizer must be a fastnn.optim.Optimizer (SGD, Adam, AdamW, "
                         f"RMSprop), got {kind.__module__}.{kind.__qualname__}")
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {_describe(value)}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
-def _check_real(value, name: str, low: float = -math.inf, high: float = math.inf,
-                low_open: bool = False, high_open: bool = False, finite: bool = True) -> float:
-    """value as a float in the interval given; TypeError / ValueError naming it."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    v = float(value)
-    if finite and not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    above = v > low if low_open else v >= low
-    below = v < high if high_open else v <= high
-    if not (above and below):
-        if high == math.inf:
-            wanted = f"{'>' if low_open else '>='} {low:g}"
-        else:
-            wanted = (f"in {'(' if low_open else '['}{low:g}, {high:g}"
-                      f"{')' if high_open else ']'}")
-        raise ValueError(f"{name} must be {wanted}, got {value!r}")
-    return v
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
-    return bool(value)
-
-
-def _check_choice(value, name: str, choices: Sequence[str]) -> str:
-    if value not in choices or not isinstance(value, str):
-        options = " or ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be {options}, got {value!r}")
-    return value
 
 
 def _per_group(value, name: str, n_groups: int, **bounds) -> List[float]:
@@ -107,8 +63,8 @@ def _per_group(value, name: str, n_groups: int, **bounds) -> List[float]:
         if len(value) != n_groups:
             raise ValueError(f"{name} must be one number or a list with one per param group "
                              f"({n_groups}), got a list of {len(value)}")
-        return [_check_real(v, f"{name}[{i}]", **bounds) for i, v in enumerate(value)]
-    return [_check_real(value, name, **bounds)] * n_groups
+        return [check_real(v, f"{name}[{i}]", **bounds) for i, v in enumerate(value)]
+    return [check_real(value, name, **bounds)] * n_groups
 
 
 def _plain(value):
@@ -128,7 +84,7 @@ def _plain(value):
     if isinstance(value, numbers.Real):
         return float(value)
     raise TypeError(f"a scheduler state value must be a number, string or list, "
-                    f"got {_describe(value)}")
+                    f"got {describe(value)}")
 
 
 # ---- base -----------------------------------------------------------------------------
@@ -144,7 +100,7 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         _check_optimizer(optimizer)
-        last_epoch = _check_int(last_epoch, "last_epoch", -1)
+        last_epoch = check_int(last_epoch, "last_epoch", -1)
         self._check_options()
         groups = optimizer.param_groups
         if last_epoch == -1:
@@ -211,14 +167,14 @@ class LRScheduler:
 
     def _check_loaded(self) -> None:
         n = len(self.optimizer.param_groups)
-        self.last_epoch = _check_int(self.last_epoch, "last_epoch", -1)
+        self.last_epoch = check_int(self.last_epoch, "last_epoch", -1)
         for name in ("base_lrs", "_last_lr"):
             values = getattr(self, name)
             if not isinstance(values, list) or len(values) != n:
                 raise ValueError(f"state_dict[{name!r}] must be a list of {n} lrs (one per "
                                  f"param group), got {values!r}")
             for i, v in enumerate(values):
-                _check_real(v, f"state_dict[{name!r}][{i}]")
+                check_real(v, f"state_dict[{name!r}][{i}]")
         self._check_options()
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -254,8 +210,8 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _check_options(self):
-        self.step_size = _check_int(self.step_size, "step_size", 1)
-        self.gamma = _check_real(self.gamma, "gamma", 0.0, low_open=True)
+        self.step_size = check_int(self.step_size, "step_size", 1)
+        self.gamma = check_real(self.gamma, "gamma", 0.0, low_open=True)
 
     def get_lr(self):
         epoch = self.last_epoch
@@ -273,7 +229,7 @@ class MultiStepLR(LRScheduler):
                  last_epoch: int = -1):
         if isinstance(milestones, (str, bytes, dict)) or not hasattr(milestones, "__iter__"):
             raise TypeError(f"milestones must be a list of epoch indices, got "
-                            f"{_describe(milestones)}")
+                            f"{describe(milestones)}")
         self.milestones = list(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -284,10 +240,10 @@ class MultiStepLR(LRScheduler):
             listed = list(listed.elements())
         if not isinstance(listed, list):
             raise TypeError(f"milestones must be a list of epoch indices, got "
-                            f"{_describe(listed)}")
-        self.milestones = Counter(_check_int(m, f"milestones[{i}]", 0)
+                            f"{describe(listed)}")
+        self.milestones = Counter(check_int(m, f"milestones[{i}]", 0)
                                   for i, m in enumerate(listed))
-        self.gamma = _check_real(self.gamma, "gamma", 0.0, low_open=True)
+        self.gamma = check_real(self.gamma, "gamma", 0.0, low_open=True)
 
     def _decode(self, name, value):
         if name == "milestones" and isinstance(value, dict):  # torch saves a Counter
@@ -311,7 +267,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _check_options(self):
-        self.gamma = _check_real(self.gamma, "gamma", 0.0, low_open=True)
+        self.gamma = check_real(self.gamma, "gamma", 0.0, low_open=True)
 
     def get_lr(self):
         if self._initial:
@@ -337,8 +293,8 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _check_options(self):
-        self.T_max = _check_int(self.T_max, "T_max", 1)
-        self.eta_min = _check_real(self.eta_min, "eta_min", 0.0)
+        self.T_max = check_int(self.T_max, "T_max", 1)
+        self.eta_min = check_real(self.eta_min, "eta_min", 0.0)
 
     def get_lr(self):
         if self._initial:
@@ -367,10 +323,10 @@ class LinearLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _check_options(self):
-        self.start_factor = _check_real(self.start_factor, "start_factor", 0.0, 1.0,
+        self.start_factor = check_real(self.start_factor, "start_factor", 0.0, 1.0,
                                         low_open=True)
-        self.end_factor = _check_real(self.end_factor, "end_factor", 0.0, 1.0)
-        self.total_iters = _check_int(self.total_iters, "total_iters", 0)
+        self.end_factor = check_real(self.end_factor, "end_factor", 0.0, 1.0)
+        self.total_iters = check_int(self.total_iters, "total_iters", 0)
 
     def get_lr(self):
         epoch, start, end = self.last_epoch, self.start_factor, self.end_factor
@@ -421,27 +377,27 @@ class OneCycleLR(LRScheduler):
                  final_div_factor: float = 1e4, three_phase: bool = False,
                  last_epoch: int = -1):
         _check_optimizer(optimizer)
-        last_epoch = _check_int(last_epoch, "last_epoch", -1)
+        last_epoch = check_int(last_epoch, "last_epoch", -1)
         if total_steps is not None:
-            total_steps = _check_int(total_steps, "total_steps", 1)
+            total_steps = check_int(total_steps, "total_steps", 1)
         elif epochs is not None and steps_per_epoch is not None:
-            total_steps = (_check_int(epochs, "epochs", 1)
-                           * _check_int(steps_per_epoch, "steps_per_epoch", 1))
+            total_steps = (check_int(epochs, "epochs", 1)
+                           * check_int(steps_per_epoch, "steps_per_epoch", 1))
         else:
             raise ValueError(f"OneCycleLR needs total_steps, or both epochs and "
                              f"steps_per_epoch; got total_steps=None, epochs={epochs!r}, "
                              f"steps_per_epoch={steps_per_epoch!r}")
-        pct_start = _check_real(pct_start, "pct_start", 0.0, 1.0)
+        pct_start = check_real(pct_start, "pct_start", 0.0, 1.0)
         groups = optimizer.param_groups
         max_lrs = _per_group(max_lr, "max_lr", len(groups), low=0.0)
-        div_factor = _check_real(div_factor, "div_factor", 0.0, low_open=True)
-        final_div_factor = _check_real(final_div_factor, "final_div_factor", 0.0,
+        div_factor = check_real(div_factor, "div_factor", 0.0, low_open=True)
+        final_div_factor = check_real(final_div_factor, "final_div_factor", 0.0,
                                        low_open=True)
         self.total_steps = total_steps
-        self._anneal_func_type = _check_choice(anneal_strategy, "anneal_strategy",
+        self._anneal_func_type = check_choice(anneal_strategy, "anneal_strategy",
                                                ("cos", "linear"))
-        self.cycle_momentum = _check_bool(cycle_momentum, "cycle_momentum")
-        three_phase = _check_bool(three_phase, "three_phase")
+        self.cycle_momentum = check_bool(cycle_momentum, "cycle_momentum")
+        three_phase = check_bool(three_phase, "three_phase")
         self.use_beta1 = "betas" in optimizer.defaults
         if self.cycle_momentum:
             if "momentum" not in optimizer.defaults and not self.use_beta1:
@@ -484,22 +440,22 @@ class OneCycleLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _check_options(self):
-        self.total_steps = _check_int(self.total_steps, "total_steps", 1)
-        self._anneal_func_type = _check_choice(self._anneal_func_type, "anneal_strategy",
+        self.total_steps = check_int(self.total_steps, "total_steps", 1)
+        self._anneal_func_type = check_choice(self._anneal_func_type, "anneal_strategy",
                                                ("cos", "linear"))
-        self.cycle_momentum = _check_bool(self.cycle_momentum, "cycle_momentum")
-        self.use_beta1 = _check_bool(self.use_beta1, "use_beta1")
+        self.cycle_momentum = check_bool(self.cycle_momentum, "cycle_momentum")
+        self.use_beta1 = check_bool(self.use_beta1, "use_beta1")
         phases = self._schedule_phases
         if not isinstance(phases, list) or not phases:
             raise ValueError(f"_schedule_phases must be a non-empty list, got {phases!r}")
         for i, phase in enumerate(phases):
             if not isinstance(phase, dict):
                 raise ValueError(f"_schedule_phases[{i}] must be a dict, got {phase!r}")
-            _check_real(phase.get("end_step"), f"_schedule_phases[{i}]['end_step']")
+            check_real(phase.get("end_step"), f"_schedule_phases[{i}]['end_step']")
             for key, names in (("start_lr", _PHASE_LRS), ("end_lr", _PHASE_LRS),
                                ("start_momentum", _PHASE_MOMENTA),
                                ("end_momentum", _PHASE_MOMENTA)):
-                _check_choice(phase.get(key), f"_schedule_phases[{i}][{key!r}]", names)
+                check_choice(phase.get(key), f"_schedule_phases[{i}][{key!r}]", names)
 
     def load_state_dict(self, state_dict: dict) -> None:
         if isinstance(state_dict, dict) and "use_beta1" not in state_dict:
@@ -560,7 +516,7 @@ class ReduceLROnPlateau(LRScheduler):
             self.default_min_lr = None
             self.min_lrs = _per_group(list(min_lr), "min_lr", n_groups, low=0.0)
         else:
-            self.default_min_lr = _check_real(min_lr, "min_lr", 0.0)
+            self.default_min_lr = check_real(min_lr, "min_lr", 0.0)
             self.min_lrs = [self.default_min_lr] * n_groups
         self.optimizer = optimizer
         self.mode, self.factor, self.patience = mode, factor, patience
@@ -572,29 +528,29 @@ class ReduceLROnPlateau(LRScheduler):
         self._reset()
 
     def _check_options(self):
-        self.mode = _check_choice(self.mode, "mode", ("min", "max"))
-        self.threshold_mode = _check_choice(self.threshold_mode, "threshold_mode",
+        self.mode = check_choice(self.mode, "mode", ("min", "max"))
+        self.threshold_mode = check_choice(self.threshold_mode, "threshold_mode",
                                             ("rel", "abs"))
-        self.factor = _check_real(self.factor, "factor", 0.0, 1.0, high_open=True)
-        self.patience = _check_int(self.patience, "patience", 0)
-        self.cooldown = _check_int(self.cooldown, "cooldown", 0)
-        self.threshold = _check_real(self.threshold, "threshold", 0.0)
-        self.eps = _check_real(self.eps, "eps", 0.0)
+        self.factor = check_real(self.factor, "factor", 0.0, 1.0, high_open=True)
+        self.patience = check_int(self.patience, "patience", 0)
+        self.cooldown = check_int(self.cooldown, "cooldown", 0)
+        self.threshold = check_real(self.threshold, "threshold", 0.0)
+        self.eps = check_real(self.eps, "eps", 0.0)
 
     def _check_loaded(self):
         self._check_options()
         if self.default_min_lr is not None:
-            self.default_min_lr = _check_real(self.default_min_lr, "default_min_lr", 0.0)
+            self.default_min_lr = check_real(self.default_min_lr, "default_min_lr", 0.0)
         if not isinstance(self.min_lrs, list):
             raise ValueError(f"state_dict['min_lrs'] must be a list, got {self.min_lrs!r}")
-        self.min_lrs = [_check_real(v, f"min_lrs[{i}]", 0.0) for i, v in enumerate(self.min_lrs)]
-        self.last_epoch = _check_int(self.last_epoch, "last_epoch", 0)
+        self.min_lrs = [check_real(v, f"min_lrs[{i}]", 0.0) for i, v in enumerate(self.min_lrs)]
+        self.last_epoch = check_int(self.last_epoch, "last_epoch", 0)
         # state_dict() saves "no metric yet" (best = +-inf) as None, for strict JSON
         if self.best is None:
             self.best = self.mode_worse
-        self.best = _check_real(self.best, "best", finite=False)
-        self.cooldown_counter = _check_int(self.cooldown_counter, "cooldown_counter", 0)
-        self.num_bad_epochs = _check_int(self.num_bad_epochs, "num_bad_epochs", 0)
+        self.best = check_real(self.best, "best", finite=False)
+        self.cooldown_counter = check_int(self.cooldown_counter, "cooldown_counter", 0)
+        self.num_bad_epochs = check_int(self.num_bad_epochs, "num_bad_epochs", 0)
         if not isinstance(self._last_lr, list):
             raise ValueError(f"state_dict['_last_lr'] must be a list, got {self._last_lr!r}")
 
@@ -633,7 +589,7 @@ class ReduceLROnPlateau(LRScheduler):
             current = float(metrics)
         except (TypeError, ValueError):
             raise TypeError(f"metrics must be a real number (e.g. the validation loss), got "
-                            f"{_describe(metrics)}") from None
+                            f"{describe(metrics)}") from None
         self.last_epoch += 1
         if self._is_better(current, self.best):
             self.best = current

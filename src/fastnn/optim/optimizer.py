@@ -13,25 +13,11 @@ state_dict() / load_state_dict() use torch.optim's layout: {"state": {index:
 """
 from __future__ import annotations
 
-import numbers
 from typing import Dict, List, Union
 
 import numpy as np
 
 from fastnn.nn.parameter import FlatBuffer, Parameter, flatten_parameters
-
-
-def check_real(value, name: str, low: float = 0.0, high: float = float("inf"),
-               high_open: bool = False) -> float:
-    """value as a float in [low, high] (or [low, high)); ValueError naming it."""
-    if type(value) is not float and (isinstance(value, bool)
-                                     or not isinstance(value, numbers.Real)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
-    if not (low <= v and (v < high if high_open else v <= high)):
-        interval = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
-        raise ValueError(f"{name} must be in {interval}, got {value}")
-    return v
 
 
 class Optimizer:

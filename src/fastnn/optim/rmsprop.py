@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from fastnn import ops
-from fastnn.optim.optimizer import Optimizer, check_real
+from fastnn._args import check_real
+from fastnn.optim.optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -12,11 +13,11 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered))
 
     def check_group(self, group):
-        check_real(group["lr"], "lr")
+        check_real(group["lr"], "lr", 0.0)
         check_real(group["alpha"], "alpha", 0.0, 1.0)
-        check_real(group["eps"], "eps")
-        check_real(group["weight_decay"], "weight_decay")
-        check_real(group["momentum"], "momentum")
+        check_real(group["eps"], "eps", 0.0)
+        check_real(group["weight_decay"], "weight_decay", 0.0)
+        check_real(group["momentum"], "momentum", 0.0)
 
     def state_names(self, group):
         return (["square_avg"] + (["momentum_buffer"] if group["momentum"] > 0 else [])

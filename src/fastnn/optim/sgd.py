@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from fastnn import ops
-from fastnn.optim.optimizer import Optimizer, check_real
+from fastnn._args import check_real
+from fastnn.optim.optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -12,10 +13,10 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def check_group(self, group):
-        check_real(group["lr"], "lr")
-        check_real(group["momentum"], "momentum")
-        check_real(group["dampening"], "dampening")
-        check_real(group["weight_decay"], "weight_decay")
+        check_real(group["lr"], "lr", 0.0)
+        check_real(group["momentum"], "momentum", 0.0)
+        check_real(group["dampening"], "dampening", 0.0)
+        check_real(group["weight_decay"], "weight_decay", 0.0)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
 
