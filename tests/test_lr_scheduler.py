@@ -332,6 +332,9 @@ class NoMomentum(Optimizer):
     def state_names(self, group):
         return []
 
+    def update(self, group, data, grad, state, step, fresh):
+        data -= group["lr"] * grad
+
 
 def one(**kw):
     return make_opt(**kw)

@@ -36,6 +36,7 @@ step at that phase gets the phase's end value.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 import numbers
 from collections import Counter
 from typing import List
@@ -88,7 +89,7 @@ def _plain(value):
 
 
 # ---- base -----------------------------------------------------------------------------
-class LRScheduler:
+class LRScheduler(ABC):
     """Base of the schedulers: subclasses give get_lr(), the lrs at self.last_epoch.
 
     step() advances last_epoch by one and writes get_lr() into the param groups.
@@ -137,9 +138,9 @@ class LRScheduler:
                              f"was built for {len(self.base_lrs)}")
         return zip(self.base_lrs, groups)
 
+    @abstractmethod
     def get_lr(self) -> list:
         """The lr of every param group at epoch self.last_epoch."""
-        raise NotImplementedError
 
     def get_last_lr(self) -> list:
         """The lrs the last step() wrote, one per param group."""
@@ -582,6 +583,10 @@ class ReduceLROnPlateau(LRScheduler):
         bar = best * (1.0 + self.threshold) if self.threshold_mode == "rel" \
             else best + self.threshold
         return value > bar
+
+    def get_lr(self) -> list:
+        """The current lrs: this schedule changes them only in step(metrics)."""
+        return self._current_lrs()
 
     def step(self, metrics) -> None:
         """Record this epoch's metric (e.g. validation loss); reduce the lr on a plateau."""

@@ -13,6 +13,7 @@ state_dict() / load_state_dict() use torch.optim's layout: {"state": {index:
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Dict, List, Union
 
 import numpy as np
@@ -20,20 +21,22 @@ import numpy as np
 from fastnn.nn.parameter import FlatBuffer, Parameter, flatten_parameters
 
 
-class Optimizer:
-    # state arrays a subclass keeps per element, given a group's options
-    def state_names(self, group: dict) -> List[str]:
-        raise NotImplementedError
+class Optimizer(ABC):
+    """An update rule is a subclass giving the three methods below."""
 
+    @abstractmethod
+    def state_names(self, group: dict) -> List[str]:
+        """The state arrays the rule keeps per element, given a group's options."""
+
+    @abstractmethod
     def check_group(self, group: dict) -> None:
         """Raise ValueError for an invalid option in `group`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def update(self, group: dict, data: np.ndarray, grad: np.ndarray,
                state: Dict[str, np.ndarray], step: int, fresh: List[str]) -> None:
         """One step of the rule on flat views (all (n,) float32, in place);
         `fresh` names the state arrays created (as zeros) for this step."""
-        raise NotImplementedError
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
