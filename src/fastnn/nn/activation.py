@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 from fastnn import ops
-from fastnn._args import check_int, check_real
+from fastnn._args import check_choice, check_int, check_real
 from fastnn.nn.module import Module, saved, to_float32
 
 
@@ -23,22 +23,22 @@ def _in_place_target(x, inplace: bool):
     return x if inplace and x.flags.writeable else None
 
 
-class ReLU(Module):
-    def get_config(self) -> dict:
-        return {"inplace": self.inplace}
+class _FromOutput(Module):
+    """An activation whose backward works from its output: forward_op(x) and
+    backward_op(grad_out, y) name the ops; the output can also be handed over
+    by a fused GEMM epilogue (keep_output)."""
+    forward_op = backward_op = None
 
-    def __init__(self, inplace: bool = False):
-        super().__init__()
-        self.inplace = bool(inplace)
+    def get_config(self) -> dict:
+        return {}
 
     def forward(self, x):
-        x = to_float32(x)
-        y = ops.relu(x, out=_in_place_target(x, self.inplace))
+        y = type(self).forward_op(x)
         self.__dict__[OUTPUT] = y
         return y
 
     def keep_output(self, y) -> None:
-        """Take y = relu(x) computed elsewhere (a fused GEMM epilogue)."""
+        """Take y = activation(x) computed elsewhere (a fused GEMM epilogue)."""
         self.__dict__[OUTPUT] = y
 
     def output(self):
@@ -46,111 +46,103 @@ class ReLU(Module):
         return saved(self, OUTPUT)
 
     def backward(self, grad_out, input_grad: bool = True):
-        # y > 0 exactly where x > 0, so the output serves as the mask
-        return ops.relu_backward(grad_out, saved(self, OUTPUT)) if input_grad else None
+        return type(self).backward_op(grad_out, saved(self, OUTPUT)) if input_grad else None
+
+
+class _FromInput(Module):
+    """An activation whose backward works from its input: forward_op(x, **op_args())
+    and backward_op(grad_out, x, **op_args())."""
+    forward_op = backward_op = None
+
+    def op_args(self) -> dict:
+        return {}
+
+    def get_config(self) -> dict:
+        return self.op_args()
+
+    def forward(self, x):
+        x = to_float32(x)
+        self.__dict__["_x"] = x
+        return type(self).forward_op(x, **self.op_args())
+
+    def backward(self, grad_out, input_grad: bool = True):
+        if not input_grad:
+            return None
+        return type(self).backward_op(grad_out, saved(self, "_x"), **self.op_args())
+
+
+class ReLU(_FromOutput):
+    # y > 0 exactly where x > 0, so the output serves as backward's mask
+    forward_op, backward_op = staticmethod(ops.relu), staticmethod(ops.relu_backward)
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def get_config(self) -> dict:
+        return {"inplace": self.inplace}
+
+    def forward(self, x):
+        x = to_float32(x)
+        y = ops.relu(x, out=_in_place_target(x, self.inplace))
+        self.__dict__[OUTPUT] = y
+        return y
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
 
 
-class LeakyReLU(Module):
+class Sigmoid(_FromOutput):
+    forward_op, backward_op = staticmethod(ops.sigmoid), staticmethod(ops.sigmoid_backward)
+
+
+class Tanh(_FromOutput):
+    forward_op, backward_op = staticmethod(ops.tanh), staticmethod(ops.tanh_backward)
+
+
+class LeakyReLU(_FromInput):
+    forward_op = staticmethod(ops.leaky_relu)
+    backward_op = staticmethod(ops.leaky_relu_backward)
+
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         self.negative_slope = check_real(negative_slope, "negative_slope")
         self.inplace = bool(inplace)
 
+    def op_args(self) -> dict:
+        return {"negative_slope": self.negative_slope}
+
     def get_config(self) -> dict:
         return {"negative_slope": self.negative_slope, "inplace": self.inplace}
 
     def forward(self, x):
+        if not self.inplace:
+            return super().forward(x)
         x = to_float32(x)
-        self.__dict__["_x"] = x.copy() if self.inplace and x.flags.writeable else x
-        return ops.leaky_relu(x, self.negative_slope, out=_in_place_target(x, self.inplace))
-
-    def backward(self, grad_out, input_grad: bool = True):
-        if not input_grad:
-            return None
-        return ops.leaky_relu_backward(grad_out, saved(self, "_x"), self.negative_slope)
+        self.__dict__["_x"] = x.copy() if x.flags.writeable else x
+        return ops.leaky_relu(x, self.negative_slope, out=_in_place_target(x, True))
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
-class Sigmoid(Module):
-    def get_config(self) -> dict:
-        return {}
-
-    def forward(self, x):
-        y = ops.sigmoid(x)
-        self.__dict__[OUTPUT] = y
-        return y
-
-    def keep_output(self, y) -> None:
-        self.__dict__[OUTPUT] = y
-
-    def output(self):
-        return saved(self, OUTPUT)
-
-    def backward(self, grad_out, input_grad: bool = True):
-        return ops.sigmoid_backward(grad_out, saved(self, OUTPUT)) if input_grad else None
-
-
-class Tanh(Module):
-    def get_config(self) -> dict:
-        return {}
-
-    def forward(self, x):
-        y = ops.tanh(x)
-        self.__dict__[OUTPUT] = y
-        return y
-
-    def keep_output(self, y) -> None:
-        self.__dict__[OUTPUT] = y
-
-    def output(self):
-        return saved(self, OUTPUT)
-
-    def backward(self, grad_out, input_grad: bool = True):
-        return ops.tanh_backward(grad_out, saved(self, OUTPUT)) if input_grad else None
-
-
-class GELU(Module):
+class GELU(_FromInput):
     """GELU, exact (erf) by default or approximate="tanh", as PyTorch."""
+    forward_op, backward_op = staticmethod(ops.gelu), staticmethod(ops.gelu_backward)
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-        self.approximate = approximate
+        self.approximate = check_choice(approximate, "approximate", ("none", "tanh"))
 
-    def forward(self, x):
-        x = to_float32(x)
-        self.__dict__["_x"] = x
-        return ops.gelu(x, approximate=self.approximate)
-
-    def backward(self, grad_out, input_grad: bool = True):
-        if not input_grad:
-            return None
-        return ops.gelu_backward(grad_out, saved(self, "_x"), approximate=self.approximate)
-
-    def get_config(self) -> dict:
+    def op_args(self) -> dict:
         return {"approximate": self.approximate}
 
     def extra_repr(self) -> str:
         return f"approximate='{self.approximate}'"
 
 
-class SiLU(Module):
-    def get_config(self) -> dict:
-        return {}
-
-    def forward(self, x):
-        x = to_float32(x)
-        self.__dict__["_x"] = x
-        return ops.silu(x)
-
-    def backward(self, grad_out, input_grad: bool = True):
-        return ops.silu_backward(grad_out, saved(self, "_x")) if input_grad else None
+class SiLU(_FromInput):
+    forward_op, backward_op = staticmethod(ops.silu), staticmethod(ops.silu_backward)
 
 
 class _SoftmaxBase(Module):
