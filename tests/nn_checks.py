@@ -15,6 +15,21 @@ def _sample(n, rng, k=12):
     return rng.choice(n, size=min(n, k), replace=False)
 
 
+def _central_differences(module, x, G, flat, analytic, label, rng, eps):
+    """(label, analytic, numeric) for a sample of the entries of `flat`, a view
+    of x or of a parameter that the module reads."""
+    out = []
+    for i in _sample(flat.size, rng):
+        keep = flat[i]
+        flat[i] = keep + eps
+        up = objective(module, x, G)
+        flat[i] = keep - eps
+        down = objective(module, x, G)
+        flat[i] = keep
+        out.append((f"{label}[{i}]", analytic[i], (up - down) / (2 * eps)))
+    return out
+
+
 def fd_check(module, x, rng, eps=1e-2, rtol=2e-2, atol=2e-3, input_grad=True):
     """Compare module.backward with central differences for x and every parameter."""
     x = np.asarray(x, np.float32)
@@ -25,28 +40,13 @@ def fd_check(module, x, rng, eps=1e-2, rtol=2e-2, atol=2e-3, input_grad=True):
     gx = module.backward(G.astype(np.float32), input_grad=input_grad)
     checks = []
     if input_grad:
-        flat = x.reshape(-1)
-        for i in _sample(flat.size, rng):
-            keep = flat[i]
-            flat[i] = keep + eps
-            up = objective(module, x, G)
-            flat[i] = keep - eps
-            down = objective(module, x, G)
-            flat[i] = keep
-            checks.append((f"x[{i}]", np.asarray(gx).reshape(-1)[i], (up - down) / (2 * eps)))
+        checks += _central_differences(module, x, G, x.reshape(-1), np.asarray(gx).reshape(-1),
+                                       "x", rng, eps)
     else:
         assert gx is None
     for name, p in module.named_parameters():
-        flat = p.data.reshape(-1)
-        grad = p.grad.reshape(-1).copy()
-        for i in _sample(flat.size, rng):
-            keep = flat[i]
-            flat[i] = keep + eps
-            up = objective(module, x, G)
-            flat[i] = keep - eps
-            down = objective(module, x, G)
-            flat[i] = keep
-            checks.append((f"{name}[{i}]", grad[i], (up - down) / (2 * eps)))
+        checks += _central_differences(module, x, G, p.data.reshape(-1),
+                                       p.grad.reshape(-1).copy(), name, rng, eps)
     scale = max(1.0, max(abs(n) for _, _, n in checks)) if checks else 1.0
     bad = [(w, a, n) for w, a, n in checks if abs(a - n) > atol * scale + rtol * abs(n)]
     assert not bad, f"analytic vs numeric gradients differ: {bad[:5]}"

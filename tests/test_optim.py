@@ -1,57 +1,33 @@
 """fastnn.optim without torch: each optimizer against a float64 NumPy
 reference of torch.optim's update, and the Optimizer mechanics (param
 groups, flat buffers, state_dict, frozen parameters, errors)."""
-import math
-
 import numpy as np
 import pytest
 
 from fastnn import nn, optim
 
+import reference as ref
+
 
 def reference_steps(kind, opts, p0, grads):
-    """torch.optim's update rules in float64 over a list of gradients."""
+    """torch.optim's update rules (tests/reference.py) in float64 over a list of gradients."""
     p = p0.astype(np.float64).copy()
-    m = v = vmax = buf = ga = None
+    state = [np.zeros_like(p) for _ in range(3)]
+    lr, wd = opts["lr"], opts.get("weight_decay", 0.0)
     for t, g in enumerate(grads, start=1):
-        g = g.astype(np.float64)
-        lr, wd = opts.get("lr"), opts.get("weight_decay", 0.0)
         if kind == "sgd":
-            g = g + wd * p
-            mom = opts.get("momentum", 0.0)
-            if mom:
-                buf = g.copy() if buf is None else mom * buf + (1 - opts.get("dampening", 0)) * g
-                g = g + mom * buf if opts.get("nesterov") else buf
-            p -= lr * g
+            ref.sgd_step(p, g, state[0], lr, opts.get("momentum", 0.0), opts.get("dampening", 0.0),
+                         opts.get("nesterov", False), wd, first_step=t == 1)
         elif kind in ("adam", "adamw"):
             b1, b2 = opts.get("betas", (0.9, 0.999))
-            eps = opts.get("eps", 1e-8)
-            if kind == "adamw":
-                p *= 1 - lr * wd
-            else:
-                g = g + wd * p
-            m = (1 - b1) * g if m is None else b1 * m + (1 - b1) * g
-            v = (1 - b2) * g * g if v is None else b2 * v + (1 - b2) * g * g
-            denom_src = v
-            if opts.get("amsgrad"):
-                vmax = v.copy() if vmax is None else np.maximum(vmax, v)
-                denom_src = vmax
-            denom = np.sqrt(denom_src) / math.sqrt(1 - b2 ** t) + eps
-            p -= lr / (1 - b1 ** t) * m / denom
-        else:  # rmsprop
-            alpha, eps, mom = opts.get("alpha", 0.99), opts.get("eps", 1e-8), opts.get("momentum", 0)
-            g = g + wd * p
-            v = (1 - alpha) * g * g if v is None else alpha * v + (1 - alpha) * g * g
-            avg = v
-            if opts.get("centered"):
-                ga = (1 - alpha) * g if ga is None else alpha * ga + (1 - alpha) * g
-                avg = v - ga * ga
-            avg = np.sqrt(avg) + eps
-            if mom:
-                buf = g / avg if buf is None else mom * buf + g / avg
-                p -= lr * buf
-            else:
-                p -= lr * g / avg
+            ref.adam_step(p, g, state[0], state[1], t, lr, b1, b2, opts.get("eps", 1e-8), wd,
+                          decoupled=kind == "adamw",
+                          max_exp_avg_sq=state[2] if opts.get("amsgrad") else None)
+        else:
+            ref.rmsprop_step(p, g, state[0], lr, opts.get("alpha", 0.99), opts.get("eps", 1e-8), wd,
+                             opts.get("momentum", 0.0),
+                             grad_avg=state[1] if opts.get("centered") else None,
+                             momentum_buf=state[2])
     return p
 
 
