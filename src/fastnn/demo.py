@@ -60,13 +60,6 @@ def standardize(Xtr, Xte):
     return ((Xtr - mean) / std).astype(np.float32), ((Xte - mean) / std).astype(np.float32)
 
 
-def batch_orders(n: int, batch_size: int, epochs: int, seed: int):
-    """The shuffled batch indices of every epoch, shared by both trainings."""
-    rng = np.random.default_rng(seed)
-    return [[order[i:i + batch_size] for i in range(0, n, batch_size)]
-            for order in (rng.permutation(n) for _ in range(epochs))]
-
-
 def train_fastnn(model, X, y, orders, lr: float, show_progress: bool) -> float:
     from tqdm.auto import tqdm
     from fastnn import nn, optim
@@ -104,6 +97,7 @@ def run(dataset: str = "digits", epochs: int = 20, batch_size: int = 32, lr: flo
     import fastnn
     from fastnn import nn
     from fastnn.bench.numpy_mlp import NumpyMLP
+    from fastnn.data import DataLoader
 
     X, y, description = load_dataset(dataset)
     Xtr, ytr, Xte, yte = split(X, y, seed=seed)
@@ -113,7 +107,9 @@ def run(dataset: str = "digits", epochs: int = 20, batch_size: int = 32, lr: flo
     model = nn.Sequential(nn.Linear(sizes[0], sizes[1]), nn.ReLU(),
                           nn.Linear(sizes[1], sizes[2]), nn.ReLU(), nn.Linear(sizes[2], sizes[3]))
     start_weights = model.state_dict()
-    orders = batch_orders(len(Xtr), batch_size, epochs, seed)
+    # the shuffled batches of every epoch, drawn once and shared by both trainings
+    loader = DataLoader(Xtr, ytr, batch_size=batch_size, shuffle=True, seed=seed)
+    orders = [list(loader.batch_indices()) for _ in range(epochs)]
     if verbose:
         print(f"dataset: {description}; {len(Xtr)} training and {len(Xte)} test samples")
         print(f"model:   {' -> '.join(map(str, sizes))} (ReLU), Adam lr {lr}, "

@@ -124,8 +124,9 @@ class FlatBuffer:
 
 
 def flatten_parameters(params: Iterable[Parameter]) -> FlatBuffer:
-    """Put `params` into one FlatBuffer (no copy when they already share one)."""
-    params = list(params)
+    """Put `params` into one FlatBuffer (no copy when they already share one).
+    A list is kept as the buffer's own (so its owner's owns() test is O(1))."""
+    params = params if type(params) is list else list(params)
     for p in params:
         if not isinstance(p, Parameter):
             raise TypeError(f"expected Parameters, got {type(p).__name__}")

@@ -77,9 +77,7 @@ class Optimizer(ABC):
             group.setdefault(key, value)
         self.check_group(group)
         self.param_groups.append(group)
-        buf = flatten_parameters(params)
-        buf.params = params  # the group's own list: owns() is then an identity test
-        self._buffers.append(buf)
+        self._buffers.append(flatten_parameters(params))
         self._state.append({})
         self._steps.append(0)
         self._checked.append(tuple(v for k, v in group.items() if k != "params"))
@@ -95,9 +93,7 @@ class Optimizer(ABC):
         """Group i's flat buffer, rebuilt if its parameters were moved since."""
         params = self.param_groups[i]["params"]
         if not self._buffers[i].owns(params):
-            buf = flatten_parameters(params)
-            buf.params = params
-            self._buffers[i] = buf
+            self._buffers[i] = flatten_parameters(params)
         return self._buffers[i]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
