@@ -8,6 +8,7 @@
     fastnn.manual_seed(0)               # reproducible init, dropout and shuffling
     fastnn.show_config()                # version, ISA path, threads, compiler
     with fastnn.num_threads(1): ...     # or fastnn.set_num_threads(n)
+    with fastnn.no_grad(): model(x)     # forwards keep nothing for backward
 
 Modules: ops (kernels), nn (layers, losses), optim (optimizers, lr_scheduler),
 data (DataLoader), callbacks, training (fit / predict / evaluate), random.
@@ -21,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from fastnn import callbacks, data, nn, ops, optim
 from fastnn._config import get_num_threads, num_threads, set_num_threads, show_config
+from fastnn.nn.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fastnn.random import get_rng_state, manual_seed, set_rng_state
 from fastnn.serialization import (load, load_checkpoint, load_state_dict, register_module,
                                   save, save_checkpoint)
@@ -32,4 +34,5 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = ["ops", "nn", "optim", "data", "callbacks", "show_config", "set_num_threads", "get_num_threads", "num_threads",
            "manual_seed", "get_rng_state", "set_rng_state", "save", "load", "load_state_dict",
-           "save_checkpoint", "load_checkpoint", "register_module", "__version__"]
+           "save_checkpoint", "load_checkpoint", "register_module", "no_grad", "enable_grad", "set_grad_enabled",
+           "is_grad_enabled", "__version__"]
