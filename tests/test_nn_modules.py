@@ -133,6 +133,7 @@ def test_zero_grad_and_accumulation(rng):
     lin(x)
     lin.backward(g)
     once = lin.weight.grad.copy()
+    lin(x)  # each backward consumes its own forward's context
     lin.backward(g)
     np.testing.assert_allclose(lin.weight.grad, 2 * once, rtol=1e-6)
     lin.zero_grad()
@@ -471,6 +472,8 @@ def test_regression_losses(cls, reference, rng):
     assert s(p, t) == pytest.approx(reference(d, t) * p.size, rel=1e-5)
     fn(p, t)
     np.testing.assert_allclose(s.backward(), fn.backward() * p.size, rtol=1e-6)
+    fn(p, t)  # each backward pops its own call's gradient
+    fn(p, t)
     np.testing.assert_allclose(fn.backward(2.0), 2 * fn.backward(), rtol=1e-6)
 
 

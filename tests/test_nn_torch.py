@@ -371,19 +371,20 @@ def test_sequential_fused_relu_inplace(rng):
 
 
 def test_sequential_fuses_linear_and_activation(monkeypatch, rng):
-    # Linear + ReLU / Sigmoid / Tanh run as one GEMM with the activation in its
-    # epilogue; GELU, SiLU and LeakyReLU after a Linear run on their own
+    # Linear + ReLU / Sigmoid / Tanh / GELU run as one GEMM with the activation in
+    # its epilogue (declared by Linear.epilogues and each activation's epilogue);
+    # SiLU and LeakyReLU after a Linear run on their own
     seen = []
-    plain = nn.Linear.forward_activation
+    plain = nn.Linear.forward_fused
 
-    def spy(self, x, activation):
-        seen.append(activation)
-        return plain(self, x, activation)
+    def spy(self, x, epilogue):
+        seen.append(epilogue)
+        return plain(self, x, epilogue)
 
-    monkeypatch.setattr(nn.Linear, "forward_activation", spy)
+    monkeypatch.setattr(nn.Linear, "forward_fused", spy)
     fm, tm = mlp_pair(["ReLU", "Sigmoid", "Tanh", "GELU", "LeakyReLU"])
     check_parity(fm, tm, randn(rng, (11, 10), 2.0), rng, atol=2e-6)
-    assert seen == ["relu", "sigmoid", "tanh", None, None, None]
+    assert seen == ["relu", "sigmoid", "tanh", "gelu", None, None]
 
 
 def test_sequential_input_grad_false_skips_leading_modules(rng):
@@ -454,7 +455,8 @@ def check_loss(floss, tloss, pred, target, rtol=RTOL, atol=ATOL, target_dtype=No
     assert isinstance(got, float)
     np.testing.assert_allclose(got, want.item(), rtol=rtol, atol=atol)
     close(floss.backward(), pt.grad, rtol, atol)
-    # a scaled upstream gradient scales the result
+    # a scaled upstream gradient scales the result (each backward pops its own call)
+    floss(pred, target)
     close(floss.backward(2.5), 2.5 * pt.grad, rtol, atol)
 
 

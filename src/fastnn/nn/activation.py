@@ -1,21 +1,18 @@
 """Activation modules on fastnn.ops kernels: ReLU, LeakyReLU, Sigmoid, Tanh,
 GELU, SiLU, Softmax, LogSoftmax.
 
-Each forward keeps what its backward needs: the output for ReLU, Sigmoid,
-Tanh and the softmaxes (so a Linear's fused epilogue can hand its output
-over, see Sequential), the input for the others.
+Each forward saves what its backward needs: the output for ReLU, Sigmoid,
+Tanh and the softmaxes, the input for the others. An activation that a layer
+can apply in its own epilogue names it in `epilogue` ("relu", "sigmoid",
+"tanh", "gelu", "gelu_tanh"); Sequential then runs the pair as one call of the
+layer's forward_fused (see containers.py).
 """
 from __future__ import annotations
 
 
 from fastnn import ops
 from fastnn._args import check_choice, check_int, check_real
-from fastnn.nn.module import Module, saved, to_float32
-
-
-# where ReLU, Sigmoid and Tanh keep their output (Sequential reads and writes
-# it directly for a Linear + activation pair fused into one GEMM)
-OUTPUT = "_y"
+from fastnn.nn.module import Module, to_float32
 
 
 def _in_place_target(x, inplace: bool):
@@ -25,8 +22,7 @@ def _in_place_target(x, inplace: bool):
 
 class _FromOutput(Module):
     """An activation whose backward works from its output: forward_op(x) and
-    backward_op(grad_out, y) name the ops; the output can also be handed over
-    by a fused GEMM epilogue (keep_output)."""
+    backward_op(grad_out, y) name the ops."""
     forward_op = backward_op = None
 
     def get_config(self) -> dict:
@@ -34,19 +30,12 @@ class _FromOutput(Module):
 
     def forward(self, x):
         y = type(self).forward_op(x)
-        self.__dict__[OUTPUT] = y
+        self._save(y)
         return y
 
-    def keep_output(self, y) -> None:
-        """Take y = activation(x) computed elsewhere (a fused GEMM epilogue)."""
-        self.__dict__[OUTPUT] = y
-
-    def output(self):
-        """The last forward's output (what backward works from)."""
-        return saved(self, OUTPUT)
-
     def backward(self, grad_out, input_grad: bool = True):
-        return type(self).backward_op(grad_out, saved(self, OUTPUT)) if input_grad else None
+        y, = self._saved()
+        return type(self).backward_op(grad_out, y) if input_grad else None
 
 
 class _FromInput(Module):
@@ -62,18 +51,18 @@ class _FromInput(Module):
 
     def forward(self, x):
         x = to_float32(x)
-        self.__dict__["_x"] = x
+        self._save(x)
         return type(self).forward_op(x, **self.op_args())
 
     def backward(self, grad_out, input_grad: bool = True):
-        if not input_grad:
-            return None
-        return type(self).backward_op(grad_out, saved(self, "_x"), **self.op_args())
+        x, = self._saved()
+        return type(self).backward_op(grad_out, x, **self.op_args()) if input_grad else None
 
 
 class ReLU(_FromOutput):
     # y > 0 exactly where x > 0, so the output serves as backward's mask
     forward_op, backward_op = staticmethod(ops.relu), staticmethod(ops.relu_backward)
+    epilogue = "relu"
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -85,7 +74,7 @@ class ReLU(_FromOutput):
     def forward(self, x):
         x = to_float32(x)
         y = ops.relu(x, out=_in_place_target(x, self.inplace))
-        self.__dict__[OUTPUT] = y
+        self._save(y)
         return y
 
     def extra_repr(self) -> str:
@@ -94,10 +83,12 @@ class ReLU(_FromOutput):
 
 class Sigmoid(_FromOutput):
     forward_op, backward_op = staticmethod(ops.sigmoid), staticmethod(ops.sigmoid_backward)
+    epilogue = "sigmoid"
 
 
 class Tanh(_FromOutput):
     forward_op, backward_op = staticmethod(ops.tanh), staticmethod(ops.tanh_backward)
+    epilogue = "tanh"
 
 
 class LeakyReLU(_FromInput):
@@ -119,7 +110,7 @@ class LeakyReLU(_FromInput):
         if not self.inplace:
             return super().forward(x)
         x = to_float32(x)
-        self.__dict__["_x"] = x.copy() if x.flags.writeable else x
+        self._save(x.copy() if x.flags.writeable else x)
         return ops.leaky_relu(x, self.negative_slope, out=_in_place_target(x, True))
 
     def extra_repr(self) -> str:
@@ -136,6 +127,10 @@ class GELU(_FromInput):
 
     def op_args(self) -> dict:
         return {"approximate": self.approximate}
+
+    @property
+    def epilogue(self) -> str:
+        return "gelu" if self.approximate == "none" else "gelu_tanh"
 
     def extra_repr(self) -> str:
         return f"approximate='{self.approximate}'"
@@ -154,14 +149,15 @@ class _SoftmaxBase(Module):
 
     def forward(self, x):
         y = (ops.log_softmax if self.log else ops.softmax)(x, axis=self.dim)
-        self.__dict__[OUTPUT] = y
+        self._save(y)
         return y
 
     def backward(self, grad_out, input_grad: bool = True):
+        y, = self._saved()
         if not input_grad:
             return None
         grad = ops.log_softmax_backward if self.log else ops.softmax_backward
-        return grad(grad_out, saved(self, OUTPUT), axis=self.dim)
+        return grad(grad_out, y, axis=self.dim)
 
     def get_config(self) -> dict:
         return {"dim": self.dim}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastnn._args import check_int, check_real
-from fastnn.nn.module import Module, saved, to_float32
+from fastnn.nn.module import Module, to_float32
 from fastnn.nn.parameter import Parameter
 
 
@@ -79,13 +79,13 @@ class BatchNorm1d(Module):
             mean, var = self.running_mean, self.running_var
         inv_std = (1.0 / np.sqrt(var + np.float32(self.eps))).astype(np.float32)
         xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-        self.__dict__.update(_xhat=xhat, _inv_std=inv_std, _batch_stats=batch_stats)
+        self._save(xhat, inv_std, batch_stats)
         if not self.affine:
             return xhat
         return xhat * self.weight.data.reshape(shape) + self.bias.data.reshape(shape)
 
     def backward(self, grad_out, input_grad: bool = True):
-        xhat = saved(self, "_xhat")
+        xhat, inv_std, batch_stats = self._saved()
         g = to_float32(grad_out, "grad_out")
         if g.shape != xhat.shape:
             raise ValueError(f"grad_out must have shape {xhat.shape}, got {g.shape}")
@@ -99,8 +99,8 @@ class BatchNorm1d(Module):
                 self.bias.grad += sum_g
         if not input_grad:
             return None
-        scale = self._inv_std * (self.weight.data if self.affine else np.float32(1.0))
-        if not self._batch_stats:
+        scale = inv_std * (self.weight.data if self.affine else np.float32(1.0))
+        if not batch_stats:
             return g * scale.reshape(shape)
         count = np.float32(g.size // max(self.num_features, 1))
         return (scale / count).reshape(shape) * (

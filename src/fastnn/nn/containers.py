@@ -1,27 +1,54 @@
-"""Sequential and ModuleList.
+"""Containers that own backward: Sequential, Residual, Concat, and ModuleList.
 
-Sequential runs its modules in order and backward in reverse. A Linear
-directly followed by ReLU, Sigmoid or Tanh runs as one GEMM with the
-activation in its epilogue, and backward goes through both in one call
-(ops.linear_backward with the activation's output); the activation module
-keeps that output, so calling its own backward still works.
+A block composed of them needs no hand-written backward: each container runs
+its children's backwards in the reverse order of their forwards and sums the
+gradients where paths meet (a module shared by two paths is exact too, since
+every call has its own context).
+
+- Sequential(m0, m1, ...): x -> m0 -> m1 -> ...; a module returning a tuple
+  feeds the next one several inputs, and backward hands it one gradient each.
+  A layer followed by an activation it declares it can fuse (Linear's
+  `epilogues` holding the activation's `epilogue`) runs as one
+  layer.forward_fused(x, epilogue) call: one GEMM with the activation in its
+  epilogue, and one backward through both.
+- Residual(body, shortcut=None): y = body(x) + (shortcut(x) if shortcut else x).
+- Concat(*branches, dim=1): every branch on the same input, outputs joined along dim.
+- ModuleList: registers modules for a forward you write yourself.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterable, Iterator, Union
+from typing import Iterable, Iterator, Optional, Union
 
-from fastnn.nn.activation import OUTPUT, ReLU, Sigmoid, Tanh
-from fastnn.nn.linear import Linear
-from fastnn.nn.module import Module, structure_version
+import numpy as np
 
-_FUSED = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
+from fastnn._args import check_int
+from fastnn.nn.module import Module, structure_version, to_float32
 
 
 def _check_module(m, where: str) -> Module:
     if not isinstance(m, Module):
         raise TypeError(f"{where} takes Modules, got {type(m).__name__}")
     return m
+
+
+def _call(module: Module, x):
+    """module(x), or module(*x) for the several outputs of the module before it."""
+    return module(*x) if type(x) is tuple else module(x)
+
+
+def _backward(module: Module, g, input_grad: bool):
+    """module.backward for gradient g, or one gradient per output when g is a tuple."""
+    if type(g) is tuple:
+        return module.backward(*g, input_grad=input_grad)
+    return module.backward(g, input_grad=input_grad)
+
+
+def _add(a, b):
+    """a + b for two gradients of one input (either may be a tuple of several)."""
+    if type(a) is tuple:
+        return tuple(y if x is None else x if y is None else np.add(x, y) for x, y in zip(a, b))
+    return np.add(a, b)
 
 
 class Sequential(Module):
@@ -57,9 +84,9 @@ class Sequential(Module):
         return self
 
     def _plan(self):
-        """(steps, first): each step a (module, fused activation or None, its name),
-        and the index of the first step holding parameters; cached until the
-        module structure changes anywhere."""
+        """(steps, first): each step a (module, epilogue it fuses or None), and the
+        index of the first step holding parameters; cached until the module
+        structure changes anywhere."""
         version = structure_version()
         plan = self.__dict__.get("_cached_plan")
         if plan is not None and plan[0] == version:
@@ -68,44 +95,138 @@ class Sequential(Module):
         steps, i = [], 0
         while i < len(mods):
             nxt = mods[i + 1] if i + 1 < len(mods) else None
-            act = _FUSED.get(type(nxt))
-            if type(mods[i]) is Linear and act is not None:
-                steps.append((mods[i], nxt, act))
+            epilogue = nxt.epilogue if nxt is not None else None
+            if epilogue is not None and epilogue in mods[i].epilogues:
+                steps.append((mods[i], epilogue))
                 i += 2
             else:
-                steps.append((mods[i], None, None))
+                steps.append((mods[i], None))
                 i += 1
-        first = next((k for k, (m, _, _) in enumerate(steps)
+        first = next((k for k, (m, _) in enumerate(steps)
                       if any(True for _ in m.parameters())), len(steps))
         self.__dict__["_cached_plan"] = (version, steps, first)
         return steps, first
 
-    def forward(self, x):
+    def forward(self, *inputs):
         steps, _ = self._plan()
-        for module, act, name in steps:
-            if act is None:
-                x = module(x)
-            else:
-                x = module.forward_activation(x, name)
-                act.__dict__[OUTPUT] = x  # act.keep_output(x), without the call
+        x = inputs[0] if len(inputs) == 1 else inputs
+        for module, epilogue in steps:
+            x = _call(module, x) if epilogue is None else module.forward_fused(x, epilogue)
         return x
 
-    def backward(self, grad_out, input_grad: bool = True):
+    def backward(self, *grad_outputs, input_grad: bool = True):
         steps, first = self._plan()
-        # with input_grad=False, modules before the first one holding
-        # parameters need no gradient at all
+        # with input_grad=False, the modules before the first one holding
+        # parameters need no gradient: their contexts are only dropped
         last = 0 if input_grad else first
-        g = grad_out
+        g = grad_outputs[0] if len(grad_outputs) == 1 else grad_outputs
         for k in range(len(steps) - 1, last - 1, -1):
-            module, act, name = steps[k]
-            if act is None:
-                g = module.backward(g, input_grad=input_grad or k > last)
-            else:  # one call through the activation and the layer
-                y = act.__dict__.get(OUTPUT)
-                if y is None:
-                    y = act.output()  # raises the "backward before forward" error
-                g = module.backward_activation(g, name, y, input_grad or k > last)
+            g = _backward(steps[k][0], g, input_grad or k > last)
+        for k in range(last - 1, -1, -1):
+            steps[k][0].discard_saved()
         return g if input_grad else None
+
+    def discard_saved(self) -> None:
+        for module, _ in reversed(self._plan()[0]):
+            module.discard_saved()
+
+
+class Residual(Module):
+    """y = body(x) + shortcut(x), or body(x) + x without a shortcut; backward
+    sums the gradients of both paths. A ResNet basic block with a strided 1x1
+    shortcut, or a pre-LN transformer sub-block, is one of these."""
+
+    def __init__(self, body: Module, shortcut: Optional[Module] = None):
+        super().__init__()
+        self.body = _check_module(body, "Residual body")
+        if shortcut is None:
+            self.add_module("shortcut", None)
+        else:
+            self.shortcut = _check_module(shortcut, "Residual shortcut")
+
+    def forward(self, x):
+        y = to_float32(self.body(x), "Residual body output")
+        s = to_float32(x if self.shortcut is None else self.shortcut(x), "Residual shortcut")
+        if y.shape != s.shape:
+            where = "the input" if self.shortcut is None else "the shortcut's output"
+            raise ValueError(f"Residual: the body's output has shape {y.shape} but {where} has "
+                             f"shape {s.shape}; give a shortcut that maps one onto the other")
+        return y + s
+
+    def backward(self, grad_out, input_grad: bool = True):
+        g = to_float32(grad_out, "grad_out")
+        # the reverse of forward's order, so a module shared by both paths is exact
+        if self.shortcut is None:
+            gs = g if input_grad else None
+        else:
+            gs = self.shortcut.backward(g, input_grad=input_grad)
+        gb = self.body.backward(g, input_grad=input_grad)
+        return _add(gb, gs) if input_grad else None
+
+    def discard_saved(self) -> None:
+        if self.shortcut is not None:
+            self.shortcut.discard_saved()
+        self.body.discard_saved()
+
+
+class Concat(Module):
+    """Every branch on the same input, outputs concatenated along `dim`
+    (channels by default, as an Inception block or a DenseNet layer)."""
+
+    def __init__(self, *branches: Module, dim: int = 1):
+        super().__init__()
+        if not branches:
+            raise ValueError("Concat needs at least one branch")
+        for i, b in enumerate(branches):
+            self.add_module(str(i), _check_module(b, "Concat"))
+        self.dim = check_int(dim, "dim", None)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def forward(self, x):
+        outs = [to_float32(b(x), f"Concat branch {i} output")
+                for i, b in enumerate(self._modules.values())]
+        first = outs[0]
+        axis = self.dim + first.ndim if self.dim < 0 else self.dim
+        if not 0 <= axis < first.ndim:
+            raise ValueError(f"Concat(dim={self.dim}) does not fit outputs of shape {first.shape}")
+        for i, o in enumerate(outs):
+            if o.ndim != first.ndim or o.shape[:axis] != first.shape[:axis] or \
+                    o.shape[axis + 1:] != first.shape[axis + 1:]:
+                raise ValueError(f"Concat(dim={self.dim}): branch {i} gives shape {o.shape}, "
+                                 f"which does not match branch 0's {first.shape} off dim")
+        self._save(axis, [o.shape[axis] for o in outs])
+        return np.concatenate(outs, axis=axis)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        axis, sizes = self._saved()
+        g = to_float32(grad_out, "grad_out")
+        bounds = np.cumsum(sizes)
+        if g.ndim <= axis or g.shape[axis] != bounds[-1]:
+            raise ValueError(f"grad_out must have {bounds[-1]} entries along dim {axis}, got "
+                             f"shape {g.shape}")
+        parts = np.split(g, bounds[:-1], axis=axis)
+        total = None
+        for branch, part in zip(reversed(list(self._modules.values())), reversed(parts)):
+            gi = branch.backward(np.ascontiguousarray(part), input_grad=input_grad)
+            if input_grad:
+                total = gi if total is None else _add(total, gi)
+        return total
+
+    def discard_saved(self) -> None:
+        self._saved()
+        for branch in reversed(list(self._modules.values())):
+            branch.discard_saved()
+
+    def get_config(self) -> dict:
+        return {"dim": self.dim}
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
 
 
 class ModuleList(Module):

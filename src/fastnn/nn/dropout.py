@@ -20,23 +20,23 @@ class Dropout(Module):
     def forward(self, x):
         x = to_float32(x)
         if not self.training or self.p == 0.0:
-            self.__dict__["_mask"] = None
+            self._save(None)
             return x
         if self.p == 1.0:
             mask = np.zeros(x.shape, np.float32)
         else:
             keep = generator().random(x.shape, dtype=np.float32) >= np.float32(self.p)
             mask = keep * np.float32(1.0 / (1.0 - self.p))
-        self.__dict__["_mask"] = mask
+        self._save(mask)
         if self.inplace and x.flags.writeable:
             return np.multiply(x, mask, out=x)
         return x * mask
 
     def backward(self, grad_out, input_grad: bool = True):
+        mask, = self._saved()
         if not input_grad:
             return None
         g = to_float32(grad_out, "grad_out")
-        mask = self.__dict__.get("_mask")
         return g if mask is None else g * mask
 
     def get_config(self) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastnn._args import check_int
-from fastnn.nn.module import Module, saved
+from fastnn.nn.module import Module
 
 
 class Flatten(Module):
@@ -24,12 +24,12 @@ class Flatten(Module):
         if not (0 <= start < nd and 0 <= end < nd) or start > end:
             raise ValueError(f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) does "
                              f"not fit an input of shape {x.shape}")
-        self.__dict__["_shape"] = x.shape
+        self._save(x.shape)
         shape = x.shape[:start] + (int(np.prod(x.shape[start:end + 1])),) + x.shape[end + 1:]
         return x.reshape(shape)
 
     def backward(self, grad_out, input_grad: bool = True):
-        shape = saved(self, "_shape")
+        shape, = self._saved()
         return np.asarray(grad_out).reshape(shape) if input_grad else None
 
     def get_config(self) -> dict:

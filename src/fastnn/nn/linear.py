@@ -8,8 +8,13 @@ import numpy as np
 from fastnn import ops
 from fastnn._args import check_int
 from fastnn.nn import init
-from fastnn.nn.module import Module, saved
+from fastnn.nn.module import Module
 from fastnn.nn.parameter import Parameter
+
+# epilogues whose backward works from the layer's output; the gelu forms need the
+# pre-activation (their approximate= name for ops.gelu)
+_FROM_OUTPUT = ("relu", "sigmoid", "tanh")
+_GELU_FORM = {"gelu": "none", "gelu_tanh": "tanh"}
 
 
 class Linear(Module):
@@ -34,32 +39,44 @@ class Linear(Module):
             bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x):
-        return self.forward_activation(x, None)
+    # the activations forward_fused applies in the GEMM epilogue: Sequential fuses a
+    # Linear with a following activation whose `epilogue` is one of these
+    epilogues = ("relu", "gelu", "gelu_tanh", "sigmoid", "tanh")
 
-    def forward_activation(self, x, activation):
-        """activation(x @ weight.T + bias) with the activation fused into the GEMM
-        epilogue (None, "relu", "sigmoid", "tanh"); Sequential uses it."""
+    def forward(self, x):
+        return self.forward_fused(x, None)
+
+    def forward_fused(self, x, epilogue):
+        """epilogue(x @ weight.T + bias) with the activation (None or one of
+        `epilogues`) in the GEMM epilogue; backward() then goes through both."""
         d = self.__dict__
-        d["_x"] = x  # as given: ops.linear and ops.linear_backward both convert it
         bias = d["bias"]
-        return ops.linear(x, d["weight"]._data, None if bias is None else bias._data, activation)
+        w, b = d["weight"]._data, None if bias is None else bias._data
+        # x is kept as given: ops.linear and ops.linear_backward both convert it
+        if epilogue is None or epilogue in _FROM_OUTPUT:
+            y = ops.linear(x, w, b, epilogue)
+            self._save(x, epilogue, y)
+            return y
+        if epilogue not in self.epilogues:
+            raise ValueError(f"Linear cannot fuse the epilogue {epilogue!r}; it fuses "
+                             f"{', '.join(self.epilogues)}")
+        z = ops.linear(x, w, b)  # gelu's backward needs its input, the pre-activation
+        self._save(x, epilogue, z)
+        return ops.gelu(z, approximate=_GELU_FORM[epilogue])
 
     def backward(self, grad_out, input_grad: bool = True):
-        return self.backward_activation(grad_out, None, None, input_grad)
-
-    def backward_activation(self, grad_out, activation, output, input_grad: bool = True):
-        """backward through activation(this layer), given the activation's output
-        (what forward_activation returned); Sequential uses it for fused pairs."""
+        """d/dx of this call (and of its fused activation); adds dW and db."""
+        x, epilogue, kept = self._saved()
         d = self.__dict__
-        weight, bias, x = d["weight"], d["bias"], d.get("_x")
-        if x is None:
-            saved(self, "_x")  # raises the "backward before forward" error
+        weight, bias = d["weight"], d["bias"]
+        if epilogue in _GELU_FORM:
+            grad_out = ops.gelu_backward(grad_out, kept, approximate=_GELU_FORM[epilogue])
+            epilogue = None
         return ops.linear_backward(
             grad_out, x, weight._data,
             weight._grad if weight.requires_grad else None,
             bias._grad if bias is not None and bias.requires_grad else None,
-            input_grad, activation, output)
+            input_grad, epilogue, kept)
 
     def get_config(self) -> dict:
         return {"in_features": self.in_features, "out_features": self.out_features,

@@ -12,7 +12,7 @@ import numpy as np
 
 from fastnn import ops
 from fastnn._args import check_real
-from fastnn.nn.module import Module, saved, to_float32
+from fastnn.nn.module import Module, to_float32
 
 
 class _Loss(Module):
@@ -29,12 +29,12 @@ class _Loss(Module):
         """Store the gradient of the mean over `count` terms (or of the sum)."""
         if self.reduction == "sum":  # an empty sum is 0 (the empty mean is NaN)
             loss, grad = (loss * count, grad * np.float32(count)) if count else (0.0, np.zeros_like(grad))
-        self.__dict__["_grad"] = grad
+        self._save(grad)
         return float(loss)
 
     def backward(self, grad_out: float = 1.0, input_grad: bool = True):
         """d loss / d pred of the last call, times grad_out."""
-        grad = saved(self, "_grad")
+        grad, = self._saved()
         return grad if grad_out == 1.0 else grad * np.float32(grad_out)
 
     def extra_repr(self) -> str:

@@ -4,20 +4,43 @@ Parameters, buffers and sub-modules register when assigned as attributes;
 ``named_parameters()`` gives dotted names ("0.weight", "encoder.bias") that
 ``state_dict()`` and ``load_state_dict()`` share with PyTorch.
 
-Unlike PyTorch there is no autograd tape: each module's ``forward`` keeps
-what its ``backward(grad_out, input_grad=True)`` needs, and ``backward``
-adds parameter gradients into ``param.grad`` and returns the gradient with
-respect to the input (None when input_grad=False, which lets a first layer
-skip that product). Containers chain both directions.
+The contract (no autograd tape):
+- ``forward(*inputs)`` computes the outputs and, unless inside
+  ``fastnn.no_grad()``, pushes what its backward needs as one context on the
+  module's own stack (``self._save(...)``).
+- ``backward(*grad_outputs, input_grad=True)`` pops the latest context
+  (``self._saved()``), adds parameter gradients into ``param.grad`` and returns
+  the gradient with respect to the input: one array for one input, a tuple in
+  argument order for several (None for an input without a gradient, such as
+  class labels), or None when input_grad=False (a first layer then skips that
+  product). A module with several outputs takes one gradient per output, None
+  standing for zeros.
+- A module may run k times before its backwards, which then come in reverse
+  order (a cell applied over time, an encoder shared by two branches): each
+  backward uses its own call's context, so the gradients are exact.
+- Contexts that are never consumed do not pile up: those saved before the
+  latest optimizer step are dropped (a new training step starts), and at most
+  MAX_SAVED_CALLS are kept per module (the oldest go, with a warning). Use
+  ``fastnn.no_grad()`` for forwards you will not differentiate.
+- ``train()`` / ``eval()`` change only layer behaviour (Dropout, BatchNorm), so
+  a model in eval mode can still be differentiated.
+Containers (Sequential, Residual, Concat) own backward, so a block built from
+them needs none written by hand.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+import warnings
+
 import numpy as np
 
+from fastnn.nn.grad_mode import _mode as _grad_mode
 from fastnn.nn.parameter import Parameter
+
+# How many unconsumed forward contexts one module keeps (the oldest are dropped).
+MAX_SAVED_CALLS = 1024
 
 
 _structure = [0]  # bumped whenever any module gains or loses a parameter or child
@@ -27,6 +50,15 @@ def structure_version() -> int:
     """Changes whenever parameters or sub-modules are added or removed anywhere
     (containers cache their plans against it)."""
     return _structure[0]
+
+
+_step = [0]  # bumped by every optimizer step: contexts saved before it are stale
+
+
+def start_new_step() -> None:
+    """Mark a new training step: forward contexts saved before now will not be
+    used by any backward and are dropped (Optimizer.step calls this)."""
+    _step[0] += 1
 
 
 class IncompatibleKeys(NamedTuple):
@@ -39,12 +71,30 @@ class Module:
     assign Parameters and Modules as attributes; define ``forward(x)`` and
     ``backward(grad_out, input_grad=True)``."""
 
+    # Declared fusion (see containers.Sequential): an activation names the epilogue
+    # it is (`epilogue`); a layer lists the epilogues its forward_fused(x, epilogue)
+    # can apply (`epilogues`), its backward then going through both.
+    epilogue = None
+    epilogues = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # a subclass that rewrites forward or backward is no longer what its base
+        # declared it could fuse, unless it declares so again itself
+        if "forward" in cls.__dict__ or "backward" in cls.__dict__:
+            if "epilogue" not in cls.__dict__:
+                cls.epilogue = None
+            if "epilogues" not in cls.__dict__:
+                cls.epilogues = ()
+
     def __init__(self):
         d = self.__dict__
         d["training"] = True
         d["_parameters"] = OrderedDict()
         d["_buffers"] = OrderedDict()
         d["_modules"] = OrderedDict()
+        d["_contexts"] = []      # per-call saved state, latest last
+        d["_contexts_step"] = _step[0]
 
     # ---- registration ---------------------------------------------------------------
     def _registries(self):
@@ -108,11 +158,56 @@ class Module:
         if module is None:
             self._registries()[2][name] = None
 
+    # ---- per-call contexts ------------------------------------------------------------
+    def _save(self, *values) -> None:
+        """Push what this call's backward needs (nothing inside fastnn.no_grad())."""
+        if not _grad_mode.enabled:
+            return
+        d = self.__dict__
+        stack = d["_contexts"]
+        if d["_contexts_step"] != _step[0]:
+            stack.clear()
+            d["_contexts_step"] = _step[0]
+        elif len(stack) >= MAX_SAVED_CALLS:
+            del stack[0]
+            if not d.get("_warned_contexts"):
+                d["_warned_contexts"] = True
+                warnings.warn(f"{type(self).__name__}.forward ran {MAX_SAVED_CALLS + 1} times "
+                              f"without a backward: dropping the oldest saved contexts; run "
+                              f"forwards you do not differentiate inside fastnn.no_grad()",
+                              RuntimeWarning, stacklevel=3)
+        stack.append(values)
+
+    def _saved(self) -> tuple:
+        """Pop the latest call's context: the values its forward passed to _save."""
+        d = self.__dict__
+        stack = d["_contexts"]
+        if stack and d["_contexts_step"] == _step[0]:
+            return stack.pop()
+        if stack:  # saved before the latest optimizer step
+            stack.clear()
+            raise RuntimeError(f"{type(self).__name__}.backward called after an optimizer step "
+                               f"with no forward since: run the forward again")
+        raise RuntimeError(f"{type(self).__name__}.backward called before forward (or after "
+                           f"a forward inside fastnn.no_grad(), which saves nothing)")
+
+    def discard_saved(self) -> None:
+        """Drop the latest call's context without a backward (what a container
+        does for the modules before the first one that needs a gradient)."""
+        stack = self.__dict__["_contexts"]
+        if stack:
+            stack.pop()
+
+    def clear_saved(self) -> None:
+        """Drop the unconsumed forward contexts of this module and its sub-modules."""
+        for m in self.modules():
+            m.__dict__["_contexts"].clear()
+
     # ---- running --------------------------------------------------------------------
-    def forward(self, x):
+    def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} must define forward(x)")
 
-    def backward(self, grad_out, input_grad: bool = True):
+    def backward(self, *grad_outputs, input_grad: bool = True):
         raise NotImplementedError(f"{type(self).__name__} must define "
                                   f"backward(grad_out, input_grad=True)")
 
@@ -308,11 +403,3 @@ def to_float32(x, name: str = "x") -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def saved(module: Module, name: str):
-    """A value module.forward kept for backward, or a clear error without one."""
-    value = module.__dict__.get(name)
-    if value is None:
-        raise RuntimeError(f"{type(module).__name__}.backward called before forward")
-    return value
