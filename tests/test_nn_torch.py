@@ -49,11 +49,44 @@ def randn(rng, shape, scale=1.0):
 
 
 def check_parity(fm, tm, x, rng, train=True, rtol=RTOL, atol=ATOL, copy_weights=True):
-    """Forward output, input gradient and parameter gradients of fm against tm."""
+    """Forward output, input gradient and parameter gradients of fm against tm,
+    for one call and then for three calls before their backwards (in reverse)."""
     if copy_weights:
         torch_to_fastnn(fm, tm)
     fm.train(train)
     tm.train(train)
+    result = _check_one_call(fm, tm, x, rng, rtol, atol)
+    _check_calls(fm, tm, x, rng, 3, rtol, atol)
+    return result
+
+
+def _check_calls(fm, tm, x, rng, k, rtol, atol):
+    """k forwards on different inputs, then their backwards in reverse order:
+    each input gradient and the summed parameter gradients match torch's."""
+    xs = [x] + [(x + 0.5 * rng.standard_normal(x.shape)).astype(np.float32)
+                for _ in range(k - 1)]
+    tm.zero_grad()
+    xts = [torch.tensor(xi, requires_grad=True) for xi in xs]
+    yts = [tm(xt) for xt in xts]
+    gs = [randn(rng, tuple(yt.shape)) for yt in yts]
+    for yt, g in zip(yts, gs):
+        yt.backward(torch.from_numpy(g))
+    fm.zero_grad()
+    ys = [fm(xi.copy()) for xi in xs]
+    for y, yt in zip(ys, yts):
+        close(y, yt, rtol, atol)
+    gxs = [fm.backward(g.copy()) for g in reversed(gs)][::-1]
+    for gx, xt in zip(gxs, xts):
+        close(gx, xt.grad, rtol, atol)
+    tparams = dict(tm.named_parameters())
+    for name, p in fm.named_parameters():
+        if tparams[name].grad is None:
+            assert not p.grad.any()
+        else:
+            close(p.grad, tparams[name].grad, rtol, atol)
+
+
+def _check_one_call(fm, tm, x, rng, rtol, atol):
     tm.zero_grad()
     xt = torch.tensor(x, requires_grad=True)
     yt = tm(xt)
@@ -384,7 +417,8 @@ def test_sequential_fuses_linear_and_activation(monkeypatch, rng):
     monkeypatch.setattr(nn.Linear, "forward_fused", spy)
     fm, tm = mlp_pair(["ReLU", "Sigmoid", "Tanh", "GELU", "LeakyReLU"])
     check_parity(fm, tm, randn(rng, (11, 10), 2.0), rng, atol=2e-6)
-    assert seen == ["relu", "sigmoid", "tanh", "gelu", None, None]
+    # check_parity runs the model once, then three times before the backwards
+    assert seen == ["relu", "sigmoid", "tanh", "gelu", None, None] * 4
 
 
 def test_sequential_input_grad_false_skips_leading_modules(rng):

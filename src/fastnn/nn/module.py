@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 
 from fastnn.nn.grad_mode import _mode as _grad_mode
-from fastnn.nn.parameter import Parameter
+from fastnn.nn.parameter import FlatBuffer, Parameter, flatten_parameters
 
 # How many unconsumed forward contexts one module keeps (the oldest are dropped).
 MAX_SAVED_CALLS = 1024
@@ -235,6 +235,15 @@ class Module:
                     flat.grad.fill(0.0)
             else:
                 p.grad.fill(0.0)
+
+    def flat_buffer(self) -> FlatBuffer:
+        """This module's parameters (named_parameters order) in one contiguous
+        data array and one gradient array (`.data`, `.grad`, `.params`), every
+        Parameter a view: one fill zeroes all gradients, one collective call
+        averages them across processes. Made on first use (adopting a buffer that
+        already holds exactly them), kept while they stay; optimizer groups made
+        afterwards that are consecutive runs of it reuse it."""
+        return flatten_parameters(list(self.parameters()))
 
     # ---- traversal ------------------------------------------------------------------
     def named_children(self) -> Iterator[Tuple[str, "Module"]]:

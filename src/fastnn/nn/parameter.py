@@ -7,7 +7,9 @@ handed out earlier (for example, by an optimizer's flat buffer) stay valid.
 
 flatten_parameters(params) moves the data and gradients of several
 parameters into one contiguous buffer each, every parameter keeping a view,
-so an optimizer step or a zero_grad is one pass over one array.
+so an optimizer step or a zero_grad is one pass over one array. A model owns
+its buffer (Module.flat_buffer()); optimizer groups that are consecutive runs
+of it get views of it instead of storage of their own.
 """
 from __future__ import annotations
 
@@ -94,14 +96,26 @@ class Parameter:
 
 
 class FlatBuffer:
-    """One contiguous data array and one gradient array behind `params`."""
+    """One contiguous data array and one gradient array behind `params`.
 
-    __slots__ = ("params", "data", "grad", "stale")
+    FlatBuffer(params) moves them into new storage; FlatBuffer(params, base,
+    start) is a view of a consecutive run of base's parameters starting at
+    base.params[start] (no copy): how an optimizer group reuses its model's buffer."""
 
-    def __init__(self, params: List[Parameter]):
-        total = sum(p.size for p in params)
+    __slots__ = ("params", "data", "grad", "stale", "base", "_index")
+
+    def __init__(self, params: List[Parameter], base: "FlatBuffer" = None, start: int = 0):
         self.params = params
         self.stale = False  # set once any of params moves to another buffer
+        self.base = base
+        self._index = None  # id(param) -> (position, element offset), built on first use
+        if base is not None:
+            offset = base._offsets()[id(base.params[start])][1]
+            total = sum(p.size for p in params)
+            self.data = base.data[offset:offset + total]
+            self.grad = base.grad[offset:offset + total]
+            return
+        total = sum(p.size for p in params)
         self.data = np.empty(total, dtype=np.float32)
         self.grad = np.empty(total, dtype=np.float32)
         offset = 0
@@ -116,20 +130,51 @@ class FlatBuffer:
             p._data, p._grad, p._flat = data, grad, self
             offset += n
 
+    def _offsets(self) -> dict:
+        if self._index is None:
+            index, offset = {}, 0
+            for k, p in enumerate(self.params):
+                index[id(p)] = (k, offset)
+                offset += p.size
+            self._index = index
+        return self._index
+
     def owns(self, params: List[Parameter]) -> bool:
         """True while every one of `params` still lives in this buffer, in order."""
-        if self.stale or len(params) != len(self.params):
+        if self.stale or (self.base is not None and self.base.stale) or \
+                len(params) != len(self.params):
             return False
         return params is self.params or all(p is q for p, q in zip(params, self.params))
 
+    def run_start(self, params: List[Parameter]):
+        """The position of params[0] if `params` are consecutive parameters of this
+        (storage-owning, current) buffer, else None."""
+        if self.stale or self.base is not None or not params:
+            return None
+        found = self._offsets().get(id(params[0]))
+        if found is None:
+            return None
+        start = found[0]
+        mine = self.params[start:start + len(params)]
+        if len(mine) != len(params) or any(p is not q for p, q in zip(params, mine)):
+            return None
+        return start
+
 
 def flatten_parameters(params: Iterable[Parameter]) -> FlatBuffer:
-    """Put `params` into one FlatBuffer (no copy when they already share one).
-    A list is kept as the buffer's own (so its owner's owns() test is O(1))."""
+    """Put `params` into one FlatBuffer: the one they already fill, a view when
+    they are a consecutive run of one (a model's buffer seen by an optimizer
+    group), else new storage they move into. A list is kept as the buffer's own
+    (so its owner's owns() test is O(1))."""
     params = params if type(params) is list else list(params)
     for p in params:
         if not isinstance(p, Parameter):
             raise TypeError(f"expected Parameters, got {type(p).__name__}")
-    if params and params[0]._flat is not None and params[0]._flat.owns(params):
-        return params[0]._flat
+    flat = params[0]._flat if params else None
+    if flat is not None:
+        if flat.owns(params):
+            return flat
+        start = flat.run_start(params)
+        if start is not None:
+            return FlatBuffer(params, flat, start)
     return FlatBuffer(params)

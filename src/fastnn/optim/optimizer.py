@@ -3,8 +3,9 @@
 Parameters are given as an iterable of Parameters or of param-group dicts
 ({"params": [...], "lr": ...}) whose missing options take the optimizer's
 defaults, as torch.optim. Each group's parameters (data and gradients) are
-moved into one contiguous buffer (fastnn.nn.parameter.flatten_parameters),
-and its state (momentum, moment estimates) is one flat array per kind, so a
+one contiguous buffer (fastnn.nn.parameter.flatten_parameters): a view of the
+model's own buffer (Module.flat_buffer()) when the group is a consecutive run
+of it, else storage the group's parameters move into; and its state (momentum, moment estimates) is one flat array per kind, so a
 step is one C kernel call per group and zero_grad is one fill.
 
 state_dict() / load_state_dict() use torch.optim's layout: {"state": {index:
@@ -18,6 +19,7 @@ from typing import Dict, List, Union
 
 import numpy as np
 
+from fastnn.nn.module import start_new_step
 from fastnn.nn.parameter import FlatBuffer, Parameter, flatten_parameters
 
 
@@ -102,7 +104,9 @@ class Optimizer(ABC):
             self._buffer(i).grad.fill(0.0)
 
     def step(self, closure=None):
-        """One update of every trainable parameter; returns closure() if given."""
+        """One update of every trainable parameter; returns closure() if given.
+        Ends the training step: forward contexts not consumed by a backward by
+        now are dropped (see fastnn.nn.Module)."""
         loss = closure() if closure is not None else None
         for i, group in enumerate(self.param_groups):
             self._recheck(i, group)
@@ -132,6 +136,7 @@ class Optimizer(ABC):
                                     {n: v[offset:end] for n, v in state.items()}, steps[k],
                                     names if steps[k] == 1 else fresh)
                 offset = end
+        start_new_step()  # forward contexts saved before now are stale
         return loss
 
     # ---- state, in torch.optim's layout -----------------------------------------------
