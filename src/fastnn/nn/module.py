@@ -308,14 +308,18 @@ class Module:
         return sum(p.size for p in self.parameters())
 
     # ---- state ----------------------------------------------------------------------
-    def _state_items(self) -> Iterator[Tuple[str, np.ndarray]]:
-        """Every saved array in PyTorch's order: per module, parameters then buffers."""
-        for mod_prefix, module in self.named_modules():
-            for registry in ("_parameters", "_buffers"):
-                for name, value in module.__dict__[registry].items():
-                    if value is not None:
-                        key = f"{mod_prefix}.{name}" if mod_prefix else name
-                        yield key, value.data if isinstance(value, Parameter) else value
+    def _state_items(self, prefix: str = "") -> Iterator[Tuple[str, np.ndarray]]:
+        """Every saved array in PyTorch's order: per module, parameters then buffers,
+        then the children's; a module reached by several paths (shared) is listed
+        under each, as in PyTorch."""
+        d = self.__dict__
+        for registry in ("_parameters", "_buffers"):
+            for name, value in d[registry].items():
+                if value is not None:
+                    yield prefix + name, value.data if isinstance(value, Parameter) else value
+        for name, child in d["_modules"].items():
+            if child is not None:
+                yield from child._state_items(f"{prefix}{name}.")
 
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Copies of every parameter and buffer under PyTorch's keys."""
