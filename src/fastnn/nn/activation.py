@@ -32,6 +32,10 @@ class _FromOutput(Module):
     def get_config(self) -> dict:
         return {}
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}
+
     def forward(self, x):
         y = type(self).forward_op(x)
         self.__dict__[OUTPUT] = y
@@ -59,6 +63,10 @@ class _FromInput(Module):
 
     def get_config(self) -> dict:
         return self.op_args()
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}
 
     def forward(self, x):
         x = to_float32(x)
@@ -165,6 +173,10 @@ class _SoftmaxBase(Module):
 
     def get_config(self) -> dict:
         return {"dim": self.dim}
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from typing import Iterable, Iterator, Union
 
 from fastnn.nn.activation import OUTPUT, ReLU, Sigmoid, Tanh
+from fastnn.nn.container_protocol import Container, IndexedContainer
 from fastnn.nn.linear import Linear
 from fastnn.nn.module import Module, structure_version
 
@@ -24,7 +25,7 @@ def _check_module(m, where: str) -> Module:
     return m
 
 
-class Sequential(Module):
+class Sequential(Container, Module):
     """Sequential(m0, m1, ...) or Sequential(OrderedDict(name=module, ...))."""
 
     def __init__(self, *args):
@@ -108,7 +109,7 @@ class Sequential(Module):
         return g if input_grad else None
 
 
-class ModuleList(Module):
+class ModuleList(IndexedContainer, Module):
     """A list of modules that registers them (for parameters(), state_dict(), ...)."""
 
     def __init__(self, modules: Iterable[Module] = ()):
