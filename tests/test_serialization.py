@@ -106,6 +106,70 @@ def test_registered_module_holding_a_module_list(tmp_path, registry):
     assert fastnn.register_module(Tower) is Tower
 
 
+def test_containers_follow_the_protocol(tmp_path, registry):
+    """A container is any class inheriting nn.container_protocol.Container: saved
+    from named_children() and container_config(), rebuilt by from_children()."""
+    from fastnn.nn.container_protocol import Container
+
+    @fastnn.register_module
+    class Sum(Container, nn.Module):
+        def __init__(self, *branches, scale=1.0):
+            super().__init__()
+            self.scale = scale
+            for i, branch in enumerate(branches):
+                self.add_module(f"b{i}", branch)
+
+        def container_config(self):
+            return {"scale": self.scale}
+
+        @classmethod
+        def from_children(cls, children, **config):
+            return cls(*(m for _, m in children), **config)
+
+        def forward(self, x):
+            return sum(m(x) for m in self.children()) * np.float32(self.scale)
+
+    fastnn.manual_seed(0)
+    model = nn.Sequential(Sum(nn.Linear(3, 2), nn.Sequential(nn.Linear(3, 2), nn.Tanh()),
+                              scale=0.5), nn.ModuleList([nn.ReLU()]))
+    path = tmp_path / "m.safetensors"
+    fastnn.save(model, path)
+    with safetensors.safe_open(str(path), framework="np") as f:
+        arch = json.loads(f.metadata()["architecture"])
+    assert arch["children"][0][1]["class"] == "Sum"
+    assert arch["children"][0][1]["config"] == {"scale": 0.5}
+    assert "config" not in arch and "config" not in arch["children"][1][1]  # {} is left out
+    loaded = fastnn.load(path)
+    assert type(loaded[0]) is Sum and loaded[0].scale == 0.5
+    assert [n for n, _ in loaded[0].named_children()] == ["b0", "b1"]
+    assert_same_state(loaded, model)
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(loaded[0](x), model[0](x))
+
+    @fastnn.register_module
+    class Lossy(Sum):  # rebuilds without its last child: refused
+        @classmethod
+        def from_children(cls, children, **config):
+            return cls(*(m for _, m in children[:-1]), **config)
+
+    fastnn.save(Lossy(nn.ReLU(), nn.Tanh()), path)
+    with pytest.raises(ValueError, match="did not rebuild the children"):
+        fastnn.load(path)
+
+    class Unregistered(nn.Sequential):
+        pass
+
+    with pytest.raises(TypeError, match="register_module"):
+        fastnn.save(Unregistered(nn.ReLU()), path)
+    bad = {"class": "Sequential", "config": {"x": 1}, "children": [["0", {
+        "class": "ReLU", "config": {}}]]}
+    safetensors.numpy.save_file({}, str(path), metadata={
+        "format": "fastnn", "format_version": "1", "content": "model",
+        "architecture": json.dumps(bad)})
+    with pytest.raises(ValueError, match=r"takes no argument\(s\) 'x'"):
+        fastnn.load(path)
+
+
 def test_register_module_checks(registry):
     with pytest.raises(TypeError, match="subclass of fastnn.nn.Module"):
         fastnn.register_module(dict)
