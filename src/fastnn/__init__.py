@@ -28,7 +28,8 @@ from fastnn.random import get_rng_state, manual_seed, set_rng_state
 from fastnn.serialization import (load, load_checkpoint, load_state_dict, register_module,
                                   save, save_checkpoint)
 
-__all__ = ["ops", "nn", "optim", "data", "callbacks", "training", "show_config", "set_num_threads", "get_num_threads", "num_threads",
-           "manual_seed", "get_rng_state", "set_rng_state", "save", "load", "load_state_dict",
-           "save_checkpoint", "load_checkpoint", "register_module", "no_grad", "enable_grad", "set_grad_enabled",
+__all__ = ["ops", "nn", "optim", "data", "callbacks", "training", "show_config",
+           "set_num_threads", "get_num_threads", "num_threads", "manual_seed", "get_rng_state",
+           "set_rng_state", "save", "load", "load_state_dict", "save_checkpoint",
+           "load_checkpoint", "register_module", "no_grad", "enable_grad", "set_grad_enabled",
            "is_grad_enabled", "__version__"]

@@ -117,12 +117,18 @@ def _status(r):
     return "n/a" if r.get("kind") == "skip" else "FAIL"
 
 
+def _per_lib(res, libs, fmt):
+    """A cell per library: fmt(its result), or n/a / FAIL."""
+    return [fmt(res[lib]) if res[lib].get("ok") else _status(res[lib]) for lib in libs]
+
+
+def _step_time(r):
+    return _fmt_time(r["seconds"])
+
+
 def _elementwise_table(cases, libs, others):
     def cells(case, res):
-        out = [case.name, case.size]
-        out += [_fmt_time(res[lib]["seconds"]) if res[lib].get("ok") else _status(res[lib])
-                for lib in libs]
-        out += _ratios(res, others)
+        out = [case.name, case.size] + _per_lib(res, libs, _step_time) + _ratios(res, others)
         base = res["fastnn"]
         out.append(f"{base['bytes'] / base['seconds'] / 1e9:.1f}" if base.get("ok") else "-")
         return out
@@ -142,9 +148,7 @@ def _fmt_gflops(g):  # also used for % peak
 
 def _gemm_table(cases, libs, others, peak):
     def cells(case, res):
-        out = [case.name, case.shape_text]
-        out += [_fmt_gflops(_gflops(res[lib])) if res[lib].get("ok") else _status(res[lib])
-                for lib in libs]
+        out = [case.name, case.shape_text] + _per_lib(res, libs, lambda r: _fmt_gflops(_gflops(r)))
         out += _ratios(res, others)
         base = res["fastnn"]
         out.append(_fmt_gflops(100.0 * _gflops(base) / peak["gflops"])
@@ -164,10 +168,7 @@ def _fmt_rate(r):
 
 def _mlp_table(cases, libs, others):
     def cells(case, res):
-        out = [case.name, case.size]
-        out += [_fmt_time(res[lib]["seconds"]) if res[lib].get("ok") else _status(res[lib])
-                for lib in libs]
-        out += _ratios(res, others)
+        out = [case.name, case.size] + _per_lib(res, libs, _step_time) + _ratios(res, others)
         out += [_fmt_rate(case.batch / res[lib]["seconds"]) if res[lib].get("ok") else "-"
                 for lib in libs]
         return out
@@ -344,7 +345,8 @@ def _header(pool, threads, settings, pressure, peak=None):
         + (f", CPU pressure avg10 {pressure:.2f}%" if pressure is not None else ""),
         f"threads:  {threads} (fastnn" + (", torch" if "torch" in pool.info else "")
         + ", BLAS); NumPy element-wise ops are single-threaded",
-        f"fastnn:   {info.get('fastnn', '?')}, ISA path {info.get('isa') or runtime_info()['isa']}, "
+        f"fastnn:   {info.get('fastnn', '?')}, "
+        f"ISA path {info.get('isa') or runtime_info()['isa']}, "
         f"OpenMP {'yes' if info.get('openmp') else 'no'}",
         f"versions: {', '.join(versions)}",
     ]
