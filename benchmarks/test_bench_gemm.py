@@ -10,7 +10,7 @@ linear+relu shapes).
 One benchmark group per case ("<case> <shape>"), holding its three
 implementations. extra_info has flops, gflops (2 M N K batch / median time)
 and, for fastnn, pct_peak: the share of the FMA peak measured once per
-session with fastnn._C.fma_probe. Results are checked against fastnn's first.
+session with fastnn._config.fma_probe. Results are checked against fastnn's first.
 """
 import pytest
 

@@ -1,5 +1,5 @@
 """MLP training steps: fastnn vs NumPy (hand-written backprop,
-fastnn.bench.numpy_mlp) vs PyTorch with pytest-benchmark, on fastnn.bench's
+fastnn.baselines.numpy_mlp) vs PyTorch with pytest-benchmark, on fastnn.bench's
 MLP case table: 784-256-128-10 with SGD (lr 0.01, momentum 0.9) and Adam
 (lr 1e-3) at batch 32, 64, 256 and 1024, and the per-layer overhead case
 (8 x Linear(4, 4) with ReLUs, batch 1, SGD).

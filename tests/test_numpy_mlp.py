@@ -1,4 +1,4 @@
-"""fastnn.bench.numpy_mlp.NumpyMLP, the NumPy baseline of the MLP benchmark and
+"""fastnn.baselines.numpy_mlp.NumpyMLP, the NumPy baseline of the MLP benchmark and
 the demo: its gradients against central differences of a float64 loss, one
 and two training steps against fastnn's Sequential + optimizer from the same
 weights, and a loss that falls on a separable toy problem."""
@@ -7,7 +7,7 @@ import pytest
 
 from fastnn import nn, optim
 from fastnn.bench.cases_mlp import mlp_layers
-from fastnn.bench.numpy_mlp import NumpyMLP
+from fastnn.baselines.numpy_mlp import NumpyMLP
 
 
 def loss64(params, sizes, x, y):

@@ -89,7 +89,9 @@ def test_param_groups_flat_buffers_and_zero_grad():
 def test_moved_parameters_are_followed():
     lin = nn.Linear(2, 2)
     opt = optim.SGD(lin.parameters(), lr=1.0)
-    other = optim.SGD([lin.bias], lr=1.0)  # moves bias into another buffer
+    # a group that is not a consecutive run of lin's buffer moves bias into another
+    # buffer (a run, such as [lin.bias] alone, would get a view and stay put)
+    other = optim.SGD([lin.bias, nn.Linear(1, 1).weight], lr=1.0)
     assert lin.bias._flat is not lin.weight._flat
     lin.bias.grad = np.ones(2)
     b0 = lin.bias.data.copy()

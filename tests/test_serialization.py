@@ -21,7 +21,7 @@ from fastnn.optim import lr_scheduler
 @pytest.fixture
 def registry(monkeypatch):
     """A fresh register_module registry for the test."""
-    monkeypatch.setattr(serialization, "_registered", {})
+    monkeypatch.setattr(serialization.registry, "_registered", {})
 
 
 def every_layer_model():
@@ -106,6 +106,70 @@ def test_registered_module_holding_a_module_list(tmp_path, registry):
     assert fastnn.register_module(Tower) is Tower
 
 
+def test_containers_follow_the_protocol(tmp_path, registry):
+    """A container is any class inheriting nn.container_protocol.Container: saved
+    from named_children() and container_config(), rebuilt by from_children()."""
+    from fastnn.nn.container_protocol import Container
+
+    @fastnn.register_module
+    class Sum(Container, nn.Module):
+        def __init__(self, *branches, scale=1.0):
+            super().__init__()
+            self.scale = scale
+            for i, branch in enumerate(branches):
+                self.add_module(f"b{i}", branch)
+
+        def container_config(self):
+            return {"scale": self.scale}
+
+        @classmethod
+        def from_children(cls, children, **config):
+            return cls(*(m for _, m in children), **config)
+
+        def forward(self, x):
+            return sum(m(x) for m in self.children()) * np.float32(self.scale)
+
+    fastnn.manual_seed(0)
+    model = nn.Sequential(Sum(nn.Linear(3, 2), nn.Sequential(nn.Linear(3, 2), nn.Tanh()),
+                              scale=0.5), nn.ModuleList([nn.ReLU()]))
+    path = tmp_path / "m.safetensors"
+    fastnn.save(model, path)
+    with safetensors.safe_open(str(path), framework="np") as f:
+        arch = json.loads(f.metadata()["architecture"])
+    assert arch["children"][0][1]["class"] == "Sum"
+    assert arch["children"][0][1]["config"] == {"scale": 0.5}
+    assert "config" not in arch and "config" not in arch["children"][1][1]  # {} is left out
+    loaded = fastnn.load(path)
+    assert type(loaded[0]) is Sum and loaded[0].scale == 0.5
+    assert [n for n, _ in loaded[0].named_children()] == ["b0", "b1"]
+    assert_same_state(loaded, model)
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(loaded[0](x), model[0](x))
+
+    @fastnn.register_module
+    class Lossy(Sum):  # rebuilds without its last child: refused
+        @classmethod
+        def from_children(cls, children, **config):
+            return cls(*(m for _, m in children[:-1]), **config)
+
+    fastnn.save(Lossy(nn.ReLU(), nn.Tanh()), path)
+    with pytest.raises(ValueError, match="did not rebuild the children"):
+        fastnn.load(path)
+
+    class Unregistered(nn.Sequential):
+        pass
+
+    with pytest.raises(TypeError, match="register_module"):
+        fastnn.save(Unregistered(nn.ReLU()), path)
+    bad = {"class": "Sequential", "config": {"x": 1}, "children": [["0", {
+        "class": "ReLU", "config": {}}]]}
+    safetensors.numpy.save_file({}, str(path), metadata={
+        "format": "fastnn", "format_version": "1", "content": "model",
+        "architecture": json.dumps(bad)})
+    with pytest.raises(ValueError, match=r"takes no argument\(s\) 'x'"):
+        fastnn.load(path)
+
+
 def test_register_module_checks(registry):
     with pytest.raises(TypeError, match="subclass of fastnn.nn.Module"):
         fastnn.register_module(dict)
@@ -129,7 +193,7 @@ def test_register_module_checks(registry):
     second.__qualname__ = "Other.Block"
     with pytest.raises(ValueError, match="already registered"):
         fastnn.register_module(second)
-    assert serialization._registered["Block"] is first
+    assert serialization.registry._registered["Block"] is first
 
 
 def test_module_without_get_config_cannot_be_saved(tmp_path, registry):
@@ -150,8 +214,6 @@ def test_module_without_get_config_cannot_be_saved(tmp_path, registry):
     fastnn.register_module(Custom)
     with pytest.raises(TypeError, match="define get_config"):
         fastnn.save(Custom(), path)
-    with pytest.raises(TypeError, match="CrossEntropyLoss"):
-        fastnn.save(nn.Sequential(nn.CrossEntropyLoss()), path)  # losses have no get_config
     assert list(tmp_path.iterdir()) == []
 
 
@@ -214,18 +276,57 @@ def test_load_state_dict_from_files(tmp_path):
         fastnn.load_state_dict(tmp_path / "missing.safetensors")
 
 
-def test_every_builtin_layer_has_a_shape_rule():
-    """fastnn.load compares the sizes a config implies before building: a new
-    layer with parameters must add a rule to serialization._STATE_RULES."""
-    builtins = set(serialization._builtins()) - {"Sequential", "ModuleList"}
-    assert builtins <= set(serialization._STATE_RULES) | serialization._STATELESS
+def implied_state(layer):
+    """What layer's class says a layer with layer's config holds."""
+    args = serialization.architecture._arguments(type(layer), layer.get_config(), True,
+                                                 type(layer).__name__).arguments
+    return type(layer).state_shapes(dict(args))
+
+
+def test_every_builtin_layer_describes_its_state():
+    """fastnn.load compares the sizes a config implies before building: every
+    fastnn.nn layer (every Module class in nn.__all__ but the containers)
+    defines the classmethod state_shapes, and what it implies is what a layer
+    built with that config holds."""
+    from fastnn.nn.container_protocol import Container
+    layers = {name: cls for name, cls in serialization.registry.builtins().items()
+              if not issubclass(cls, Container)}
+    assert {"Linear", "BatchNorm1d", "ReLU", "CrossEntropyLoss"} <= set(layers)
+    undescribed = [name for name, cls in layers.items()
+                   if cls.state_shapes.__func__ is nn.Module.state_shapes.__func__]
+    assert not undescribed, f"define state_shapes on {undescribed}"
     cases = [nn.Linear(3, 5), nn.Linear(0, 2, bias=False), nn.BatchNorm1d(4),
              nn.BatchNorm1d(2, affine=False), nn.BatchNorm1d(3, track_running_stats=False)]
+    for name, cls in layers.items():
+        try:
+            cases.append(cls())  # every layer constructible without arguments
+        except TypeError:
+            assert any(type(c) is cls for c in cases), f"add a {name} to the cases"
     for layer in cases:
-        name = type(layer).__name__
-        args = serialization._arguments(type(layer), layer.get_config(), True, name).arguments
-        implied = serialization._STATE_RULES[name](args)
-        assert implied == serialization._state_signature(layer)
+        assert implied_state(layer) == serialization.files.state_signature(layer), layer
+    with pytest.raises(ValueError, match="true or false"):
+        nn.Linear.state_shapes({"in_features": 2, "out_features": 3, "bias": "no"})
+    with pytest.raises(ValueError, match="int >= 0"):
+        nn.BatchNorm1d.state_shapes({"num_features": 2.0, "affine": True,
+                                     "track_running_stats": True})
+
+
+def test_models_with_losses_save_and_load(tmp_path):
+    """A loss is a module like any other: its options go through get_config."""
+    losses = [nn.CrossEntropyLoss(ignore_index=3, reduction="sum", label_smoothing=0.1),
+              nn.MSELoss(reduction="sum"), nn.BCEWithLogitsLoss(), nn.L1Loss(),
+              nn.HuberLoss(delta=0.5)]
+    model = nn.Sequential(nn.Linear(3, 4), nn.ModuleList(losses))
+    fastnn.save(model, tmp_path / "m.safetensors")
+    loaded = fastnn.load(tmp_path / "m.safetensors")
+    assert repr(loaded) == repr(model)
+    for a, b in zip(loaded[1], losses):
+        assert type(a) is type(b) and a.get_config() == b.get_config()
+    assert loaded[1][0].ignore_index == 3 and loaded[1][0].label_smoothing == 0.1
+    assert loaded[1][4].delta == 0.5 and loaded[1][1].reduction == "sum"
+    assert_same_state(loaded, model)
+    fastnn.save(nn.CrossEntropyLoss(), tmp_path / "loss.safetensors")
+    assert type(fastnn.load(tmp_path / "loss.safetensors")) is nn.CrossEntropyLoss
 
 
 # ---- hostile files, loaded in a child interpreter -----------------------------------

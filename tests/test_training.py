@@ -216,3 +216,172 @@ def test_data_loader():
         DataLoader(X, batch_size=0)
     with pytest.raises(ValueError, match="10 samples"):
         DataLoader(X, y[:3])
+
+
+# ---- fit's hooks for gradient tricks and data parallelism, samplers, no_grad -------
+
+class Spy(nn.Identity):
+    """Identity that records its inputs and whether gradients were enabled."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen, self.grad_enabled = [], []
+
+    def forward(self, x):
+        self.seen.append(np.array(x))
+        self.grad_enabled.append(fastnn.is_grad_enabled())
+        return x
+
+
+class Recorder(Callback):
+    def __init__(self, calls):
+        super().__init__()
+        self.calls = calls
+
+    def on_batch_begin(self, batch, logs=None):
+        self.calls.append(("batch_begin", batch))
+
+    def on_after_backward(self, batch, logs=None):
+        self.calls.append(("after_backward", batch, float(logs["loss"])))
+
+    def on_before_step(self, batch, logs=None):
+        self.calls.append(("before_step", batch))
+
+    def on_batch_end(self, batch, logs=None):
+        self.calls.append(("batch_end", batch))
+
+
+def test_step_hooks_come_between_backward_and_step():
+    X, y = blobs(40)
+    model = mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    calls = []
+    real_backward, real_step = model.backward, opt.step
+
+    def backward(*args, **kwargs):
+        calls.append(("backward",))
+        return real_backward(*args, **kwargs)
+
+    def step():
+        calls.append(("step",))
+        real_step()
+
+    model.__dict__["backward"], opt.step = backward, step
+    model.fit(X, y, epochs=1, batch_size=16, optimizer=opt, verbose=0,
+              callbacks=[Recorder(calls)])
+    names = [c[0] for c in calls]
+    assert names == ["batch_begin", "backward", "after_backward", "before_step", "step",
+                     "batch_end"] * 3
+    assert [c[1] for c in calls if c[0] == "after_backward"] == [0, 1, 2]
+    assert all(c[2] > 0 for c in calls if c[0] == "after_backward")  # the batch's loss
+
+
+def test_gradient_clipping_in_on_before_step_changes_the_step():
+    X, y = blobs(64)
+
+    class Clip(Callback):
+        def __init__(self):
+            super().__init__()
+            self.norms = []
+
+        def on_after_backward(self, batch, logs=None):  # the gradients are complete here
+            self.norms.append(np.sqrt(sum(float((p.grad ** 2).sum())
+                                          for p in self.model.parameters())))
+
+        def on_before_step(self, batch, logs=None):
+            nn.utils.clip_grad_norm_(self.model.parameters(), 1e-3)
+
+    def step(callbacks):
+        fastnn.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        before = np.concatenate([p.data.ravel() for p in model.parameters()])
+        model.fit(X, y, epochs=1, batch_size=64, optimizer=optim.SGD(model.parameters(), lr=1.0),
+                  verbose=0, callbacks=callbacks)
+        after = np.concatenate([p.data.ravel() for p in model.parameters()])
+        return float(np.linalg.norm(after - before))
+
+    clip = Clip()
+    clipped, free = step([clip]), step([])
+    assert clip.norms and clip.norms[0] > 1e-2        # unclipped gradient norm
+    assert clipped == pytest.approx(1e-3, rel=1e-3)    # SGD, lr 1: the step is the clipped grad
+    assert free == pytest.approx(clip.norms[0], rel=1e-4)
+
+
+class Order:
+    """A sampler: a fixed order, and the epochs set_epoch was told."""
+
+    def __init__(self, order):
+        self.order, self.epochs = list(order), []
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self):
+        return len(self.order)
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+
+
+def test_fit_follows_the_sampler_and_calls_set_epoch():
+    X = np.arange(10, dtype=np.float32).reshape(10, 1)
+    y = (np.arange(10) % 2).astype(np.int64)
+    order = [9, 0, 8, 1, 7, 2, 6, 3]                     # 8 of the 10 samples
+    sampler = Order(order)
+    spy = Spy()
+    model = nn.Sequential(spy, nn.Linear(1, 2))
+    epochs_seen = []
+
+    class Epochs(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs_seen.append((epoch, list(sampler.epochs)))
+
+    model.fit(X, y, epochs=3, initial_epoch=1, batch_size=3, sampler=sampler, verbose=0,
+              callbacks=[Epochs()])
+    assert [len(b) for b in spy.seen] == [3, 3, 2] * 2
+    assert np.concatenate(spy.seen).ravel().tolist() == order * 2
+    assert sampler.epochs == [1, 2]
+    assert epochs_seen == [(1, [1]), (2, [1, 2])]        # set before the epoch begins
+    assert all(spy.grad_enabled)
+    with pytest.raises(ValueError, match="mutually exclusive with shuffle"):
+        model.fit(X, y, shuffle=True, sampler=sampler, verbose=0)
+    with pytest.raises(ValueError, match="mutually exclusive with shuffle"):
+        DataLoader(X, y, shuffle=True, sampler=sampler)
+    with pytest.raises(ValueError, match="seed"):
+        DataLoader(X, y, sampler=sampler, seed=0)
+    with pytest.raises(TypeError, match="sampler"):
+        DataLoader(X, y, sampler=5)
+    # a list is a sampler too; a partial last batch is dropped with drop_last
+    loader = DataLoader(X, y, batch_size=2, sampler=[4, 2, 0], drop_last=True)
+    assert len(loader) == 1 and loader.num_samples() == 2
+    assert [b[1].tolist() for b in loader] == [[0, 0]]
+
+
+def test_built_in_samplers_are_the_loaders_only_path():
+    from fastnn.data import RandomSampler, SequentialSampler
+    X = np.arange(10).reshape(10, 1)
+    assert isinstance(DataLoader(X).sampler, SequentialSampler)
+    assert isinstance(DataLoader(X, shuffle=True).sampler, RandomSampler)
+    assert list(SequentialSampler(X)) == list(range(10)) and len(SequentialSampler(4)) == 4
+    # a seeded loader draws what its seeded RandomSampler draws, as before samplers
+    expected = np.random.Generator(np.random.PCG64(3)).permutation(10).tolist()
+    assert list(RandomSampler(10, seed=3)) == expected
+    loader = DataLoader(X, batch_size=10, shuffle=True, seed=3)
+    assert list(loader)[0].ravel().tolist() == expected
+    fastnn.manual_seed(1)
+    a = list(RandomSampler(X))
+    fastnn.manual_seed(1)
+    assert list(RandomSampler(X)) == a and sorted(a) == list(range(10))
+    with pytest.raises(TypeError, match="number of samples"):
+        RandomSampler(object())
+
+
+def test_predict_and_evaluate_run_without_grad():
+    X, y = blobs(20)
+    spy = Spy()
+    model = nn.Sequential(spy, nn.Linear(4, 3))
+    model.predict(X, batch_size=8)
+    model.evaluate(X, y, loss="cross_entropy")
+    assert spy.grad_enabled == [False] * 4 and fastnn.is_grad_enabled()  # 3 + 1 batches
+    model.fit(X, y, epochs=1, batch_size=20, verbose=0)
+    assert spy.grad_enabled[-1] is True

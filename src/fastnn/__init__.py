@@ -11,28 +11,25 @@
     with fastnn.no_grad(): model(x)     # forwards keep nothing for backward
 
 Modules: ops (kernels), nn (layers, losses), optim (optimizers, lr_scheduler),
-data (DataLoader), callbacks, training (fit / predict / evaluate), random.
+data (DataLoader, samplers), callbacks, training (fit / predict / evaluate,
+which it attaches to nn.Module), serialization (save / load), random.
+Imports go one way: _C -> ops -> nn -> optim -> {data, training, callbacks,
+serialization} -> cli (tests/test_layering.py checks).
 
 At import the CPU is inspected once and the widest kernel path it supports
 (avx512, avx2 or generic) is chosen; FASTNN_ISA=generic|avx2|avx512 forces a
 path (asking for one the CPU lacks raises RuntimeError here, at import), and
 FASTNN_NUM_THREADS sets the thread count.
 """
-from importlib.metadata import PackageNotFoundError, version as _version
-
-from fastnn import callbacks, data, nn, ops, optim
-from fastnn._config import get_num_threads, num_threads, set_num_threads, show_config
+from fastnn import callbacks, data, nn, ops, optim, training
+from fastnn._config import __version__, get_num_threads, num_threads, set_num_threads, show_config
 from fastnn.nn.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fastnn.random import get_rng_state, manual_seed, set_rng_state
 from fastnn.serialization import (load, load_checkpoint, load_state_dict, register_module,
                                   save, save_checkpoint)
 
-try:
-    __version__ = _version("fastnn")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
-
-__all__ = ["ops", "nn", "optim", "data", "callbacks", "show_config", "set_num_threads", "get_num_threads", "num_threads",
-           "manual_seed", "get_rng_state", "set_rng_state", "save", "load", "load_state_dict",
-           "save_checkpoint", "load_checkpoint", "register_module", "no_grad", "enable_grad", "set_grad_enabled",
+__all__ = ["ops", "nn", "optim", "data", "callbacks", "training", "show_config",
+           "set_num_threads", "get_num_threads", "num_threads", "manual_seed", "get_rng_state",
+           "set_rng_state", "save", "load", "load_state_dict", "save_checkpoint",
+           "load_checkpoint", "register_module", "no_grad", "enable_grad", "set_grad_enabled",
            "is_grad_enabled", "__version__"]

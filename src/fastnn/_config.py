@@ -1,11 +1,23 @@
-"""Runtime configuration: ISA path and threads, read from the environment at
-import, and show_config() to report how this copy was built and runs."""
+"""Runtime configuration and facts: ISA path and threads, read from the
+environment at import; the version, how this copy was built and what the CPU
+offers; show_config() to report them.
+
+This is the only module above fastnn._C besides fastnn.ops that calls into it:
+everything higher up (training, the CLI, the bench tool) asks here for runtime
+facts (runtime_info(), gemm_blocking(), fma_probe()) instead of reaching into _C.
+"""
 import contextlib
 import os
 import platform
 import sys
+from importlib.metadata import PackageNotFoundError, version as _version
 
 from fastnn import _C
+
+try:
+    __version__ = _version("fastnn")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 try:
     from fastnn._build_config import BUILD_CONFIG
@@ -48,18 +60,40 @@ def num_threads(n):
         set_num_threads(previous)
 
 
+def gemm_blocking():
+    """The GEMM kernel's blocking (MR, NR, KC, MC, NC) on the active ISA path, or
+    None when this build does not report it."""
+    fn = getattr(_C, "gemm_blocking", None)
+    return None if fn is None else tuple(fn())
+
+
+def fma_probe(iters: int) -> float:
+    """Run `iters` rounds of independent vector FMA chains on every fastnn thread
+    (the measured FMA ceiling); returns the floating-point operations done."""
+    return _C.fma_probe(iters)
+
+
+def runtime_info() -> dict:
+    """What this process runs with: {"version", "isa" (active path), "best_isa",
+    "compiled_isas", "threads", "hardware_threads", "openmp", "gemm_blocking"}."""
+    return {"version": __version__, "isa": _C.active_isa(), "best_isa": _C.best_isa(),
+            "compiled_isas": list(_C.compiled_isas()), "threads": get_num_threads(),
+            "hardware_threads": _C.hardware_threads(), "openmp": bool(_C.has_openmp()),
+            "gemm_blocking": gemm_blocking()}
+
+
 def show_config(file=None):
     """Print version, ISA path, threads, OpenMP, compiler and flags."""
-    from fastnn import __version__
     import numpy
 
-    isa = _C.active_isa()
+    info = runtime_info()
+    isa = info["isa"]
     lines = [
         f"fastnn {__version__}",
-        f"  ISA path:      {isa} (best on this CPU: {_C.best_isa()}; compiled: "
-        f"{', '.join(_C.compiled_isas())})",
-        f"  threads:       {get_num_threads()} (hardware: {_C.hardware_threads()})",
-        f"  OpenMP:        {'yes' if _C.has_openmp() else 'no'}",
+        f"  ISA path:      {isa} (best on this CPU: {info['best_isa']}; compiled: "
+        f"{', '.join(info['compiled_isas'])})",
+        f"  threads:       {info['threads']} (hardware: {info['hardware_threads']})",
+        f"  OpenMP:        {'yes' if info['openmp'] else 'no'}",
         f"  compiler:      {BUILD_CONFIG.get('compiler', 'unknown')}",
         f"  C flags:       {BUILD_CONFIG.get('c_flags', 'unknown')} "
         f"{BUILD_CONFIG.get('openmp_flags', '')}".rstrip(),

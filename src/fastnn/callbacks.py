@@ -5,8 +5,19 @@
                                LearningRateScheduler(lambda epoch, lr: lr * 0.9),
                                CSVLogger("log.csv")])
 
-Hooks receive `logs`, the epoch's dict of "loss", metrics, "val_*", "lr" and
-"time". A callback stops training by setting ``self.model.stop_training = True``.
+Epoch hooks receive `logs`, the epoch's dict of "loss", metrics, "val_*", "lr"
+and "time"; batch hooks the batch's {"loss": ...}. A callback stops training by
+setting ``self.model.stop_training = True``.
+
+Each training step calls, in order: on_batch_begin(batch), forward, loss,
+model.backward, on_after_backward(batch, logs), on_before_step(batch, logs),
+optimizer.step(), on_batch_end(batch, logs). The gradients are complete in
+on_after_backward and still unused in on_before_step, so gradient clipping,
+accumulation checks or a data-parallel allreduce of the gradients are callbacks:
+
+    class ClipGradients(Callback):
+        def on_before_step(self, batch, logs=None):
+            fastnn.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
 """
 from __future__ import annotations
 
@@ -34,6 +45,8 @@ class Callback:
     def on_epoch_begin(self, epoch: int, logs=None): pass
     def on_epoch_end(self, epoch: int, logs=None): pass
     def on_batch_begin(self, batch: int, logs=None): pass
+    def on_after_backward(self, batch: int, logs=None): pass
+    def on_before_step(self, batch: int, logs=None): pass
     def on_batch_end(self, batch: int, logs=None): pass
 
 

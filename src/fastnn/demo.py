@@ -10,7 +10,7 @@ Nothing is downloaded: digits ships inside scikit-learn (pip install
 Linear(d, 256) -> ReLU -> Linear(256, 128) -> ReLU -> Linear(128, 10), trained
 with Adam (lr 1e-3) on the softmax cross-entropy of 80% of the data (each
 pixel standardised with the training part's mean and deviation); accuracy is
-measured on the other 20%. The NumPy run (fastnn.bench.numpy_mlp) starts
+measured on the other 20%. The NumPy run (fastnn.baselines.numpy_mlp) starts
 from the same weights and sees the same batches in the same order.
 """
 from __future__ import annotations
@@ -96,7 +96,7 @@ def run(dataset: str = "digits", epochs: int = 20, batch_size: int = 32, lr: flo
     """Train and compare; returns the accuracies and times."""
     import fastnn
     from fastnn import nn
-    from fastnn.bench.numpy_mlp import NumpyMLP
+    from fastnn.baselines.numpy_mlp import NumpyMLP
     from fastnn.data import DataLoader
 
     X, y, description = load_dataset(dataset)

@@ -7,11 +7,19 @@
     model.predict(Xt)         # eval mode, batch by batch
 
 Each step: optimizer.zero_grad(), forward, loss, model.backward(loss_fn.backward(),
-input_grad=False), optimizer.step(). A tqdm bar per epoch shows the running loss,
-metrics and samples/s (verbose=1); verbose=2 prints one line per epoch, 0 nothing.
-Ctrl-C stops after the current batch and keeps the weights trained so far
-(history.interrupted is then True). Shuffling draws from fastnn's random
-stream, so fastnn.manual_seed(s) makes a run reproducible.
+input_grad=False), callbacks' on_after_backward then on_before_step (where
+gradient clipping or a data-parallel allreduce goes), optimizer.step(). A tqdm
+bar per epoch shows the running loss, metrics and samples/s (verbose=1);
+verbose=2 prints one line per epoch, 0 nothing. Ctrl-C stops after the current
+batch and keeps the weights trained so far (history.interrupted is then True).
+Shuffling draws from fastnn's random stream, so fastnn.manual_seed(s) makes a
+run reproducible; sampler= gives the order instead (its set_epoch(epoch), if it
+has one, is called at each epoch start). predict and evaluate run inside
+fastnn.no_grad(): their forwards keep nothing for a backward.
+
+fit, predict and evaluate are also methods of every nn.Module: this module
+attaches them to nn.Module when it is imported (import fastnn does), because nn
+sits below training in the import order and must not import it.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ from fastnn._args import check_int, check_real
 from fastnn.callbacks import Callback
 from fastnn.data import DataLoader
 from fastnn.metrics import make_metrics
+from fastnn.nn.grad_mode import no_grad
 
 LOSSES = {
     "cross_entropy": nn.CrossEntropyLoss, "sparse_categorical_crossentropy": nn.CrossEntropyLoss,
@@ -159,10 +168,15 @@ def _format_logs(logs: dict) -> str:
 
 
 def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
-        batch_size: int = 32, shuffle: bool = True, validation_data=None,
+        batch_size: int = 32, shuffle: Optional[bool] = None, validation_data=None,
         validation_split: float = 0.0, callbacks=None, metrics=("accuracy",), verbose: int = 1,
-        initial_epoch: int = 0) -> History:
-    """Train `model` on (X, y); returns a History. See the module docstring."""
+        initial_epoch: int = 0, sampler=None) -> History:
+    """Train `model` on (X, y); returns a History. See the module docstring.
+
+    shuffle (default: True unless a sampler is given) draws a new order every
+    epoch; sampler, an iterable of sample indices with __len__ (see
+    fastnn.data), gives the order instead and cannot be combined with
+    shuffle=True (ValueError)."""
     X = _as_inputs(X)
     y = _as_targets(y, len(X))
     epochs = check_int(epochs, "epochs", 1)
@@ -191,12 +205,15 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
             raise TypeError(f"callbacks must be fastnn.callbacks.Callback objects, got "
                             f"{type(cb).__name__}")
         cb.set_context(model, opt)
-    loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle)
+    if shuffle is None:
+        shuffle = sampler is None
+    loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, sampler=sampler)
     model.stop_training = False
     for cb in cbs:
         cb.on_train_begin()
     with _StopOnInterrupt() as interrupt:
         for epoch in range(initial_epoch, epochs):
+            loader.set_epoch(epoch)
             for cb in cbs:
                 cb.on_epoch_begin(epoch)
             start = time.perf_counter()
@@ -231,25 +248,32 @@ def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str
     from tqdm.auto import tqdm
     meters = make_metrics(metrics)
     total_loss, seen = 0.0, 0
-    progress = tqdm(total=len(loader.X), desc=desc, unit="sample", disable=not bar,
+    progress = tqdm(total=loader.num_samples(), desc=desc, unit="sample", disable=not bar,
                     dynamic_ncols=True, leave=True)
+    begin, after_backward, before_step, end = (_overriding(cbs, hook) for hook in (
+        "on_batch_begin", "on_after_backward", "on_before_step", "on_batch_end"))
     start = last_shown = time.perf_counter()
     try:
         for batch, (xb, yb) in enumerate(loader):
-            for cb in cbs:
+            for cb in begin:
                 cb.on_batch_begin(batch)
             opt.zero_grad()
             out = model(xb)
             loss = loss_fn(out, yb)
             model.backward(loss_fn.backward(), input_grad=False)
+            logs = {"loss": loss}
+            for cb in after_backward:
+                cb.on_after_backward(batch, logs)
+            for cb in before_step:
+                cb.on_before_step(batch, logs)
             opt.step()
             n = len(xb)
             total_loss += loss * n
             seen += n
             for m in meters:
                 m.update(out, yb)
-            for cb in cbs:
-                cb.on_batch_end(batch, {"loss": loss})
+            for cb in end:
+                cb.on_batch_end(batch, logs)
             if bar:
                 progress.update(n)
                 now = time.perf_counter()
@@ -269,19 +293,28 @@ def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str
     return logs
 
 
+def _overriding(cbs, hook: str) -> list:
+    """The callbacks whose class defines `hook` (the others would do nothing)."""
+    default = getattr(Callback, hook)
+    return [cb for cb in cbs if getattr(type(cb), hook, default) is not default]
+
+
 def _postfix(loss: float, meters, rate: float) -> str:
     parts = [f"loss={loss:.4f}"] + [f"{m.name}={m.result():.4f}" for m in meters]
     return ", ".join(parts) + f", {rate:,.0f} samples/s"
 
 
 def predict(model, X, batch_size: int = 256) -> np.ndarray:
-    """model(X) in eval mode, batch by batch, concatenated; the mode is restored."""
+    """model(X) in eval mode and inside fastnn.no_grad(), batch by batch,
+    concatenated; the mode is restored."""
     X = _as_inputs(X)
     batch_size = check_int(batch_size, "batch_size", 1)
     was_training = model.training
     model.eval()
     try:
-        outs = [np.asarray(model(X[i:i + batch_size])) for i in range(0, len(X), batch_size)]
+        with no_grad():
+            outs = [np.asarray(model(X[i:i + batch_size]))
+                    for i in range(0, len(X), batch_size)]
     finally:
         model.train(was_training)
     if not outs:
@@ -290,8 +323,9 @@ def predict(model, X, batch_size: int = 256) -> np.ndarray:
 
 
 def evaluate(model, X, y, loss=None, metrics=None, batch_size: int = 256) -> Dict[str, float]:
-    """{"loss": ..., metric: ...} on (X, y) in eval mode. loss and metrics
-    default to those of the last fit() (a loss is required otherwise)."""
+    """{"loss": ..., metric: ...} on (X, y) in eval mode and inside
+    fastnn.no_grad(). loss and metrics default to those of the last fit() (a
+    loss is required otherwise)."""
     config = model.__dict__.get("_training_config")
     if loss is None:
         if config is None:
@@ -308,15 +342,45 @@ def evaluate(model, X, y, loss=None, metrics=None, batch_size: int = 256) -> Dic
     model.eval()
     total, seen = 0.0, 0
     try:
-        for i in range(0, len(X), batch_size):
-            xb, yb = X[i:i + batch_size], y[i:i + batch_size]
-            out = np.asarray(model(xb))
-            total += loss_fn(out, yb) * len(xb)
-            seen += len(xb)
-            for m in meters:
-                m.update(out, yb)
+        with no_grad():
+            for i in range(0, len(X), batch_size):
+                xb, yb = X[i:i + batch_size], y[i:i + batch_size]
+                out = np.asarray(model(xb))
+                total += loss_fn(out, yb) * len(xb)
+                seen += len(xb)
+                for m in meters:
+                    m.update(out, yb)
     finally:
         model.train(was_training)
     result = {"loss": total / seen if seen else float("nan")}
     result.update({m.name: m.result() for m in meters})
     return result
+
+
+# ---- the methods every nn.Module gets ---------------------------------------------
+
+def _module_fit(self, X, y, **kwargs):
+    """Keras-style training; see fastnn.training.fit."""
+    return fit(self, X, y, **kwargs)
+
+
+def _module_predict(self, X, batch_size: int = 256):
+    """Outputs for X in eval mode, batch by batch; see fastnn.training.predict."""
+    return predict(self, X, batch_size=batch_size)
+
+
+def _module_evaluate(self, X, y, **kwargs) -> Dict[str, float]:
+    """Loss and metrics on (X, y); see fastnn.training.evaluate."""
+    return evaluate(self, X, y, **kwargs)
+
+
+def _attach(cls=nn.Module) -> None:
+    """Make fit / predict / evaluate methods of cls (nn.Module)."""
+    for name, method in (("fit", _module_fit), ("predict", _module_predict),
+                         ("evaluate", _module_evaluate)):
+        method.__name__ = name
+        method.__qualname__ = f"{cls.__name__}.{name}"
+        setattr(cls, name, method)
+
+
+_attach()

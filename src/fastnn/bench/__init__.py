@@ -7,12 +7,19 @@ Modules
                        batched attention, linear+relu shapes)
     cases_mlp          MLP training steps: ``build_mlp_cases()`` (784-256-128-10 with
                        SGD and Adam at batch 32-1024; the per-layer overhead case)
-    numpy_mlp          ``NumpyMLP``: the hand-written NumPy trainer those cases time
+    (fastnn.baselines.numpy_mlp.NumpyMLP is the hand-written NumPy trainer the MLP
+                       cases time; it lives in the product: fastnn demo uses it too)
     timing             ``prepare`` (build, check, pick the fastest formulation),
                        ``time_call``, ``measure_fma_peak``
     machine            CPU model, /proc/pressure/cpu, library versions and threads
     workers            one worker process per library and the parent-side ``WorkerPool``
                        (``python -m fastnn.bench --worker LIB --threads N``)
+    report             ``fastnn bench``'s options (``add_arguments``), the run and its
+                       tables and JSON (``run``)
+
+The product never imports this package: only the CLI's bench command does
+(tests/test_layering.py checks), and it reads runtime facts (ISA, threads, the
+FMA probe, GEMM blocking) through fastnn._config, never fastnn._C.
 
 A case knows how to make its inputs (seeded from the case id, so every process
 builds identical arrays) and has one builder per library (fastnn, numpy,
@@ -20,7 +27,7 @@ torch). Before anything is timed, each implementation's result is compared
 with fastnn's (``np.allclose`` with per-case tolerances); a mismatch raises
 ``CheckError``. Element-wise cases report GB/s of compulsory memory traffic;
 GEMM cases GFLOP/s (2 M N K batch / time) and, for fastnn, the percentage of
-the FMA peak measured with ``fastnn._C.fma_probe`` on the same thread count;
+the FMA peak measured with ``fastnn._config.fma_probe`` on the same thread count;
 MLP cases the time per training step and samples per second.
 """
 from .cases_elementwise import (CLASSES, DEFAULT_SIZES, ELEMENTWISE, LOSS_SIZE, OP_NAMES, OPS,
@@ -35,8 +42,7 @@ from .machine import (cpu_model, cpu_pressure, cpu_stall_total, library_versions
 from .timing import (Prepared, library_context, measure_fma_peak, prepare, reference_result,
                      set_threads, time_call)
 from .workers import BLAS_THREAD_VARS, Worker, WorkerPool, worker_cases, worker_main
-
-SUITES = ("elementwise", "gemm", "mlp", "all")
+from .report import SUITES, add_arguments, run
 
 __all__ = [
     "BLAS_THREAD_VARS", "CLASSES", "Case", "CheckError", "DEFAULT_SIZES", "DEFAULT_THREADS",
@@ -46,5 +52,5 @@ __all__ = [
     "build_cases", "build_gemm_cases", "build_mlp_cases", "check_result", "cpu_model",
     "cpu_pressure", "cpu_stall_total", "format_size", "library_context", "library_versions",
     "measure_fma_peak", "numpy_blas_threads", "parse_size", "prepare", "reference_result",
-    "set_threads", "time_call", "worker_cases", "worker_main",
+    "set_threads", "time_call", "worker_cases", "worker_main", "add_arguments", "run",
 ]

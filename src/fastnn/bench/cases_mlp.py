@@ -14,7 +14,7 @@ fastnn  nn.Sequential(Linear, ReLU, ...), nn.CrossEntropyLoss, optim.SGD /
         optim.Adam: loss = loss_fn(model(x), y);
         model.backward(loss_fn.backward(), input_grad=False); opt.step();
         opt.zero_grad()
-numpy   fastnn.bench.numpy_mlp.NumpyMLP.train_step (hand-written backprop;
+numpy   fastnn.baselines.numpy_mlp.NumpyMLP.train_step (hand-written backprop;
         gradients are overwritten, so it has no zero_grad)
 torch   torch.nn.Sequential, F.cross_entropy, loss.backward(), torch.optim
         SGD / Adam with their defaults (foreach=None, which on CPU tensors
@@ -166,7 +166,7 @@ def _fastnn_builder(op: MlpOp):
 
 def _numpy_builder(op: MlpOp):
     def build(inputs):
-        from .numpy_mlp import NumpyMLP
+        from fastnn.baselines.numpy_mlp import NumpyMLP
         net = NumpyMLP(op.sizes, optimizer=op.optimizer_name, **op.options)
         net.load_state_dict(initial_weights(inputs))
         x, y = inputs["x"], inputs["y"]

@@ -81,14 +81,14 @@ def numpy_blas_threads() -> Optional[int]:
 
 def library_versions(lib: str) -> dict:
     info = {"numpy": np.__version__}
-    import fastnn
-    from fastnn import _C
-    info["fastnn"] = fastnn.__version__
-    info["isa"] = _C.active_isa()
-    info["openmp"] = _C.has_openmp()
-    info["fastnn_threads"] = fastnn.get_num_threads()
-    if hasattr(_C, "gemm_blocking"):
-        info["gemm_blocking"] = list(_C.gemm_blocking())
+    from fastnn._config import runtime_info
+    runtime = runtime_info()
+    info["fastnn"] = runtime["version"]
+    info["isa"] = runtime["isa"]
+    info["openmp"] = runtime["openmp"]
+    info["fastnn_threads"] = runtime["threads"]
+    if runtime["gemm_blocking"] is not None:
+        info["gemm_blocking"] = list(runtime["gemm_blocking"])
     if lib == "numpy":
         info["blas"] = _numpy_blas_name()
         info["blas_threads"] = numpy_blas_threads()

@@ -139,17 +139,17 @@ def set_threads(lib: str, n: int) -> None:
 
 def measure_fma_peak(seconds: float = FULL["peak_seconds"],
                      repeats: int = FULL["peak_repeats"]) -> dict:
-    """fastnn's FMA ceiling on its current thread count: ``fastnn._C.fma_probe``
+    """fastnn's FMA ceiling on its current thread count: ``fastnn._config.fma_probe``
     (16 independent vector FMA chains on every fastnn thread) sized to run
     about `seconds`, best of `repeats`. Returns {"gflops", "threads", "iters",
     "seconds"} (seconds: one probe call)."""
     import fastnn
-    from fastnn import _C
+    from fastnn._config import fma_probe
     clock = time.perf_counter
     iters, dt = 1 << 12, 0.0
     while True:          # calibrate: grow until one call takes a measurable time
         t0 = clock()
-        _C.fma_probe(iters)
+        fma_probe(iters)
         dt = clock() - t0
         if dt >= min(0.05, seconds / 3) or iters >= 1 << 40:
             break
@@ -158,7 +158,7 @@ def measure_fma_peak(seconds: float = FULL["peak_seconds"],
     best = None
     for _ in range(max(1, repeats)):
         t0 = clock()
-        flops = _C.fma_probe(iters)
+        flops = fma_probe(iters)
         dt = clock() - t0
         if best is None or flops / dt > best[0]:
             best = (flops / dt, dt)

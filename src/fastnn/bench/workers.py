@@ -241,7 +241,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default=",".join(str(n) for n in DEFAULT_SIZES))
     args, rest = p.parse_known_args(argv)
     if args.worker is None:
-        from fastnn.cli import main as cli_main
-        return cli_main(["bench"] + (argv if argv is not None else sys.argv[1:]))
+        from .report import main as bench_main
+        return bench_main(argv if argv is not None else sys.argv[1:],
+                          prog="python -m fastnn.bench")
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     return worker_main(args.worker, args.threads, sizes)

@@ -28,6 +28,10 @@ class _FromOutput(Module):
     def get_config(self) -> dict:
         return {}
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}
+
     def forward(self, x):
         y = type(self).forward_op(x)
         self._save(y)
@@ -48,6 +52,10 @@ class _FromInput(Module):
 
     def get_config(self) -> dict:
         return self.op_args()
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}
 
     def forward(self, x):
         x = to_float32(x)
@@ -161,6 +169,10 @@ class _SoftmaxBase(Module):
 
     def get_config(self) -> dict:
         return {"dim": self.dim}
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -110,6 +110,18 @@ class BatchNorm1d(Module):
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
                 "affine": self.affine, "track_running_stats": self.track_running_stats}
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        from fastnn.nn.container_protocol import config_bool, config_int
+        n = config_int(config, "num_features")
+        state = {}
+        if config_bool(config, "affine"):
+            state.update(weight=((n,), "F32"), bias=((n,), "F32"))
+        if config_bool(config, "track_running_stats"):
+            state.update(running_mean=((n,), "F32"), running_var=((n,), "F32"),
+                         num_batches_tracked=((), "I64"))
+        return state
+
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")

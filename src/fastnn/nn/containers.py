@@ -23,6 +23,7 @@ from typing import Iterable, Iterator, Optional, Union
 import numpy as np
 
 from fastnn._args import check_int
+from fastnn.nn.container_protocol import Container, IndexedContainer
 from fastnn.nn.module import Module, structure_version, to_float32
 
 
@@ -51,7 +52,7 @@ def _add(a, b):
     return np.add(a, b)
 
 
-class Sequential(Module):
+class Sequential(Container, Module):
     """Sequential(m0, m1, ...) or Sequential(OrderedDict(name=module, ...))."""
 
     def __init__(self, *args):
@@ -131,7 +132,7 @@ class Sequential(Module):
             module.discard_saved()
 
 
-class Residual(Module):
+class Residual(Container, Module):
     """y = body(x) + shortcut(x), or body(x) + x without a shortcut; backward
     sums the gradients of both paths. A ResNet basic block with a strided 1x1
     shortcut, or a pre-LN transformer sub-block, is one of these."""
@@ -168,8 +169,16 @@ class Residual(Module):
             self.shortcut.discard_saved()
         self.body.discard_saved()
 
+    @classmethod
+    def from_children(cls, children, **config):
+        named = dict(children)
+        if "body" not in named or set(named) - {"body", "shortcut"}:
+            raise ValueError(f"Residual takes the children 'body' and optionally 'shortcut', "
+                             f"got {[name for name, _ in children]}")
+        return cls(named["body"], named.get("shortcut"), **config)
 
-class Concat(Module):
+
+class Concat(IndexedContainer, Module):
     """Every branch on the same input, outputs concatenated along `dim`
     (channels by default, as an Inception block or a DenseNet layer)."""
 
@@ -222,14 +231,19 @@ class Concat(Module):
         for branch in reversed(list(self._modules.values())):
             branch.discard_saved()
 
-    def get_config(self) -> dict:
+    def container_config(self) -> dict:
         return {"dim": self.dim}
+
+    @classmethod
+    def from_children(cls, children, **config):
+        cls.check_positions(children)
+        return cls(*(m for _, m in children), **config)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
-class ModuleList(Module):
+class ModuleList(IndexedContainer, Module):
     """A list of modules that registers them (for parameters(), state_dict(), ...)."""
 
     def __init__(self, modules: Iterable[Module] = ()):

@@ -42,5 +42,9 @@ class Dropout(Module):
     def get_config(self) -> dict:
         return {"p": self.p, "inplace": self.inplace}
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}
+
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

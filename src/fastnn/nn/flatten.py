@@ -35,5 +35,9 @@ class Flatten(Module):
     def get_config(self) -> dict:
         return {"start_dim": self.start_dim, "end_dim": self.end_dim}
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}
+
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -82,6 +82,15 @@ class Linear(Module):
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "bias": self.bias is not None}
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        from fastnn.nn.container_protocol import config_bool, config_int
+        n_in, n_out = config_int(config, "in_features"), config_int(config, "out_features")
+        state = {"weight": ((n_out, n_in), "F32")}
+        if config_bool(config, "bias"):
+            state["bias"] = ((n_out,), "F32")
+        return state
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
@@ -94,6 +103,10 @@ class Identity(Module):
         super().__init__()
 
     def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
         return {}
 
     def forward(self, x):

@@ -37,6 +37,13 @@ class _Loss(Module):
         grad, = self._saved()
         return grad if grad_out == 1.0 else grad * np.float32(grad_out)
 
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction}
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}
+
     def extra_repr(self) -> str:
         return "" if self.reduction == "mean" else f"reduction='{self.reduction}'"
 
@@ -49,6 +56,10 @@ class CrossEntropyLoss(_Loss):
         super().__init__(reduction)
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
+
+    def get_config(self) -> dict:
+        return {"ignore_index": self.ignore_index, "reduction": self.reduction,
+                "label_smoothing": self.label_smoothing}
 
     def forward(self, logits, target) -> float:
         loss, grad = ops.cross_entropy(logits, target, label_smoothing=self.label_smoothing,
@@ -108,6 +119,9 @@ class HuberLoss(_Loss):
         loss = float(terms.sum()) / n if d.size else float("nan")
         grad = np.where(small, d, delta * np.sign(d)).astype(np.float32) / np.float32(n)
         return self._keep(loss, grad, d.size)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "delta": self.delta}
 
     def extra_repr(self) -> str:
         base = super().extra_repr()

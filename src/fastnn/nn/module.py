@@ -26,6 +26,10 @@ The contract (no autograd tape):
   a model in eval mode can still be differentiated.
 Containers (Sequential, Residual, Concat) own backward, so a block built from
 them needs none written by hand.
+
+Module.fit / predict / evaluate (Keras-style training) are not defined here:
+nn sits below the training loop, so fastnn.training attaches them to Module
+when it is imported, which `import fastnn` always does.
 """
 from __future__ import annotations
 
@@ -365,28 +369,22 @@ class Module:
             np.copyto(target, value, casting="unsafe")
         return IncompatibleKeys(missing, unexpected)
 
-    # ---- training loop (fastnn.training) --------------------------------------------
-    def fit(self, X, y, **kwargs):
-        """Keras-style training; see fastnn.training.fit."""
-        from fastnn.training import fit
-        return fit(self, X, y, **kwargs)
-
-    def predict(self, X, batch_size: int = 256):
-        """Outputs for X in eval mode, batch by batch; see fastnn.training.predict."""
-        from fastnn.training import predict
-        return predict(self, X, batch_size=batch_size)
-
-    def evaluate(self, X, y, **kwargs) -> Dict[str, float]:
-        """Loss and metrics on (X, y); see fastnn.training.evaluate."""
-        from fastnn.training import evaluate
-        return evaluate(self, X, y, **kwargs)
-
     # ---- architecture (fastnn.save / fastnn.load) -------------------------------------
     def get_config(self) -> dict:
         """The constructor's keyword arguments (JSON values) that rebuild this
         module's architecture; containers describe their children instead."""
         raise NotImplementedError(f"{type(self).__name__} does not describe its constructor "
                                   f"arguments: define get_config() to save its architecture")
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> Optional[Dict[str, tuple]]:
+        """{state_dict key: (shape tuple, safetensors dtype "F32" / "I64")} that a
+        module built with the constructor arguments `config` (by name, defaults
+        filled in, values straight from a file: raise ValueError for a wrong type)
+        holds, so fastnn.load checks a file's tensors before allocating anything.
+        {} for a layer without arrays; None (this default) for "unknown, build
+        the module to find out"."""
+        return None
 
     # ---- printing -------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -1,0 +1,240 @@
+"""safetensors files: atomic writing, safe reading, fastnn's header, the JSON
+metadata in both directions and the (shape, dtype) checks of stored tensors.
+
+Nothing here knows modules beyond ``Module._state_items()``; every failure to
+read a file's contents is a ValueError naming the file.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from typing import Dict, Optional
+
+import numpy as np
+import safetensors.numpy
+from safetensors import safe_open
+
+from fastnn._config import __version__
+
+FORMAT = "fastnn"
+FORMAT_VERSION = "1"
+MAX_JSON_DEPTH = 256         # brackets nested in any JSON metadata entry
+MAX_JSON_CHARS = 16 << 20    # characters of one JSON metadata entry
+
+
+# ---- JSON in both directions ------------------------------------------------------
+
+def short(value, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters, for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def to_json(value, what: str, dicts: bool = True, depth: int = 0):
+    """value as plain JSON types (tuples become lists, NumPy scalars Python ones);
+    TypeError naming `what` for anything else."""
+    if depth > MAX_JSON_DEPTH - 8:
+        raise TypeError(f"{what} is nested too deeply to save")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [to_json(v, f"{what}[{i}]", dicts, depth + 1) for i, v in enumerate(value)]
+    if dicts and isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{what} has a key {short(k)} that is not a string")
+            out[k] = to_json(v, f"{what}[{k!r}]", dicts, depth + 1)
+        return out
+    kinds = "None, bool, int, float, str, lists" + (" and dicts" if dicts else "")
+    raise TypeError(f"{what} must hold only JSON values ({kinds}), got "
+                    f"{type(value).__name__} {short(value)}")
+
+
+def dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _json_depth(text: str) -> int:
+    """How deeply brackets nest in text, outside strings (checked before json.loads,
+    whose recursion a hostile file could otherwise exhaust)."""
+    b = np.frombuffer(_JSON_STRING.sub("", text).encode(), dtype=np.uint8)
+    if b.size == 0:
+        return 0
+    step = ((b == ord("[")) | (b == ord("{"))).astype(np.int64)
+    step -= (b == ord("]")) | (b == ord("}"))
+    return int(np.cumsum(step).max())
+
+
+def loads(text: str, what: str, path: str):
+    """json.loads of a metadata entry, size and depth capped; ValueError naming path."""
+    if len(text) > MAX_JSON_CHARS:
+        raise ValueError(f"{path}: {what} is {len(text)} characters long, more than the "
+                         f"{MAX_JSON_CHARS} fastnn reads")
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"{path}: {what} nests more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"{path}: {what} is not valid JSON ({err})") from None
+
+
+# ---- writing ------------------------------------------------------------------------
+
+def write(path, tensors: Dict[str, np.ndarray], metadata: Dict[str, str]) -> None:
+    """Write a safetensors file at path atomically: a temporary file in the same
+    folder, fsynced, then renamed over path; removed again on any failure."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"could not create a temporary file next to {path}")
+    try:
+        try:
+            mode = os.fstat(fd).st_mode & 0o777  # 0o666 less the umask, as open() gives
+        finally:
+            os.close(fd)
+        arrays = {k: v if v.flags.c_contiguous else v.copy() for k, v in tensors.items()}
+        safetensors.numpy.save_file(arrays, tmp, metadata=metadata)
+        os.chmod(tmp, mode)  # safetensors writes its files private (0600)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError, AttributeError):  # make the rename durable (POSIX)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def header(content: str) -> Dict[str, str]:
+    """The metadata entries every fastnn file starts with."""
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "content": content,
+            "fastnn_version": __version__}
+
+
+# ---- reading ------------------------------------------------------------------------
+
+class Reader:
+    """An open safetensors file: its metadata, each tensor's (shape, dtype), and
+    reads, with every failure as a ValueError naming the file."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"no such file: {self.path}")
+        if os.path.isdir(self.path):
+            raise IsADirectoryError(f"{self.path} is a directory, not a saved model")
+        try:
+            self._file = safe_open(self.path, framework="np")
+            self.metadata = self._file.metadata() or {}
+            self.stored = {}
+            for key in self._file.keys():
+                sl = self._file.get_slice(key)
+                self.stored[key] = (tuple(sl.get_shape()), sl.get_dtype())
+        except OSError:
+            raise
+        except Exception as err:  # noqa: BLE001 - SafetensorError and kin: a broken file
+            raise ValueError(f"{self.path} is not a readable safetensors file "
+                             f"({type(err).__name__}: {err})") from None
+
+    def tensor(self, key: str) -> np.ndarray:
+        try:
+            return np.array(self._file.get_tensor(key), copy=True)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"{self.path}: cannot read tensor {key!r} "
+                             f"({type(err).__name__}: {err})") from None
+
+    def fastnn_content(self) -> Optional[str]:
+        """"model" or "checkpoint" for fastnn's files, None for other safetensors files."""
+        meta = self.metadata
+        if meta.get("format") != FORMAT:
+            return None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{self.path} has fastnn format version "
+                             f"{short(meta.get('format_version'))}; this fastnn reads "
+                             f"version {FORMAT_VERSION}")
+        return meta.get("content")
+
+    def expect(self, content: str, instead: str) -> None:
+        found = self.fastnn_content()
+        if found is None:
+            raise ValueError(f"{self.path} is a safetensors file but not one fastnn wrote (no "
+                             f"fastnn metadata); fastnn.load_state_dict(path) reads its arrays")
+        if found != content:
+            raise ValueError(f"{self.path} holds a fastnn {short(found)}, not a {content}: "
+                             f"{instead}")
+
+    def json(self, key: str, required: bool = True):
+        text = self.metadata.get(key)
+        if text is None:
+            if required:
+                raise ValueError(f"{self.path}: the metadata has no {key!r} entry")
+            return None
+        return loads(text, f"metadata[{key!r}]", self.path)
+
+
+def load_state_dict(path) -> Dict[str, np.ndarray]:
+    """The arrays of a safetensors file as {key: ndarray}: a fastnn.save file's
+    state_dict, a checkpoint's model arrays (without the "model." prefix), or any
+    other safetensors file's tensors. For models fastnn.load cannot rebuild:
+    model.load_state_dict(fastnn.load_state_dict(path))."""
+    reader = Reader(path)
+    keys = list(reader.stored)
+    if reader.fastnn_content() == "checkpoint":
+        keys = [k for k in keys if k.startswith("model.")]
+        return {k[len("model."):]: reader.tensor(k) for k in keys}
+    return {k: reader.tensor(k) for k in keys}
+
+
+# ---- tensors against what a model holds -------------------------------------------
+
+_DTYPE_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64",
+                "int32": "I32", "int16": "I16", "int8": "I8", "uint64": "U64", "uint32": "U32",
+                "uint16": "U16", "uint8": "U8", "bool": "BOOL"}
+
+
+def dtype_name(arr: np.ndarray) -> str:
+    """arr's dtype as safetensors names it ("F32", "I64", ...)."""
+    return _DTYPE_NAMES.get(arr.dtype.name, arr.dtype.name)
+
+
+def state_signature(module) -> Dict[str, tuple]:
+    """{state_dict key: (shape, safetensors dtype)} of a module, without copying."""
+    return {k: (v.shape, dtype_name(v)) for k, v in module._state_items()}
+
+
+def compare(expected: Dict[str, tuple], stored: Dict[str, tuple], limit: int = 8) -> list:
+    """Problems between {key: (shape, dtype)} wanted and found, at most `limit` of each."""
+    def listed(keys):
+        return ", ".join(map(short, keys[:limit])) + (f" (+{len(keys) - limit} more)"
+                                                      if len(keys) > limit else "")
+    missing = [k for k in expected if k not in stored]
+    unexpected = [k for k in stored if k not in expected]
+    wrong = [f"{k} is {stored[k][1]} {stored[k][0]}, expected {expected[k][1]} {expected[k][0]}"
+             for k in expected if k in stored and tuple(stored[k]) != tuple(expected[k])]
+    problems = []
+    if missing:
+        problems.append(f"missing tensor(s) {listed(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensor(s) {listed(unexpected)}")
+    return problems + wrong[:limit]
