@@ -1,4 +1,4 @@
-"""matmul / linear / linear_bias_grad (our SGEMM, csrc/gemm/) against NumPy
+"""matmul / linear / linear_bias_backward (our SGEMM, csrc/gemm/) against NumPy
 float64, on every ISA path: every small size around the active ISA's
 micro-tile, every KC / MC / NC block boundary, transposes as flags and as
 views, strided and copied layouts, alpha / beta, empty and K = 0 products,
@@ -683,7 +683,7 @@ def test_linear_unhashable_activation_is_rejected():
         ops.linear(np.zeros((2, 3)), np.zeros((4, 3)), None, ["relu"])
 
 
-# ---- linear_bias_grad ---------------------------------------------------------------
+# ---- linear_bias_backward ---------------------------------------------------------------
 def colsum_reference(g):
     G = np.asarray(g, np.float64)
     G2 = G.reshape(int(np.prod(G.shape[:-1])), G.shape[-1])
@@ -692,43 +692,43 @@ def colsum_reference(g):
 
 @pytest.mark.parametrize("shape", [(1,), (17,), (5, 1), (1, 33), (7, 40), (3, 4, 65), (0, 9),
                                    (6, 0), (2, 0, 3), (1000, 37)])
-def test_linear_bias_grad(shape, isa, rng):
+def test_linear_bias_backward(shape, isa, rng):
     g = rnd(rng, shape)
-    got = ops.linear_bias_grad(g)
+    got = ops.linear_bias_backward(g)
     assert got.shape == (shape[-1],)
     assert_within(got, *colsum_reference(g))
     if len(shape) >= 2:  # non-contiguous input
         gt = _transposed_storage(g)
-        assert_within(ops.linear_bias_grad(gt), *colsum_reference(gt))
+        assert_within(ops.linear_bias_backward(gt), *colsum_reference(gt))
     out = np.full(shape[-1], np.nan, np.float32)
-    assert ops.linear_bias_grad(g, out=out) is out
+    assert ops.linear_bias_backward(g, out=out) is out
     assert_within(out, *colsum_reference(g))
     start = rnd(rng, (shape[-1],))
     acc = start.copy()
-    assert ops.linear_bias_grad(g, out=acc, accumulate=True) is acc
+    assert ops.linear_bias_backward(g, out=acc, accumulate=True) is acc
     ref, err = colsum_reference(g)
     assert_within(acc, ref + start, err + EPS32 * np.abs(ref + start))
 
 
-def test_linear_bias_grad_threads_bitwise(isa, rng):
+def test_linear_bias_backward_threads_bitwise(isa, rng):
     for shape in [(2000, 300), (4, 500, 77), (30000, 5)]:
         g = rnd(rng, shape)
-        one, two = _both_thread_counts(lambda: ops.linear_bias_grad(g))
+        one, two = _both_thread_counts(lambda: ops.linear_bias_backward(g))
         assert one.tobytes() == two.tobytes(), shape
         assert_within(one, *colsum_reference(g))
 
 
-def test_linear_bias_grad_errors():
+def test_linear_bias_backward_errors():
     with pytest.raises(ValueError, match=r"\bgrad_out\b"):
-        ops.linear_bias_grad(np.float32(1.0))
+        ops.linear_bias_backward(np.float32(1.0))
     with pytest.raises(TypeError, match=r"\bgrad_out\b"):
-        ops.linear_bias_grad(np.array(["a", "b"]))
+        ops.linear_bias_backward(np.array(["a", "b"]))
     with pytest.raises(ValueError, match=r"\bout\b"):
-        ops.linear_bias_grad(np.zeros((3, 4), np.float32), out=np.zeros(3, np.float32))
+        ops.linear_bias_backward(np.zeros((3, 4), np.float32), out=np.zeros(3, np.float32))
     with pytest.raises(TypeError, match=r"\bout\b"):
-        ops.linear_bias_grad(np.zeros((3, 4), np.float32), out=np.zeros(4))
+        ops.linear_bias_backward(np.zeros((3, 4), np.float32), out=np.zeros(4))
     with pytest.raises(ValueError, match=r"accumulate.*\bout="):
-        ops.linear_bias_grad(np.zeros((3, 4), np.float32), accumulate=True)
+        ops.linear_bias_backward(np.zeros((3, 4), np.float32), accumulate=True)
 
 
 # ---- bad matmul calls ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""matmul / linear / linear_bias_grad against PyTorch (CPU float32) on every ISA
+"""matmul / linear / linear_bias_backward against PyTorch (CPU float32) on every ISA
 path: torch.matmul, torch.bmm, torch.baddbmm-style alpha/beta, F.linear and its
 activations, the bias gradient of nn.Linear.
 
@@ -119,11 +119,11 @@ def test_linear_matches_F_linear(activation, isa, rng):
                           act_rtol=1.6e-5, slope=SLOPE[activation])
 
 
-def test_linear_bias_grad_matches_autograd(isa, rng):
+def test_linear_bias_backward_matches_autograd(isa, rng):
     x, w, b = rnd(rng, (4, 50, 30)), rnd(rng, (20, 30)), rnd(rng, 20)
     g = rnd(rng, (4, 50, 20))
     bt = T(b).requires_grad_(True)
     F.linear(T(x), T(w), bt).backward(T(g))
-    got = ops.linear_bias_grad(g)
+    got = ops.linear_bias_backward(g)
     mag = np.abs(g.astype(np.float64)).reshape(-1, 20).sum(0)
     assert_parity(got, bt.grad, 200, mag)
