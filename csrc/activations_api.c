@@ -50,54 +50,48 @@ static fnn_status run_backward(fnn_map_backward_fn backward, float *dinp, const 
     return FNN_OK;
 }
 
-fnn_status fnn_relu_forward(float *out, const float *inp, int64_t n) {
-    return run_forward(fnn_active_activations()->relu_forward, out, inp, n, 0.0f);
-}
-fnn_status fnn_relu_backward(float *dinp, const float *dout, const float *inp, int64_t n,
-                             int accumulate) {
-    return run_backward(fnn_active_activations()->relu_backward, dinp, dout, inp, n, 0.0f, accumulate);
-}
+/* the active ISA's activation kernels */
+static const fnn_activation_kernels *kernels(void) { return fnn_active_activations(); }
+
+/* the public pair of an activation without options; `saved` names what its
+ * backward takes: the forward input inp or the forward output out (fastnn.h) */
+#define FNN_ACTIVATION_ENTRY_POINTS(op, saved)                                          \
+    fnn_status fnn_##op##_forward(float *out, const float *inp, int64_t n) {             \
+        return run_forward(kernels()->op##_forward, out, inp, n, 0.0f);                  \
+    }                                                                                    \
+    fnn_status fnn_##op##_backward(float *dinp, const float *dout, const float *saved,   \
+                                   int64_t n, int accumulate) {                          \
+        return run_backward(kernels()->op##_backward, dinp, dout, saved, n, 0.0f,        \
+                            accumulate);                                                 \
+    }
+FNN_ACTIVATION_ENTRY_POINTS(relu, inp)
+FNN_ACTIVATION_ENTRY_POINTS(sigmoid, out)
+FNN_ACTIVATION_ENTRY_POINTS(tanh, out)
+FNN_ACTIVATION_ENTRY_POINTS(silu, inp)
+
 fnn_status fnn_leaky_relu_forward(float *out, const float *inp, int64_t n, float negative_slope) {
-    return run_forward(fnn_active_activations()->leaky_relu_forward, out, inp, n, negative_slope);
+    return run_forward(kernels()->leaky_relu_forward, out, inp, n, negative_slope);
 }
 fnn_status fnn_leaky_relu_backward(float *dinp, const float *dout, const float *inp, int64_t n,
                                    float negative_slope, int accumulate) {
-    return run_backward(fnn_active_activations()->leaky_relu_backward, dinp, dout, inp, n, negative_slope, accumulate);
-}
-fnn_status fnn_sigmoid_forward(float *out, const float *inp, int64_t n) {
-    return run_forward(fnn_active_activations()->sigmoid_forward, out, inp, n, 0.0f);
-}
-fnn_status fnn_sigmoid_backward(float *dinp, const float *dout, const float *out, int64_t n,
-                                int accumulate) {
-    return run_backward(fnn_active_activations()->sigmoid_backward, dinp, dout, out, n, 0.0f, accumulate);
-}
-fnn_status fnn_tanh_forward(float *out, const float *inp, int64_t n) {
-    return run_forward(fnn_active_activations()->tanh_forward, out, inp, n, 0.0f);
-}
-fnn_status fnn_tanh_backward(float *dinp, const float *dout, const float *out, int64_t n,
-                             int accumulate) {
-    return run_backward(fnn_active_activations()->tanh_backward, dinp, dout, out, n, 0.0f, accumulate);
+    return run_backward(kernels()->leaky_relu_backward, dinp, dout, inp, n, negative_slope,
+                        accumulate);
 }
 fnn_status fnn_gelu_forward(float *out, const float *inp, int64_t n, int approximate_tanh) {
-    return run_forward(approximate_tanh ? fnn_active_activations()->gelu_tanh_forward : fnn_active_activations()->gelu_erf_forward, out, inp, n, 0.0f);
+    return run_forward(approximate_tanh ? kernels()->gelu_tanh_forward : kernels()->gelu_erf_forward,
+                       out, inp, n, 0.0f);
 }
 fnn_status fnn_gelu_backward(float *dinp, const float *dout, const float *inp, int64_t n,
                              int approximate_tanh, int accumulate) {
-    return run_backward(approximate_tanh ? fnn_active_activations()->gelu_tanh_backward : fnn_active_activations()->gelu_erf_backward, dinp, dout, inp, n,
-                    0.0f, accumulate);
-}
-fnn_status fnn_silu_forward(float *out, const float *inp, int64_t n) {
-    return run_forward(fnn_active_activations()->silu_forward, out, inp, n, 0.0f);
-}
-fnn_status fnn_silu_backward(float *dinp, const float *dout, const float *inp, int64_t n,
-                             int accumulate) {
-    return run_backward(fnn_active_activations()->silu_backward, dinp, dout, inp, n, 0.0f, accumulate);
+    return run_backward(approximate_tanh ? kernels()->gelu_tanh_backward
+                                         : kernels()->gelu_erf_backward,
+                        dinp, dout, inp, n, 0.0f, accumulate);
 }
 fnn_status fnn_exp(float *out, const float *inp, int64_t n) {
-    return run_forward(fnn_active_activations()->exp, out, inp, n, 0.0f);
+    return run_forward(kernels()->exp, out, inp, n, 0.0f);
 }
 fnn_status fnn_erf(float *out, const float *inp, int64_t n) {
-    return run_forward(fnn_active_activations()->erf, out, inp, n, 0.0f);
+    return run_forward(kernels()->erf, out, inp, n, 0.0f);
 }
 
 

@@ -24,6 +24,7 @@ typedef struct {
     int64_t n, row_len, block_rows;
     float smoothing, grad_scale;
     int64_t ignore_index;
+    fnn_pointwise_loss_fn pointwise; /* mse or bce_with_logits */
     double *partial; /* one per block */
 } loss_job;
 
@@ -33,27 +34,18 @@ static void ce_blocks(void *ctx, int64_t begin, int64_t end) {
         int64_t r0 = blk * j->block_rows;
         int64_t rows = j->n - r0 < j->block_rows ? j->n - r0 : j->block_rows;
         int64_t off = r0 * j->row_len;
-        j->partial[blk] = fnn_active_losses()->cross_entropy(j->grad + off, j->a + off, j->labels + r0, rows,
-                                           j->row_len, j->smoothing, j->ignore_index,
-                                           j->grad_scale);
+        j->partial[blk] = fnn_active_losses()->cross_entropy(
+            j->grad + off, j->a + off, j->labels + r0, rows, j->row_len, j->smoothing,
+            j->ignore_index, j->grad_scale);
     }
 }
 
-static void mse_blocks(void *ctx, int64_t begin, int64_t end) {
+static void pointwise_blocks(void *ctx, int64_t begin, int64_t end) {
     loss_job *j = ctx;
     for (int64_t blk = begin; blk < end; blk++) {
         int64_t i0 = blk * j->block_rows;
         int64_t n = j->n - i0 < j->block_rows ? j->n - i0 : j->block_rows;
-        j->partial[blk] = fnn_active_losses()->mse(j->grad + i0, j->a + i0, j->b + i0, n, j->grad_scale);
-    }
-}
-
-static void bce_blocks(void *ctx, int64_t begin, int64_t end) {
-    loss_job *j = ctx;
-    for (int64_t blk = begin; blk < end; blk++) {
-        int64_t i0 = blk * j->block_rows;
-        int64_t n = j->n - i0 < j->block_rows ? j->n - i0 : j->block_rows;
-        j->partial[blk] = fnn_active_losses()->bce_with_logits(j->grad + i0, j->a + i0, j->b + i0, n, j->grad_scale);
+        j->partial[blk] = j->pointwise(j->grad + i0, j->a + i0, j->b + i0, n, j->grad_scale);
     }
 }
 
@@ -91,18 +83,22 @@ fnn_status fnn_cross_entropy_forward_backward(float *loss, float *dlogits, const
     return run_loss(&j, ce_blocks, count, loss);
 }
 
-fnn_status fnn_mse_loss_forward_backward(float *loss, float *dpred, const float *pred,
-                                         const float *target, int64_t n) {
+/* an element-wise loss of pred, target (n,) with gradient dpred (n,) */
+static fnn_status run_pointwise_loss(fnn_pointwise_loss_fn pointwise, float *loss, float *dpred,
+                                     const float *pred, const float *target, int64_t n) {
     if (n < 0) return FNN_ERR_ARG;
     loss_job j = {.grad = dpred, .a = pred, .b = target, .n = n, .row_len = 1,
-                  .block_rows = FNN_LOSS_BLOCK, .grad_scale = n > 0 ? 1.0f / (float)n : 0.0f};
-    return run_loss(&j, mse_blocks, n, loss);
+                  .block_rows = FNN_LOSS_BLOCK, .grad_scale = n > 0 ? 1.0f / (float)n : 0.0f,
+                  .pointwise = pointwise};
+    return run_loss(&j, pointwise_blocks, n, loss);
+}
+
+fnn_status fnn_mse_loss_forward_backward(float *loss, float *dpred, const float *pred,
+                                         const float *target, int64_t n) {
+    return run_pointwise_loss(fnn_active_losses()->mse, loss, dpred, pred, target, n);
 }
 
 fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits, const float *logits,
                                                 const float *target, int64_t n) {
-    if (n < 0) return FNN_ERR_ARG;
-    loss_job j = {.grad = dlogits, .a = logits, .b = target, .n = n, .row_len = 1,
-                  .block_rows = FNN_LOSS_BLOCK, .grad_scale = n > 0 ? 1.0f / (float)n : 0.0f};
-    return run_loss(&j, bce_blocks, n, loss);
+    return run_pointwise_loss(fnn_active_losses()->bce_with_logits, loss, dlogits, logits, target, n);
 }

@@ -806,16 +806,22 @@ def test_linear_backward(shape, activation, isa, rng):
     y = ops.linear(x, w, b, activation=activation)
     g = rnd(rng, y.shape)
     gw0, gb0 = rnd(rng, (6, 7)), rnd(rng, (6,))
+    _check_linear_backward(g, x, w, gw0, gb0, activation,
+                           _linear_backward_reference(g, x, w, activation, y), output=y)
+
+
+def _check_linear_backward(g, x, w, gw0, gb0, activation, reference, **saved):
+    """linear_backward accumulates into copies of gw0, gb0 and returns dx as reference says."""
     gw, gb = gw0.copy(), gb0.copy()
     dx = ops.linear_backward(g, x, w, grad_weight=gw, grad_bias=gb, activation=activation,
-                             output=y)
-    rw, rb, rx = _linear_backward_reference(g, x, w, activation, y)
+                             **saved)
+    rw, rb, rx = reference
     tol = 1e-5 * (1 + np.abs(rw).max() if rw.size else 1)
     np.testing.assert_allclose(gw, gw0 + rw, rtol=1e-5, atol=tol)
     np.testing.assert_allclose(gb, gb0 + rb, rtol=1e-5, atol=tol)
     np.testing.assert_allclose(dx, rx, rtol=1e-5, atol=1e-5)
     assert ops.linear_backward(g, x, w, input_grad=False, activation=activation,
-                               output=y) is None
+                               **saved) is None
 
 
 def test_linear_backward_aliasing_and_errors(rng):
@@ -878,17 +884,9 @@ def test_linear_backward_gelu(shape, activation, isa, rng):
     ops.linear(x, w, b, activation=activation, preactivation=pre)
     g = rnd(rng, pre.shape)
     gw0, gb0 = rnd(rng, (6, 7)), rnd(rng, (6,))
-    gw, gb = gw0.copy(), gb0.copy()
-    dx = ops.linear_backward(g, x, w, grad_weight=gw, grad_bias=gb, activation=activation,
-                             preactivation=pre)
     ga = g.astype(np.float64) * _gelu_grad64(pre, activation)
-    rw, rb, rx = _linear_backward_reference(ga, x, w)
-    tol = 1e-5 * (1 + np.abs(rw).max() if rw.size else 1)
-    np.testing.assert_allclose(gw, gw0 + rw, rtol=1e-5, atol=tol)
-    np.testing.assert_allclose(gb, gb0 + rb, rtol=1e-5, atol=tol)
-    np.testing.assert_allclose(dx, rx, rtol=1e-5, atol=1e-5)
-    assert ops.linear_backward(g, x, w, input_grad=False, activation=activation,
-                               preactivation=pre) is None
+    _check_linear_backward(g, x, w, gw0, gb0, activation, _linear_backward_reference(ga, x, w),
+                           preactivation=pre)
 
 
 @pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "sigmoid"])
