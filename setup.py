@@ -1,15 +1,19 @@
 """Build fastnn's one extension module, fastnn._C.
 
-The C kernels in csrc/ come in two kinds:
-- kernel files (activations.c, softmax.c, losses.c, optim.c, gemm/kernel.c, gemm/pack.c,
-  table.c), written once against csrc/simd.h and compiled once per ISA, each copy
-  with only its own ISA flags and -DFNN_TARGET=<n> (so nothing outside them needs AVX);
-- runtime files (api.c, optim_api.c, dispatch.c, threads.c, gemm/driver.c), compiled
-  once for the baseline CPU; dispatch.c picks one ISA's table at import.
+The C sources in csrc/ are found, not listed, by one rule on their paths:
+- compiled ONCE for the baseline CPU: every `*_api.c` (a family's entry points:
+  checks, thread splits, index math) and everything under `csrc/runtime/`
+  (dispatch.c, threads.c); dispatch.c picks one ISA's sub-tables at import;
+- compiled once PER ISA: every other `csrc/*.c` and `csrc/<family>/*.c` (a
+  family's vector loops, written once against csrc/simd.h), each copy with only
+  its own ISA flags and -DFNN_TARGET=<n> (so nothing outside them needs AVX).
+A new family is csrc/<family>.c + csrc/<family>_api.c (or a csrc/<family>/
+folder of such files); nothing here changes. Every csrc/**/*.h is a dependency.
 OpenMP is probed by compiling and running a tiny program; FASTNN_USE_OPENMP=0
 in the environment skips it. FASTNN_CYTHON_DEBUG=1 turns on Cython's bounds
 and wraparound checks. Nothing is built with -march=native or -Ofast.
 """
+import glob
 import os
 import platform
 import subprocess
@@ -22,11 +26,17 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNEL_SOURCES = ["csrc/activations.c", "csrc/softmax.c", "csrc/losses.c", "csrc/optim.c",
-                  "csrc/gemm/kernel.c", "csrc/gemm/pack.c", "csrc/table.c"]
-RUNTIME_SOURCES = ["csrc/api.c", "csrc/optim_api.c", "csrc/dispatch.c", "csrc/threads.c",
-                   "csrc/gemm/driver.c"]
-HEADERS = ["csrc/fastnn.h", "csrc/kernels.h", "csrc/simd.h", "csrc/vmath.h", "csrc/gemm/gemm.h"]
+
+
+def find_sources():
+    """(per-ISA kernel files, compiled-once files) of csrc/, by the rule above."""
+    files = sorted(glob.glob("csrc/*.c") + glob.glob("csrc/*/*.c"))
+    once = [f for f in files if f.endswith("_api.c") or f.startswith("csrc/runtime/")]
+    return [f for f in files if f not in once], once
+
+
+KERNEL_SOURCES, RUNTIME_SOURCES = find_sources()
+HEADERS = sorted(glob.glob("csrc/*.h") + glob.glob("csrc/*/*.h"))
 C_FLAGS = ["-std=c11", "-O3", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"]
 # target number (simd.h), extra flags
 ISAS = {

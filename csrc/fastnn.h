@@ -4,11 +4,15 @@
  * Plain C11, no Python. Every kernel returns an fnn_status and never prints,
  * exits or keeps memory. Arrays are float32, C-contiguous, with int64 sizes.
  *
- * Argument order (after llm.c): outputs first, then inputs, then sizes, then
- * options. Gradients are named d<name>: dinp is the gradient w.r.t. inp, dout
+ * Argument order (after llm.c): outputs first, then what forward caches for
+ * backward, then inputs and weights, then sizes, then options. Gradients are named d<name>: dinp is the gradient w.r.t. inp, dout
  * the gradient arriving from above. Backward kernels take `accumulate`:
  * 0 overwrites dinp, 1 adds to it (the model layer uses 1 so that residual
  * branches and shared weights sum their gradients; the caller zeroes once).
+ *
+ * One name stem per op: fnn_<op>_forward / fnn_<op>_backward.
+ * Each section names its files: csrc/<family>.c holds the vector loops
+ * (compiled once per ISA), csrc/<family>_api.c the entry points below.
  *
  * The ISA path (AVX-512, AVX2+FMA or portable C) is picked once, by
  * fnn_init(); every kernel then runs on it. Large arrays are split over
@@ -35,9 +39,10 @@ typedef enum {
     FNN_ISA_GENERIC = 0,    /* portable C, the reference */
     FNN_ISA_AVX2 = 1,       /* AVX2 + FMA, 8 floats per vector */
     FNN_ISA_AVX512 = 2,     /* AVX-512 F/BW/DQ/VL, 16 floats per vector */
+    FNN_ISA_COUNT = 3
 } fnn_isa;
 
-/* ---- runtime: ISA dispatch and threads (dispatch.c, threads.c) ---------- */
+/* ---- runtime: ISA dispatch and threads (runtime/dispatch.c, threads.c) --- */
 
 /* Pick the ISA path: `requested` is -1 for the best the CPU has, or an
  * fnn_isa to force. Forcing a path the CPU or build lacks returns FNN_ERR_ISA
@@ -45,7 +50,7 @@ typedef enum {
 fnn_status fnn_init(int requested);
 fnn_isa fnn_active_isa(void);
 fnn_isa fnn_best_isa(void);            /* widest path the CPU and build support */
-const char *fnn_isa_name(fnn_isa isa); /* "generic", "avx2", "avx512" */
+const char *fnn_isa_name(fnn_isa isa); /* "generic", "avx2", "avx512"; the one list */
 int fnn_isa_compiled(fnn_isa isa);     /* 1 if this build contains the path */
 
 fnn_status fnn_set_num_threads(int n); /* n >= 1 */
@@ -53,7 +58,7 @@ int fnn_get_num_threads(void);
 int fnn_has_openmp(void);
 int fnn_max_hardware_threads(void);    /* what OpenMP reports, 1 without it */
 
-/* ---- element-wise activations (activations.c) ---------------------------
+/* ---- element-wise activations (activations.c, activations_api.c) --------
  * Forward: out = f(inp), all (n,). out may alias inp.
  * Backward: dinp (+)= dout * f'(...), all (n,). relu, leaky_relu, gelu and
  * silu take the forward input `inp`; sigmoid and tanh take the forward
@@ -82,7 +87,7 @@ fnn_status fnn_silu_backward(float *dinp, const float *dout, const float *inp,
 fnn_status fnn_exp(float *out, const float *inp, int64_t n);
 fnn_status fnn_erf(float *out, const float *inp, int64_t n);
 
-/* ---- softmax over one axis (softmax.c) -----------------------------------
+/* ---- softmax over one axis (softmax.c, softmax_api.c) --------------------
  * inp, out, dout, dinp are (B, C, D): the softmax runs along C for each of the
  * B*D fibres (D = 1 is the usual last-axis case). out may alias inp.
  * Backward takes the forward OUTPUT out (softmax probabilities or log-probs). */
@@ -95,7 +100,7 @@ fnn_status fnn_log_softmax_forward(float *out, const float *inp,
 fnn_status fnn_log_softmax_backward(float *dinp, const float *dout, const float *out,
                                     int64_t B, int64_t C, int64_t D, int accumulate);
 
-/* ---- losses, fused loss + gradient, mean reduction (losses.c) -------------
+/* ---- losses, fused loss + gradient, mean reduction (losses.c, losses_api.c) 
  * Each writes the scalar loss to *loss and d loss / d input to dinp (written,
  * not accumulated: a loss starts the backward pass). Sums are taken in double
  * over fixed blocks, so the loss does not depend on the thread count. */
@@ -162,7 +167,7 @@ fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, 
                             float *momentum_buf, int64_t n, float lr, float alpha, float eps,
                             float weight_decay, float momentum);
 
-/* ---- SGEMM (gemm/) ---------------------------------------------------------
+/* ---- SGEMM (gemm/: kernel.c, pack.c, gemm_api.c) ---------------------------
  * Row-major C := act(alpha * op(A) op(B) + beta * C + bias).
  * op(A) is (M, K): A is (M, K) with row stride lda, or (K, M) when trans_a.
  * op(B) is (K, N): B is (K, N) with row stride ldb, or (N, K) when trans_b.
@@ -177,7 +182,12 @@ typedef enum {
     FNN_ACT_GELU = 2,     /* erf form, torch's default */
     FNN_ACT_SIGMOID = 3,
     FNN_ACT_TANH = 4,
+    FNN_ACT_GELU_TANH = 5, /* tanh approximation, torch's approximate="tanh" */
+    FNN_ACT_COUNT = 6
 } fnn_activation;
+/* "none", "relu", "gelu", "sigmoid", "tanh", "gelu_tanh" for 0 .. FNN_ACT_COUNT - 1,
+ * NULL outside: the one list of epilogue activations (activations_api.c) */
+const char *fnn_activation_name(int act);
 
 typedef enum {
     FNN_BIAS_NONE = 0,
@@ -199,15 +209,41 @@ fnn_status fnn_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_
                                      float alpha, const float *A, int64_t lda, int64_t stride_a,
                                      const float *B, int64_t ldb, int64_t stride_b, float beta,
                                      float *C, int64_t ldc, int64_t stride_c, int64_t batch_count);
-/* out (N,) (+)= sum over the M rows of A (M, N) with row stride lda: the bias
- * gradient of a Linear layer. Each column is summed in row order by one thread. */
-fnn_status fnn_colsum(float *out, const float *A, int64_t M, int64_t N, int64_t lda,
-                      int accumulate);
-/* The machine's FMA ceiling: every thread runs `iters` rounds of 16
- * independent vector FMA chains on the active ISA; *flops is what was done. */
-fnn_status fnn_fma_probe(int64_t iters, double *flops);
 /* the active ISA's micro-tile, for tests that sweep sizes around it */
 void fnn_gemm_tile(int64_t *mr, int64_t *nr, int64_t *kc, int64_t *mc, int64_t *nc);
+
+/* ---- Linear layer, fused (linear.c, linear_api.c) ----------------------------
+ * Dimension letters: M rows (every leading axis of the input), IN in_features,
+ * OUT out_features. inp (M, IN), weight (OUT, IN) as torch.nn.Linear, bias
+ * (OUT,) or NULL; out, preact, dout (M, OUT); all C-contiguous.
+ *
+ * Forward: preact = inp @ weight^T + bias; out = act(preact). preact may be
+ * NULL; when given, the GEMM epilogue stores it from the same registers it
+ * then activates (no second pass). out must not alias inp or weight. */
+fnn_status fnn_linear_forward(float *out, float *preact, const float *inp, const float *weight,
+                              const float *bias, int64_t M, int64_t IN, int64_t OUT,
+                              fnn_activation act);
+/* Backward of fnn_linear_forward. g = dout * act'(.): from saved = out for
+ * relu, sigmoid and tanh, from saved = preact for gelu and gelu_tanh, g = dout
+ * for none (saved unused, may be NULL); g goes to a scratch buffer of M * OUT
+ * floats, freed before returning. Then, each skipped when its pointer is NULL:
+ *   dweight (OUT, IN) += g^T @ inp
+ *   dbias (OUT,)      += g summed over the M rows (fnn_linear_bias_backward)
+ *   dinp (M, IN)     (+)= g @ weight
+ * Outputs must not alias the inputs. */
+fnn_status fnn_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *saved, const float *inp, const float *weight,
+                               int64_t M, int64_t IN, int64_t OUT, fnn_activation act,
+                               int accumulate);
+/* The bias gradient alone: dbias (N,) (+)= sum over the M rows of dout (M, N)
+ * with row stride ld. Each column is summed in row order by one thread. */
+fnn_status fnn_linear_bias_backward(float *dbias, const float *dout, int64_t M, int64_t N,
+                                    int64_t ld, int accumulate);
+
+/* ---- the machine's FMA ceiling (fma_probe.c, fma_probe_api.c) --------------
+ * Every thread runs `iters` rounds of 16 independent vector FMA chains on the
+ * active ISA; *flops is what was done. */
+fnn_status fnn_fma_probe(int64_t iters, double *flops);
 
 #ifdef __cplusplus
 }

@@ -1,43 +1,87 @@
 /*
- * kernels.h - the per-ISA kernel table (internal).
+ * kernels.h - the per-ISA kernel sub-tables and how the api files reach them (internal).
  *
- * activations.c, softmax.c, losses.c and optim.c hold single-threaded
- * kernels over a contiguous range. setup.py compiles each of them once per ISA; table.c
- * (also compiled per ISA) gathers that ISA's kernels into an fnn_kernels.
- * api.c owns the public entry points: it validates sizes, splits the work
- * over threads and calls through the active table (dispatch.c); optim_api.c
- * does the same for the optimizer updates.
+ * Every op family has the same shape:
+ *   csrc/<family>.c      the vector loops, forward and backward side by side, written once
+ *                        against simd.h and compiled once per ISA (setup.py adds that ISA's
+ *                        flags and -DFNN_TARGET); its functions are static, and the file ENDS
+ *                        with its sub-table, `const fnn_<family>_kernels FNN_K(fnn_<family>_kernels)
+ *                        = {.field = fn, ...}`: designated initialisers, so the compiler checks
+ *                        every signature against the typedefs below.
+ *   csrc/<family>_api.c  the public fnn_<op>_forward / _backward of fastnn.h: size checks,
+ *                        thread splits (fnn_parallel_for), index math and loops over time, all
+ *                        compiled once; it calls the kernels through fnn_active_<family>().
+ * A family that needs several kernel files gets a folder (gemm/: pack.c and kernel.c per ISA,
+ * gemm_api.c once; its sub-table type lives in gemm/gemm.h). csrc/runtime/ (dispatch, threads)
+ * is compiled once and holds no kernels.
+ *
+ * Contract of a sub-table: plain function pointers (and constant data such as block sizes),
+ * single-threaded, over the contiguous range they are given, never allocating, never failing:
+ * the api file has validated everything. A function must give each element the same bits
+ * wherever the range starts, so that threads never change results.
+ *
+ * Adding a family `foo`:
+ *   1. here (or in foo/foo.h): the kernel typedefs and `typedef struct {...} fnn_foo_kernels;`
+ *   2. one line X(fnn_foo_kernels, foo) in FNN_FAMILIES below: that declares each ISA's
+ *      sub-table, adds the field to fnn_isa_tables, fills it in dispatch.c and defines the
+ *      accessor fnn_active_foo();
+ *   3. csrc/foo.c ending with its sub-table, csrc/foo_api.c with the entry points declared
+ *      in fastnn.h (setup.py finds both files by their names);
+ *   4. src/fastnn/_foo.pxi (included by _C.pyx) and a section of fastnn.ops.
  */
 #ifndef FNN_KERNELS_H
 #define FNN_KERNELS_H
 
 #include <stdint.h>
 
+#include "fastnn.h"
 #include "gemm/gemm.h"
 
+/* ---- activations (activations.c) ----------------------------------------
+ * n is the number of elements of every array. */
 /* out (n,) = f(inp (n,)); param is the op's scalar option (slope), else 0 */
-typedef void (*fnn_map_fn)(float *out, const float *inp, int64_t n, float param);
+typedef void (*fnn_map_forward_fn)(float *out, const float *inp, int64_t n, float param);
 /* dinp (n,) (+)= dout (n,) * f'(saved (n,)); saved is the forward input or output */
-typedef void (*fnn_grad_fn)(float *dinp, const float *dout, const float *saved,
-                            int64_t n, float param, int accumulate);
-/* softmax / log_softmax along C of inp (rows, C, D) */
-typedef void (*fnn_softmax_fn)(float *out, const float *inp, int64_t rows, int64_t C,
-                               int64_t D, int log);
-/* dinp (rows, C, D) (+)= backward of softmax / log_softmax given out and dout */
-typedef void (*fnn_softmax_grad_fn)(float *dinp, const float *dout, const float *out,
-                                    int64_t rows, int64_t C, int64_t D, int log,
-                                    int accumulate);
-/* cross entropy of `rows` rows of logits (rows, C): returns the summed loss of
+typedef void (*fnn_map_backward_fn)(float *dinp, const float *dout, const float *saved,
+                                    int64_t n, float param, int accumulate);
+typedef struct {
+    fnn_map_forward_fn relu_forward, leaky_relu_forward, sigmoid_forward, tanh_forward,
+        gelu_erf_forward, gelu_tanh_forward, silu_forward;
+    fnn_map_backward_fn relu_backward, leaky_relu_backward, sigmoid_backward, tanh_backward,
+        gelu_erf_backward, gelu_tanh_backward, silu_backward;
+    fnn_map_forward_fn exp, erf; /* the bare vector math, for accuracy checks */
+} fnn_activation_kernels;
+
+/* ---- softmax (softmax.c): `rows` blocks of (C, D), softmax along C -------- */
+/* out (rows, C, D) = softmax / log_softmax (when log) of inp (rows, C, D) */
+typedef void (*fnn_softmax_forward_fn)(float *out, const float *inp, int64_t rows, int64_t C,
+                                       int64_t D, int log);
+/* dinp (rows, C, D) (+)= backward given the forward output out and dout, all (rows, C, D) */
+typedef void (*fnn_softmax_backward_fn)(float *dinp, const float *dout, const float *out,
+                                        int64_t rows, int64_t C, int64_t D, int log,
+                                        int accumulate);
+typedef struct {
+    fnn_softmax_forward_fn forward;
+    fnn_softmax_backward_fn backward;
+} fnn_softmax_kernels;
+
+/* ---- losses (losses.c): one block of rows, its summed loss returned ------- */
+/* cross entropy of logits (rows, C) against labels (rows,): returns the summed loss of
  * the rows not ignored and writes dlogits (rows, C) scaled by grad_scale.
  * Labels must already be validated. */
-typedef double (*fnn_ce_fn)(float *dlogits, const float *logits, const int64_t *labels,
-                            int64_t rows, int64_t C, float label_smoothing,
-                            int64_t ignore_index, float grad_scale);
-/* element-wise loss over (n,): returns the summed loss, writes dpred (n,) scaled */
+typedef double (*fnn_cross_entropy_fn)(float *dlogits, const float *logits,
+                                       const int64_t *labels, int64_t rows, int64_t C,
+                                       float label_smoothing, int64_t ignore_index,
+                                       float grad_scale);
+/* element-wise loss of pred, target (n,): returns the summed loss, writes dpred (n,) scaled */
 typedef double (*fnn_pointwise_loss_fn)(float *dpred, const float *pred, const float *target,
                                         int64_t n, float grad_scale);
+typedef struct {
+    fnn_cross_entropy_fn cross_entropy;
+    fnn_pointwise_loss_fn mse, bce_with_logits;
+} fnn_loss_kernels;
 
-/* ---- optimizer updates: one step over (n,) floats, in place --------------
+/* ---- optimizer updates (optim.c): one step over (n,) floats, in place -----
  * The step's scalars, derived once by optim_api.c from the public arguments
  * (fastnn.h gives the formulas). An optional buffer passed as NULL turns its
  * option off: SGD and RMSprop momentum, Adam's amsgrad, centered RMSprop. */
@@ -65,36 +109,58 @@ typedef void (*fnn_adam_fn)(float *param, const float *grad, float *exp_avg, flo
 typedef void (*fnn_rmsprop_fn)(float *param, const float *grad, float *square_avg,
                                float *grad_avg, float *momentum_buf, int64_t n,
                                const fnn_rmsprop_coefs *c);
-
 typedef struct {
-    fnn_map_fn relu, leaky_relu, sigmoid, tanh, gelu_erf, gelu_tanh, silu, exp, erf;
-    fnn_grad_fn relu_grad, leaky_relu_grad, sigmoid_grad, tanh_grad, gelu_erf_grad,
-        gelu_tanh_grad, silu_grad;
-    fnn_softmax_fn softmax;
-    fnn_softmax_grad_fn softmax_grad;
-    fnn_ce_fn cross_entropy;
-    fnn_pointwise_loss_fn mse, bce_with_logits;
-    fnn_gemm_ukernel_fn gemm_ukernel;
-    fnn_gemm_ukernel_direct_fn gemm_ukernel_direct;
-    fnn_gemm_pack_fn gemm_pack;
-    const fnn_gemm_blocking *gemm_blocking;
-    fnn_colsum_fn colsum;
     fnn_sgd_fn sgd;
     fnn_adam_fn adam;
     fnn_rmsprop_fn rmsprop;
-    float (*fma_probe)(int64_t iters); /* 32 * FNN_VW * iters flops on one core */
-} fnn_kernels;
+} fnn_optim_kernels;
 
-extern const fnn_kernels fnn_kernels_generic;
-#ifdef FNN_BUILD_AVX2
-extern const fnn_kernels fnn_kernels_avx2;
-#endif
-#ifdef FNN_BUILD_AVX512
-extern const fnn_kernels fnn_kernels_avx512;
-#endif
+/* ---- Linear layer pieces (linear.c) ----------------------------------------
+ * dbias (N,) (+)= column sums of dout (M, N) with row stride ld, rows in order */
+typedef void (*fnn_bias_backward_fn)(float *dbias, const float *dout, int64_t M, int64_t N,
+                                     int64_t ld, int accumulate);
+typedef struct {
+    fnn_bias_backward_fn bias_backward;
+} fnn_linear_kernels;
 
-/* the table fnn_init() chose; starts as generic so nothing runs uninitialised */
-extern const fnn_kernels *fnn_active_kernels;
+/* ---- the FMA ceiling probe (fma_probe.c) --------------------------------- */
+typedef struct {
+    float (*run)(int64_t iters); /* 2 * 16 * vw * iters flops on one core */
+    int64_t vw;                  /* floats per vector */
+} fnn_fma_probe_kernels;
+
+/* ---- the families, once ------------------------------------------------------
+ * X(sub-table type, family): the one list dispatch.c, fnn_isa_tables and the
+ * accessors are generated from. Each ISA's sub-table is named <type>_<isa>. */
+#define FNN_FAMILIES(X)                      \
+    X(fnn_activation_kernels, activations)   \
+    X(fnn_softmax_kernels, softmax)          \
+    X(fnn_loss_kernels, losses)              \
+    X(fnn_optim_kernels, optim)              \
+    X(fnn_gemm_kernels, gemm)                \
+    X(fnn_linear_kernels, linear)            \
+    X(fnn_fma_probe_kernels, fma_probe)
+
+#define FNN_DECLARE_SUBTABLES_(type, family) \
+    extern const type type##_generic, type##_avx2, type##_avx512;
+FNN_FAMILIES(FNN_DECLARE_SUBTABLES_)
+#undef FNN_DECLARE_SUBTABLES_
+
+/* one ISA's set of sub-tables */
+typedef struct {
+#define FNN_TABLE_FIELD_(type, family) const type *family;
+    FNN_FAMILIES(FNN_TABLE_FIELD_)
+#undef FNN_TABLE_FIELD_
+} fnn_isa_tables;
+
+/* the set fnn_init() chose (dispatch.c); starts as generic so nothing runs uninitialised */
+extern const fnn_isa_tables *fnn_active_tables;
+
+/* fnn_active_activations(), fnn_active_gemm(), ...: the active ISA's sub-table of a family */
+#define FNN_ACCESSOR_(type, family) \
+    static inline const type *fnn_active_##family(void) { return fnn_active_tables->family; }
+FNN_FAMILIES(FNN_ACCESSOR_)
+#undef FNN_ACCESSOR_
 
 /* Below this many elements per thread, waking a thread costs more than it
  * saves; element-wise ranges start on multiples of FNN_ALIGN_FLOATS (64 bytes). */
@@ -103,7 +169,7 @@ extern const fnn_kernels *fnn_active_kernels;
 
 /* Run body(ctx, begin, end) over [0, n) on up to fnn_get_num_threads()
  * threads, each taking one contiguous range whose start is a multiple of
- * `align` elements. Uses one thread when n < 2 * grain. (threads.c) */
+ * `align` elements. Uses one thread when n < 2 * grain. (runtime/threads.c) */
 typedef void (*fnn_range_body)(void *ctx, int64_t begin, int64_t end);
 void fnn_parallel_for(int64_t n, int64_t grain, int64_t align, void *ctx, fnn_range_body body);
 

@@ -4,8 +4,10 @@
  * Compiled once per ISA (see simd.h). Each kernel covers one block of rows or
  * elements, returns that block's summed loss (in double) and writes the
  * gradient already multiplied by grad_scale (1 / count for the mean).
- * api.c cuts the input into fixed blocks and adds the block sums in order,
- * so the loss is the same for any number of threads.
+ * losses_api.c cuts the input into fixed blocks and adds the block sums in
+ * order, so the loss is the same for any number of threads.
+ * Dimension letters: rows (of a block), C (classes), n (elements).
+ * The file ends with this ISA's fnn_loss_kernels (kernels.h).
  */
 #include "vmath.h"
 #include "kernels.h"
@@ -15,8 +17,8 @@
  * lse = log sum exp x;  loss = (1-eps) (lse - x[y]) + eps (lse - mean(x))
  * dlogits = softmax(x) - (1-eps) onehot(y) - eps / C, times grad_scale;
  * rows labelled ignore_index: no loss, zero gradient. */
-double FNN_K(fnn_cross_entropy)(float *dlogits, const float *logits, const int64_t *labels,
-                                int64_t rows, int64_t C, float label_smoothing,
+static double FNN_K(cross_entropy)(float *dlogits, const float *logits,
+                                   const int64_t *labels, int64_t rows, int64_t C, float label_smoothing,
                                 int64_t ignore_index, float grad_scale) {
     double total = 0.0;
     for (int64_t r = 0; r < rows; r++) {
@@ -60,8 +62,8 @@ double FNN_K(fnn_cross_entropy)(float *dlogits, const float *logits, const int64
 
 /* ---- mean squared error ---------------------------------------------------
  * pred, target, dpred (n,): loss = sum (p - t)^2; dpred = 2 (p - t) grad_scale */
-double FNN_K(fnn_mse)(float *dpred, const float *pred, const float *target, int64_t n,
-                      float grad_scale) {
+static double FNN_K(mse)(float *dpred, const float *pred, const float *target, int64_t n,
+                         float grad_scale) {
     vf acc = vf_zero(), two_scale = vf_set1(2.0f * grad_scale);
     for (int64_t i = 0; i < n; i += FNN_VW) {
         int64_t w = vf_lanes(n - i);
@@ -75,8 +77,8 @@ double FNN_K(fnn_mse)(float *dpred, const float *pred, const float *target, int6
 /* ---- binary cross entropy on logits ---------------------------------------
  * x, t, dx (n,): loss = max(x, 0) - x t + log1p(exp(-|x|)) (softplus(x) - x t,
  * without overflow); dx = (sigmoid(x) - t) grad_scale */
-double FNN_K(fnn_bce_with_logits)(float *dlogits, const float *logits, const float *target,
-                                  int64_t n, float grad_scale) {
+static double FNN_K(bce_with_logits)(float *dlogits, const float *logits, const float *target,
+                                     int64_t n, float grad_scale) {
     vf acc = vf_zero(), scale = vf_set1(grad_scale);
     for (int64_t i = 0; i < n; i += FNN_VW) {
         int64_t w = vf_lanes(n - i);
@@ -90,3 +92,9 @@ double FNN_K(fnn_bce_with_logits)(float *dlogits, const float *logits, const flo
     }
     return (double)vf_reduce_add(acc);
 }
+
+const fnn_loss_kernels FNN_K(fnn_loss_kernels) = {
+    .cross_entropy = FNN_K(cross_entropy),
+    .mse = FNN_K(mse),
+    .bce_with_logits = FNN_K(bce_with_logits),
+};

@@ -9,6 +9,8 @@
  * code with masked loads, so an element's result does not depend on where a
  * thread's range starts. The operation order follows torch's CPU kernels;
  * vf_fmadd fuses where torch's vectorised kernels do (add with alpha, lerp).
+ * Dimension letter: n, the parameter's element count; every array is (n,).
+ * The file ends with this ISA's fnn_optim_kernels (kernels.h).
  */
 #include "simd.h"
 #include "kernels.h"
@@ -35,8 +37,8 @@ FNN_INLINE vf lerp(vf a, vf b, float t) {
  * param, grad, momentum_buf (n,); momentum_buf NULL: no momentum.
  * g = grad + wd param;  buf = first_step ? g : momentum buf + (1 - dampening) g;
  * g = nesterov ? g + momentum buf : buf;  param -= lr g */
-void FNN_K(fnn_sgd_step)(float *param, const float *grad, float *momentum_buf, int64_t n,
-                         const fnn_sgd_coefs *c) {
+static void FNN_K(sgd_step)(float *param, const float *grad, float *momentum_buf, int64_t n,
+                            const fnn_sgd_coefs *c) {
     const vf neg_lr = vf_set1(c->neg_lr), mom = vf_set1(c->momentum);
     const vf keep = vf_set1(c->one_minus_dampening);
     for (int64_t i = 0; i < n; i += FNN_VW) {
@@ -60,8 +62,8 @@ void FNN_K(fnn_sgd_step)(float *param, const float *grad, float *momentum_buf, i
  * param -= step_size m / (sqrt(v or vmax) / sqrt(bc2) + eps).
  * The division by sqrt(bc2) is a multiply by its reciprocal, as torch's CPU
  * division by a scalar. */
-void FNN_K(fnn_adam_step)(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-                          float *max_exp_avg_sq, int64_t n, const fnn_adam_coefs *c) {
+static void FNN_K(adam_step)(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                             float *max_exp_avg_sq, int64_t n, const fnn_adam_coefs *c) {
     const vf decay = vf_set1(c->decay), eps = vf_set1(c->eps);
     const vf beta2 = vf_set1(c->beta2), one_minus_beta2 = vf_set1(c->one_minus_beta2);
     const vf inv_sqrt_bc2 = vf_set1(c->inv_sqrt_bc2), neg_step_size = vf_set1(c->neg_step_size);
@@ -90,8 +92,9 @@ void FNN_K(fnn_adam_step)(float *param, const float *grad, float *exp_avg, float
  * centered: ga = lerp(ga, g, 1 - alpha), avg = sqrt(s - ga^2) + eps, else
  * avg = sqrt(s) + eps;  momentum: buf = momentum buf + g / avg, param -= lr buf,
  * else param -= lr g / avg */
-void FNN_K(fnn_rmsprop_step)(float *param, const float *grad, float *square_avg, float *grad_avg,
-                             float *momentum_buf, int64_t n, const fnn_rmsprop_coefs *c) {
+static void FNN_K(rmsprop_step)(float *param, const float *grad, float *square_avg,
+                                float *grad_avg, float *momentum_buf, int64_t n,
+                                const fnn_rmsprop_coefs *c) {
     const vf neg_lr = vf_set1(c->neg_lr), eps = vf_set1(c->eps), mom = vf_set1(c->momentum);
     const vf alpha = vf_set1(c->alpha), one_minus_alpha = vf_set1(c->one_minus_alpha);
     for (int64_t i = 0; i < n; i += FNN_VW) {
@@ -113,3 +116,9 @@ void FNN_K(fnn_rmsprop_step)(float *param, const float *grad, float *square_avg,
         vf_store_w(param + i, vf_fmadd(step, neg_lr, p), w);
     }
 }
+
+const fnn_optim_kernels FNN_K(fnn_optim_kernels) = {
+    .sgd = FNN_K(sgd_step),
+    .adam = FNN_K(adam_step),
+    .rmsprop = FNN_K(rmsprop_step),
+};

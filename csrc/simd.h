@@ -1,7 +1,7 @@
 /*
  * simd.h - one small vector vocabulary over three instruction sets.
  *
- * The kernel files (activations.c, softmax.c, losses.c, optim.c) are written
+ * The per-ISA kernel files (each csrc/<family>.c, gemm/kernel.c, gemm/pack.c) are written
  * once against this header and compiled three times by setup.py, with
  * FNN_TARGET = FNN_TARGET_GENERIC (no ISA flags), FNN_TARGET_AVX2 (-mavx2
  * -mfma) or FNN_TARGET_AVX512 (-mavx512f/bw/dq/vl). FNN_K(name) gives each

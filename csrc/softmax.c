@@ -7,6 +7,8 @@
  * lane is its own softmax over a strided fibre.
  * Ragged ends are masked loads filled with -inf (max, exp) or 0 (sums).
  * A row of all -inf, or with a NaN or +inf, gives NaN, as in PyTorch.
+ * Dimension letters: rows (blocks), C (the softmax axis), D (the axes after it).
+ * The file ends with this ISA's fnn_softmax_kernels (kernels.h).
  */
 #include "vmath.h"
 #include "kernels.h"
@@ -114,10 +116,11 @@ static void FNN_K(fibre_backward)(float *dinp, const float *dout, const float *y
     }
 }
 
-/* ---- table entries: `rows` blocks of (C, D) ------------------------------ */
+/* ---- the sub-table's entries: `rows` blocks of (C, D) -------------------- */
 
-void FNN_K(fnn_softmax)(float *out, const float *inp, int64_t rows, int64_t C, int64_t D,
-                        int log) {
+/* out, inp (rows, C, D) */
+static void FNN_K(softmax_forward)(float *out, const float *inp, int64_t rows, int64_t C,
+                                   int64_t D, int log) {
     for (int64_t r = 0; r < rows; r++) {
         const float *x = inp + r * C * D;
         float *y = out + r * C * D;
@@ -130,8 +133,9 @@ void FNN_K(fnn_softmax)(float *out, const float *inp, int64_t rows, int64_t C, i
     }
 }
 
-void FNN_K(fnn_softmax_grad)(float *dinp, const float *dout, const float *out, int64_t rows,
-                             int64_t C, int64_t D, int log, int accumulate) {
+/* dinp, dout, out (rows, C, D) */
+static void FNN_K(softmax_backward)(float *dinp, const float *dout, const float *out,
+                                    int64_t rows, int64_t C, int64_t D, int log, int accumulate) {
     for (int64_t r = 0; r < rows; r++) {
         int64_t off = r * C * D;
         if (D == 1) {
@@ -143,3 +147,8 @@ void FNN_K(fnn_softmax_grad)(float *dinp, const float *dout, const float *out, i
         }
     }
 }
+
+const fnn_softmax_kernels FNN_K(fnn_softmax_kernels) = {
+    .forward = FNN_K(softmax_forward),
+    .backward = FNN_K(softmax_backward),
+};

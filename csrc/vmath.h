@@ -188,4 +188,20 @@ FNN_INLINE vf vf_gelu_erf(vf x) {
     return vf_select(p.is_core, vf_mul(x, p.core), tail);
 }
 
+/* gelu, tanh form: x (1 + tanh(u)) / 2 = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
+ * Beyond |x| = 20, sigmoid(2u) is exactly 0 or 1 and x^3 could overflow: the
+ * clamp (NaN passes) is applied to the argument of sigmoid only. */
+#define FNN_GELU_K0 0.797884561f /* sqrt(2/pi) */
+#define FNN_GELU_K1 0.044715f
+FNN_INLINE vf vf_gelu_tanh_clamp(vf x) {
+    return vf_min(vf_set1(20.0f), vf_max(vf_set1(-20.0f), x));
+}
+/* sigmoid(2u) of an already clamped x */
+FNN_INLINE vf vf_gelu_tanh_s(vf x) {
+    vf x2 = vf_mul(x, x);
+    vf u = vf_mul(vf_set1(2.0f * FNN_GELU_K0), vf_fmadd(vf_mul(x2, vf_set1(FNN_GELU_K1)), x, x));
+    return vf_sigmoid(u);
+}
+FNN_INLINE vf vf_gelu_tanh(vf x) { return vf_mul(x, vf_gelu_tanh_s(vf_gelu_tanh_clamp(x))); }
+
 #endif /* FNN_VMATH_H */

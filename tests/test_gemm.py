@@ -1,4 +1,4 @@
-"""matmul / linear / linear_bias_grad (our SGEMM, csrc/gemm/) against NumPy
+"""matmul / linear / linear_bias_backward (our SGEMM, csrc/gemm/) against NumPy
 float64, on every ISA path: every small size around the active ISA's
 micro-tile, every KC / MC / NC block boundary, transposes as flags and as
 views, strided and copied layouts, alpha / beta, empty and K = 0 products,
@@ -555,8 +555,11 @@ REF_ACTS = {
     "gelu": lambda z: 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0)).astype(np.float64)),
     "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
     "tanh": np.tanh,
+    "gelu_tanh": lambda z: 0.5 * z * (1.0 + np.tanh(math.sqrt(2.0 / math.pi)
+                                                    * (z + 0.044715 * z ** 3))),
 }
-MAX_SLOPE = {None: 1.0, "none": 1.0, "relu": 1.0, "gelu": 1.13, "sigmoid": 0.25, "tanh": 1.0}
+MAX_SLOPE = {None: 1.0, "none": 1.0, "relu": 1.0, "gelu": 1.13, "sigmoid": 0.25, "tanh": 1.0,
+             "gelu_tanh": 1.13}
 ACT_RTOL = 8e-6  # the vector activations' own error (test_activations checks 4e-6)
 
 
@@ -683,7 +686,7 @@ def test_linear_unhashable_activation_is_rejected():
         ops.linear(np.zeros((2, 3)), np.zeros((4, 3)), None, ["relu"])
 
 
-# ---- linear_bias_grad ---------------------------------------------------------------
+# ---- linear_bias_backward ---------------------------------------------------------------
 def colsum_reference(g):
     G = np.asarray(g, np.float64)
     G2 = G.reshape(int(np.prod(G.shape[:-1])), G.shape[-1])
@@ -692,43 +695,43 @@ def colsum_reference(g):
 
 @pytest.mark.parametrize("shape", [(1,), (17,), (5, 1), (1, 33), (7, 40), (3, 4, 65), (0, 9),
                                    (6, 0), (2, 0, 3), (1000, 37)])
-def test_linear_bias_grad(shape, isa, rng):
+def test_linear_bias_backward(shape, isa, rng):
     g = rnd(rng, shape)
-    got = ops.linear_bias_grad(g)
+    got = ops.linear_bias_backward(g)
     assert got.shape == (shape[-1],)
     assert_within(got, *colsum_reference(g))
     if len(shape) >= 2:  # non-contiguous input
         gt = _transposed_storage(g)
-        assert_within(ops.linear_bias_grad(gt), *colsum_reference(gt))
+        assert_within(ops.linear_bias_backward(gt), *colsum_reference(gt))
     out = np.full(shape[-1], np.nan, np.float32)
-    assert ops.linear_bias_grad(g, out=out) is out
+    assert ops.linear_bias_backward(g, out=out) is out
     assert_within(out, *colsum_reference(g))
     start = rnd(rng, (shape[-1],))
     acc = start.copy()
-    assert ops.linear_bias_grad(g, out=acc, accumulate=True) is acc
+    assert ops.linear_bias_backward(g, out=acc, accumulate=True) is acc
     ref, err = colsum_reference(g)
     assert_within(acc, ref + start, err + EPS32 * np.abs(ref + start))
 
 
-def test_linear_bias_grad_threads_bitwise(isa, rng):
+def test_linear_bias_backward_threads_bitwise(isa, rng):
     for shape in [(2000, 300), (4, 500, 77), (30000, 5)]:
         g = rnd(rng, shape)
-        one, two = _both_thread_counts(lambda: ops.linear_bias_grad(g))
+        one, two = _both_thread_counts(lambda: ops.linear_bias_backward(g))
         assert one.tobytes() == two.tobytes(), shape
         assert_within(one, *colsum_reference(g))
 
 
-def test_linear_bias_grad_errors():
+def test_linear_bias_backward_errors():
     with pytest.raises(ValueError, match=r"\bgrad_out\b"):
-        ops.linear_bias_grad(np.float32(1.0))
+        ops.linear_bias_backward(np.float32(1.0))
     with pytest.raises(TypeError, match=r"\bgrad_out\b"):
-        ops.linear_bias_grad(np.array(["a", "b"]))
+        ops.linear_bias_backward(np.array(["a", "b"]))
     with pytest.raises(ValueError, match=r"\bout\b"):
-        ops.linear_bias_grad(np.zeros((3, 4), np.float32), out=np.zeros(3, np.float32))
+        ops.linear_bias_backward(np.zeros((3, 4), np.float32), out=np.zeros(3, np.float32))
     with pytest.raises(TypeError, match=r"\bout\b"):
-        ops.linear_bias_grad(np.zeros((3, 4), np.float32), out=np.zeros(4))
+        ops.linear_bias_backward(np.zeros((3, 4), np.float32), out=np.zeros(4))
     with pytest.raises(ValueError, match=r"accumulate.*\bout="):
-        ops.linear_bias_grad(np.zeros((3, 4), np.float32), accumulate=True)
+        ops.linear_bias_backward(np.zeros((3, 4), np.float32), accumulate=True)
 
 
 # ---- bad matmul calls ---------------------------------------------------------------------
@@ -803,16 +806,22 @@ def test_linear_backward(shape, activation, isa, rng):
     y = ops.linear(x, w, b, activation=activation)
     g = rnd(rng, y.shape)
     gw0, gb0 = rnd(rng, (6, 7)), rnd(rng, (6,))
+    _check_linear_backward(g, x, w, gw0, gb0, activation,
+                           _linear_backward_reference(g, x, w, activation, y), output=y)
+
+
+def _check_linear_backward(g, x, w, gw0, gb0, activation, reference, **saved):
+    """linear_backward accumulates into copies of gw0, gb0 and returns dx as reference says."""
     gw, gb = gw0.copy(), gb0.copy()
     dx = ops.linear_backward(g, x, w, grad_weight=gw, grad_bias=gb, activation=activation,
-                             output=y)
-    rw, rb, rx = _linear_backward_reference(g, x, w, activation, y)
+                             **saved)
+    rw, rb, rx = reference
     tol = 1e-5 * (1 + np.abs(rw).max() if rw.size else 1)
     np.testing.assert_allclose(gw, gw0 + rw, rtol=1e-5, atol=tol)
     np.testing.assert_allclose(gb, gb0 + rb, rtol=1e-5, atol=tol)
     np.testing.assert_allclose(dx, rx, rtol=1e-5, atol=1e-5)
     assert ops.linear_backward(g, x, w, input_grad=False, activation=activation,
-                               output=y) is None
+                               **saved) is None
 
 
 def test_linear_backward_aliasing_and_errors(rng):
@@ -840,3 +849,117 @@ def test_linear_backward_aliasing_and_errors(rng):
         ops.linear_backward(g, x, w, activation="gelu", output=g)
     with pytest.raises(ValueError, match="activation must be"):
         ops.linear_backward(g, x, w, activation="swish", output=g)
+
+
+# ---- gelu fused into linear: the pre-activation output and the gelu backward ----------
+def _gelu_grad64(z, activation):
+    """d gelu / dz in float64, erf form or tanh form."""
+    z = np.asarray(z, np.float64)
+    if activation == "gelu":
+        cdf = 0.5 * (1.0 + _erf(z / math.sqrt(2.0)).astype(np.float64))
+        return cdf + z * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    k0, k1 = math.sqrt(2.0 / math.pi), 0.044715
+    t = np.tanh(k0 * (z + k1 * z ** 3))
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * k0 * (1.0 + 3.0 * k1 * z * z)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu", None])
+def test_linear_preactivation_is_the_tile_before_the_activation(activation, isa, rng):
+    MR, NR, KC, *_ = _C.gemm_blocking()
+    for rows, n_in, n_out in [(3, 5, 4), (MR + 2, 7, NR + 1), (70, KC + 3, 2 * NR + 5)]:
+        x, w, b = rnd(rng, (rows, n_in)), rnd(rng, (n_out, n_in), 0.3), rnd(rng, n_out)
+        pre = np.full((rows, n_out), np.nan, np.float32)
+        y = ops.linear(x, w, b, activation=activation, preactivation=pre)
+        # the same GEMM without activation gives the same bits: stored from the same tile
+        assert pre.tobytes() == ops.linear(x, w, b).tobytes()
+        assert y.tobytes() == ops.linear(x, w, b, activation=activation).tobytes()
+        assert_within(pre, *linear_reference(x, w, b, None))
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh"])
+@pytest.mark.parametrize("shape", [(7,), (5, 7), (2, 3, 7), (0, 7), (40, 7)])
+def test_linear_backward_gelu(shape, activation, isa, rng):
+    x, w, b = rnd(rng, shape), rnd(rng, (6, 7)), rnd(rng, (6,))
+    pre = np.empty(shape[:-1] + (6,), np.float32)
+    ops.linear(x, w, b, activation=activation, preactivation=pre)
+    g = rnd(rng, pre.shape)
+    gw0, gb0 = rnd(rng, (6, 7)), rnd(rng, (6,))
+    ga = g.astype(np.float64) * _gelu_grad64(pre, activation)
+    _check_linear_backward(g, x, w, gw0, gb0, activation, _linear_backward_reference(ga, x, w),
+                           preactivation=pre)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "sigmoid"])
+def test_linear_backward_finite_differences(activation, isa, rng):
+    """4th-order central differences of sum(G * linear(x, w, b, act)) in float64 arithmetic
+    on the float32 op: x, w and b entries against linear_backward."""
+    x, w, b = rnd(rng, (3, 4)), rnd(rng, (5, 4), 0.5), rnd(rng, 5, 0.5)
+    G = rnd(rng, (3, 5))
+    pre = np.empty((3, 5), np.float32)
+    y = ops.linear(x, w, b, activation=activation, preactivation=pre)
+    gw, gb = np.zeros((5, 4), np.float32), np.zeros(5, np.float32)
+    dx = ops.linear_backward(G, x, w, grad_weight=gw, grad_bias=gb, activation=activation,
+                             output=y, preactivation=pre)
+
+    def loss(xx, ww, bb):
+        return float((G.astype(np.float64) * ops.linear(xx, ww, bb, activation=activation)).sum())
+
+    h = 1e-2
+    for arr, grad, idx in [(x, dx, (1, 2)), (w, gw, (3, 1)), (b, gb, (4,))]:
+        def at(d):
+            p = arr.copy()
+            p[idx] += d
+            args = {id(x): (p, w, b), id(w): (x, p, b), id(b): (x, w, p)}[id(arr)]
+            return loss(*args)
+        fd = (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12 * h)
+        assert abs(fd - grad[idx]) <= 2e-3 * (1 + abs(fd)), (activation, idx, fd, grad[idx])
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh"])
+def test_linear_gelu_threads_bitwise(activation, isa, rng):
+    x, w, b = rnd(rng, (300, 200)), rnd(rng, (260, 200), 0.1), rnd(rng, 260)
+    g = rnd(rng, (300, 260))
+
+    def run():
+        pre = np.empty((300, 260), np.float32)
+        y = ops.linear(x, w, b, activation=activation, preactivation=pre)
+        gw, gb = np.zeros((260, 200), np.float32), np.zeros(260, np.float32)
+        dx = ops.linear_backward(g, x, w, grad_weight=gw, grad_bias=gb, activation=activation,
+                                 preactivation=pre)
+        return b"".join(a.tobytes() for a in (y, pre, gw, gb, dx))
+    one, two = _both_thread_counts(run)
+    assert one == two
+
+
+def test_linear_preactivation_errors(rng):
+    x, w = rnd(rng, (4, 3)), rnd(rng, (5, 3))
+    g = rnd(rng, (4, 5))
+    with pytest.raises(ValueError, match=r"needs preactivation="):
+        ops.linear_backward(g, x, w, activation="gelu_tanh")
+    with pytest.raises(ValueError, match=r"preactivation must have the shape"):
+        ops.linear_backward(g, x, w, activation="gelu", preactivation=np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"\bpreactivation\b"):
+        ops.linear(x, w, activation="gelu", preactivation=np.zeros((4, 4), np.float32))
+    with pytest.raises(TypeError, match=r"\bpreactivation\b"):
+        ops.linear(x, w, activation="gelu", preactivation=np.zeros((4, 5)))
+    with pytest.raises(ValueError, match=r"C-contiguous"):
+        ops.linear(x, w, preactivation=np.zeros((5, 4), np.float32).T)
+    buf = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match=r"share memory"):
+        ops.linear(x, w, out=buf, preactivation=buf)
+    with pytest.raises(ValueError, match=r"activation must be one of None, 'relu'.*'gelu_tanh'"):
+        ops.linear(x, w, activation="swish")
+
+
+def test_activation_names_come_from_c():
+    assert _C.ACTIVATIONS == ops.ACTIVATIONS
+    assert _C.ACTIVATIONS[0] == "none" and "gelu_tanh" in _C.ACTIVATIONS
+    assert set(_C.ISA_NAMES) == {"generic", "avx2", "avx512"}
+
+
+def test_linear_bias_grad_is_a_deprecated_alias(rng):
+    g = rnd(rng, (6, 5))
+    with pytest.warns(DeprecationWarning, match="linear_bias_backward"):
+        old = ops.linear_bias_grad(g)
+    assert old.tobytes() == ops.linear_bias_backward(g).tobytes()
+    assert _C.linear_bias_grad is ops.linear_bias_grad

@@ -1,4 +1,4 @@
-"""Fuzzing matmul, linear and linear_bias_grad with bad calls: nothing may
+"""Fuzzing matmul, linear and linear_bias_backward with bad calls: nothing may
 crash the interpreter (same approach as test_fuzz.py).
 
 ~6000 random calls run in a child interpreter, so a segfault or abort fails
@@ -143,7 +143,7 @@ def bias_grad_call():
     kw = {}
     if R.random() < 0.5:
         kw["out"] = out_for(shp[-1:] if shp else (1,), [g])
-    return ops.linear_bias_grad, [g], kw
+    return ops.linear_bias_backward, [g], kw
 
 
 MAKERS = [matmul_call, matmul_call, matmul_call, linear_call, linear_call, bias_grad_call]

@@ -1,4 +1,4 @@
-"""matmul / linear / linear_bias_grad against PyTorch (CPU float32) on every ISA
+"""matmul / linear / linear_bias_backward against PyTorch (CPU float32) on every ISA
 path: torch.matmul, torch.bmm, torch.baddbmm-style alpha/beta, F.linear and its
 activations, the bias gradient of nn.Linear.
 
@@ -99,8 +99,8 @@ def test_alpha_beta_as_baddbmm(isa, rng):
 
 
 TORCH_ACTS = {None: lambda z: z, "relu": F.relu, "gelu": F.gelu, "sigmoid": torch.sigmoid,
-              "tanh": torch.tanh}
-SLOPE = {None: 1.0, "relu": 1.0, "gelu": 1.13, "sigmoid": 0.25, "tanh": 1.0}
+              "tanh": torch.tanh, "gelu_tanh": lambda z: F.gelu(z, approximate="tanh")}
+SLOPE = {None: 1.0, "relu": 1.0, "gelu": 1.13, "sigmoid": 0.25, "tanh": 1.0, "gelu_tanh": 1.13}
 
 
 @pytest.mark.parametrize("activation", list(TORCH_ACTS))
@@ -119,11 +119,29 @@ def test_linear_matches_F_linear(activation, isa, rng):
                           act_rtol=1.6e-5, slope=SLOPE[activation])
 
 
-def test_linear_bias_grad_matches_autograd(isa, rng):
+def test_linear_bias_backward_matches_autograd(isa, rng):
     x, w, b = rnd(rng, (4, 50, 30)), rnd(rng, (20, 30)), rnd(rng, 20)
     g = rnd(rng, (4, 50, 20))
     bt = T(b).requires_grad_(True)
     F.linear(T(x), T(w), bt).backward(T(g))
-    got = ops.linear_bias_grad(g)
+    got = ops.linear_bias_backward(g)
     mag = np.abs(g.astype(np.float64)).reshape(-1, 20).sum(0)
     assert_parity(got, bt.grad, 200, mag)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh"])
+def test_linear_backward_gelu_matches_autograd(activation, isa, rng):
+    x, w, b = rnd(rng, (4, 10, 30)), rnd(rng, (20, 30), 0.2), rnd(rng, 20)
+    g = rnd(rng, (4, 10, 20))
+    xt, wt, bt = (T(a).requires_grad_(True) for a in (x, w, b))
+    approximate = "tanh" if activation == "gelu_tanh" else "none"
+    F.gelu(F.linear(xt, wt, bt), approximate=approximate).backward(T(g))
+    pre = np.empty(g.shape, np.float32)
+    y = ops.linear(x, w, b, activation=activation, preactivation=pre)
+    np.testing.assert_allclose(y, F.gelu(F.linear(T(x), T(w), T(b)), approximate=approximate),
+                               rtol=1e-5, atol=1e-5)
+    gw, gb = np.zeros((20, 30), np.float32), np.zeros(20, np.float32)
+    dx = ops.linear_backward(g, x, w, grad_weight=gw, grad_bias=gb, activation=activation,
+                             preactivation=pre)
+    for got, want in [(gw, wt.grad), (gb, bt.grad), (dx, xt.grad)]:
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)

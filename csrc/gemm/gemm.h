@@ -1,11 +1,14 @@
 /*
  * gemm/gemm.h - the pieces of SGEMM (internal), after BLIS.
  *
- *   driver.c   the NC / KC / MC loops, thread split over M and N, batching
+ *   gemm_api.c the driver: NC / KC / MC loops, thread split over M and N,
+ *              batching, the public fnn_sgemm* entry points; compiled once
  *   pack.c     packing op(A) into MR-row panels and op(B) into NR-column
  *              panels, zero-padding ragged edges; one source, compiled per ISA
  *   kernel.c   the MR x NR micro-kernel with the fused epilogue, compiled once
- *              per ISA (simd.h); its block sizes sit in one table per ISA
+ *              per ISA (simd.h); its block sizes sit in one table per ISA, and
+ *              it ends with the family's sub-table fnn_gemm_kernels
+ * Dimension letters: C (M, N) = op(A) (M, K) op(B) (K, N); MR x NR micro-tile.
  *
  * Packed layouts (k-major, so the micro-kernel reads both panels linearly):
  *   Ap: panel p holds rows p*MR .. p*MR+MR-1 of the block; element (i, k) at
@@ -34,6 +37,9 @@ typedef struct {
     const float *bias;          /* (M,) or (N,) by bias_mode, or NULL */
     fnn_bias_mode bias_mode;
     fnn_activation act;
+    float *preact;              /* (M, N) with row stride ld_preact, or NULL: on the last K
+                                   block, the tile before act (alpha AB + beta C + bias) */
+    int64_t ld_preact;
     int first;                  /* first K block: C = alpha acc + beta C (C unread if beta == 0) */
     int last;                   /* last K block: then add bias and apply act */
 } fnn_gemm_epilogue;
@@ -51,15 +57,33 @@ typedef void (*fnn_gemm_ukernel_direct_fn)(int64_t K, const float *A, int64_t ld
                                            int64_t m, int64_t n, int64_t row0, int64_t col0,
                                            const fnn_gemm_epilogue *ep);
 
-/* out (N,) (+)= column sums of A (rows, N) with row stride lda */
-typedef void (*fnn_colsum_fn)(float *out, const float *A, int64_t rows, int64_t N,
-                              int64_t lda, int accumulate);
-
 /* pack.c: nlanes lanes x kc steps of X into panels of `width` lanes (see
  * pack.c); A packs with width MR, lanes_adjacent = trans_a, B with width NR,
  * lanes_adjacent = !trans_b */
 typedef void (*fnn_gemm_pack_fn)(float *dst, const float *X, int64_t ld, int lanes_adjacent,
                                  int64_t l0, int64_t k0, int64_t nlanes, int64_t kc,
                                  int64_t width);
+
+typedef struct {
+    fnn_gemm_ukernel_fn ukernel;
+    fnn_gemm_ukernel_direct_fn ukernel_direct;
+    fnn_gemm_pack_fn pack;
+    const fnn_gemm_blocking *blocking;
+} fnn_gemm_kernels;
+
+#ifdef FNN_TARGET
+/* in the per-ISA files: pack.c's function, for kernel.c's sub-table */
+void FNN_K(fnn_gemm_pack)(float *dst, const float *X, int64_t ld, int lanes_adjacent, int64_t l0,
+                          int64_t k0, int64_t nlanes, int64_t kc, int64_t width);
+#endif
+
+/* fnn_sgemm_ex (fastnn.h) that also stores the pre-activation tile into preact
+ * (M, N) with row stride ld_preact (NULL: none), from the same registers the
+ * epilogue activates; for fnn_linear_forward (gemm_api.c) */
+fnn_status fnn_sgemm_preact(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                            float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                            float beta, float *C, int64_t ldc, const float *bias,
+                            fnn_bias_mode bias_mode, fnn_activation act, float *preact,
+                            int64_t ld_preact);
 
 #endif /* FNN_GEMM_H */

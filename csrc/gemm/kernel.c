@@ -1,6 +1,8 @@
 /*
- * gemm/kernel.c - the SGEMM micro-kernel of one ISA, with its fused epilogue,
- * its block sizes, and two small helpers (column sums, FMA peak probe).
+ * gemm/kernel.c - the SGEMM micro-kernel of one ISA, with its fused epilogue
+ * (alpha, beta, bias, pre-activation store, activation) and its block sizes.
+ * Dimension letters: C (M, N) = op(A) (M, K) op(B) (K, N); a tile is m <= MR
+ * rows by n <= NR columns; kc is one K block.
  *
  * Compiled once per ISA (simd.h). The tile is MR rows x NR = NRV vectors:
  * per k, NRV vectors of packed B are loaded, each of the MR values of packed
@@ -30,13 +32,14 @@
  * a tile needs only 128 bytes of B per 28 FMAs, which L3 delivers, and a
  * wide NC means A, whose panels are transposes, is packed fewer times.
  * Measured on this CPU: NC 2048 beats 512 by 2-4% at n = 1024 and 2048. */
-const fnn_gemm_blocking FNN_K(fnn_gemm_blocking) = {
+static const fnn_gemm_blocking FNN_K(gemm_blocking) = {
     .mr = MR, .nr = NR, .kc = 256, .mc = 20 * MR, .nc = (2048 / NR) * NR, .vw = FNN_VW};
 
 FNN_INLINE vf activate(vf x, fnn_activation act) {
     switch (act) {
     case FNN_ACT_RELU: return vf_max(vf_zero(), x);
     case FNN_ACT_GELU: return vf_gelu_erf(x);
+    case FNN_ACT_GELU_TANH: return vf_gelu_tanh(x);
     case FNN_ACT_SIGMOID: return vf_sigmoid(x);
     case FNN_ACT_TANH: return vf_tanh(x);
     default: return x;
@@ -44,15 +47,18 @@ FNN_INLINE vf activate(vf x, fnn_activation act) {
 }
 
 /* C tile (m, n) = alpha acc + (first ? beta C : C), then on the last K block
- * + bias and act: the fused epilogue, while acc is still in registers */
+ * + bias, a copy to preact (m, n) when asked, and act: the fused epilogue,
+ * while acc is still in registers. acc is (MR, NRV vectors). */
 FNN_INLINE void store_tile(vf acc[MR][NRV], float *C, int64_t ldc, int64_t m, int64_t n,
                            int64_t row0, int64_t col0, const fnn_gemm_epilogue *ep) {
     const vf alpha = vf_set1(ep->alpha), beta = vf_set1(ep->beta);
     const int read_c = !ep->first || ep->beta != 0.0f;
     const int add_bias = ep->last && ep->bias_mode != FNN_BIAS_NONE;
     const fnn_activation act = ep->last ? ep->act : FNN_ACT_NONE;
+    float *const preact = ep->last ? ep->preact : NULL;
     for (int i = 0; i < MR && i < m; i++) {
         float *c = C + i * ldc;
+        float *pre = preact ? preact + (row0 + i) * ep->ld_preact + col0 : NULL;
         for (int v = 0; v < NRV; v++) {
             int64_t j = v * FNN_VW, w = vf_lanes(n - j);
             if (w <= 0) break;
@@ -67,6 +73,7 @@ FNN_INLINE void store_tile(vf acc[MR][NRV], float *C, int64_t ldc, int64_t m, in
                         : vf_load_w(bias + col0 + j, w, 0.0f);
                 r = vf_add(r, bv);
             }
+            if (pre) vf_store_w(pre + j, r, w);
             r = activate(r, act);
             vf_store_w(c + j, r, w);
         }
@@ -131,9 +138,9 @@ FNN_INLINE void direct_tile(int64_t K, const float *A, int64_t lda, int trans_a,
 }
 
 /* Ap (MR, kc) packed, Bp (kc, NR) packed; C tile (m, n) with row stride ldc */
-void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
-                             int64_t m, int64_t n, int64_t row0, int64_t col0,
-                             const fnn_gemm_epilogue *ep) {
+static void FNN_K(gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float *C, int64_t ldc,
+                                int64_t m, int64_t n, int64_t row0, int64_t col0,
+                                const fnn_gemm_epilogue *ep) {
     /* zero-padded panels: always `full`; a short last row panel computes half */
     if (m <= (MR + 1) / 2)
         direct_tile(kc, Ap, MR, 1, Bp, NR, C, ldc, m, n, row0, col0, ep, (MR + 1) / 2, NRV, 1);
@@ -141,11 +148,12 @@ void FNN_K(fnn_gemm_ukernel)(int64_t kc, const float *Ap, const float *Bp, float
         direct_tile(kc, Ap, MR, 1, Bp, NR, C, ldc, m, n, row0, col0, ep, MR, NRV, 1);
 }
 
-/* A and B in place, for small products where packing costs more than it saves */
-void FNN_K(fnn_gemm_ukernel_direct)(int64_t K, const float *A, int64_t lda, int trans_a,
-                                    const float *B, int64_t ldb, float *C, int64_t ldc, int64_t m,
-                                    int64_t n, int64_t row0, int64_t col0,
-                                    const fnn_gemm_epilogue *ep) {
+/* A and B in place, for small products where packing costs more than it saves:
+ * op(A) rows (m, K) at A, B (K, n) at B, C tile (m, n) */
+static void FNN_K(gemm_ukernel_direct)(int64_t K, const float *A, int64_t lda, int trans_a,
+                                       const float *B, int64_t ldb, float *C, int64_t ldc, int64_t m,
+                                       int64_t n, int64_t row0, int64_t col0,
+                                       const fnn_gemm_epilogue *ep) {
 #define TILE(rows, nv, full) \
     direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, rows, nv, full)
     const int half_m = m <= (MR + 1) / 2, one_v = n <= FNN_VW;
@@ -157,29 +165,9 @@ void FNN_K(fnn_gemm_ukernel_direct)(int64_t K, const float *A, int64_t lda, int 
 #undef TILE
 }
 
-/* out (N,) (+)= sum over rows of A (rows, N), row stride lda, rows in order */
-void FNN_K(fnn_colsum)(float *out, const float *A, int64_t rows, int64_t N, int64_t lda,
-                       int accumulate) {
-    for (int64_t j = 0; j < N; j += FNN_VW) {
-        int64_t w = vf_lanes(N - j);
-        vf s = accumulate ? vf_loadn_or(out + j, w, 0.0f) : vf_zero();
-        for (int64_t r = 0; r < rows; r++) s = vf_add(s, vf_loadn_or(A + r * lda + j, w, 0.0f));
-        vf_store_w(out + j, s, w);
-    }
-}
-
-/* 2 * 16 * FNN_VW * iters floating-point operations in 16 independent FMA
- * chains: what one core can sustain (the machine's peak for GEMM) */
-float FNN_K(fnn_fma_probe)(int64_t iters) {
-    vf acc[16];
-    const vf a = vf_set1(0.999999f), b = vf_set1(1e-7f);
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; i++) acc[i] = vf_set1((float)i);
-    for (int64_t t = 0; t < iters; t++) {
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; i++) acc[i] = vf_fmadd(acc[i], a, b);
-    }
-    vf s = vf_zero();
-    for (int i = 0; i < 16; i++) s = vf_add(s, acc[i]);
-    return vf_reduce_add(s);
-}
+const fnn_gemm_kernels FNN_K(fnn_gemm_kernels) = {
+    .ukernel = FNN_K(gemm_ukernel),
+    .ukernel_direct = FNN_K(gemm_ukernel_direct),
+    .pack = FNN_K(fnn_gemm_pack),
+    .blocking = &FNN_K(gemm_blocking),
+};

@@ -10,6 +10,12 @@ cdef extern from "fastnn.h" nogil:
         FNN_ERR_NOMEM
         FNN_ERR_ISA
 
+    ctypedef enum fnn_isa:
+        FNN_ISA_GENERIC
+        FNN_ISA_AVX2
+        FNN_ISA_AVX512
+        FNN_ISA_COUNT
+
     fnn_status fnn_init(int requested)
     int fnn_active_isa()
     int fnn_best_isa()
@@ -68,6 +74,9 @@ cdef extern from "fastnn.h" nogil:
         FNN_ACT_GELU
         FNN_ACT_SIGMOID
         FNN_ACT_TANH
+        FNN_ACT_GELU_TANH
+        FNN_ACT_COUNT
+    const char *fnn_activation_name(int act)
     ctypedef enum fnn_bias_mode:
         FNN_BIAS_NONE
         FNN_BIAS_ROW
@@ -81,6 +90,16 @@ cdef extern from "fastnn.h" nogil:
                                          float alpha, const float *A, int64_t lda, int64_t stride_a,
                                          const float *B, int64_t ldb, int64_t stride_b, float beta,
                                          float *C, int64_t ldc, int64_t stride_c, int64_t batch_count)
-    fnn_status fnn_colsum(float *out, const float *A, int64_t M, int64_t N, int64_t lda, int accumulate)
-    fnn_status fnn_fma_probe(int64_t iters, double *flops)
     void fnn_gemm_tile(int64_t *mr, int64_t *nr, int64_t *kc, int64_t *mc, int64_t *nc)
+
+    fnn_status fnn_linear_forward(float *out, float *preact, const float *inp, const float *weight,
+                                  const float *bias, int64_t M, int64_t IN, int64_t OUT,
+                                  fnn_activation act)
+    fnn_status fnn_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                   const float *saved, const float *inp, const float *weight,
+                                   int64_t M, int64_t IN, int64_t OUT, fnn_activation act,
+                                   int accumulate)
+    fnn_status fnn_linear_bias_backward(float *dbias, const float *dout, int64_t M, int64_t N,
+                                        int64_t ld, int accumulate)
+
+    fnn_status fnn_fma_probe(int64_t iters, double *flops)

@@ -1,21 +1,31 @@
-# Fused loss + gradient with mean reduction (csrc/losses.c). Each returns
+# Fused loss + gradient with mean reduction (csrc/losses.c, losses_api.c). Each returns
 # (loss: float, grad: ndarray shaped like the prediction).
+
+
+# Not on a per-layer hot path (one call per step): the kernel wrappers take
+# typed memoryviews (about 0.12 us per array per call, tools/boundary_overhead.py).
+cdef fnn_status cross_entropy_kernel(float[:, ::1] dlogits,        # OUT (N, C)
+                                     const float[:, ::1] logits,   # IN  (N, C)
+                                     const int64_t[::1] labels,    # IN  (N,)
+                                     float smoothing, int64_t ignore_index,
+                                     float *loss):                 # OUT scalar
+    cdef int64_t N = logits.shape[0], C = logits.shape[1]
+    cdef fnn_status st
+    with nogil:
+        st = fnn_cross_entropy_forward_backward(loss, &dlogits[0, 0] if N > 0 else NULL,
+                                                &logits[0, 0] if N > 0 else NULL,
+                                                &labels[0] if N > 0 else NULL, N, C,
+                                                smoothing, ignore_index)
+    return st
 
 
 cdef object cross_entropy_2d(object x, object y, float smoothing, int64_t ignore_index):
     """x (N, C) float32, y (N,) int64 -> (loss, dlogits (N, C))."""
     grad = np.empty(x.shape, dtype=np.float32)
-    cdef const float *x_p = cfptr(x)
-    cdef const int64_t *y_p = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>y)
-    cdef float *g_p = fptr(grad)
-    cdef int64_t N = x.shape[0], C = x.shape[1]
     cdef float loss = 0.0
-    cdef fnn_status st
-    with nogil:
-        st = fnn_cross_entropy_forward_backward(&loss, g_p, x_p,
-                                                y_p if N > 0 else NULL, N, C,
-                                                smoothing, ignore_index)
+    cdef fnn_status st = cross_entropy_kernel(grad, x, y, smoothing, ignore_index, &loss)
     if st == FNN_ERR_LABEL:
+        C = x.shape[1]
         bad = y[(y != ignore_index) & ((y < 0) | (y >= C))]
         raise ValueError(f"labels must be in [0, {C}) or equal ignore_index={ignore_index}, "
                          f"got {int(bad[0])}")
@@ -59,23 +69,31 @@ def cross_entropy(logits, labels, label_smoothing=0.0, ignore_index=-100):
     return loss, np.ascontiguousarray(np.moveaxis(grad, -1, 1))
 
 
+cdef fnn_status pointwise_loss_kernel(float[::1] dpred,          # OUT (n,)
+                                      const float[::1] pred,      # IN  (n,)
+                                      const float[::1] target,    # IN  (n,)
+                                      bint bce, float *loss):     # OUT scalar
+    cdef int64_t n = pred.shape[0]
+    cdef float *d_p = &dpred[0] if n > 0 else NULL
+    cdef const float *p_p = &pred[0] if n > 0 else NULL
+    cdef const float *t_p = &target[0] if n > 0 else NULL
+    cdef fnn_status st
+    with nogil:
+        if bce:
+            st = fnn_bce_with_logits_forward_backward(loss, d_p, p_p, t_p, n)
+        else:
+            st = fnn_mse_loss_forward_backward(loss, d_p, p_p, t_p, n)
+    return st
+
+
 cdef tuple pointwise_loss(object pred, object target, str pred_name, bint bce, str name):
     p = as_float32(pred, pred_name)
     t = as_float32(target, "target")
     check_same_shape(p, pred_name, t, "target")
     grad = np.empty(p.shape, dtype=np.float32)
-    cdef const float *p_p = cfptr(p)
-    cdef const float *t_p = cfptr(t)
-    cdef float *g_p = fptr(grad)
-    cdef int64_t n = nelem(p)
     cdef float loss = 0.0
-    cdef fnn_status st
-    with nogil:
-        if bce:
-            st = fnn_bce_with_logits_forward_backward(&loss, g_p, p_p, t_p, n)
-        else:
-            st = fnn_mse_loss_forward_backward(&loss, g_p, p_p, t_p, n)
-    check_status(st, name)
+    check_status(pointwise_loss_kernel(grad.reshape(-1), p.reshape(-1), t.reshape(-1), bce,
+                                       &loss), name)
     return float(loss), grad
 
 

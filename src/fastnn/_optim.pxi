@@ -1,9 +1,11 @@
-# Fused optimizer updates, in place (csrc/optim.c): one step of torch.optim's
+# Fused optimizer updates, in place (csrc/optim.c, optim_api.c): one step of torch.optim's
 # SGD, Adam / AdamW and RMSprop over a parameter and its state buffers.
 # Every array must already be a float32, C-contiguous, aligned ndarray with
 # param's number of elements (any shape); the ones updated must be writeable
 # and no two may share memory. Nothing is copied or converted: TypeError for
 # a wrong type or dtype, ValueError for the rest. Functions return None.
+# Hot path (one call per parameter per step): raw pointers, not typed memoryviews,
+# which would add 0.4-0.6 us per call for its 3-5 arrays (tools/boundary_overhead.py).
 
 from libc.float cimport FLT_MAX
 

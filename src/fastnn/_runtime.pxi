@@ -1,6 +1,7 @@
-# ISA dispatch and thread count (csrc/dispatch.c, csrc/threads.c).
+# ISA dispatch and thread count (csrc/runtime/dispatch.c, csrc/runtime/threads.c).
 
-ISA_NAMES = ("generic", "avx2", "avx512")
+# the ISA names as csrc/runtime/dispatch.c defines them (the one list), index = fnn_isa
+ISA_NAMES = tuple(fnn_isa_name(i).decode() for i in range(FNN_ISA_COUNT))
 
 
 def init_isa(name):

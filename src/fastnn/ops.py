@@ -11,16 +11,21 @@ Activations:  relu, leaky_relu, sigmoid, tanh, gelu, silu and *_backward
 Softmax:      softmax, log_softmax, softmax_backward, log_softmax_backward
 Losses:       cross_entropy, mse_loss, binary_cross_entropy_with_logits
               each returns (loss: float, grad: ndarray), mean reduction
-GEMM:         matmul, linear (fused bias + activation), linear_backward (dW, db and dx
-              in one call, accumulating), linear_bias_grad
+GEMM:         matmul
+Linear:       linear (fused bias + activation, optional pre-activation output),
+              linear_backward (activation backward, dW, db and dx in one call,
+              accumulating), linear_bias_backward (linear_bias_grad: its deprecated
+              old name); ACTIVATIONS, the activation names linear fuses (from C)
 Vector math:  exp, erf (the approximations the kernels are built on)
 Optimizer updates, one torch.optim step in place on a parameter and its state:
               sgd_step, adam_step, rmsprop_step; every array must already be a
               float32 C-contiguous ndarray (nothing is converted or copied)
 """
 from fastnn._C import (
+    ACTIVATIONS,
     linear,
     linear_backward,
+    linear_bias_backward,
     linear_bias_grad,
     matmul,
     binary_cross_entropy_with_logits,
@@ -55,5 +60,5 @@ __all__ = [
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits", "exp", "erf",
     "sgd_step", "adam_step", "rmsprop_step", "matmul", "linear", "linear_backward",
-    "linear_bias_grad",
+    "linear_bias_backward", "linear_bias_grad", "ACTIVATIONS",
 ]

@@ -1,12 +1,12 @@
 /*
- * threads.c - thread count and the one parallel-for every kernel uses.
+ * runtime/threads.c - thread count and the one parallel-for every kernel uses.
  *
  * Work is split into at most fnn_get_num_threads() contiguous ranges, never
  * into pieces smaller than `grain`, so small arrays never pay for waking
  * threads. Builds without OpenMP run everything on the calling thread.
  */
-#include "fastnn.h"
-#include "kernels.h"
+#include "../fastnn.h"
+#include "../kernels.h"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -1,19 +1,32 @@
 /*
- * dispatch.c - detect the CPU once and choose the kernel table.
+ * runtime/dispatch.c - detect the CPU once and choose the ISA's set of
+ * family sub-tables (fnn_isa_tables, generated from FNN_FAMILIES in kernels.h).
  *
  * AVX2 needs the AVX2 and FMA cpuid bits and the OS saving YMM state; AVX-512
  * needs F, BW, DQ and VL and the OS saving ZMM and opmask state (xgetbv).
  * A path is offered only if this build compiled it (FNN_BUILD_AVX2/512).
  */
-#include "fastnn.h"
-#include "kernels.h"
+#include "../fastnn.h"
+#include "../kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define FNN_X86 1
 #endif
 
-const fnn_kernels *fnn_active_kernels = &fnn_kernels_generic;
+/* each ISA's sub-tables, one per family of FNN_FAMILIES */
+#define FNN_AT_GENERIC_(type, family) .family = &type##_generic,
+static const fnn_isa_tables tables_generic = {FNN_FAMILIES(FNN_AT_GENERIC_)};
+#ifdef FNN_BUILD_AVX2
+#define FNN_AT_AVX2_(type, family) .family = &type##_avx2,
+static const fnn_isa_tables tables_avx2 = {FNN_FAMILIES(FNN_AT_AVX2_)};
+#endif
+#ifdef FNN_BUILD_AVX512
+#define FNN_AT_AVX512_(type, family) .family = &type##_avx512,
+static const fnn_isa_tables tables_avx512 = {FNN_FAMILIES(FNN_AT_AVX512_)};
+#endif
+
+const fnn_isa_tables *fnn_active_tables = &tables_generic;
 static fnn_isa fnn_active = FNN_ISA_GENERIC;
 
 #ifdef FNN_X86
@@ -60,33 +73,35 @@ fnn_isa fnn_best_isa(void) {
     return isa;
 }
 
+/* the ISA names: the one list Python reads (fastnn._C.ISA_NAMES) */
+static const char *const isa_names[FNN_ISA_COUNT] = {
+    [FNN_ISA_GENERIC] = "generic",
+    [FNN_ISA_AVX2] = "avx2",
+    [FNN_ISA_AVX512] = "avx512",
+};
+
 const char *fnn_isa_name(fnn_isa isa) {
-    switch (isa) {
-    case FNN_ISA_GENERIC: return "generic";
-    case FNN_ISA_AVX2: return "avx2";
-    case FNN_ISA_AVX512: return "avx512";
-    }
-    return "unknown";
+    return (int)isa >= 0 && isa < FNN_ISA_COUNT ? isa_names[isa] : "unknown";
 }
 
-static const fnn_kernels *table_for(fnn_isa isa) {
+static const fnn_isa_tables *tables_for(fnn_isa isa) {
     switch (isa) {
 #ifdef FNN_BUILD_AVX2
-    case FNN_ISA_AVX2: return &fnn_kernels_avx2;
+    case FNN_ISA_AVX2: return &tables_avx2;
 #endif
 #ifdef FNN_BUILD_AVX512
-    case FNN_ISA_AVX512: return &fnn_kernels_avx512;
+    case FNN_ISA_AVX512: return &tables_avx512;
 #endif
-    default: return &fnn_kernels_generic;
+    default: return &tables_generic;
     }
 }
 
 fnn_status fnn_init(int requested) {
     fnn_isa best = fnn_best_isa();
     fnn_isa isa = requested < 0 ? best : (fnn_isa)requested;
-    if (requested < -1 || requested > (int)FNN_ISA_AVX512 || isa > best) return FNN_ERR_ISA;
+    if (requested < -1 || requested >= (int)FNN_ISA_COUNT || isa > best) return FNN_ERR_ISA;
     fnn_active = isa;
-    fnn_active_kernels = table_for(isa);
+    fnn_active_tables = tables_for(isa);
     return FNN_OK;
 }
 

@@ -1,6 +1,7 @@
 /*
- * gemm/driver.c - SGEMM entry points: argument checks, the thread split and
- * the BLIS loop nest around the active ISA's micro-kernel (gemm.h).
+ * gemm/gemm_api.c - SGEMM entry points: argument checks, the thread split and
+ * the BLIS loop nest (the driver) around the active ISA's micro-kernel (gemm.h).
+ * Compiled once. Dimension letters: C (M, N) = op(A) (M, K) op(B) (K, N).
  *
  *   for jc in N by NC:                 packed B block (KC x NC) lives in L2
  *     for pc in K by KC:               pack op(B)[pc:+KC, jc:+NC]
@@ -40,6 +41,8 @@ typedef struct {
     const float *bias;
     fnn_bias_mode bias_mode;
     fnn_activation act;
+    float *preact;      /* (M, N), row stride ld_preact, or NULL */
+    int64_t ld_preact;
 } gemm_problem;
 
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -52,8 +55,8 @@ static void *aligned_buffer(int64_t floats) {
 /* C[i0:i1, j0:j1] of problem p on the calling thread */
 static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64_t j0,
                             int64_t j1) {
-    const fnn_gemm_blocking *bs = fnn_active_kernels->gemm_blocking;
-    const fnn_gemm_ukernel_fn ukernel = fnn_active_kernels->gemm_ukernel;
+    const fnn_gemm_blocking *bs = fnn_active_gemm()->blocking;
+    const fnn_gemm_ukernel_fn ukernel = fnn_active_gemm()->ukernel;
     const int64_t MR = bs->mr, NR = bs->nr, KC = bs->kc;
     const int64_t mc_max = i1 - i0 < bs->mc ? round_up(i1 - i0, MR) : bs->mc;
     const int64_t nc_max = j1 - j0 < bs->nc ? round_up(j1 - j0, NR) : bs->nc;
@@ -67,17 +70,18 @@ static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64
     }
     const int64_t nk = p->K > 0 ? (p->K + KC - 1) / KC : 1;
     fnn_gemm_epilogue ep = {.alpha = p->alpha, .beta = p->beta, .bias = p->bias,
-                            .bias_mode = p->bias_mode, .act = p->act};
+                            .bias_mode = p->bias_mode, .act = p->act, .preact = p->preact,
+                            .ld_preact = p->ld_preact};
     for (int64_t jc = j0; jc < j1; jc += bs->nc) {
         int64_t nc = j1 - jc < bs->nc ? j1 - jc : bs->nc;
         for (int64_t kb = 0; kb < nk; kb++) {
             int64_t pc = kb * KC, kc = p->K - pc < KC ? p->K - pc : KC;
-            if (kc > 0) fnn_active_kernels->gemm_pack(Bp, p->B, p->ldb, !p->trans_b, jc, pc, nc, kc, NR);
+            if (kc > 0) fnn_active_gemm()->pack(Bp, p->B, p->ldb, !p->trans_b, jc, pc, nc, kc, NR);
             ep.first = kb == 0;
             ep.last = kb == nk - 1;
             for (int64_t ic = i0; ic < i1; ic += bs->mc) {
                 int64_t mc = i1 - ic < bs->mc ? i1 - ic : bs->mc;
-                if (kc > 0) fnn_active_kernels->gemm_pack(Ap, p->A, p->lda, p->trans_a, ic, pc, mc, kc, MR);
+                if (kc > 0) fnn_active_gemm()->pack(Ap, p->A, p->lda, p->trans_a, ic, pc, mc, kc, MR);
                 for (int64_t ir = 0; ir < mc; ir += MR) {
                     for (int64_t jr = 0; jr < nc; jr += NR) {
                         ukernel(kc, Ap + ir * kc, Bp + jr * kc, p->C + (ic + ir) * p->ldc + jc + jr,
@@ -95,23 +99,24 @@ static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64
 
 /* small products: micro-tiles straight from A and B, no buffers */
 static int gemm_is_small(const gemm_problem *p) {
-    return !p->trans_b && p->K <= fnn_active_kernels->gemm_blocking->kc &&
+    return !p->trans_b && p->K <= fnn_active_gemm()->blocking->kc &&
            (p->M * p->N * p->K <= FNN_GEMM_DIRECT_MAX ||
             (p->K * p->N <= FNN_GEMM_DIRECT_B_MAX &&
              (p->M * p->K <= FNN_GEMM_DIRECT_A_MAX ||
-              p->N <= 2 * fnn_active_kernels->gemm_blocking->nr)));
+              p->N <= 2 * fnn_active_gemm()->blocking->nr)));
 }
 
 /* C[i0:i1, j0:j1] without packing */
 static fnn_status gemm_direct(const gemm_problem *p, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
-    const fnn_gemm_blocking *bs = fnn_active_kernels->gemm_blocking;
+    const fnn_gemm_blocking *bs = fnn_active_gemm()->blocking;
     fnn_gemm_epilogue ep = {.alpha = p->alpha, .beta = p->beta, .bias = p->bias,
-                            .bias_mode = p->bias_mode, .act = p->act, .first = 1, .last = 1};
+                            .bias_mode = p->bias_mode, .act = p->act, .preact = p->preact,
+                            .ld_preact = p->ld_preact, .first = 1, .last = 1};
     for (int64_t i = i0; i < i1; i += bs->mr) {
         const float *a = p->A + (p->trans_a ? i : i * p->lda);
         for (int64_t j = j0; j < j1; j += bs->nr) {
-            fnn_active_kernels->gemm_ukernel_direct(
+            fnn_active_gemm()->ukernel_direct(
                 p->K, a, p->lda, p->trans_a, p->B + j, p->ldb, p->C + i * p->ldc + j, p->ldc,
                 i1 - i < bs->mr ? i1 - i : bs->mr, j1 - j < bs->nr ? j1 - j : bs->nr, i, j, &ep);
         }
@@ -144,7 +149,7 @@ static void gemm_parts(void *ctx, int64_t begin, int64_t end) {
 }
 
 static fnn_status gemm_threaded(const gemm_problem *p, int64_t nthreads) {
-    const fnn_gemm_blocking *bs = fnn_active_kernels->gemm_blocking;
+    const fnn_gemm_blocking *bs = fnn_active_gemm()->blocking;
     if (nthreads > 64) nthreads = 64;
     if (nthreads <= 1 || p->M * p->N * (p->K > 0 ? p->K : 1) < FNN_GEMM_THREAD_MIN)
         return gemm_part(p, 0, p->M, 0, p->N);
@@ -183,21 +188,32 @@ static fnn_status check(const gemm_problem *p) {
     if (!p->C || p->ldc < p->N) return FNN_ERR_ARG;
     if (p->bias_mode < FNN_BIAS_NONE || p->bias_mode > FNN_BIAS_COL) return FNN_ERR_ARG;
     if (p->bias_mode != FNN_BIAS_NONE && !p->bias) return FNN_ERR_ARG;
-    if (p->act < FNN_ACT_NONE || p->act > FNN_ACT_TANH) return FNN_ERR_ARG;
+    if (p->act < FNN_ACT_NONE || p->act >= FNN_ACT_COUNT) return FNN_ERR_ARG;
+    if (p->preact && p->ld_preact < p->N) return FNN_ERR_ARG;
     return FNN_OK;
+}
+
+fnn_status fnn_sgemm_preact(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                            float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                            float beta, float *C, int64_t ldc, const float *bias,
+                            fnn_bias_mode bias_mode, fnn_activation act, float *preact,
+                            int64_t ld_preact) {
+    gemm_problem p = {.trans_a = trans_a != 0, .trans_b = trans_b != 0, .M = M, .N = N, .K = K,
+                      .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C, .lda = lda,
+                      .ldb = ldb, .ldc = ldc, .bias = bias, .bias_mode = bias_mode, .act = act,
+                      .preact = preact, .ld_preact = ld_preact};
+    fnn_status st = check(&p);
+    if (st != FNN_OK || M == 0 || N == 0) return st;
+    skip_empty_product(&p);
+    return gemm_threaded(&p, fnn_get_num_threads());
 }
 
 fnn_status fnn_sgemm_ex(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                         float *C, int64_t ldc, const float *bias, fnn_bias_mode bias_mode,
                         fnn_activation act) {
-    gemm_problem p = {.trans_a = trans_a != 0, .trans_b = trans_b != 0, .M = M, .N = N, .K = K,
-                      .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C, .lda = lda,
-                      .ldb = ldb, .ldc = ldc, .bias = bias, .bias_mode = bias_mode, .act = act};
-    fnn_status st = check(&p);
-    if (st != FNN_OK || M == 0 || N == 0) return st;
-    skip_empty_product(&p);
-    return gemm_threaded(&p, fnn_get_num_threads());
+    return fnn_sgemm_preact(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
+                            bias_mode, act, NULL, 0);
 }
 
 fnn_status fnn_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -250,55 +266,8 @@ fnn_status fnn_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_
     return st;
 }
 
-/* ---- column sums (bias gradients) -------------------------------------------- */
-
-typedef struct {
-    float *out;
-    const float *A;
-    int64_t M, lda;
-    int accumulate;
-} colsum_job;
-
-static void colsum_range(void *ctx, int64_t begin, int64_t end) {
-    colsum_job *j = ctx;
-    fnn_active_kernels->colsum(j->out + begin, j->A + begin, j->M, end - begin, j->lda,
-                               j->accumulate);
-}
-
-fnn_status fnn_colsum(float *out, const float *A, int64_t M, int64_t N, int64_t lda,
-                      int accumulate) {
-    if (M < 0 || N < 0 || (M > 0 && N > 0 && (!A || lda < N)) || (N > 0 && !out))
-        return FNN_ERR_ARG;
-    colsum_job j = {.out = out, .A = A, .M = M, .lda = lda, .accumulate = accumulate != 0};
-    int64_t grain = M > 0 ? 32768 / M : N;
-    fnn_parallel_for(N, grain > 16 ? grain : 16, 16, &j, colsum_range);
-    return FNN_OK;
-}
-
-/* ---- FMA ceiling ------------------------------------------------------------ */
-
-typedef struct {
-    int64_t iters;
-    float sink[64];
-} probe_job;
-
-static void probe_range(void *ctx, int64_t begin, int64_t end) {
-    probe_job *j = ctx;
-    for (int64_t t = begin; t < end; t++) j->sink[t] = fnn_active_kernels->fma_probe(j->iters);
-}
-
-fnn_status fnn_fma_probe(int64_t iters, double *flops) {
-    int64_t nthreads = fnn_get_num_threads();
-    if (iters < 0 || !flops) return FNN_ERR_ARG;
-    if (nthreads > 64) nthreads = 64;
-    probe_job j = {.iters = iters};
-    fnn_parallel_for(nthreads, 1, 1, &j, probe_range); /* sink keeps the work observable */
-    *flops = 2.0 * 16.0 * (double)fnn_active_kernels->gemm_blocking->vw * (double)iters *
-             (double)nthreads;
-    return FNN_OK;
-}
-
+/* the active ISA's block sizes */
 void fnn_gemm_tile(int64_t *mr, int64_t *nr, int64_t *kc, int64_t *mc, int64_t *nc) {
-    const fnn_gemm_blocking *bs = fnn_active_kernels->gemm_blocking;
+    const fnn_gemm_blocking *bs = fnn_active_gemm()->blocking;
     *mr = bs->mr, *nr = bs->nr, *kc = bs->kc, *mc = bs->mc, *nc = bs->nc;
 }
