@@ -11,10 +11,9 @@ from fastnn.nn import init
 from fastnn.nn.module import Module
 from fastnn.nn.parameter import Parameter
 
-# epilogues whose backward works from the layer's output; the gelu forms need the
-# pre-activation (their approximate= name for ops.gelu)
-_FROM_OUTPUT = ("relu", "sigmoid", "tanh")
-_GELU_FORM = {"gelu": "none", "gelu_tanh": "tanh"}
+# epilogues whose backward needs their input, the pre-activation (the others work
+# from the layer's output)
+_FROM_PREACTIVATION = ("gelu", "gelu_tanh")
 
 
 class Linear(Module):
@@ -39,9 +38,10 @@ class Linear(Module):
             bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
             init.uniform_(self.bias, -bound, bound)
 
-    # the activations forward_fused applies in the GEMM epilogue: Sequential fuses a
-    # Linear with a following activation whose `epilogue` is one of these
-    epilogues = ("relu", "gelu", "gelu_tanh", "sigmoid", "tanh")
+    # the activations forward_fused applies in the GEMM epilogue (the list C
+    # exposes): Sequential fuses a Linear with a following activation whose
+    # `epilogue` is one of these
+    epilogues = tuple(name for name in ops.ACTIVATIONS if name != "none")
 
     def forward(self, x):
         return self.forward_fused(x, None)
@@ -51,32 +51,25 @@ class Linear(Module):
         `epilogues`) in the GEMM epilogue; backward() then goes through both."""
         d = self.__dict__
         bias = d["bias"]
-        w, b = d["weight"]._data, None if bias is None else bias._data
+        preactivation = None
+        if epilogue in _FROM_PREACTIVATION:  # filled from the same tiles as the output
+            preactivation = np.empty(np.shape(x)[:-1] + (self.out_features,), np.float32)
         # x is kept as given: ops.linear and ops.linear_backward both convert it
-        if epilogue is None or epilogue in _FROM_OUTPUT:
-            y = ops.linear(x, w, b, epilogue)
-            self._save(x, epilogue, y)
-            return y
-        if epilogue not in self.epilogues:
-            raise ValueError(f"Linear cannot fuse the epilogue {epilogue!r}; it fuses "
-                             f"{', '.join(self.epilogues)}")
-        z = ops.linear(x, w, b)  # gelu's backward needs its input, the pre-activation
-        self._save(x, epilogue, z)
-        return ops.gelu(z, approximate=_GELU_FORM[epilogue])
+        y = ops.linear(x, d["weight"]._data, None if bias is None else bias._data, epilogue,
+                       preactivation=preactivation)
+        self._save(x, epilogue, y if preactivation is None else None, preactivation)
+        return y
 
     def backward(self, grad_out, input_grad: bool = True):
         """d/dx of this call (and of its fused activation); adds dW and db."""
-        x, epilogue, kept = self._saved()
+        x, epilogue, y, preactivation = self._saved()
         d = self.__dict__
         weight, bias = d["weight"], d["bias"]
-        if epilogue in _GELU_FORM:
-            grad_out = ops.gelu_backward(grad_out, kept, approximate=_GELU_FORM[epilogue])
-            epilogue = None
         return ops.linear_backward(
             grad_out, x, weight._data,
             weight._grad if weight.requires_grad else None,
             bias._grad if bias is not None and bias.requires_grad else None,
-            input_grad, epilogue, kept)
+            input_grad, epilogue, y, preactivation)
 
     def get_config(self) -> dict:
         return {"in_features": self.in_features, "out_features": self.out_features,
