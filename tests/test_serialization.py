@@ -76,6 +76,27 @@ def test_round_trip_every_layer(tmp_path):
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # as open() would make it
 
 
+def test_round_trip_residual_and_concat(tmp_path):
+    fastnn.manual_seed(4)
+    model = nn.Sequential(
+        nn.Residual(nn.Sequential(nn.Linear(6, 6), nn.BatchNorm1d(6), nn.ReLU())),
+        nn.Residual(nn.Sequential(nn.Linear(6, 4), nn.Tanh()), shortcut=nn.Linear(6, 4)),
+        nn.Concat(nn.Linear(4, 3), nn.Sequential(nn.Linear(4, 2), nn.GELU()), dim=-1),
+        nn.Linear(5, 2))
+    x = fastnn.random.generator().standard_normal((7, 6)).astype(np.float32)
+    train_one_step(model, x)
+    path = tmp_path / "blocks.safetensors"
+    fastnn.save(model, path)
+    loaded = fastnn.load(path)
+    assert repr(loaded) == repr(model)
+    assert_same_state(loaded, model)
+    assert loaded[0].shortcut is None and loaded[2].dim == -1
+    model.eval(), loaded.eval()
+    np.testing.assert_array_equal(loaded(x), model(x))
+    loaded.train()
+    train_one_step(loaded, x)  # and it trains: backward through the rebuilt containers
+
+
 def test_registered_module_holding_a_module_list(tmp_path, registry):
     @fastnn.register_module
     class Tower(nn.Module):
