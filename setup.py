@@ -129,7 +129,9 @@ class BuildExt(build_ext):
 debug = os.environ.get("FASTNN_CYTHON_DEBUG", "0") == "1"
 extensions = cythonize(
     [Extension("fastnn._C", sources=["src/fastnn/_C.pyx"], include_dirs=["csrc", numpy.get_include()],
-               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])],
+               # NumPy >= 1.23 at run time (pyproject.toml); the memory-handler API needs 1.22
+               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                              ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION")])],
     compiler_directives={
         "language_level": 3,
         "boundscheck": debug,

@@ -21,6 +21,7 @@
 #ifndef FASTNN_H
 #define FASTNN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -57,6 +58,29 @@ fnn_status fnn_set_num_threads(int n); /* n >= 1 */
 int fnn_get_num_threads(void);
 int fnn_has_openmp(void);
 int fnn_max_hardware_threads(void);    /* what OpenMP reports, 1 without it */
+
+/* ---- runtime: the block cache behind fresh outputs (runtime/alloc.c) -----
+ * Blocks of at least FNN_CACHE_MIN_BYTES come in size classes (4 per power
+ * of two) and go back to a per-class free list when freed, up to a cap on
+ * the cached bytes, so reusing them costs no page faults. Data is 64-byte
+ * aligned. Thread-safe (one mutex), fork-safe (atfork handlers). The
+ * signatures are NumPy's PyDataMemAllocator ones (ctx unused; free reads
+ * the block's size from its header, not from `size`). */
+#define FNN_CACHE_MIN_BYTES ((size_t)1 << 18) /* 256 KiB */
+typedef struct {
+    size_t cached_bytes, cached_blocks; /* free, kept for reuse */
+    size_t live_bytes, live_blocks;     /* handed out, not freed yet (capacities) */
+    size_t hits, misses;                /* class requests served from / not from the cache */
+    size_t limit;                       /* cap on cached_bytes */
+} fnn_cache_info;
+void fnn_cache_init(void);  /* once per process, before the first use (atfork) */
+void *fnn_cache_malloc(void *ctx, size_t size);
+void *fnn_cache_calloc(void *ctx, size_t nelem, size_t elsize);
+void *fnn_cache_realloc(void *ctx, void *ptr, size_t new_size);
+void fnn_cache_free(void *ctx, void *ptr, size_t size);
+size_t fnn_cache_empty(void);           /* free every cached block; the bytes freed */
+void fnn_cache_set_limit(size_t bytes); /* frees cached blocks down to the new cap */
+void fnn_cache_stats(fnn_cache_info *info);
 
 /* ---- element-wise activations (activations.c, activations_api.c) --------
  * Forward: out = f(inp), all (n,). out may alias inp.

@@ -3,6 +3,7 @@
 Each family lives in its own .pxi, included here so that all of them share
 one copy of the C library (and so one ISA choice and one thread setting):
   _runtime.pxi      ISA dispatch and threads
+  _memory.pxi       fresh float32 outputs, the block cache behind the large ones
   _checks.pxi       input conversion, `out=` validation, status -> exception
   _activations.pxi  element-wise activations and their backward
   _softmax.pxi      softmax / log_softmax along an axis
@@ -41,6 +42,7 @@ from fastnn._cfastnn cimport *
 cnp.import_array()
 
 include "_runtime.pxi"
+include "_memory.pxi"
 include "_checks.pxi"
 include "_activations.pxi"
 include "_softmax.pxi"

@@ -26,6 +26,18 @@ cdef extern from "fastnn.h" nogil:
     int fnn_has_openmp()
     int fnn_max_hardware_threads()
 
+    size_t FNN_CACHE_MIN_BYTES
+    ctypedef struct fnn_cache_info:
+        size_t cached_bytes, cached_blocks, live_bytes, live_blocks, hits, misses, limit
+    void fnn_cache_init()
+    void *fnn_cache_malloc(void *ctx, size_t size)
+    void *fnn_cache_calloc(void *ctx, size_t nelem, size_t elsize)
+    void *fnn_cache_realloc(void *ctx, void *ptr, size_t new_size)
+    void fnn_cache_free(void *ctx, void *ptr, size_t size)
+    size_t fnn_cache_empty()
+    void fnn_cache_set_limit(size_t bytes)
+    void fnn_cache_stats(fnn_cache_info *info)
+
     fnn_status fnn_relu_forward(float *out, const float *inp, int64_t n)
     fnn_status fnn_relu_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
     fnn_status fnn_leaky_relu_forward(float *out, const float *inp, int64_t n, float negative_slope)

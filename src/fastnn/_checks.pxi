@@ -63,7 +63,7 @@ cdef object as_labels(object y, str name):
 cdef object make_out(object out, tuple shape, str name="out"):
     """A new float32 array of `shape`, or `out` checked to be a usable one."""
     if out is None:
-        return np.empty(shape, dtype=np.float32)
+        return new_float32(shape)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of dtype float32, "
                         f"got {type(out).__name__}")
@@ -117,7 +117,7 @@ cdef object apart_from(object arr, object out):
     if (cnp.PyArray_DATA(<cnp.ndarray>arr) == cnp.PyArray_DATA(<cnp.ndarray>out)
             and arr.shape == out.shape):
         return arr
-    return arr.copy()
+    return copy_float32(arr)
 
 
 cdef check_same_shape(object a, str a_name, object b, str b_name):

@@ -41,7 +41,7 @@ cdef object operand(object x, str name, Operand *op):
     cdef bint col_major = (not row_major and s_row == 4 and s_col % 4 == 0
                            and (cols <= 1 or s_col >= 4 * rows))
     if not (row_major or col_major) or s_batch < 0 or s_batch % 4:
-        arr = np.ascontiguousarray(arr)
+        arr = copy_float32(arr)
         a = <cnp.ndarray>arr
         strides = cnp.PyArray_STRIDES(a)
         row_major, s_row, s_col = True, strides[nd - 2], 4
@@ -54,14 +54,6 @@ cdef object operand(object x, str name, Operand *op):
     op.batch_stride = s_batch // 4
     op.data = <const float *>cnp.PyArray_DATA(a) if cnp.PyArray_SIZE(a) > 0 else NULL
     return arr
-
-
-cdef object new_float32(tuple shape):
-    cdef cnp.npy_intp dims[3]
-    cdef int nd = len(shape)
-    for i in range(nd):
-        dims[i] = shape[i]
-    return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32, 0)
 
 
 cdef float as_float_option(object value, str name) except? -1.0:

@@ -15,7 +15,7 @@ cdef object new_like_rows(cnp.ndarray x, int64_t last):
     for i in range(nd):
         dims[i] = cnp.PyArray_DIMS(x)[i]
     dims[nd - 1] = last
-    return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32, 0)
+    return new_float32_dims(nd, dims)
 
 
 cdef int64_t leading_rows(cnp.ndarray x):
@@ -46,7 +46,7 @@ cdef object accumulator(object arr, tuple shape, str name, list inputs):
     make_out(arr, shape, name)
     for i in range(len(inputs)):
         if may_overlap(inputs[i], arr):
-            inputs[i] = inputs[i].copy()
+            inputs[i] = copy_float32(inputs[i])
     return inputs
 
 
@@ -86,15 +86,15 @@ def linear(x, weight, bias=None, activation=None, out=None, preactivation=None):
     else:
         o = make_out(out, xa.shape[:xa.ndim - 1] + (int(n_out),))
         # the GEMM reads x and weight after writing out: no aliasing at all
-        xa = xa.copy() if may_overlap(xa, o) else xa
-        w = w.copy() if may_overlap(w, o) else w
+        xa = copy_float32(xa) if may_overlap(xa, o) else xa
+        w = copy_float32(w) if may_overlap(w, o) else w
     cdef float *pre_p = NULL
     if preactivation is not None:
         pre = make_out(preactivation, o.shape, "preactivation")
         if may_overlap(pre, o):
             raise ValueError("preactivation must not share memory with out")
-        xa = xa.copy() if may_overlap(xa, pre) else xa
-        w = w.copy() if may_overlap(w, pre) else w
+        xa = copy_float32(xa) if may_overlap(xa, pre) else xa
+        w = copy_float32(w) if may_overlap(w, pre) else w
         pre_p = fptr(pre)
     cdef const float *xp = cfptr(xa)
     cdef const float *wp = cfptr(w)

@@ -21,7 +21,7 @@ cdef fnn_status cross_entropy_kernel(float[:, ::1] dlogits,        # OUT (N, C)
 
 cdef object cross_entropy_2d(object x, object y, float smoothing, int64_t ignore_index):
     """x (N, C) float32, y (N,) int64 -> (loss, dlogits (N, C))."""
-    grad = np.empty(x.shape, dtype=np.float32)
+    grad = new_float32(x.shape)
     cdef float loss = 0.0
     cdef fnn_status st = cross_entropy_kernel(grad, x, y, smoothing, ignore_index, &loss)
     if st == FNN_ERR_LABEL:
@@ -63,10 +63,10 @@ def cross_entropy(logits, labels, label_smoothing=0.0, ignore_index=-100):
     if x.ndim == 2:
         return cross_entropy_2d(x, y, smoothing, ignore)
     # (N, C, d...) -> (N * prod(d), C), and the gradient back
-    rows = np.ascontiguousarray(np.moveaxis(x, 1, -1)).reshape(-1, C)
+    rows = copy_float32(np.moveaxis(x, 1, -1)).reshape(-1, C)
     loss, grad = cross_entropy_2d(rows, y.reshape(-1), smoothing, ignore)
     grad = grad.reshape(x.shape[:1] + x.shape[2:] + (C,))
-    return loss, np.ascontiguousarray(np.moveaxis(grad, -1, 1))
+    return loss, copy_float32(np.moveaxis(grad, -1, 1))
 
 
 cdef fnn_status pointwise_loss_kernel(float[::1] dpred,          # OUT (n,)
@@ -90,7 +90,7 @@ cdef tuple pointwise_loss(object pred, object target, str pred_name, bint bce, s
     p = as_float32(pred, pred_name)
     t = as_float32(target, "target")
     check_same_shape(p, pred_name, t, "target")
-    grad = np.empty(p.shape, dtype=np.float32)
+    grad = new_float32(p.shape)
     cdef float loss = 0.0
     check_status(pointwise_loss_kernel(grad.reshape(-1), p.reshape(-1), t.reshape(-1), bce,
                                        &loss), name)
