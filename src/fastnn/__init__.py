@@ -9,6 +9,7 @@
     fastnn.show_config()                # version, ISA path, threads, compiler
     with fastnn.num_threads(1): ...     # or fastnn.set_num_threads(n)
     with fastnn.no_grad(): model(x)     # forwards keep nothing for backward
+    fastnn.empty_cache()                # free the cached blocks of large outputs
 
 Modules: ops (kernels), nn (layers, losses), optim (optimizers, lr_scheduler),
 data (DataLoader, samplers), callbacks, training (fit / predict / evaluate,
@@ -22,13 +23,14 @@ path (asking for one the CPU lacks raises RuntimeError here, at import), and
 FASTNN_NUM_THREADS sets the thread count.
 """
 from fastnn import callbacks, data, nn, ops, optim, training
-from fastnn._config import __version__, get_num_threads, num_threads, set_num_threads, show_config
+from fastnn._config import (__version__, empty_cache, get_num_threads, num_threads, set_num_threads,
+                            show_config)
 from fastnn.nn.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fastnn.random import get_rng_state, manual_seed, set_rng_state
 from fastnn.serialization import (load, load_checkpoint, load_state_dict, register_module,
                                   save, save_checkpoint)
 
-__all__ = ["ops", "nn", "optim", "data", "callbacks", "training", "show_config",
+__all__ = ["ops", "nn", "optim", "data", "callbacks", "training", "show_config", "empty_cache",
            "set_num_threads", "get_num_threads", "num_threads", "manual_seed", "get_rng_state",
            "set_rng_state", "save", "load", "load_state_dict", "save_checkpoint",
            "load_checkpoint", "register_module", "no_grad", "enable_grad", "set_grad_enabled",

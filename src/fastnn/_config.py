@@ -1,6 +1,6 @@
 """Runtime configuration and facts: ISA path and threads, read from the
 environment at import; the version, how this copy was built and what the CPU
-offers; show_config() to report them.
+offers; show_config() to report them; empty_cache() for the output cache.
 
 This is the only module above fastnn._C besides fastnn.ops that calls into it:
 everything higher up (training, the CLI, the bench tool) asks here for runtime
@@ -58,6 +58,22 @@ def num_threads(n):
         yield
     finally:
         set_num_threads(previous)
+
+
+def empty_cache() -> int:
+    """Free every block fastnn's output cache holds; returns the bytes given back.
+
+    Like torch.cuda.empty_cache(): fresh float32 outputs of at least 256 KiB
+    that fastnn creates (ops results without out=, loss gradients, layer
+    activations) come from a size-class cache, and when such an array is
+    freed its block is kept for the next output of that size class instead of
+    going back to the OS (so the next training step does not page-fault it in
+    again). The cache keeps at most 1 GiB of freed blocks and frees any block
+    beyond that; arrays still alive are never touched. Call this after a phase
+    that used large arrays to return their memory to the OS. Arrays the user
+    creates (np.empty, ...) never go through the cache.
+    """
+    return _C.cache_empty()
 
 
 def gemm_blocking():
