@@ -3,7 +3,7 @@
 The C sources in csrc/ are found, not listed, by one rule on their paths:
 - compiled ONCE for the baseline CPU: every `*_api.c` (a family's entry points:
   checks, thread splits, index math) and everything under `csrc/runtime/`
-  (dispatch.c, threads.c); dispatch.c picks one ISA's sub-tables at import;
+  (dispatch.c, threads.c, alloc.c); dispatch.c picks one ISA's sub-tables at import;
 - compiled once PER ISA: every other `csrc/*.c` and `csrc/<family>/*.c` (a
   family's vector loops, written once against csrc/simd.h), each copy with only
   its own ISA flags and -DFNN_TARGET=<n> (so nothing outside them needs AVX).
