@@ -414,3 +414,12 @@ def to_float32(x, name: str = "x") -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+class Stateless:
+    """Mixin (before Module) for a layer without parameters or buffers:
+    fastnn.load then knows its state from the class alone."""
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}
