@@ -56,7 +56,7 @@ class Linear(Module):
             preactivation = np.empty(np.shape(x)[:-1] + (self.out_features,), np.float32)
         # x is kept as given: ops.linear and ops.linear_backward both convert it
         y = ops.linear(x, d["weight"]._data, None if bias is None else bias._data, epilogue,
-                       preactivation=preactivation)
+                       None, preactivation)
         self._save(x, epilogue, y if preactivation is None else None, preactivation)
         return y
 
