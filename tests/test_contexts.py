@@ -237,3 +237,25 @@ def test_non_consecutive_group_gets_its_own_storage():
     opt = optim.SGD([{"params": weights}, {"params": [model[0].bias, model[1].bias]}], lr=0.1)
     assert opt._buffer(0).base is None and flat.stale
     assert not np.shares_memory(opt._buffer(0).data, flat.data)
+
+
+def test_dropout_and_losses_keep_one_context_per_call(rng):
+    drop = nn.Dropout(0.5)
+    x = np.ones((4, 50), np.float32)
+    y1, y2 = drop(x), drop(x)
+    assert not np.array_equal(y1, y2)  # two masks
+    g = np.ones_like(x)
+    np.testing.assert_array_equal(drop.backward(g), y2)  # the latest call's mask first
+    np.testing.assert_array_equal(drop.backward(g), y1)
+    loss = nn.MSELoss()
+    a, b, t = rand(rng, 3, 2), rand(rng, 3, 2), rand(rng, 3, 2)
+    loss(a, t)
+    loss(b, t)
+    np.testing.assert_allclose(loss.backward(), 2 * (b - t) / b.size, rtol=1e-6)
+    np.testing.assert_allclose(loss.backward(), 2 * (a - t) / a.size, rtol=1e-6)
+    bn = nn.BatchNorm1d(2)
+    bn(a)
+    bn(b * 3)
+    gb = bn.backward(np.ones_like(b))
+    ga = bn.backward(a)
+    assert gb.shape == ga.shape == (3, 2) and not np.allclose(ga, gb)
