@@ -372,10 +372,13 @@ def test_flatten_and_identity(rng):
 
 
 # ---- Sequential / ModuleList ----------------------------------------------------------
-@pytest.mark.parametrize("act", [nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU])
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU,
+                                 lambda: nn.GELU(approximate="tanh")],
+                         ids=["relu", "sigmoid", "tanh", "gelu", "gelu_tanh"])
 def test_sequential_fused_epilogue_matches_separate_layers(act, rng):
     lin, a = nn.Linear(5, 7), act()
     seq = nn.Sequential(lin, a)
+    assert seq._plan()[0][0] == (lin, a.epilogue)  # one fused step
     x, g = rand(rng, 9, 5), rand(rng, 9, 7)
     y = seq(x)
     gx = seq.backward(g)

@@ -385,3 +385,18 @@ def test_predict_and_evaluate_run_without_grad():
     assert spy.grad_enabled == [False] * 4 and fastnn.is_grad_enabled()  # 3 + 1 batches
     model.fit(X, y, epochs=1, batch_size=20, verbose=0)
     assert spy.grad_enabled[-1] is True
+
+
+def test_fit_trains_on_the_model_owned_buffer():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    X = np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32)
+    y = np.arange(32) % 3
+    seen = []
+
+    class Spy(fastnn.callbacks.Callback):
+        def on_before_step(self, batch, logs=None):
+            seen.append(self.optimizer._buffer(0))
+
+    model.fit(X, y, optimizer="sgd", epochs=1, batch_size=16, verbose=0, callbacks=[Spy()])
+    flat = model.flat_buffer()
+    assert seen and all(buf is flat for buf in seen)  # no copy of the parameters anywhere

@@ -194,6 +194,7 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
     else:
         validation_data = split_val
     loss_fn = make_loss(loss)
+    model.flat_buffer()  # the model owns its parameter buffer; a named optimizer reuses it
     opt = make_optimizer(optimizer, model)
     make_metrics(metrics)  # check the names before training starts
     model.__dict__["_training_config"] = {"loss": loss_fn, "metrics": metrics}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fastnn import ops
 from fastnn._args import check_choice, check_int, check_real
-from fastnn.nn.module import Module, to_float32
+from fastnn.nn.module import Module, Stateless, to_float32
 
 
 def _in_place_target(x, inplace: bool):
@@ -20,16 +20,12 @@ def _in_place_target(x, inplace: bool):
     return x if inplace and x.flags.writeable else None
 
 
-class _FromOutput(Module):
+class _FromOutput(Stateless, Module):
     """An activation whose backward works from its output: forward_op(x) and
     backward_op(grad_out, y) name the ops."""
     forward_op = backward_op = None
 
     def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def state_shapes(cls, config: dict) -> dict:
         return {}
 
     def forward(self, x):
@@ -42,7 +38,7 @@ class _FromOutput(Module):
         return type(self).backward_op(grad_out, y) if input_grad else None
 
 
-class _FromInput(Module):
+class _FromInput(Stateless, Module):
     """An activation whose backward works from its input: forward_op(x, **op_args())
     and backward_op(grad_out, x, **op_args())."""
     forward_op = backward_op = None
@@ -52,10 +48,6 @@ class _FromInput(Module):
 
     def get_config(self) -> dict:
         return self.op_args()
-
-    @classmethod
-    def state_shapes(cls, config: dict) -> dict:
-        return {}
 
     def forward(self, x):
         x = to_float32(x)
@@ -148,7 +140,7 @@ class SiLU(_FromInput):
     forward_op, backward_op = staticmethod(ops.silu), staticmethod(ops.silu_backward)
 
 
-class _SoftmaxBase(Module):
+class _SoftmaxBase(Stateless, Module):
     log = False
 
     def __init__(self, dim: int = -1):
@@ -169,10 +161,6 @@ class _SoftmaxBase(Module):
 
     def get_config(self) -> dict:
         return {"dim": self.dim}
-
-    @classmethod
-    def state_shapes(cls, config: dict) -> dict:
-        return {}
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -33,18 +33,6 @@ def _check_module(m, where: str) -> Module:
     return m
 
 
-def _call(module: Module, x):
-    """module(x), or module(*x) for the several outputs of the module before it."""
-    return module(*x) if type(x) is tuple else module(x)
-
-
-def _backward(module: Module, g, input_grad: bool):
-    """module.backward for gradient g, or one gradient per output when g is a tuple."""
-    if type(g) is tuple:
-        return module.backward(*g, input_grad=input_grad)
-    return module.backward(g, input_grad=input_grad)
-
-
 def _add(a, b):
     """a + b for two gradients of one input (either may be a tuple of several)."""
     if type(a) is tuple:
@@ -111,8 +99,13 @@ class Sequential(Container, Module):
     def forward(self, *inputs):
         steps, _ = self._plan()
         x = inputs[0] if len(inputs) == 1 else inputs
-        for module, epilogue in steps:
-            x = _call(module, x) if epilogue is None else module.forward_fused(x, epilogue)
+        for module, epilogue in steps:  # per-step overhead: kept to the bone
+            if epilogue is not None:
+                x = module.forward_fused(x, epilogue)
+            elif type(x) is tuple:
+                x = module.forward(*x)
+            else:
+                x = module.forward(x)
         return x
 
     def backward(self, *grad_outputs, input_grad: bool = True):
@@ -122,7 +115,11 @@ class Sequential(Container, Module):
         last = 0 if input_grad else first
         g = grad_outputs[0] if len(grad_outputs) == 1 else grad_outputs
         for k in range(len(steps) - 1, last - 1, -1):
-            g = _backward(steps[k][0], g, input_grad or k > last)
+            module = steps[k][0]
+            if type(g) is tuple:
+                g = module.backward(*g, input_grad=input_grad or k > last)
+            else:
+                g = module.backward(g, input_grad=input_grad or k > last)
         for k in range(last - 1, -1, -1):
             steps[k][0].discard_saved()
         return g if input_grad else None

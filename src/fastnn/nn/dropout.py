@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 
 from fastnn._args import check_real
-from fastnn.nn.module import Module, to_float32
+from fastnn.nn.module import Module, Stateless, to_float32
 from fastnn.random import generator
 
 
-class Dropout(Module):
+class Dropout(Stateless, Module):
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         self.p = check_real(p, "p", 0.0, 1.0)  # the dropout probability
@@ -41,10 +41,6 @@ class Dropout(Module):
 
     def get_config(self) -> dict:
         return {"p": self.p, "inplace": self.inplace}
-
-    @classmethod
-    def state_shapes(cls, config: dict) -> dict:
-        return {}
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from fastnn._args import check_int
-from fastnn.nn.module import Module
+from fastnn.nn.module import Module, Stateless
 
 
-class Flatten(Module):
+class Flatten(Stateless, Module):
     """(N, C, H, W) -> (N, C*H*W) with the defaults start_dim=1, end_dim=-1."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
@@ -34,10 +34,6 @@ class Flatten(Module):
 
     def get_config(self) -> dict:
         return {"start_dim": self.start_dim, "end_dim": self.end_dim}
-
-    @classmethod
-    def state_shapes(cls, config: dict) -> dict:
-        return {}
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -8,7 +8,7 @@ import numpy as np
 from fastnn import ops
 from fastnn._args import check_int
 from fastnn.nn import init
-from fastnn.nn.module import Module
+from fastnn.nn.module import Module, Stateless
 from fastnn.nn.parameter import Parameter
 
 # epilogues whose backward needs their input, the pre-activation (the others work
@@ -56,7 +56,7 @@ class Linear(Module):
             preactivation = np.empty(np.shape(x)[:-1] + (self.out_features,), np.float32)
         # x is kept as given: ops.linear and ops.linear_backward both convert it
         y = ops.linear(x, d["weight"]._data, None if bias is None else bias._data, epilogue,
-                       preactivation=preactivation)
+                       None, preactivation)
         self._save(x, epilogue, y if preactivation is None else None, preactivation)
         return y
 
@@ -89,17 +89,13 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class Identity(Module):
+class Identity(Stateless, Module):
     """Returns its input; arguments are accepted and ignored, as in PyTorch."""
 
     def __init__(self, *args, **kwargs):
         super().__init__()
 
     def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def state_shapes(cls, config: dict) -> dict:
         return {}
 
     def forward(self, x):

@@ -12,10 +12,10 @@ import numpy as np
 
 from fastnn import ops
 from fastnn._args import check_real
-from fastnn.nn.module import Module, to_float32
+from fastnn.nn.module import Module, Stateless, to_float32
 
 
-class _Loss(Module):
+class _Loss(Stateless, Module):
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         if reduction not in ("mean", "sum"):
@@ -39,10 +39,6 @@ class _Loss(Module):
 
     def get_config(self) -> dict:
         return {"reduction": self.reduction}
-
-    @classmethod
-    def state_shapes(cls, config: dict) -> dict:
-        return {}
 
     def extra_repr(self) -> str:
         return "" if self.reduction == "mean" else f"reduction='{self.reduction}'"

@@ -97,8 +97,7 @@ class Module:
         d["_parameters"] = OrderedDict()
         d["_buffers"] = OrderedDict()
         d["_modules"] = OrderedDict()
-        d["_contexts"] = []      # per-call saved state, latest last
-        d["_contexts_step"] = _step[0]
+        d["_contexts"] = []      # per-call saved state (step, values), latest last
 
     # ---- registration ---------------------------------------------------------------
     def _registries(self):
@@ -164,32 +163,36 @@ class Module:
 
     # ---- per-call contexts ------------------------------------------------------------
     def _save(self, *values) -> None:
-        """Push what this call's backward needs (nothing inside fastnn.no_grad())."""
-        if not _grad_mode.enabled:
-            return
-        d = self.__dict__
-        stack = d["_contexts"]
-        if d["_contexts_step"] != _step[0]:
+        """Push what this call's backward needs (nothing inside fastnn.no_grad()).
+        Each context is (step, values): the training step it belongs to."""
+        if _grad_mode.enabled:
+            stack = self.__dict__["_contexts"]
+            step = _step[0]
+            if stack and (stack[-1][0] != step or len(stack) >= MAX_SAVED_CALLS):
+                self._make_room(stack, step)
+            stack.append((step, values))
+
+    def _make_room(self, stack: list, step: int) -> None:
+        if stack[-1][0] != step:  # all saved before the latest optimizer step: stale
             stack.clear()
-            d["_contexts_step"] = _step[0]
-        elif len(stack) >= MAX_SAVED_CALLS:
-            del stack[0]
-            if not d.get("_warned_contexts"):
-                d["_warned_contexts"] = True
-                warnings.warn(f"{type(self).__name__}.forward ran {MAX_SAVED_CALLS + 1} times "
-                              f"without a backward: dropping the oldest saved contexts; run "
-                              f"forwards you do not differentiate inside fastnn.no_grad()",
-                              RuntimeWarning, stacklevel=3)
-        stack.append(values)
+            return
+        del stack[0]
+        d = self.__dict__
+        if not d.get("_warned_contexts"):
+            d["_warned_contexts"] = True
+            warnings.warn(f"{type(self).__name__}.forward ran {MAX_SAVED_CALLS + 1} times "
+                          f"without a backward: dropping the oldest saved contexts; run "
+                          f"forwards you do not differentiate inside fastnn.no_grad()",
+                          RuntimeWarning, stacklevel=4)
 
     def _saved(self) -> tuple:
         """Pop the latest call's context: the values its forward passed to _save."""
-        d = self.__dict__
-        stack = d["_contexts"]
-        if stack and d["_contexts_step"] == _step[0]:
-            return stack.pop()
-        if stack:  # saved before the latest optimizer step
-            stack.clear()
+        stack = self.__dict__["_contexts"]
+        if stack:
+            step, values = stack.pop()
+            if step == _step[0]:
+                return values
+            stack.clear()  # saved before the latest optimizer step
             raise RuntimeError(f"{type(self).__name__}.backward called after an optimizer step "
                                f"with no forward since: run the forward again")
         raise RuntimeError(f"{type(self).__name__}.backward called before forward (or after "
@@ -414,3 +417,12 @@ def to_float32(x, name: str = "x") -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+class Stateless:
+    """Mixin (before Module) for a layer without parameters or buffers:
+    fastnn.load then knows its state from the class alone."""
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return {}

@@ -15,11 +15,14 @@ state_dict() / load_state_dict() use torch.optim's layout: {"state": {index:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from operator import attrgetter
 from typing import Dict, List, Union
 
 import numpy as np
 
 from fastnn.nn.module import start_new_step
+
+_requires_grad = attrgetter("requires_grad")  # for all(map(...)): no Python frame per parameter
 from fastnn.nn.parameter import FlatBuffer, Parameter, flatten_parameters
 
 
@@ -117,7 +120,7 @@ class Optimizer(ABC):
             for name in fresh:
                 state[name] = np.zeros(buf.data.size, np.float32)
             params, steps = group["params"], self._steps[i]
-            if type(steps) is int and all(p.requires_grad for p in params):
+            if type(steps) is int and all(map(_requires_grad, params)):
                 self._steps[i] = steps = steps + 1
                 self.update(group, buf.data, buf.grad, state, steps,
                             names if steps == 1 else fresh)
