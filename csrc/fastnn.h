@@ -62,7 +62,7 @@ int fnn_max_hardware_threads(void);    /* what OpenMP reports, 1 without it */
 /* ---- runtime: the block cache behind fresh outputs (runtime/alloc.c) -----
  * Blocks of at least FNN_CACHE_MIN_BYTES come in size classes (4 per power
  * of two) and go back to a per-class free list when freed, up to a cap on
- * the cached bytes, so reusing them costs no page faults. Data is 64-byte
+ * the cached bytes, so reusing them costs no page faults. Data is page-
  * aligned. Thread-safe (one mutex), fork-safe (atfork handlers). The
  * signatures are NumPy's PyDataMemAllocator ones (ctx unused; free reads
  * the block's size from its header, not from `size`). */

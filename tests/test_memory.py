@@ -64,7 +64,7 @@ def test_live_outputs_never_alias_and_are_writable(clean_cache):
     for i in range(24):
         out = ops.relu(x) if i % 2 else _C.new_float32_array(BIG)
         assert out.flags.writeable and out.flags.owndata and out.flags.c_contiguous
-        assert out.ctypes.data % 64 == 0
+        assert out.ctypes.data % 4096 == 0  # page-aligned: no 4K aliasing with inputs
         out.fill(i)
         outs.append(out)
         if i % 3 == 0:  # free some and allocate again while others are alive

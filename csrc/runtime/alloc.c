@@ -6,9 +6,15 @@
  * unmaps blocks above its mmap threshold) and faults it in again on the next
  * step. Here freed blocks are kept and handed out again, already faulted in.
  *
- * Layout: every block is one posix_memalign(64) allocation holding a 64-byte
- * header, then the caller's bytes (so the data stays 64-byte aligned). The
- * header records the usable capacity, which realloc and free read back.
+ * Layout: every block is one posix_memalign allocation: a page, whose last
+ * 64 bytes are the header, then the caller's bytes, page-aligned. The header
+ * records the usable capacity, which realloc and free read back. Page
+ * alignment matters for speed, not just for vectors: an output at a small
+ * positive offset from its input modulo 4 KiB (64-byte alignment put ours at
+ * +128 against NumPy's +16) makes the CPU see false store-to-load
+ * dependencies (4K aliasing); relu on 1 MiB ran ~15% slower that way. A page-
+ * aligned output is never ahead of its input modulo 4 KiB. Blocks of 4 MiB or
+ * more are madvise(MADV_HUGEPAGE)d, as NumPy's own allocator does for them.
  * Requests of at least FNN_CACHE_MIN_BYTES are rounded up to a size class,
  * four per power of two (capacity = q * 2^(e-2), q in 5..8, so at most 25%
  * waste); a freed block of a class goes on that class's free list unless the
@@ -26,14 +32,19 @@
  * is unused, free with a size that is ignored in favour of the header), so
  * the Cython layer can put them straight into a PyDataMem_Handler.
  */
-#define _POSIX_C_SOURCE 200809L /* posix_memalign under -std=c11 */
+#define _DEFAULT_SOURCE /* posix_memalign, madvise under -std=c11 */
 #include "../fastnn.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
-#define HEADER 64                 /* bytes before the data, keeps 64-byte alignment */
+#define HEADER 64                 /* the header's bytes, just below the data */
+#define PAGE 4096                 /* the data's alignment; the header sits in the page before */
+#define HUGE_FROM ((size_t)4 << 20) /* NumPy madvises huge pages from 4 MiB */
 #define MAGIC 0x66617374636163ULL /* "fastcac": a block of ours */
 #define MIN_EXP 17                /* the smallest class is 2^18 = FNN_CACHE_MIN_BYTES */
 #define MAX_EXP 47                /* classes up to 2^48 bytes; bigger blocks are never cached */
@@ -75,12 +86,16 @@ static int size_class(size_t n, size_t *capacity) {
 
 static inline void *data_of(block *b) { return (char *)b + HEADER; }
 static inline block *block_of(void *p) { return (block *)((char *)p - HEADER); }
+static inline void *memory_of(block *b) { return (char *)b + HEADER - PAGE; }
 
 static block *new_block(size_t capacity, int cls) {
     void *mem = NULL;
-    if (capacity > SIZE_MAX - HEADER || posix_memalign(&mem, HEADER, HEADER + capacity) != 0)
+    if (capacity > SIZE_MAX - PAGE || posix_memalign(&mem, PAGE, PAGE + capacity) != 0)
         return NULL;
-    block *b = (block *)mem;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (capacity >= HUGE_FROM) madvise((char *)mem + PAGE, capacity, MADV_HUGEPAGE);
+#endif
+    block *b = (block *)((char *)mem + PAGE - HEADER);
     b->magic = MAGIC;
     b->capacity = capacity;
     b->cls = cls;
@@ -148,7 +163,7 @@ void fnn_cache_free(void *ctx, void *ptr, size_t size) {
     pthread_mutex_unlock(&lock);
     if (!keep) {
         b->magic = 0;
-        free(b);
+        free(memory_of(b));
     }
 }
 
@@ -181,7 +196,7 @@ size_t fnn_cache_empty(void) {
         for (block *b = lists[c], *next; b != NULL; b = next) {
             next = b->next;
             b->magic = 0;
-            free(b);
+            free(memory_of(b));
         }
     }
     return freed;
@@ -206,7 +221,7 @@ void fnn_cache_set_limit(size_t bytes) {
     for (block *next; drop != NULL; drop = next) {
         next = drop->next;
         drop->magic = 0;
-        free(drop);
+        free(memory_of(drop));
     }
 }
 
