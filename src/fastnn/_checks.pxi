@@ -64,20 +64,46 @@ cdef object make_out(object out, tuple shape, str name="out"):
     """A new float32 array of `shape`, or `out` checked to be a usable one."""
     if out is None:
         return new_float32(shape)
+    cdef cnp.npy_intp dims[64]
+    cdef Py_ssize_t nd = len(shape), i
+    if nd > 64:
+        raise ValueError(f"at most 64 dimensions, got shape {shape}")
+    for i in range(nd):
+        dims[i] = shape[i]
+    check_out_dims(out, <int>nd, dims, name)
+    return out
+
+
+cdef int check_out_dims(object out, int nd, const cnp.npy_intp *dims, str name) except -1:
+    """out checked to be a writeable C-contiguous float32 ndarray of shape dims[:nd]
+    (the shape compared in C: this runs on every layer's backward)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of dtype float32, "
                         f"got {type(out).__name__}")
     cdef cnp.ndarray o = <cnp.ndarray>out
     if cnp.PyArray_TYPE(o) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISNOTSWAPPED(o):
         raise TypeError(f"{name} must have dtype float32, got {out.dtype}")
-    if out.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
+    cdef bint same = cnp.PyArray_NDIM(o) == nd
+    cdef int i
+    for i in range(nd if same else 0):
+        same = cnp.PyArray_DIMS(o)[i] == dims[i]
+        if not same:
+            break
+    if not same:
+        raise ValueError(f"{name} must have shape {tuple(dims[i] for i in range(nd))}, got "
+                         f"{out.shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(o):
         raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name}) "
                          f"or out=None")
     if not cnp.PyArray_ISWRITEABLE(o):
         raise ValueError(f"{name} must be writeable, got a read-only array")
-    return out
+    return 0
+
+
+cdef inline object unshared(object a, object written):
+    """a, copied if its memory overlaps `written` at all (a product reads a while
+    it writes `written`: unlike the element-wise kernels, no aliasing is safe)."""
+    return copy_float32(a) if may_overlap(a, written) else a
 
 
 cdef void byte_extent(cnp.ndarray a, char **lo, char **hi) noexcept:

@@ -40,16 +40,6 @@ cdef int linear_shapes(object xa, object w, int64_t *n_out, int64_t *n_in) excep
     return 0
 
 
-cdef object accumulator(object arr, tuple shape, str name, list inputs):
-    """arr checked as a gradient to add into; returns inputs with copies of any
-    that overlap it (the products read them while arr is written)."""
-    make_out(arr, shape, name)
-    for i in range(len(inputs)):
-        if may_overlap(inputs[i], arr):
-            inputs[i] = copy_float32(inputs[i])
-    return inputs
-
-
 cdef object float32_like(object arr, tuple shape, str name, str what):
     """arr as float32 C-contiguous, checked to have `shape` (that of `what`)."""
     a = as_float32(arr, name)
@@ -86,15 +76,13 @@ def linear(x, weight, bias=None, activation=None, out=None, preactivation=None):
     else:
         o = make_out(out, xa.shape[:xa.ndim - 1] + (int(n_out),))
         # the GEMM reads x and weight after writing out: no aliasing at all
-        xa = copy_float32(xa) if may_overlap(xa, o) else xa
-        w = copy_float32(w) if may_overlap(w, o) else w
+        xa, w = unshared(xa, o), unshared(w, o)
     cdef float *pre_p = NULL
     if preactivation is not None:
         pre = make_out(preactivation, o.shape, "preactivation")
         if may_overlap(pre, o):
             raise ValueError("preactivation must not share memory with out")
-        xa = copy_float32(xa) if may_overlap(xa, pre) else xa
-        w = copy_float32(w) if may_overlap(w, pre) else w
+        xa, w = unshared(xa, pre), unshared(w, pre)
         pre_p = fptr(pre)
     cdef const float *xp = cfptr(xa)
     cdef const float *wp = cfptr(w)
@@ -150,11 +138,15 @@ def linear_backward(grad_out, x, weight, grad_weight=None, grad_bias=None, input
         saved = float32_like(output, g.shape, "output", "grad_out")
     cdef float *gw = NULL
     cdef float *gb = NULL
-    if grad_weight is not None:
-        g, xa = accumulator(grad_weight, (int(n_out), int(n_in)), "grad_weight", [g, xa])
+    cdef cnp.npy_intp dims[2]
+    dims[0], dims[1] = n_out, n_in
+    if grad_weight is not None:  # added into while g and x are read
+        check_out_dims(grad_weight, 2, dims, "grad_weight")
+        g, xa = unshared(g, grad_weight), unshared(xa, grad_weight)
         gw = fptr(grad_weight)
     if grad_bias is not None:
-        g, = accumulator(grad_bias, (int(n_out),), "grad_bias", [g])
+        check_out_dims(grad_bias, 1, dims, "grad_bias")
+        g = unshared(g, grad_bias)
         gb = fptr(grad_bias)
     dx = new_like_rows(xn, n_in) if input_grad else None
     cdef float *dxp = fptr(dx) if input_grad else NULL

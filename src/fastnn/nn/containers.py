@@ -115,8 +115,10 @@ class Sequential(Container, Module):
         last = 0 if input_grad else first
         g = grad_outputs[0] if len(grad_outputs) == 1 else grad_outputs
         for k in range(len(steps) - 1, last - 1, -1):
-            module = steps[k][0]
-            if type(g) is tuple:
+            module, epilogue = steps[k]
+            if epilogue is not None:  # a fusing layer: backward(grad_out, input_grad)
+                g = module.backward(g, input_grad or k > last)
+            elif type(g) is tuple:
                 g = module.backward(*g, input_grad=input_grad or k > last)
             else:
                 g = module.backward(g, input_grad=input_grad or k > last)

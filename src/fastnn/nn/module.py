@@ -77,7 +77,7 @@ class Module:
 
     # Declared fusion (see containers.Sequential): an activation names the epilogue
     # it is (`epilogue`); a layer lists the epilogues its forward_fused(x, epilogue)
-    # can apply (`epilogues`), its backward then going through both.
+    # can apply (`epilogues`), its backward(grad_out, input_grad) then going through both.
     epilogue = None
     epilogues = ()
 
