@@ -17,6 +17,7 @@ fastnn's random stream (fastnn.manual_seed).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Iterator, Optional
 
 import numpy as np
@@ -38,15 +39,16 @@ def _length(data_source) -> int:
                         f"{type(data_source).__name__}") from None
 
 
-class Sampler:
+class Sampler(ABC):
     """Base of the built-in samplers: iterate the indices of one pass, len() of
     them. Subclasses define order() (an int64 index array, drawn anew each pass)."""
 
     def __init__(self, data_source):
         self.num_samples = _length(data_source)
 
+    @abstractmethod
     def order(self) -> np.ndarray:
-        raise NotImplementedError
+        """The indices of one pass, in order."""
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order().tolist())

@@ -23,6 +23,7 @@ sits below training in the import order and must not import it.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
@@ -305,19 +306,25 @@ def _postfix(loss: float, meters, rate: float) -> str:
     return ", ".join(parts) + f", {rate:,.0f} samples/s"
 
 
+@contextlib.contextmanager
+def _inference(model):
+    """model in eval mode inside fastnn.no_grad(); its mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
 def predict(model, X, batch_size: int = 256) -> np.ndarray:
     """model(X) in eval mode and inside fastnn.no_grad(), batch by batch,
     concatenated; the mode is restored."""
     X = _as_inputs(X)
     batch_size = check_int(batch_size, "batch_size", 1)
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            outs = [np.asarray(model(X[i:i + batch_size]))
-                    for i in range(0, len(X), batch_size)]
-    finally:
-        model.train(was_training)
+    with _inference(model):
+        outs = [np.asarray(model(X[i:i + batch_size])) for i in range(0, len(X), batch_size)]
     if not outs:
         raise ValueError("X has no samples")
     return np.concatenate(outs)
@@ -339,20 +346,15 @@ def evaluate(model, X, y, loss=None, metrics=None, batch_size: int = 256) -> Dic
     y = _as_targets(y, len(X))
     batch_size = check_int(batch_size, "batch_size", 1)
     meters = make_metrics(metrics)
-    was_training = model.training
-    model.eval()
     total, seen = 0.0, 0
-    try:
-        with no_grad():
-            for i in range(0, len(X), batch_size):
-                xb, yb = X[i:i + batch_size], y[i:i + batch_size]
-                out = np.asarray(model(xb))
-                total += loss_fn(out, yb) * len(xb)
-                seen += len(xb)
-                for m in meters:
-                    m.update(out, yb)
-    finally:
-        model.train(was_training)
+    with _inference(model):
+        for i in range(0, len(X), batch_size):
+            xb, yb = X[i:i + batch_size], y[i:i + batch_size]
+            out = np.asarray(model(xb))
+            total += loss_fn(out, yb) * len(xb)
+            seen += len(xb)
+            for m in meters:
+                m.update(out, yb)
     result = {"loss": total / seen if seen else float("nan")}
     result.update({m.name: m.result() for m in meters})
     return result
