@@ -929,6 +929,8 @@ def test_linear_gelu_threads_bitwise(activation, isa, rng):
         return b"".join(a.tobytes() for a in (y, pre, gw, gb, dx))
     one, two = _both_thread_counts(run)
     assert one == two
+    with fastnn.num_threads(3):  # a thread grid that does not divide evenly
+        assert run() == one
 
 
 def test_linear_preactivation_errors(rng):
