@@ -1,0 +1,277 @@
+"""fastnn.nn against the inputs PyTorch's own module tests generate.
+
+Every ModuleInfo of ``torch.testing._internal.common_modules.module_db`` whose
+class has a namesake in ``fastnn.nn`` yields ModuleInputs (constructor args,
+forward args) for training=True and training=False; each one is a test case
+(parametrized at collection time over (class, mode, sample index)):
+
+* both modules are built with the same constructor arguments (tensors as
+  NumPy arrays, ``device``/``dtype`` keywords stripped), torch's state_dict is
+  copied into fastnn and both are put in the same train/eval mode;
+* one call: the forward output (or loss), the buffers afterwards, the input
+  gradient (``fm.backward(g)`` for a random g shaped like the output; a loss's
+  ``fm.backward()`` against ``pred.grad``) and every parameter gradient must
+  match torch (float32, rtol 1e-4, atol 1e-5 scaled by the largest |value|);
+* two calls on fresh copies: forward x and x * 0.5 + 0.1, then the backwards
+  in reverse order; each input gradient and the summed parameter gradients
+  must match torch's.
+
+A sample using an option fastnn does not take (construction or forward raises
+TypeError/ValueError: reduction='none', class weights, probability targets,
+...) is skipped with the message, not failed.  A sample that runs and gives a
+different result fails; known mismatches are listed in XFAIL (strict).
+"""
+import copy
+import inspect
+import zlib
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("expecttest")  # common_modules imports it
+common_modules = pytest.importorskip("torch.testing._internal.common_modules")
+
+import fastnn  # noqa: E402
+from fastnn import nn  # noqa: E402
+
+RTOL, ATOL = 1e-4, 1e-5
+
+LOSSES = {"CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss", "L1Loss", "HuberLoss"}
+MODULES = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax",
+           "LogSoftmax", "Dropout", "BatchNorm1d", "Flatten", "Identity"}
+NAMES = sorted((MODULES | LOSSES) & set(nn.__all__))
+
+# test id -> reason: samples that run but disagree with torch (strict xfail).
+_SCALAR_GRAD = ("0-d pred: {}.backward() returns a NumPy scalar np.float32, not a 0-d "
+                "float32 ndarray like torch's pred.grad (the value is right); {}")
+_L1 = _SCALAR_GRAD.format("L1Loss", "np.sign(d) / np.float32(n) on a 0-d array gives a "
+                          "scalar (L1Loss.forward)")
+_SUM = _SCALAR_GRAD.format("MSELoss(reduction='sum')", "grad * np.float32(count) on a 0-d "
+                           "array gives a scalar (_Loss._keep)")
+XFAIL = {
+    "L1Loss-train-1-scalar": _L1,
+    "L1Loss-eval-1-scalar": _L1,
+    "MSELoss-train-3-reduction_sum_scalar": _SUM,
+    "MSELoss-eval-3-reduction_sum_scalar": _SUM,
+}
+
+
+def _collect():
+    cases = []
+    by_name = {}
+    for info in common_modules.module_db:
+        name = info.module_cls.__name__
+        if name in NAMES and info.module_cls is getattr(torch.nn, name, None):
+            by_name.setdefault(name, info)
+    for name in NAMES:
+        info = by_name.get(name)
+        if info is None:
+            continue  # Dropout, Flatten, Identity have no ModuleInfo in module_db
+        for training in (True, False):
+            torch.manual_seed(zlib.crc32(f"{name}-{training}".encode()))
+            samples = info.module_inputs_func(info, device="cpu", dtype=torch.float32,
+                                              requires_grad=True, training=training)
+            for i, sample in enumerate(samples):
+                desc = getattr(sample, "desc", "") or ""
+                case_id = f"{name}-{'train' if training else 'eval'}-{i}" + (f"-{desc}" if desc else "")
+                marks = ([pytest.mark.xfail(strict=True, reason=XFAIL[case_id])]
+                         if case_id in XFAIL else [])
+                cases.append(pytest.param(name, training, i, sample, id=case_id, marks=marks))
+    return cases
+
+
+CASES = _collect()
+
+
+@pytest.fixture(autouse=True)
+def torch_setup():
+    threads, state = torch.get_num_threads(), fastnn.get_rng_state()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    fastnn.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+    fastnn.set_rng_state(state)
+
+
+# ---- conversions --------------------------------------------------------------
+def to_numpy(value):
+    """Tensors (nested in lists/tuples/dicts) as NumPy copies, keeping the layout."""
+    if isinstance(value, torch.Tensor):
+        return np.array(value.detach().numpy(), copy=True)
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_numpy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: to_numpy(v) for k, v in value.items()}
+    return value
+
+
+def leaf(array):
+    """A torch leaf tensor over a copy of `array` (float: requires_grad)."""
+    t = torch.from_numpy(np.array(array, copy=True))
+    return t.requires_grad_() if t.is_floating_point() else t
+
+
+def close(got, want, what):
+    if isinstance(want, torch.Tensor):
+        want = want.detach().numpy()
+    want = np.asarray(want)
+    assert isinstance(got, np.ndarray), f"{what}: got {type(got).__name__}, not an ndarray"
+    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != torch's {want.dtype}"
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != torch's {want.shape}"
+    if want.dtype.kind in "iub":
+        np.testing.assert_array_equal(got, want, err_msg=what)
+        return
+    finite = want[np.isfinite(want)]
+    scale = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL * scale, err_msg=what)
+
+
+def close_loss(got, want, what):
+    assert isinstance(got, float), f"{what}: got {type(got).__name__}, not a float"
+    close(np.asarray(got, np.float32), want.detach().to(torch.float32), what)
+
+
+def unsupported(where, exc):
+    pytest.skip(f"fastnn does not support this sample ({where}): {type(exc).__name__}: {exc}")
+
+
+# ---- building -----------------------------------------------------------------
+def build(name, training, sample):
+    """(torch module, fastnn module, forward args) for one sample; skips if
+    fastnn rejects the constructor arguments."""
+    args = sample.constructor_input.args
+    kwargs = {k: v for k, v in sample.constructor_input.kwargs.items()
+              if k not in ("device", "dtype")}
+    tm = getattr(torch.nn, name)(*args, **kwargs)
+    tm.train(training)
+    try:
+        fm = getattr(nn, name)(*to_numpy(args), **to_numpy(kwargs))
+    except (TypeError, ValueError) as exc:
+        unsupported("constructor", exc)
+    # forward keywords (Linear's input=...) bound to torch's forward positions
+    bound = inspect.signature(tm.forward).bind(*sample.forward_input.args,
+                                               **sample.forward_input.kwargs)
+    assert not bound.kwargs, f"forward keywords without a position: {bound.kwargs}"
+    inputs = to_numpy(tuple(bound.args))
+    if name == "Dropout" and training and fm.p != 0:
+        pytest.skip("Dropout with p > 0 in training mode draws different masks")
+    return tm, fm, inputs
+
+
+def fresh_pair(tm0, name, training, sample):
+    """A copy of torch's module and a fastnn module holding its state."""
+    tm = copy.deepcopy(tm0)
+    tm.train(training)
+    fm = getattr(nn, name)(*to_numpy(sample.constructor_input.args),
+                           **to_numpy({k: v for k, v in sample.constructor_input.kwargs.items()
+                                       if k not in ("device", "dtype")}))
+    fm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
+    fm.train(training)
+    tm.zero_grad()
+    fm.zero_grad()
+    return tm, fm
+
+
+def check_state(fm, tm, what):
+    fstate, tstate = fm.state_dict(), tm.state_dict()
+    assert list(fstate) == list(tstate), f"{what}: state_dict keys"
+    for k, v in tstate.items():
+        close(np.asarray(fstate[k]), v, f"{what}: state_dict[{k!r}]")
+
+
+def check_param_grads(fm, tm, what):
+    tparams = dict(tm.named_parameters())
+    fparams = dict(fm.named_parameters())
+    assert list(fparams) == list(tparams), f"{what}: parameter names"
+    for k, p in fparams.items():
+        if tparams[k].grad is None:
+            assert not np.asarray(p.grad).any(), f"{what}: {k}.grad should stay zero"
+        else:
+            close(p.grad, tparams[k].grad, f"{what}: {k}.grad")
+
+
+def fastnn_forward(fm, inputs):
+    try:
+        return fm(*[np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in inputs])
+    except (TypeError, ValueError) as exc:
+        unsupported("forward", exc)
+
+
+# ---- the test -----------------------------------------------------------------
+@pytest.mark.parametrize("name, training, index, sample", CASES)
+def test_module_db_sample(name, training, index, sample):
+    tm0, _, inputs = build(name, training, sample)
+    rng = np.random.default_rng(index)
+    if name in LOSSES:
+        _check_loss(tm0, name, training, sample, inputs)
+    else:
+        _check_module(tm0, name, training, sample, inputs, rng)
+
+
+def _second(x):
+    return np.asarray(x * np.float32(0.5) + np.float32(0.1), dtype=x.dtype)  # 0-d stays an array
+
+
+def _check_module(tm0, name, training, sample, inputs, rng):
+    assert len(inputs) == 1, "modules here take one input"
+    x = inputs[0]
+
+    # one call
+    tm, fm = fresh_pair(tm0, name, training, sample)
+    y = fastnn_forward(fm, (x,))
+    xt = leaf(x)
+    yt = tm(xt)
+    close(y, yt, "forward")
+    check_state(fm, tm, "after forward")
+    g = rng.standard_normal(tuple(yt.shape)).astype(np.float32)
+    yt.backward(torch.from_numpy(g.copy()))
+    gx = fm.backward(g.copy())
+    close(gx, xt.grad, "input grad")
+    check_param_grads(fm, tm, "one call")
+
+    # two calls, backwards in reverse order
+    tm, fm = fresh_pair(tm0, name, training, sample)
+    xs = [x, _second(x)]
+    ys = [fastnn_forward(fm, (xi,)) for xi in xs]
+    xts = [leaf(xi) for xi in xs]
+    yts = [tm(xt) for xt in xts]
+    for i, (yi, yti) in enumerate(zip(ys, yts)):
+        close(yi, yti, f"two calls: forward {i}")
+    check_state(fm, tm, "two calls: after forwards")
+    gs = [rng.standard_normal(tuple(yti.shape)).astype(np.float32) for yti in yts]
+    for yti, gi in zip(yts, gs):
+        yti.backward(torch.from_numpy(gi.copy()))
+    gxs = [fm.backward(gi.copy()) for gi in reversed(gs)][::-1]
+    for i, (gxi, xti) in enumerate(zip(gxs, xts)):
+        close(gxi, xti.grad, f"two calls: input grad {i}")
+    check_param_grads(fm, tm, "two calls (summed)")
+
+
+def _check_loss(tm0, name, training, sample, inputs):
+    assert len(inputs) == 2, "losses take (pred, target)"
+    pred, target = inputs
+
+    # one call
+    tm, fm = fresh_pair(tm0, name, training, sample)
+    loss = fastnn_forward(fm, (pred, target))
+    pt, tt = leaf(pred), leaf(target)
+    lt = tm(pt, tt)
+    close_loss(loss, lt, "loss")
+    lt.backward()
+    close(fm.backward(), pt.grad, "pred grad")
+
+    # two calls, backwards in reverse order
+    tm, fm = fresh_pair(tm0, name, training, sample)
+    preds = [pred, _second(pred)]
+    losses = [fastnn_forward(fm, (p, target)) for p in preds]
+    pts = [leaf(p) for p in preds]
+    lts = [tm(p, leaf(target)) for p in pts]
+    for i, (li, lti) in enumerate(zip(losses, lts)):
+        close_loss(li, lti, f"two calls: loss {i}")
+    for lti in lts:
+        lti.backward()
+    grads = [fm.backward() for _ in preds][::-1]
+    for i, (gi, pti) in enumerate(zip(grads, pts)):
+        close(gi, pti.grad, f"two calls: pred grad {i}")
