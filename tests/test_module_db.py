@@ -19,7 +19,7 @@ forward args) for training=True and training=False; each one is a test case
 A sample using an option fastnn does not take (construction or forward raises
 TypeError/ValueError: reduction='none', class weights, probability targets,
 ...) is skipped with the message, not failed.  A sample that runs and gives a
-different result fails; known mismatches are listed in XFAIL (strict).
+different result fails.
 """
 import copy
 import inspect
@@ -42,21 +42,6 @@ MODULES = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "So
            "LogSoftmax", "Dropout", "BatchNorm1d", "Flatten", "Identity"}
 NAMES = sorted((MODULES | LOSSES) & set(nn.__all__))
 
-# test id -> reason: samples that run but disagree with torch (strict xfail).
-_SCALAR_GRAD = ("0-d pred: {}.backward() returns a NumPy scalar np.float32, not a 0-d "
-                "float32 ndarray like torch's pred.grad (the value is right); {}")
-_L1 = _SCALAR_GRAD.format("L1Loss", "np.sign(d) / np.float32(n) on a 0-d array gives a "
-                          "scalar (L1Loss.forward)")
-_SUM = _SCALAR_GRAD.format("MSELoss(reduction='sum')", "grad * np.float32(count) on a 0-d "
-                           "array gives a scalar (_Loss._keep)")
-XFAIL = {
-    "L1Loss-train-1-scalar": _L1,
-    "L1Loss-eval-1-scalar": _L1,
-    "MSELoss-train-3-reduction_sum_scalar": _SUM,
-    "MSELoss-eval-3-reduction_sum_scalar": _SUM,
-}
-
-
 def _collect():
     cases = []
     by_name = {}
@@ -75,9 +60,7 @@ def _collect():
             for i, sample in enumerate(samples):
                 desc = getattr(sample, "desc", "") or ""
                 case_id = f"{name}-{'train' if training else 'eval'}-{i}" + (f"-{desc}" if desc else "")
-                marks = ([pytest.mark.xfail(strict=True, reason=XFAIL[case_id])]
-                         if case_id in XFAIL else [])
-                cases.append(pytest.param(name, training, i, sample, id=case_id, marks=marks))
+                cases.append(pytest.param(name, training, i, sample, id=case_id))
     return cases
 
 

@@ -571,3 +571,15 @@ def test_clip_grad(rng):
         nn.utils.clip_grad_norm_(params, 1.0, error_if_nonfinite=True)
     with pytest.raises(TypeError, match="Parameters"):
         nn.utils.clip_grad_norm_([np.zeros(2)], 1.0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("cls", [nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.BCEWithLogitsLoss])
+def test_zero_dim_prediction_gets_a_zero_dim_gradient(cls, reduction):
+    # as torch's pred.grad: a 0-d float32 array, never a NumPy scalar or a (1,) array
+    fn = cls(reduction=reduction)
+    fn(np.array(0.3, np.float32), np.array(0.1, np.float32))
+    g = fn.backward()
+    assert isinstance(g, np.ndarray) and g.shape == () and g.dtype == np.float32
+    fn(np.array(0.3, np.float32), np.array(0.1, np.float32))
+    assert fn.backward(2.0).shape == ()

@@ -29,13 +29,13 @@ class _Loss(Stateless, Module):
         """Store the gradient of the mean over `count` terms (or of the sum)."""
         if self.reduction == "sum":  # an empty sum is 0 (the empty mean is NaN)
             loss, grad = (loss * count, grad * np.float32(count)) if count else (0.0, np.zeros_like(grad))
-        self._save(grad)
+        self._save(np.asarray(grad))  # a 0-d prediction's gradient stays a 0-d array
         return float(loss)
 
     def backward(self, grad_out: float = 1.0, input_grad: bool = True):
         """d loss / d pred of the last call, times grad_out."""
         grad, = self._saved()
-        return grad if grad_out == 1.0 else grad * np.float32(grad_out)
+        return grad if grad_out == 1.0 else np.asarray(grad * np.float32(grad_out))
 
     def get_config(self) -> dict:
         return {"reduction": self.reduction}

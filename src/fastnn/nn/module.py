@@ -416,7 +416,7 @@ def to_float32(x, name: str = "x") -> np.ndarray:
                         f"{type(x).__name__} ({err})") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    return np.asarray(arr, dtype=np.float32, order="C")  # (ascontiguousarray makes 0-d 1-d)
 
 
 class Stateless:
