@@ -32,8 +32,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # common_modules imports it
 common_modules = pytest.importorskip("torch.testing._internal.common_modules")
 
-import fastnn  # noqa: E402
 from fastnn import nn  # noqa: E402
+from test_nn_torch import torch_setup  # noqa: E402,F401  (seeds, one torch thread)
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -65,17 +65,6 @@ def _collect():
 
 
 CASES = _collect()
-
-
-@pytest.fixture(autouse=True)
-def torch_setup():
-    threads, state = torch.get_num_threads(), fastnn.get_rng_state()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    fastnn.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
-    fastnn.set_rng_state(state)
 
 
 # ---- conversions --------------------------------------------------------------
