@@ -9,8 +9,8 @@ The C sources in csrc/ are found, not listed, by one rule on their paths:
   its own ISA flags and -DFNN_TARGET=<n> (so nothing outside them needs AVX).
 A new family is csrc/<family>.c + csrc/<family>_api.c (or a csrc/<family>/
 folder of such files); nothing here changes. Every csrc/**/*.h is a dependency.
-OpenMP is probed by compiling and running a tiny program; FASTNN_USE_OPENMP=0
-in the environment skips it. FASTNN_CYTHON_DEBUG=1 turns on Cython's bounds
+Threads are fastnn's own pool (csrc/runtime/threads.c, POSIX threads), so
+there is no OpenMP to probe. FASTNN_CYTHON_DEBUG=1 turns on Cython's bounds
 and wraparound checks. Nothing is built with -march=native or -Ofast.
 """
 import glob
@@ -19,7 +19,6 @@ import platform
 import subprocess
 import sys
 import sysconfig
-import tempfile
 
 import numpy
 from Cython.Build import cythonize
@@ -44,45 +43,14 @@ ISAS = {
     "avx2": (1, ["-mavx2", "-mfma"]),
     "avx512": (2, ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"]),
 }
-OPENMP_PROBE = r"""
-#include <omp.h>
-int main(void) {
-    int n = 0;
-    #pragma omp parallel reduction(+:n)
-    n += 1;
-    return n == omp_get_max_threads() ? 0 : 1;
-}
-"""
-
-
 def is_x86():
     return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
-
-
-def probe_openmp(compiler):
-    """Compile, link and run OPENMP_PROBE with -fopenmp; True if it works."""
-    if os.environ.get("FASTNN_USE_OPENMP", "1") == "0":
-        return False
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "probe.c")
-        with open(src, "w") as f:
-            f.write(OPENMP_PROBE)
-        try:
-            objs = compiler.compile([src], output_dir=tmp, extra_postargs=["-fopenmp"])
-            exe = os.path.join(tmp, "probe")
-            compiler.link_executable(objs, exe, extra_postargs=["-fopenmp"])
-            return subprocess.run([exe], timeout=60).returncode == 0
-        except Exception as err:  # no compiler support, no libgomp, or the run failed
-            print(f"fastnn: OpenMP probe failed ({err}); building without OpenMP", file=sys.stderr)
-            return False
 
 
 class BuildExt(build_ext):
     def build_extension(self, ext):
         cc = self.compiler
         isas = ["generic", "avx2", "avx512"] if is_x86() else ["generic"]
-        openmp = probe_openmp(cc)
-        omp_flags = ["-fopenmp"] if openmp else []
         objects = []
         for isa in isas:
             target, flags = ISAS[isa]
@@ -94,13 +62,13 @@ class BuildExt(build_ext):
         objects += cc.compile(
             RUNTIME_SOURCES, output_dir=os.path.join(self.build_temp, "runtime"),
             macros=build_macros, include_dirs=["csrc"],
-            extra_postargs=C_FLAGS + omp_flags, depends=HEADERS)
+            extra_postargs=C_FLAGS + ["-pthread"], depends=HEADERS)
         ext.extra_objects = objects
-        ext.extra_link_args = omp_flags + ["-lm"]
-        self.write_build_config(ext, isas, openmp)
+        ext.extra_link_args = ["-pthread", "-lm"]
+        self.write_build_config(ext, isas)
         super().build_extension(ext)
 
-    def write_build_config(self, ext, isas, openmp):
+    def write_build_config(self, ext, isas):
         """Record compiler and flags beside the extension, for fastnn.show_config()."""
         compiler = " ".join(self.compiler.compiler_so[:1])
         try:
@@ -111,10 +79,8 @@ class BuildExt(build_ext):
             pass
         config = {
             "compiler": compiler,
-            "c_flags": " ".join(C_FLAGS),
+            "c_flags": " ".join(C_FLAGS + ["-pthread"]),
             "isa_flags": {isa: " ".join(ISAS[isa][1]) for isa in isas},
-            "openmp": openmp,
-            "openmp_flags": "-fopenmp" if openmp else "",
             "platform": sysconfig.get_platform(),
         }
         text = ('"""Written by setup.py at build time: how this copy of fastnn was compiled."""\n'

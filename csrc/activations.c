@@ -46,7 +46,9 @@
     }
 
 /* ---- relu: out = max(x, 0); NaN stays NaN -------------------------------- */
-FNN_INLINE vf relu_f(vf x, vf p) { (void)p; return vf_max(vf_zero(), x); }
+/* max returns x when x compares equal to 0, so a negative denormal that DAZ
+ * reads as -0 would come out as itself: adding 0 makes it +0 (and -0 +0) */
+FNN_INLINE vf relu_f(vf x, vf p) { (void)p; return vf_add(vf_max(vf_zero(), x), vf_zero()); }
 /* d/dx relu = (x > 0) */
 FNN_INLINE vf relu_g(vf dout, vf x, vf p) {
     (void)p;

@@ -15,8 +15,10 @@
  * (compiled once per ISA), csrc/<family>_api.c the entry points below.
  *
  * The ISA path (AVX-512, AVX2+FMA or portable C) is picked once, by
- * fnn_init(); every kernel then runs on it. Large arrays are split over
- * fnn_get_num_threads() OpenMP threads; small ones stay on the calling thread.
+ * fnn_init(); every kernel then runs on it. Large arrays are cut into chunks
+ * that up to fnn_get_num_threads() threads of fastnn's own pool claim (small
+ * ones stay on the calling thread); results do not depend on the thread
+ * count. Kernels flush denormals to zero (fnn_set_flush_denormal).
  */
 #ifndef FASTNN_H
 #define FASTNN_H
@@ -54,10 +56,14 @@ fnn_isa fnn_best_isa(void);            /* widest path the CPU and build support 
 const char *fnn_isa_name(fnn_isa isa); /* "generic", "avx2", "avx512"; the one list */
 int fnn_isa_compiled(fnn_isa isa);     /* 1 if this build contains the path */
 
-fnn_status fnn_set_num_threads(int n); /* n >= 1 */
-int fnn_get_num_threads(void);
-int fnn_has_openmp(void);
-int fnn_max_hardware_threads(void);    /* what OpenMP reports, 1 without it */
+#define FNN_MAX_THREADS 1024
+fnn_status fnn_set_num_threads(int n); /* 1 <= n <= FNN_MAX_THREADS */
+int fnn_get_num_threads(void);         /* the set count, else fnn_default_num_threads() */
+int fnn_default_num_threads(void);     /* CPUs this process may run on (sched_getaffinity) */
+int fnn_spin_iterations(void);         /* pauses an idle pool thread spins before it sleeps */
+/* 1 (the default): kernels run with MXCSR FTZ and DAZ set, restored on return */
+void fnn_set_flush_denormal(int on);
+int fnn_get_flush_denormal(void);
 
 /* ---- runtime: the block cache behind fresh outputs (runtime/alloc.c) -----
  * Blocks of at least FNN_CACHE_MIN_BYTES come in size classes (4 per power

@@ -32,6 +32,7 @@
 #ifndef FNN_KERNELS_H
 #define FNN_KERNELS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "fastnn.h"
@@ -153,23 +154,30 @@ typedef struct {
 #undef FNN_TABLE_FIELD_
 } fnn_isa_tables;
 
-/* the set fnn_init() chose (dispatch.c); starts as generic so nothing runs uninitialised */
-extern const fnn_isa_tables *fnn_active_tables;
+/* the set fnn_init() chose (dispatch.c); starts as generic so nothing runs
+ * uninitialised. Atomic: another thread may switch it while kernels run, so an
+ * entry point that uses a family more than once reads its sub-table once. */
+extern _Atomic(const fnn_isa_tables *) fnn_active_tables;
 
 /* fnn_active_activations(), fnn_active_gemm(), ...: the active ISA's sub-table of a family */
 #define FNN_ACCESSOR_(type, family) \
-    static inline const type *fnn_active_##family(void) { return fnn_active_tables->family; }
+    static inline const type *fnn_active_##family(void) {                   \
+        return atomic_load_explicit(&fnn_active_tables, memory_order_relaxed)->family; \
+    }
 FNN_FAMILIES(FNN_ACCESSOR_)
 #undef FNN_ACCESSOR_
 
-/* Below this many elements per thread, waking a thread costs more than it
- * saves; element-wise ranges start on multiples of FNN_ALIGN_FLOATS (64 bytes). */
+/* Element-wise chunks: about 10-30 us of work, so a thread descheduled
+ * mid-chunk delays a call little, and waking a thread pays; they start on
+ * multiples of FNN_ALIGN_FLOATS (64 bytes). */
 #define FNN_GRAIN_ELEMENTWISE 32768
 #define FNN_ALIGN_FLOATS 16
 
-/* Run body(ctx, begin, end) over [0, n) on up to fnn_get_num_threads()
- * threads, each taking one contiguous range whose start is a multiple of
- * `align` elements. Uses one thread when n < 2 * grain. (runtime/threads.c) */
+/* Run body(ctx, begin, end) over [0, n) in chunks of `grain` elements rounded
+ * up to a multiple of `align` (the last one short), claimed by up to
+ * fnn_get_num_threads() threads; one chunk runs on the calling thread.
+ * Chunk boundaries depend only on n, grain and align. Kernel code runs with
+ * denormals flushed (fnn_set_flush_denormal). (runtime/threads.c) */
 typedef void (*fnn_range_body)(void *ctx, int64_t begin, int64_t end);
 void fnn_parallel_for(int64_t n, int64_t grain, int64_t align, void *ctx, fnn_range_body body);
 

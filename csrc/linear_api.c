@@ -75,6 +75,7 @@ fnn_status fnn_linear_backward(float *dinp, float *dweight, float *dbias, const 
 }
 
 typedef struct {
+    const fnn_linear_kernels *k; /* read once per call */
     float *dbias;
     const float *dout;
     int64_t M, ld;
@@ -83,8 +84,7 @@ typedef struct {
 
 static void bias_columns(void *ctx, int64_t begin, int64_t end) {
     bias_job *j = ctx;
-    fnn_active_linear()->bias_backward(j->dbias + begin, j->dout + begin, j->M, end - begin, j->ld,
-                                       j->accumulate);
+    j->k->bias_backward(j->dbias + begin, j->dout + begin, j->M, end - begin, j->ld, j->accumulate);
 }
 
 /* forward: out (M, N) = ... + bias (N,); dbias (N,) (+)= sum over M of dout (M, N) */
@@ -92,7 +92,7 @@ fnn_status fnn_linear_bias_backward(float *dbias, const float *dout, int64_t M, 
                                     int64_t ld, int accumulate) {
     if (M < 0 || N < 0 || (M > 0 && N > 0 && (!dout || ld < N)) || (N > 0 && !dbias))
         return FNN_ERR_ARG;
-    bias_job j = {.dbias = dbias, .dout = dout, .M = M, .ld = ld, .accumulate = accumulate != 0};
+    bias_job j = {.k = fnn_active_linear(), .dbias = dbias, .dout = dout, .M = M, .ld = ld, .accumulate = accumulate != 0};
     int64_t grain = M > 0 ? FNN_GRAIN_ELEMENTWISE / M : N;
     fnn_parallel_for(N, grain > FNN_ALIGN_FLOATS ? grain : FNN_ALIGN_FLOATS, FNN_ALIGN_FLOATS, &j,
                      bias_columns);

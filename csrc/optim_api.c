@@ -25,6 +25,7 @@ static int below_one(float x) { return x >= 0.0f && x < 1.0f; }
 static float *at(float *p, int64_t i) { return p ? p + i : NULL; }
 
 typedef struct {
+    const fnn_optim_kernels *k; /* read once per call */
     float *param, *a, *b, *c; /* the state buffers, in the kernel's order */
     const float *grad;
     union {
@@ -36,18 +37,18 @@ typedef struct {
 
 static void sgd_range(void *ctx, int64_t begin, int64_t end) {
     optim_job *j = ctx;
-    fnn_active_optim()->sgd(j->param + begin, j->grad + begin, at(j->a, begin), end - begin, &j->coefs.sgd);
+    j->k->sgd(j->param + begin, j->grad + begin, at(j->a, begin), end - begin, &j->coefs.sgd);
 }
 
 static void adam_range(void *ctx, int64_t begin, int64_t end) {
     optim_job *j = ctx;
-    fnn_active_optim()->adam(j->param + begin, j->grad + begin, j->a + begin, j->b + begin, at(j->c, begin),
+    j->k->adam(j->param + begin, j->grad + begin, j->a + begin, j->b + begin, at(j->c, begin),
             end - begin, &j->coefs.adam);
 }
 
 static void rmsprop_range(void *ctx, int64_t begin, int64_t end) {
     optim_job *j = ctx;
-    fnn_active_optim()->rmsprop(j->param + begin, j->grad + begin, j->a + begin, at(j->b, begin), at(j->c, begin),
+    j->k->rmsprop(j->param + begin, j->grad + begin, j->a + begin, at(j->b, begin), at(j->c, begin),
                end - begin, &j->coefs.rmsprop);
 }
 
@@ -58,7 +59,7 @@ fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, in
         !nonneg(weight_decay) || (nesterov && (momentum == 0.0f || dampening != 0.0f)))
         return FNN_ERR_ARG;
     if (n > 0 && (!param || !grad || (momentum != 0.0f && !momentum_buf))) return FNN_ERR_ARG;
-    optim_job j = {.param = param, .grad = grad, .a = momentum != 0.0f ? momentum_buf : NULL,
+    optim_job j = {.k = fnn_active_optim(), .param = param, .grad = grad, .a = momentum != 0.0f ? momentum_buf : NULL,
                    .coefs.sgd = {.neg_lr = -lr, .weight_decay = weight_decay,
                                  .momentum = momentum,
                                  .one_minus_dampening = (float)(1.0 - (double)dampening),
@@ -75,7 +76,7 @@ fnn_status fnn_adam_step(float *param, const float *grad, float *exp_avg, float 
         return FNN_ERR_ARG;
     if (n > 0 && (!param || !grad || !exp_avg || !exp_avg_sq)) return FNN_ERR_ARG;
     double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
-    optim_job j = {.param = param, .grad = grad, .a = exp_avg, .b = exp_avg_sq,
+    optim_job j = {.k = fnn_active_optim(), .param = param, .grad = grad, .a = exp_avg, .b = exp_avg_sq,
                    .c = max_exp_avg_sq,
                    .coefs.adam = {
                        .weight_decay = decoupled ? 0.0f : weight_decay,
@@ -98,7 +99,7 @@ fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, 
         return FNN_ERR_ARG;
     if (n > 0 && (!param || !grad || !square_avg || (momentum > 0.0f && !momentum_buf)))
         return FNN_ERR_ARG;
-    optim_job j = {.param = param, .grad = grad, .a = square_avg, .b = grad_avg,
+    optim_job j = {.k = fnn_active_optim(), .param = param, .grad = grad, .a = square_avg, .b = grad_avg,
                    .c = momentum > 0.0f ? momentum_buf : NULL,
                    .coefs.rmsprop = {.neg_lr = -lr, .weight_decay = weight_decay,
                                      .alpha = alpha,

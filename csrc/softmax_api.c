@@ -13,6 +13,7 @@
 /* ---- softmax: threads over rows ------------------------------------------ */
 
 typedef struct {
+    const fnn_softmax_kernels *k; /* read once per call */
     float *out;
     const float *a, *b;
     int64_t C, D;
@@ -22,13 +23,13 @@ typedef struct {
 static void softmax_range(void *ctx, int64_t begin, int64_t end) {
     softmax_job *j = ctx;
     int64_t off = begin * j->C * j->D;
-    fnn_active_softmax()->forward(j->out + off, j->a + off, end - begin, j->C, j->D, j->log);
+    j->k->forward(j->out + off, j->a + off, end - begin, j->C, j->D, j->log);
 }
 
 static void softmax_backward_range(void *ctx, int64_t begin, int64_t end) {
     softmax_job *j = ctx;
     int64_t off = begin * j->C * j->D;
-    fnn_active_softmax()->backward(j->out + off, j->a + off, j->b + off, end - begin, j->C, j->D, j->log,
+    j->k->backward(j->out + off, j->a + off, j->b + off, end - begin, j->C, j->D, j->log,
                     j->accumulate);
 }
 
@@ -41,7 +42,7 @@ static fnn_status run_softmax(float *out, const float *inp, int64_t B, int64_t C
                               int log) {
     if (B < 0 || C < 0 || D < 0) return FNN_ERR_ARG;
     if (C == 0 || D == 0) return FNN_OK;
-    softmax_job j = {.out = out, .a = inp, .C = C, .D = D, .log = log};
+    softmax_job j = {.k = fnn_active_softmax(), .out = out, .a = inp, .C = C, .D = D, .log = log};
     fnn_parallel_for(B, rows_per_grain(C, D), 1, &j, softmax_range);
     return FNN_OK;
 }
@@ -50,7 +51,7 @@ static fnn_status run_softmax_backward(float *dinp, const float *dout, const flo
                                    int64_t C, int64_t D, int log, int accumulate) {
     if (B < 0 || C < 0 || D < 0) return FNN_ERR_ARG;
     if (C == 0 || D == 0) return FNN_OK;
-    softmax_job j = {.out = dinp, .a = dout, .b = out, .C = C, .D = D, .log = log,
+    softmax_job j = {.k = fnn_active_softmax(), .out = dinp, .a = dout, .b = out, .C = C, .D = D, .log = log,
                      .accumulate = accumulate != 0};
     fnn_parallel_for(B, rows_per_grain(C, D), 1, &j, softmax_backward_range);
     return FNN_OK;

@@ -4,6 +4,8 @@ and extreme values."""
 import numpy as np
 import pytest
 
+import fastnn
+
 from fastnn import ops
 
 import reference as ref
@@ -29,6 +31,7 @@ RTOL, ATOL = 4e-6, 1e-37
 # gelu_tanh's far negative tail is x * sigmoid(2u) with u ~ x^3: its condition
 # number there is ~|x|^3, so rounding u to float32 alone costs ~1e-5 relative
 RTOL_FORWARD = {"gelu_tanh": 3e-5}
+TINY = np.finfo(np.float32).tiny  # the smallest normal float32; below it kernels flush to 0
 
 
 def sample(n, rng, scale=4.0):
@@ -82,25 +85,40 @@ EXTREMES = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, -1e-38, 1e-20, -1e-20, 0.5
                      np.inf, -np.inf, np.nan], dtype=np.float32)
 
 
+@pytest.mark.parametrize("flush", [True, False], ids=["flush_denormal", "keep_denormal"])
 @pytest.mark.parametrize("name", ACTIVATIONS)
-def test_extreme_values(name, isa):
-    """No overflow for |x| up to float32 max, the right limits at +-inf, NaN propagates."""
+def test_extreme_values(name, flush, isa):
+    """No overflow for |x| up to float32 max, the right limits at +-inf, NaN propagates.
+    Flushing (the default) reads denormal inputs as 0 and may write 0 for denormal
+    results; keeping them gives the exact values."""
     fwd, ref_fwd, *_ = ACTIVATIONS[name]
+    x = np.where(np.abs(EXTREMES) < TINY, 0, EXTREMES).astype(np.float32) if flush else EXTREMES
     with np.errstate(all="ignore"):
-        want = ref_fwd(EXTREMES)
-    got = fwd(EXTREMES)
+        want = ref_fwd(x)
+    previous = fastnn.get_flush_denormal()
+    fastnn.set_flush_denormal(flush)
+    try:
+        got = fwd(EXTREMES)
+    finally:
+        fastnn.set_flush_denormal(previous)
     assert np.isnan(got[-1])
-    assert_close(got, want, rtol=RTOL_FORWARD.get(name, RTOL), atol=1e-40)  # subnormal results: absolute
+    # subnormal results are absolute errors; flushed, a tail x * f(x) whose f(x)
+    # underflows (silu far left) is 0 where |x| TINY would be exact
+    atol = 1e3 * TINY if flush else 1e-40
+    assert_close(got, want, rtol=RTOL_FORWARD.get(name, RTOL), atol=atol)
+    if name == "relu":
+        assert not np.any(got < 0) and not np.any(np.signbit(got[np.abs(EXTREMES) < TINY]))
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_backward_extremes_are_finite_or_nan_like_reference(name, isa):
+    """With denormals flushed (the default) the kernels read denormal inputs as 0."""
     fwd, ref_fwd, bwd, ref_bwd, takes_output = ACTIVATIONS[name]
     finite = EXTREMES[np.isfinite(EXTREMES)]
     saved = fwd(finite) if takes_output else finite
     got = bwd(np.ones_like(finite), saved)
     with np.errstate(all="ignore"):
-        want = ref_bwd(np.ones_like(finite), saved)
+        want = ref_bwd(np.ones_like(finite), np.where(np.abs(saved) < TINY, 0, saved))
     assert_close(got, want, rtol=2e-5, atol=1e-6)
 
 

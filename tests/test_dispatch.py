@@ -42,7 +42,7 @@ def test_show_config_names_everything():
     buf = io.StringIO()
     fastnn.show_config(file=buf)
     text = buf.getvalue()
-    for word in (fastnn.__version__, "ISA path", _C.active_isa(), "threads", "OpenMP",
+    for word in (fastnn.__version__, "ISA path", _C.active_isa(), "threads", "thread pool", "denormals",
                  "compiler", "flags"):
         assert word in text
     assert "unknown" not in text.split("compiler:")[1].splitlines()[0]

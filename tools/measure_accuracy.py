@@ -7,6 +7,8 @@ to propagate), computes the float64 reference with NumPy/SciPy and reports:
   - max absolute error over subnormal results (float32 keeps < 24 bits there),
   - that +-inf and NaN inputs give the right limits / NaN.
 Writes a Markdown table to stdout (docs/accuracy.md holds the last run).
+Measured with denormals kept (fastnn.set_flush_denormal(False)): the math itself,
+not the flush-to-zero kernels do by default.
 
     python tools/measure_accuracy.py [--isa avx512] [--funcs exp,tanh] [--step 1] [--check]
 
@@ -65,6 +67,15 @@ def chunk_errors(name, bits):
 
 
 def measure(name, step, chunk=1 << 24):
+    previous = fastnn.get_flush_denormal()
+    fastnn.set_flush_denormal(False)
+    try:
+        return _measure(name, step, chunk)
+    finally:
+        fastnn.set_flush_denormal(previous)
+
+
+def _measure(name, step, chunk):
     max_ulp, worst_x, max_sub, specials = 0.0, None, 0.0, True
     for start in range(0, 1 << 32, chunk):
         bits = np.arange(start, start + chunk, step, dtype=np.uint64).astype(np.uint32)

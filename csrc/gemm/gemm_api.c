@@ -11,18 +11,26 @@
  *             micro-kernel; the epilogue (beta, bias, act) runs on the first
  *             and last K block while the tile is in registers
  *
- * Threads take disjoint rectangles of C (M or N split on MR / NR multiples),
- * each with its own 64-byte aligned packing buffers; K is never split, so
- * every element is summed in the same order for any thread count.
+ * Threads claim tiles of C (rectangles on MR / NR multiples, each with its own
+ * 64-byte aligned packing buffers) whose size depends on the problem, never
+ * on the thread count; K is never split, so every element is summed in the
+ * same order for any number of threads. Each call reads the active ISA's
+ * kernel table once (gemm_problem.k), so switching the ISA from another
+ * thread never mixes two paths in one product.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "../kernels.h"
 #include "gemm.h"
 
-/* below this many multiply-adds a product runs on the calling thread */
-#define FNN_GEMM_THREAD_MIN (40 * 40 * 40)
+/* a tile holds at least this many multiply-adds (below, one tile: the calling
+ * thread), and a product has at most FNN_GEMM_MAX_TILES tiles, so that tiles
+ * stay short enough to balance and few enough that repacking A and B per
+ * tile costs little */
+#define FNN_GEMM_TILE_WORK (40 * 40 * 40)
+#define FNN_GEMM_MAX_TILES 8
 /* B not transposed, K <= KC, and either the whole product is small, or B stays
  * in L2 while A is small or read at most twice (an im2col weight, a layer's
  * dX = dY W or dW = dY^T X): then packing costs more than it saves and the
@@ -32,6 +40,7 @@
 #define FNN_GEMM_DIRECT_A_MAX (64 * 1024)   /* floats of A re-read once per NR columns */
 
 typedef struct {
+    const fnn_gemm_kernels *k; /* the ISA's kernels, read once per call */
     int trans_a, trans_b;
     int64_t M, N, K;
     float alpha, beta;
@@ -55,8 +64,8 @@ static void *aligned_buffer(int64_t floats) {
 /* C[i0:i1, j0:j1] of problem p on the calling thread */
 static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64_t j0,
                             int64_t j1) {
-    const fnn_gemm_blocking *bs = fnn_active_gemm()->blocking;
-    const fnn_gemm_ukernel_fn ukernel = fnn_active_gemm()->ukernel;
+    const fnn_gemm_blocking *bs = p->k->blocking;
+    const fnn_gemm_ukernel_fn ukernel = p->k->ukernel;
     const int64_t MR = bs->mr, NR = bs->nr, KC = bs->kc;
     const int64_t mc_max = i1 - i0 < bs->mc ? round_up(i1 - i0, MR) : bs->mc;
     const int64_t nc_max = j1 - j0 < bs->nc ? round_up(j1 - j0, NR) : bs->nc;
@@ -76,12 +85,12 @@ static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64
         int64_t nc = j1 - jc < bs->nc ? j1 - jc : bs->nc;
         for (int64_t kb = 0; kb < nk; kb++) {
             int64_t pc = kb * KC, kc = p->K - pc < KC ? p->K - pc : KC;
-            if (kc > 0) fnn_active_gemm()->pack(Bp, p->B, p->ldb, !p->trans_b, jc, pc, nc, kc, NR);
+            if (kc > 0) p->k->pack(Bp, p->B, p->ldb, !p->trans_b, jc, pc, nc, kc, NR);
             ep.first = kb == 0;
             ep.last = kb == nk - 1;
             for (int64_t ic = i0; ic < i1; ic += bs->mc) {
                 int64_t mc = i1 - ic < bs->mc ? i1 - ic : bs->mc;
-                if (kc > 0) fnn_active_gemm()->pack(Ap, p->A, p->lda, p->trans_a, ic, pc, mc, kc, MR);
+                if (kc > 0) p->k->pack(Ap, p->A, p->lda, p->trans_a, ic, pc, mc, kc, MR);
                 for (int64_t ir = 0; ir < mc; ir += MR) {
                     for (int64_t jr = 0; jr < nc; jr += NR) {
                         ukernel(kc, Ap + ir * kc, Bp + jr * kc, p->C + (ic + ir) * p->ldc + jc + jr,
@@ -99,24 +108,24 @@ static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64
 
 /* small products: micro-tiles straight from A and B, no buffers */
 static int gemm_is_small(const gemm_problem *p) {
-    return !p->trans_b && p->K <= fnn_active_gemm()->blocking->kc &&
+    return !p->trans_b && p->K <= p->k->blocking->kc &&
            (p->M * p->N * p->K <= FNN_GEMM_DIRECT_MAX ||
             (p->K * p->N <= FNN_GEMM_DIRECT_B_MAX &&
              (p->M * p->K <= FNN_GEMM_DIRECT_A_MAX ||
-              p->N <= 2 * fnn_active_gemm()->blocking->nr)));
+              p->N <= 2 * p->k->blocking->nr)));
 }
 
 /* C[i0:i1, j0:j1] without packing */
 static fnn_status gemm_direct(const gemm_problem *p, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
-    const fnn_gemm_blocking *bs = fnn_active_gemm()->blocking;
+    const fnn_gemm_blocking *bs = p->k->blocking;
     fnn_gemm_epilogue ep = {.alpha = p->alpha, .beta = p->beta, .bias = p->bias,
                             .bias_mode = p->bias_mode, .act = p->act, .preact = p->preact,
                             .ld_preact = p->ld_preact, .first = 1, .last = 1};
     for (int64_t i = i0; i < i1; i += bs->mr) {
         const float *a = p->A + (p->trans_a ? i : i * p->lda);
         for (int64_t j = j0; j < j1; j += bs->nr) {
-            fnn_active_gemm()->ukernel_direct(
+            p->k->ukernel_direct(
                 p->K, a, p->lda, p->trans_a, p->B + j, p->ldb, p->C + i * p->ldc + j, p->ldc,
                 i1 - i < bs->mr ? i1 - i : bs->mr, j1 - j < bs->nr ? j1 - j : bs->nr, i, j, &ep);
         }
@@ -130,46 +139,50 @@ static fnn_status gemm_part(const gemm_problem *p, int64_t i0, int64_t i1, int64
     return gemm_is_small(p) ? gemm_direct(p, i0, i1, j0, j1) : gemm_rect(p, i0, i1, j0, j1);
 }
 
-/* ---- threads: a grid of tm x tn rectangles -------------------------------- */
+/* ---- threads: a grid of tiles, sized by the problem ---------------------------- */
 
 typedef struct {
     const gemm_problem *p;
-    int64_t tm, tn, step_m, step_n;
-    fnn_status status[64];
-} gemm_split;
+    int64_t tiles_n, step_m, step_n;
+    _Atomic int status; /* the first failure, or FNN_OK */
+} gemm_grid;
 
-static void gemm_parts(void *ctx, int64_t begin, int64_t end) {
-    gemm_split *s = ctx;
+static void gemm_tiles(void *ctx, int64_t begin, int64_t end) {
+    gemm_grid *g = ctx;
     for (int64_t t = begin; t < end; t++) {
-        int64_t i0 = (t / s->tn) * s->step_m, j0 = (t % s->tn) * s->step_n;
-        int64_t i1 = i0 + s->step_m < s->p->M ? i0 + s->step_m : s->p->M;
-        int64_t j1 = j0 + s->step_n < s->p->N ? j0 + s->step_n : s->p->N;
-        s->status[t] = i0 < i1 && j0 < j1 ? gemm_part(s->p, i0, i1, j0, j1) : FNN_OK;
+        int64_t i0 = (t / g->tiles_n) * g->step_m, j0 = (t % g->tiles_n) * g->step_n;
+        int64_t i1 = i0 + g->step_m < g->p->M ? i0 + g->step_m : g->p->M;
+        int64_t j1 = j0 + g->step_n < g->p->N ? j0 + g->step_n : g->p->N;
+        fnn_status st = gemm_part(g->p, i0, i1, j0, j1);
+        int ok = FNN_OK;
+        if (st != FNN_OK) atomic_compare_exchange_strong(&g->status, &ok, (int)st);
     }
 }
 
-static fnn_status gemm_threaded(const gemm_problem *p, int64_t nthreads) {
-    const fnn_gemm_blocking *bs = fnn_active_gemm()->blocking;
-    if (nthreads > 64) nthreads = 64;
-    if (nthreads <= 1 || p->M * p->N * (p->K > 0 ? p->K : 1) < FNN_GEMM_THREAD_MIN)
-        return gemm_part(p, 0, p->M, 0, p->N);
-    /* tm x tn = nthreads rectangles of whole micro-tiles: the grid whose
-     * busiest thread has the fewest tiles; on a tie the one that splits M
-     * more, so each thread transposes less of A into panels */
+/* C = the whole product, as tm x tn tiles of whole micro-tiles: at most
+ * work / FNN_GEMM_TILE_WORK of them (and FNN_GEMM_MAX_TILES); of the grids
+ * with the most tiles, the one that packs the fewest floats (A is packed
+ * once per tile column, B once per tile row) */
+static fnn_status gemm_threaded(const gemm_problem *p) {
+    const fnn_gemm_blocking *bs = p->k->blocking;
     const int64_t tiles_m = (p->M + bs->mr - 1) / bs->mr, tiles_n = (p->N + bs->nr - 1) / bs->nr;
-    int64_t best_tm = 1, best_load = INT64_MAX;
-    for (int64_t tm = 1; tm <= nthreads; tm++) {
-        if (nthreads % tm) continue;
-        int64_t load = ((tiles_m + tm - 1) / tm) * ((tiles_n + nthreads / tm - 1) / (nthreads / tm));
-        if (load <= best_load) best_load = load, best_tm = tm;
+    int64_t want = p->M * p->N * (p->K > 0 ? p->K : 1) / FNN_GEMM_TILE_WORK;
+    if (want > FNN_GEMM_MAX_TILES) want = FNN_GEMM_MAX_TILES;
+    int64_t best_tm = 1, best_tn = 1, best_tiles = 1;
+    double best_packed = 0.0;
+    for (int64_t tm = 1; tm <= want && tm <= tiles_m; tm++) {
+        int64_t tn = want / tm < tiles_n ? want / tm : tiles_n;
+        double packed = (double)tn * (double)p->M + (double)tm * (double)p->N;
+        if (tm * tn > best_tiles || (tm * tn == best_tiles && packed < best_packed))
+            best_tm = tm, best_tn = tn, best_tiles = tm * tn, best_packed = packed;
     }
-    gemm_split s = {.p = p, .tm = best_tm, .tn = nthreads / best_tm};
-    s.step_m = (tiles_m + s.tm - 1) / s.tm * bs->mr;
-    s.step_n = (tiles_n + s.tn - 1) / s.tn * bs->nr;
-    fnn_parallel_for(nthreads, 1, 1, &s, gemm_parts);
-    for (int64_t t = 0; t < nthreads; t++)
-        if (s.status[t] != FNN_OK) return s.status[t];
-    return FNN_OK;
+    gemm_grid g = {.p = p, .status = FNN_OK};
+    g.step_m = (tiles_m + best_tm - 1) / best_tm * bs->mr;
+    g.step_n = (tiles_n + best_tn - 1) / best_tn * bs->nr;
+    g.tiles_n = (p->N + g.step_n - 1) / g.step_n;
+    int64_t tiles = (p->M + g.step_m - 1) / g.step_m * g.tiles_n;
+    fnn_parallel_for(tiles, 1, 1, &g, gemm_tiles);
+    return (fnn_status)atomic_load(&g.status);
 }
 
 /* ---- entry points ----------------------------------------------------------- */
@@ -198,14 +211,14 @@ fnn_status fnn_sgemm_preact(int trans_a, int trans_b, int64_t M, int64_t N, int6
                             float beta, float *C, int64_t ldc, const float *bias,
                             fnn_bias_mode bias_mode, fnn_activation act, float *preact,
                             int64_t ld_preact) {
-    gemm_problem p = {.trans_a = trans_a != 0, .trans_b = trans_b != 0, .M = M, .N = N, .K = K,
+    gemm_problem p = {.k = fnn_active_gemm(), .trans_a = trans_a != 0, .trans_b = trans_b != 0, .M = M, .N = N, .K = K,
                       .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C, .lda = lda,
                       .ldb = ldb, .ldc = ldc, .bias = bias, .bias_mode = bias_mode, .act = act,
                       .preact = preact, .ld_preact = ld_preact};
     fnn_status st = check(&p);
     if (st != FNN_OK || M == 0 || N == 0) return st;
     skip_empty_product(&p);
-    return gemm_threaded(&p, fnn_get_num_threads());
+    return gemm_threaded(&p);
 }
 
 fnn_status fnn_sgemm_ex(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -245,7 +258,7 @@ fnn_status fnn_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_
                                      const float *B, int64_t ldb, int64_t stride_b, float beta,
                                      float *C, int64_t ldc, int64_t stride_c,
                                      int64_t batch_count) {
-    batch_job j = {.p = {.trans_a = trans_a != 0, .trans_b = trans_b != 0, .M = M, .N = N, .K = K,
+    batch_job j = {.p = {.k = fnn_active_gemm(), .trans_a = trans_a != 0, .trans_b = trans_b != 0, .M = M, .N = N, .K = K,
                          .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C, .lda = lda,
                          .ldb = ldb, .ldc = ldc},
                    .stride_a = stride_a, .stride_b = stride_b, .stride_c = stride_c};
@@ -254,12 +267,12 @@ fnn_status fnn_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_
     fnn_status st = check(&j.p);
     if (st != FNN_OK || M == 0 || N == 0) return st;
     skip_empty_product(&j.p);
-    if (batch_count == 1) return gemm_threaded(&j.p, fnn_get_num_threads());
+    if (batch_count == 1) return gemm_threaded(&j.p);
     /* many products: one per thread at a time, each single-threaded */
     j.status = malloc((size_t)batch_count * sizeof(fnn_status));
     if (!j.status) return FNN_ERR_NOMEM;
     int64_t work = M * N * (K > 0 ? K : 1);
-    int64_t grain = work >= FNN_GEMM_THREAD_MIN ? 1 : FNN_GEMM_THREAD_MIN / (work > 0 ? work : 1);
+    int64_t grain = work >= FNN_GEMM_TILE_WORK ? 1 : FNN_GEMM_TILE_WORK / (work > 0 ? work : 1);
     fnn_parallel_for(batch_count, grain, 1, &j, batch_range);
     for (int64_t b = 0; b < batch_count && st == FNN_OK; b++) st = j.status[b];
     free(j.status);

@@ -26,7 +26,7 @@ static const fnn_isa_tables tables_avx2 = {FNN_FAMILIES(FNN_AT_AVX2_)};
 static const fnn_isa_tables tables_avx512 = {FNN_FAMILIES(FNN_AT_AVX512_)};
 #endif
 
-const fnn_isa_tables *fnn_active_tables = &tables_generic;
+_Atomic(const fnn_isa_tables *) fnn_active_tables = &tables_generic;
 static fnn_isa fnn_active = FNN_ISA_GENERIC;
 
 #ifdef FNN_X86
@@ -101,7 +101,7 @@ fnn_status fnn_init(int requested) {
     fnn_isa isa = requested < 0 ? best : (fnn_isa)requested;
     if (requested < -1 || requested >= (int)FNN_ISA_COUNT || isa > best) return FNN_ERR_ISA;
     fnn_active = isa;
-    fnn_active_tables = tables_for(isa);
+    atomic_store(&fnn_active_tables, tables_for(isa));
     return FNN_OK;
 }
 

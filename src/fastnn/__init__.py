@@ -20,18 +20,22 @@ serialization} -> cli (tests/test_layering.py checks).
 At import the CPU is inspected once and the widest kernel path it supports
 (avx512, avx2 or generic) is chosen; FASTNN_ISA=generic|avx2|avx512 forces a
 path (asking for one the CPU lacks raises RuntimeError here, at import), and
-FASTNN_NUM_THREADS sets the thread count.
+FASTNN_NUM_THREADS sets the thread count (default: the CPUs this process may
+run on). fastnn's own thread pool survives fork() and other processes taking
+cores, and gives bitwise the same results for any thread count; kernels flush
+denormals to zero (fastnn.set_flush_denormal(False) keeps them).
 """
 from fastnn import callbacks, data, nn, ops, optim, training
-from fastnn._config import (__version__, empty_cache, get_num_threads, num_threads, set_num_threads,
-                            show_config)
+from fastnn._config import (__version__, empty_cache, get_flush_denormal, get_num_threads,
+                            num_threads, set_flush_denormal, set_num_threads, show_config)
 from fastnn.nn.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fastnn.random import get_rng_state, manual_seed, set_rng_state
 from fastnn.serialization import (load, load_checkpoint, load_state_dict, register_module,
                                   save, save_checkpoint)
 
 __all__ = ["ops", "nn", "optim", "data", "callbacks", "training", "show_config", "empty_cache",
-           "set_num_threads", "get_num_threads", "num_threads", "manual_seed", "get_rng_state",
+           "set_num_threads", "get_num_threads", "num_threads", "set_flush_denormal",
+           "get_flush_denormal", "manual_seed", "get_rng_state",
            "set_rng_state", "save", "load", "load_state_dict", "save_checkpoint",
            "load_checkpoint", "register_module", "no_grad", "enable_grad", "set_grad_enabled",
            "is_grad_enabled", "__version__"]

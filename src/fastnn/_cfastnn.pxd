@@ -23,8 +23,11 @@ cdef extern from "fastnn.h" nogil:
     int fnn_isa_compiled(int isa)
     fnn_status fnn_set_num_threads(int n)
     int fnn_get_num_threads()
-    int fnn_has_openmp()
-    int fnn_max_hardware_threads()
+    int FNN_MAX_THREADS
+    int fnn_default_num_threads()
+    int fnn_spin_iterations()
+    void fnn_set_flush_denormal(int on)
+    int fnn_get_flush_denormal()
 
     size_t FNN_CACHE_MIN_BYTES
     ctypedef struct fnn_cache_info:

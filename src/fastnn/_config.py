@@ -38,15 +38,38 @@ def _configure_from_environment():
 
 
 def set_num_threads(n):
-    """Use n threads (>= 1) for large arrays. Without OpenMP fastnn always uses 1."""
+    """Use up to n threads (1 <= n <= 1024) for large arrays; safe to call from
+    any thread, also while kernels run (a call already running keeps its count).
+    Results are bitwise the same for any n."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"number of threads must be an int, got {type(n).__name__}")
     _C.set_num_threads(n)
 
 
 def get_num_threads():
-    """Threads a large kernel call will use (FASTNN_NUM_THREADS, else OpenMP's default)."""
+    """Threads a large kernel call will use: set_num_threads / FASTNN_NUM_THREADS,
+    else the CPUs this process may run on (os.sched_getaffinity, read once)."""
     return _C.get_num_threads()
+
+
+def set_flush_denormal(mode):
+    """Flush denormal floats to zero inside fastnn's kernels (True, the default)
+    or keep them (False). Like torch.set_flush_denormal, but only kernel code is
+    affected: each kernel sets the CPU's FTZ/DAZ bits on entry and restores the
+    caller's on return, on every thread it uses, so NumPy outside fastnn still
+    sees denormals. Flushing avoids the 10-100x slowdown of denormal arithmetic
+    (tiny gradients late in training); results differ from exact IEEE only for
+    values below 1.2e-38. Returns True (it is supported on every platform
+    fastnn builds for; off x86 the setting has no effect)."""
+    if not isinstance(mode, bool):
+        raise TypeError(f"mode must be a bool, got {type(mode).__name__}")
+    _C.set_flush_denormal(mode)
+    return True
+
+
+def get_flush_denormal() -> bool:
+    """Whether kernels flush denormals to zero (set_flush_denormal)."""
+    return _C.get_flush_denormal()
 
 
 @contextlib.contextmanager
@@ -91,15 +114,17 @@ def fma_probe(iters: int) -> float:
 
 def runtime_info() -> dict:
     """What this process runs with: {"version", "isa" (active path), "best_isa",
-    "compiled_isas", "threads", "hardware_threads", "openmp", "gemm_blocking"}."""
+    "compiled_isas", "threads", "default_threads" (CPUs this process may use),
+    "spin_iterations" (pauses an idle pool thread spins before it sleeps),
+    "flush_denormal", "gemm_blocking"}."""
     return {"version": __version__, "isa": _C.active_isa(), "best_isa": _C.best_isa(),
             "compiled_isas": list(_C.compiled_isas()), "threads": get_num_threads(),
-            "hardware_threads": _C.hardware_threads(), "openmp": bool(_C.has_openmp()),
-            "gemm_blocking": gemm_blocking()}
+            "default_threads": _C.default_num_threads(), "spin_iterations": _C.spin_iterations(),
+            "flush_denormal": get_flush_denormal(), "gemm_blocking": gemm_blocking()}
 
 
 def show_config(file=None):
-    """Print version, ISA path, threads, OpenMP, compiler and flags."""
+    """Print version, ISA path, the thread pool, compiler and flags."""
     import numpy
 
     info = runtime_info()
@@ -108,11 +133,13 @@ def show_config(file=None):
         f"fastnn {__version__}",
         f"  ISA path:      {isa} (best on this CPU: {info['best_isa']}; compiled: "
         f"{', '.join(info['compiled_isas'])})",
-        f"  threads:       {info['threads']} (hardware: {info['hardware_threads']})",
-        f"  OpenMP:        {'yes' if info['openmp'] else 'no'}",
+        f"  threads:       {info['threads']} (default: {info['default_threads']}, the CPUs "
+        f"this process may run on)",
+        f"  thread pool:   fastnn's own (pthreads); idle threads spin "
+        f"{info['spin_iterations']} pauses, then sleep",
+        f"  denormals:     {'flushed to zero in kernels' if info['flush_denormal'] else 'kept'}",
         f"  compiler:      {BUILD_CONFIG.get('compiler', 'unknown')}",
-        f"  C flags:       {BUILD_CONFIG.get('c_flags', 'unknown')} "
-        f"{BUILD_CONFIG.get('openmp_flags', '')}".rstrip(),
+        f"  C flags:       {BUILD_CONFIG.get('c_flags', 'unknown')}",
         f"  {isa} flags: {BUILD_CONFIG.get('isa_flags', {}).get(isa, '') or '(none)'}",
         f"  Python {platform.python_version()}, NumPy {numpy.__version__}, "
         f"{BUILD_CONFIG.get('platform', platform.platform())}",

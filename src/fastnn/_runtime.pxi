@@ -1,4 +1,4 @@
-# ISA dispatch and thread count (csrc/runtime/dispatch.c, csrc/runtime/threads.c).
+# ISA dispatch, the thread pool and the FP environment (csrc/runtime/dispatch.c, threads.c).
 
 # the ISA names as csrc/runtime/dispatch.c defines them (the one list), index = fnn_isa
 ISA_NAMES = tuple(fnn_isa_name(i).decode() for i in range(FNN_ISA_COUNT))
@@ -30,18 +30,31 @@ def compiled_isas():
     return tuple(n for i, n in enumerate(ISA_NAMES) if fnn_isa_compiled(i))
 
 
-def set_num_threads(int n):
-    if fnn_set_num_threads(n) != FNN_OK:
-        raise ValueError(f"number of threads must be >= 1, got {n}")
+MAX_THREADS = FNN_MAX_THREADS
+
+
+def set_num_threads(n):
+    """n is a Python int in [1, MAX_THREADS] (checked here, before any C cast)."""
+    if not 1 <= n <= FNN_MAX_THREADS:
+        raise ValueError(f"number of threads must be between 1 and {FNN_MAX_THREADS}, got {n}")
+    fnn_set_num_threads(n)
 
 
 def get_num_threads():
     return fnn_get_num_threads()
 
 
-def has_openmp():
-    return bool(fnn_has_openmp())
+def default_num_threads():
+    return fnn_default_num_threads()
 
 
-def hardware_threads():
-    return fnn_max_hardware_threads()
+def spin_iterations():
+    return fnn_spin_iterations()
+
+
+def set_flush_denormal(bint on):
+    fnn_set_flush_denormal(on)
+
+
+def get_flush_denormal():
+    return bool(fnn_get_flush_denormal())

@@ -85,7 +85,7 @@ def library_versions(lib: str) -> dict:
     runtime = runtime_info()
     info["fastnn"] = runtime["version"]
     info["isa"] = runtime["isa"]
-    info["openmp"] = runtime["openmp"]
+    info["spin_iterations"] = runtime["spin_iterations"]
     info["fastnn_threads"] = runtime["threads"]
     if runtime["gemm_blocking"] is not None:
         info["gemm_blocking"] = list(runtime["gemm_blocking"])

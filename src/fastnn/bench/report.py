@@ -347,7 +347,7 @@ def _header(pool, threads, settings, pressure, peak=None):
         + ", BLAS); NumPy element-wise ops are single-threaded",
         f"fastnn:   {info.get('fastnn', '?')}, "
         f"ISA path {info.get('isa') or runtime_info()['isa']}, "
-        f"OpenMP {'yes' if info.get('openmp') else 'no'}",
+        f"own thread pool (idle spin {info.get('spin_iterations', '?')} pauses)",
         f"versions: {', '.join(versions)}",
     ]
     if peak is not None:
