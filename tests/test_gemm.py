@@ -509,16 +509,22 @@ def test_batch_one_fold_paths(isa, rng):
 
 
 # ---- threads --------------------------------------------------------------------------
-def _both_thread_counts(fn):
-    with fastnn.num_threads(1):
-        one = fn()
-    with fastnn.num_threads(2):
-        two = fn()
-    return one, two
+THREAD_COUNTS = (1, 2, 3, 4)
+
+
+def same_for_thread_counts(fn, what=""):
+    """fn() under 1, 2, 3 and 4 threads, asserted bitwise equal; returns the 1-thread result."""
+    results = []
+    for n in THREAD_COUNTS:
+        with fastnn.num_threads(n):
+            results.append(fn())
+    for n, got in zip(THREAD_COUNTS[1:], results[1:]):
+        assert got.tobytes() == results[0].tobytes(), f"{what}: {n} threads differ from 1"
+    return results[0]
 
 
 @pytest.mark.parametrize("case", ["300x260x200", "batched", "fold", "2dxB", "broadcast"])
-def test_one_and_two_threads_bitwise_equal(case, isa, rng):
+def test_any_thread_count_bitwise_equal(case, isa, rng):
     if case == "300x260x200":
         M, N, K = 300, 260, 200
         calls = []
@@ -539,10 +545,7 @@ def test_one_and_two_threads_bitwise_equal(case, isa, rng):
 
         def run():
             return ops.matmul(a, b, trans_a=ta, trans_b=tb, alpha=0.7, beta=0.3, out=c0.copy())
-        one, two = _both_thread_counts(run)
-        assert one.tobytes() == two.tobytes(), f"{case} trans {ta, tb}"
-        with fastnn.num_threads(3):  # a thread grid that does not divide evenly
-            assert run().tobytes() == one.tobytes(), f"{case} trans {ta, tb}, 3 threads"
+        one = same_for_thread_counts(run, f"{case} trans {ta, tb}")
         assert_within(one, *reference(a, b, ta, tb, 0.7, 0.3, c0))
 
 
@@ -650,11 +653,10 @@ def test_linear_out_is_an_input(which, threads, rng):
     assert_within(got, *ref)
 
 
-def test_linear_one_and_two_threads_bitwise_equal(isa, rng):
+def test_linear_any_thread_count_bitwise_equal(isa, rng):
     x, w, b = rnd(rng, (257, 300)), rnd(rng, (190, 300), 0.06), rnd(rng, 190)
     for act in ["gelu", None]:
-        one, two = _both_thread_counts(lambda: ops.linear(x, w, b, act))
-        assert one.tobytes() == two.tobytes()
+        one = same_for_thread_counts(lambda: ops.linear(x, w, b, act), act)
         assert_within(one, *linear_reference(x, w, b, act))
 
 
@@ -716,8 +718,7 @@ def test_linear_bias_backward(shape, isa, rng):
 def test_linear_bias_backward_threads_bitwise(isa, rng):
     for shape in [(2000, 300), (4, 500, 77), (30000, 5)]:
         g = rnd(rng, shape)
-        one, two = _both_thread_counts(lambda: ops.linear_bias_backward(g))
-        assert one.tobytes() == two.tobytes(), shape
+        one = same_for_thread_counts(lambda: ops.linear_bias_backward(g), shape)
         assert_within(one, *colsum_reference(g))
 
 
@@ -926,11 +927,8 @@ def test_linear_gelu_threads_bitwise(activation, isa, rng):
         gw, gb = np.zeros((260, 200), np.float32), np.zeros(260, np.float32)
         dx = ops.linear_backward(g, x, w, grad_weight=gw, grad_bias=gb, activation=activation,
                                  preactivation=pre)
-        return b"".join(a.tobytes() for a in (y, pre, gw, gb, dx))
-    one, two = _both_thread_counts(run)
-    assert one == two
-    with fastnn.num_threads(3):  # a thread grid that does not divide evenly
-        assert run() == one
+        return np.concatenate([a.ravel() for a in (y, pre, gw, gb, dx)])
+    same_for_thread_counts(run, activation)
 
 
 def test_linear_preactivation_errors(rng):

@@ -19,7 +19,7 @@ The contract (no autograd tape):
   order (a cell applied over time, an encoder shared by two branches): each
   backward uses its own call's context, so the gradients are exact.
 - Contexts that are never consumed do not pile up: those saved before the
-  latest optimizer step are dropped (a new training step starts), and at most
+  latest optimizer step (on the same thread) are dropped (a new training step starts), and at most
   MAX_SAVED_CALLS are kept per module (the oldest go, with a warning). Use
   ``fastnn.no_grad()`` for forwards you will not differentiate.
 - ``train()`` / ``eval()`` change only layer behaviour (Dropout, BatchNorm), so
@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+import threading
 import warnings
 
 import numpy as np
@@ -56,13 +57,20 @@ def structure_version() -> int:
     return _structure[0]
 
 
-_step = [0]  # bumped by every optimizer step: contexts saved before it are stale
+class _TrainingStep(threading.local):
+    """This thread's step count, bumped by every optimizer step: contexts saved
+    before it are stale. Per thread, as grad mode is, so that models trained in
+    different threads at once do not end each other's steps."""
+    value = 0
+
+
+_step = _TrainingStep()
 
 
 def start_new_step() -> None:
-    """Mark a new training step: forward contexts saved before now will not be
-    used by any backward and are dropped (Optimizer.step calls this)."""
-    _step[0] += 1
+    """Mark a new training step on this thread: forward contexts it saved before
+    now will not be used by any backward and are dropped (Optimizer.step calls this)."""
+    _step.value += 1
 
 
 class IncompatibleKeys(NamedTuple):
@@ -167,7 +175,7 @@ class Module:
         Each context is (step, values): the training step it belongs to."""
         if _grad_mode.enabled:
             stack = self.__dict__["_contexts"]
-            step = _step[0]
+            step = _step.value
             if stack and (stack[-1][0] != step or len(stack) >= MAX_SAVED_CALLS):
                 self._make_room(stack, step)
             stack.append((step, values))
@@ -190,7 +198,7 @@ class Module:
         stack = self.__dict__["_contexts"]
         if stack:
             step, values = stack.pop()
-            if step == _step[0]:
+            if step == _step.value:
                 return values
             stack.clear()  # saved before the latest optimizer step
             raise RuntimeError(f"{type(self).__name__}.backward called after an optimizer step "
