@@ -281,9 +281,14 @@ void fnn_parallel_for(int64_t n, int64_t grain, int64_t align, void *ctx, fnn_ra
     if (n <= 0) return;
     if (align < 1) align = 1;
     int64_t chunk = grain > align ? (grain + align - 1) / align * align : align;
-    int64_t nchunks = (n + chunk - 1) / chunk;
-    int flush = atomic_load(&flush_denormal);
+    int flush = atomic_load_explicit(&flush_denormal, memory_order_relaxed);
     unsigned saved = fp_enter(flush);
+    if (n <= chunk) { /* one chunk: the common small call, on this thread */
+        body(ctx, 0, n);
+        fp_exit(saved);
+        return;
+    }
+    int64_t nchunks = (n + chunk - 1) / chunk;
     int64_t helpers = (int64_t)fnn_get_num_threads() - 1;
     if (helpers > nchunks - 1) helpers = nchunks - 1;
     int expected = 0;
