@@ -258,3 +258,24 @@ def test_set_flush_denormal_checks_its_argument(flush_restored):
     with pytest.raises(TypeError, match="mode must be a bool"):
         fastnn.set_flush_denormal(1)
     assert fastnn.set_flush_denormal(True) is True
+
+
+def test_thread_creation_failure_leaves_a_working_pool():
+    """If the system refuses threads (here: too little address space for their
+    stacks), the pool runs with those it could start, with the same results."""
+    proc = run_python("""
+        import resource, numpy as np, fastnn
+        from fastnn import ops
+        x = np.linspace(-6, 6, 1 << 22, dtype=np.float32)
+        out = np.empty_like(x)
+        with fastnn.num_threads(1):
+            want = ops.gelu(x)
+        with open("/proc/self/status") as f:
+            vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
+        resource.setrlimit(resource.RLIMIT_AS, (vm + (40 << 20), resource.RLIM_INFINITY))
+        fastnn.set_num_threads(64)                 # 63 helpers of 8 MiB stacks: most refused
+        ok = all(np.array_equal(ops.gelu(x, out=out), want) for _ in range(3))
+        print(ok)
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
