@@ -26,11 +26,14 @@
 #include "gemm.h"
 
 /* a tile holds at least this many multiply-adds (below, one tile: the calling
- * thread), and a product has at most FNN_GEMM_MAX_TILES tiles, so that tiles
- * stay short enough to balance and few enough that repacking A and B per
- * tile costs little */
+ * thread), a product has at most FNN_GEMM_MAX_TILES tiles, and repacking A and
+ * B per tile adds at most 1 / FNN_GEMM_REPACK_RATIO floats per multiply-add:
+ * tiles short enough that a thread descheduled mid-tile delays little, few
+ * enough that they cost little */
 #define FNN_GEMM_TILE_WORK (40 * 40 * 40)
 #define FNN_GEMM_MAX_TILES 8
+#define FNN_GEMM_REPACK_RATIO 128
+#define FNN_GEMM_PREPACK_MAX (1 << 20) /* floats of an operand packed once for all tiles */
 /* B not transposed, K <= KC, and either the whole product is small, or B stays
  * in L2 while A is small or read at most twice (an im2col weight, a layer's
  * dX = dY W or dW = dY^T X): then packing costs more than it saves and the
@@ -52,6 +55,9 @@ typedef struct {
     fnn_activation act;
     float *preact;      /* (M, N), row stride ld_preact, or NULL */
     int64_t ld_preact;
+    /* op(A) / op(B) packed once for all tiles (pack_whole), or NULL: each tile packs */
+    const float *A_packed, *B_packed;
+    int64_t M_pad, N_pad; /* their lanes, rounded up to MR / NR */
 } gemm_problem;
 
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -70,9 +76,9 @@ static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64
     const int64_t mc_max = i1 - i0 < bs->mc ? round_up(i1 - i0, MR) : bs->mc;
     const int64_t nc_max = j1 - j0 < bs->nc ? round_up(j1 - j0, NR) : bs->nc;
     const int64_t kc_max = p->K < KC ? p->K : KC;
-    float *Ap = aligned_buffer(mc_max * kc_max);
-    float *Bp = aligned_buffer(kc_max * nc_max);
-    if (!Ap || !Bp) {
+    float *Ap = p->A_packed ? NULL : aligned_buffer(mc_max * kc_max);
+    float *Bp = p->B_packed ? NULL : aligned_buffer(kc_max * nc_max);
+    if ((!p->A_packed && !Ap) || (!p->B_packed && !Bp)) {
         free(Ap);
         free(Bp);
         return FNN_ERR_NOMEM;
@@ -85,15 +91,17 @@ static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64
         int64_t nc = j1 - jc < bs->nc ? j1 - jc : bs->nc;
         for (int64_t kb = 0; kb < nk; kb++) {
             int64_t pc = kb * KC, kc = p->K - pc < KC ? p->K - pc : KC;
-            if (kc > 0) p->k->pack(Bp, p->B, p->ldb, !p->trans_b, jc, pc, nc, kc, NR);
+            const float *b_panels = p->B_packed ? p->B_packed + pc * p->N_pad + jc * kc : Bp;
+            if (kc > 0 && !p->B_packed) p->k->pack(Bp, p->B, p->ldb, !p->trans_b, jc, pc, nc, kc, NR);
             ep.first = kb == 0;
             ep.last = kb == nk - 1;
             for (int64_t ic = i0; ic < i1; ic += bs->mc) {
                 int64_t mc = i1 - ic < bs->mc ? i1 - ic : bs->mc;
-                if (kc > 0) p->k->pack(Ap, p->A, p->lda, p->trans_a, ic, pc, mc, kc, MR);
+                const float *a_panels = p->A_packed ? p->A_packed + pc * p->M_pad + ic * kc : Ap;
+                if (kc > 0 && !p->A_packed) p->k->pack(Ap, p->A, p->lda, p->trans_a, ic, pc, mc, kc, MR);
                 for (int64_t ir = 0; ir < mc; ir += MR) {
                     for (int64_t jr = 0; jr < nc; jr += NR) {
-                        ukernel(kc, Ap + ir * kc, Bp + jr * kc, p->C + (ic + ir) * p->ldc + jc + jr,
+                        ukernel(kc, a_panels + ir * kc, b_panels + jr * kc, p->C + (ic + ir) * p->ldc + jc + jr,
                                 p->ldc, mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR,
                                 ic + ir, jc + jr, &ep);
                     }
@@ -159,29 +167,65 @@ static void gemm_tiles(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
+/* op(A) (is_a) or op(B) with every K block packed once, as gemm_rect would
+ * pack each: block pc starts at pc * lanes_pad floats, lane l of it at l * kc */
+static float *pack_whole(const gemm_problem *p, int is_a, int64_t *lanes_pad) {
+    const fnn_gemm_blocking *bs = p->k->blocking;
+    const int64_t width = is_a ? bs->mr : bs->nr, lanes = is_a ? p->M : p->N;
+    *lanes_pad = round_up(lanes, width);
+    float *dst = aligned_buffer(*lanes_pad * p->K);
+    for (int64_t pc = 0; dst && pc < p->K; pc += bs->kc) {
+        int64_t kc = p->K - pc < bs->kc ? p->K - pc : bs->kc;
+        if (is_a) p->k->pack(dst + pc * *lanes_pad, p->A, p->lda, p->trans_a, 0, pc, lanes, kc, width);
+        else p->k->pack(dst + pc * *lanes_pad, p->B, p->ldb, !p->trans_b, 0, pc, lanes, kc, width);
+    }
+    return dst;
+}
+
 /* C = the whole product, as tm x tn tiles of whole micro-tiles: at most
- * work / FNN_GEMM_TILE_WORK of them (and FNN_GEMM_MAX_TILES); of the grids
- * with the most tiles, the one that packs the fewest floats (A is packed
- * once per tile column, B once per tile row) */
+ * work / FNN_GEMM_TILE_WORK of them (and FNN_GEMM_MAX_TILES). A packed product
+ * splits its longer side and packs the other operand once for every tile
+ * (pack_whole, if it has at most FNN_GEMM_PREPACK_MAX floats), so tiles cost
+ * no extra packing. Otherwise each tile packs its own A and B, A once per tile
+ * column and B once per tile row, and the floats packed beyond one tile's,
+ * (tn - 1) M K + (tm - 1) K N, are kept below M N K / FNN_GEMM_REPACK_RATIO:
+ * of the grids with the most tiles, the one that packs least. */
 static fnn_status gemm_threaded(const gemm_problem *p) {
     const fnn_gemm_blocking *bs = p->k->blocking;
     const int64_t tiles_m = (p->M + bs->mr - 1) / bs->mr, tiles_n = (p->N + bs->nr - 1) / bs->nr;
+    const int packed = !gemm_is_small(p);
     int64_t want = p->M * p->N * (p->K > 0 ? p->K : 1) / FNN_GEMM_TILE_WORK;
     if (want > FNN_GEMM_MAX_TILES) want = FNN_GEMM_MAX_TILES;
     int64_t best_tm = 1, best_tn = 1, best_tiles = 1;
-    double best_packed = 0.0;
-    for (int64_t tm = 1; tm <= want && tm <= tiles_m; tm++) {
-        int64_t tn = want / tm < tiles_n ? want / tm : tiles_n;
-        double packed = (double)tn * (double)p->M + (double)tm * (double)p->N;
-        if (tm * tn > best_tiles || (tm * tn == best_tiles && packed < best_packed))
-            best_tm = tm, best_tn = tn, best_tiles = tm * tn, best_packed = packed;
+    gemm_problem q = *p;
+    float *prepacked = NULL;
+    const int split_n = p->N >= p->M;
+    if (packed && want > 1 && p->K > 0 &&
+        round_up(split_n ? p->M : p->N, split_n ? bs->mr : bs->nr) * p->K <= FNN_GEMM_PREPACK_MAX) {
+        prepacked = pack_whole(p, split_n, split_n ? &q.M_pad : &q.N_pad);
+        if (!prepacked) return FNN_ERR_NOMEM;
+        if (split_n) q.A_packed = prepacked, best_tn = want < tiles_n ? want : tiles_n;
+        else q.B_packed = prepacked, best_tm = want < tiles_m ? want : tiles_m;
+    } else {
+        double best_repack = 0.0;
+        for (int64_t tm = 1; tm <= want && tm <= tiles_m; tm++) {
+            for (int64_t tn = want / tm < tiles_n ? want / tm : tiles_n; tn >= 1; tn--) {
+                /* extra packing per multiply-add: (tn - 1) / N + (tm - 1) / M */
+                double repack = (double)(tn - 1) / (double)p->N + (double)(tm - 1) / (double)p->M;
+                if (packed && repack * FNN_GEMM_REPACK_RATIO > 1.0) continue;
+                if (tm * tn > best_tiles || (tm * tn == best_tiles && repack < best_repack))
+                    best_tm = tm, best_tn = tn, best_tiles = tm * tn, best_repack = repack;
+                break;
+            }
+        }
     }
-    gemm_grid g = {.p = p, .status = FNN_OK};
+    gemm_grid g = {.p = &q, .status = FNN_OK};
     g.step_m = (tiles_m + best_tm - 1) / best_tm * bs->mr;
     g.step_n = (tiles_n + best_tn - 1) / best_tn * bs->nr;
     g.tiles_n = (p->N + g.step_n - 1) / g.step_n;
     int64_t tiles = (p->M + g.step_m - 1) / g.step_m * g.tiles_n;
     fnn_parallel_for(tiles, 1, 1, &g, gemm_tiles);
+    free(prepacked);
     return (fnn_status)atomic_load(&g.status);
 }
 
