@@ -1,0 +1,197 @@
+"""Hostile files that once hung, slowed or crashed fastnn.load: metadata that made
+the JSON depth check quadratic, duplicate keys,
+FIFOs and devices."""
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.numpy
+
+import fastnn
+from fastnn import nn, optim
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def model_file(tmp_path, name="good.safetensors"):
+    fastnn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    path = tmp_path / name
+    fastnn.save(model, path)
+    with safetensors.safe_open(str(path), framework="np") as f:
+        meta = f.metadata()
+    return model, path, meta
+
+
+def raw_file(path, header_text, data=b""):
+    text = header_text.encode()
+    Path(path).write_bytes(struct.pack("<Q", len(text)) + text + data)
+    return path
+
+
+# ---- 1. linear time on hostile JSON -------------------------------------------------
+
+def hostile_json(pattern, size):
+    """JSON-ish text of about `size` characters that a backtracking string regex or a
+    per-bracket rescan would take quadratic time over."""
+    deep = "[" * 300  # past MAX_JSON_DEPTH's cheap bracket count, so the scan runs
+    unit, head = {
+        "escaped_quotes": ('\\"', '"'),                  # '"\"\"\"...' never terminated
+        "deep_then_escaped_quotes": ('\\"', deep + '"'),
+        "backslashes": ("\\\\", deep + '"'),
+        "quote_bracket": ('"[', deep + '"\\'),
+        "brackets": ("[", ""),
+        "objects": ('{"a":', ""),
+        "strings_in_deep_list": ('"x\\"",', deep),
+        "many_keys": (None, "{"),
+    }[pattern]
+    if unit is None:  # distinct keys: the duplicate check must stay linear too
+        body, n = [], 0
+        while n < size:
+            body.append(f'"k{len(body)}":1')
+            n += len(body[-1]) + 1
+        return head + ",".join(body) + "}"
+    return head + unit * max(1, (size - len(head)) // len(unit))
+
+
+PATTERNS = ["escaped_quotes", "deep_then_escaped_quotes", "backslashes", "quote_bracket",
+            "brackets", "objects", "strings_in_deep_list", "many_keys"]
+
+TIMING_CHILD = r"""
+import json, sys, time, struct
+sys.path.insert(0, sys.argv[3])
+import safetensors.numpy, fastnn
+from test_hostile_files import hostile_json, PATTERNS
+meta = json.loads(sys.argv[2])
+folder = sys.argv[1]
+out = {}
+for pattern in PATTERNS:
+    for size in (64 << 10, 1 << 20):
+        text = hostile_json(pattern, size)
+        for where in ("metadata", "header"):
+            path = f"{folder}/{pattern}_{size}_{where}.safetensors"
+            if where == "metadata":  # a metadata entry: the architecture JSON
+                safetensors.numpy.save_file({}, path, metadata={**meta, "architecture": text})
+            else:  # the safetensors header itself
+                raw = text.encode()
+                open(path, "wb").write(struct.pack("<Q", len(raw)) + raw)
+            start = time.perf_counter()
+            try:
+                fastnn.load(path)
+                kind = "returned"
+            except ValueError as err:
+                kind = "ValueError" if path in str(err) else "ValueError without the path"
+            except BaseException as err:
+                kind = type(err).__name__
+            out[f"{pattern}/{where}/{size}"] = [kind, time.perf_counter() - start]
+print(json.dumps(out))
+"""
+
+
+def test_hostile_json_loads_in_linear_time(tmp_path):
+    """64 KiB and 1 MiB of patterns that made the depth check's string regex
+    quadratic (~5 s for 64 KiB) are refused quickly, in a child so that a
+    regression fails by timeout instead of hanging the suite."""
+    _, _, meta = model_file(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", TIMING_CHILD, str(tmp_path), json.dumps(meta),
+                           str(Path(__file__).parent)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    times = json.loads(proc.stdout)
+    assert {kind for kind, _ in times.values()} == {"ValueError"}, times
+    for pattern in PATTERNS:
+        for where in ("metadata", "header"):
+            small = times[f"{pattern}/{where}/{64 << 10}"][1]
+            large = times[f"{pattern}/{where}/{1 << 20}"][1]
+            assert large < 5.0, (pattern, where, large)
+            assert large < 30 * small + 0.5, (pattern, where, small, large)  # 16x the size
+
+
+# ---- 2. duplicate keys --------------------------------------------------------------
+
+def test_duplicate_keys_are_refused(tmp_path):
+    model, path, meta = model_file(tmp_path)
+    lin = '{"class":"Linear","config":{"in_features":3,"out_features":4,"bias":true}}'
+    bn = '{"class":"BatchNorm1d","config":{"num_features":4}}'
+    archs = {
+        "config_key": lin.replace('"bias":true', '"bias":true,"bias":false'),
+        "class_key": lin.replace('{"class":"Linear"', '{"class":"Identity","class":"Linear"'),
+    }
+    tensors = model.state_dict()
+    for case, leaf in archs.items():
+        arch = '{"class":"Sequential","children":[["0",' + leaf + '],["1",' + bn + ']]}'
+        json.loads(arch)  # plain json.loads takes it, keeping the last value
+        target = tmp_path / f"{case}.safetensors"
+        safetensors.numpy.save_file(tensors, str(target), metadata={**meta, "architecture": arch})
+        with pytest.raises(ValueError, match="appears twice") as err:
+            fastnn.load(target)
+        assert str(target) in str(err.value)
+
+    # in the safetensors header: a tensor named twice, a metadata entry named twice
+    data = np.arange(4, dtype=np.float32).tobytes()
+    entry = '{"dtype":"F32","shape":[4],"data_offsets":[0,16]}'
+    twice = raw_file(tmp_path / "tensor_twice.safetensors",
+                     '{"w":' + entry + ',"w":' + entry.replace("F32", "I32") + "}", data)
+    with safetensors.safe_open(str(twice), framework="np") as f:
+        assert list(f.keys()) == ["w"]  # safetensors itself keeps the last one silently
+    meta_text = json.dumps({**meta, "architecture": "{}"})[:-1] + ',"content":"checkpoint"}'
+    meta_twice = raw_file(tmp_path / "metadata_twice.safetensors",
+                          '{"__metadata__":' + meta_text + ',"w":' + entry + "}", data)
+    for target in (twice, meta_twice):
+        for load in (fastnn.load, fastnn.load_state_dict,
+                     lambda p: fastnn.load_checkpoint(p, model)):
+            with pytest.raises(ValueError, match="appears twice") as err:
+                load(target)
+            assert str(target) in str(err.value)
+
+    # in a checkpoint's optimizer metadata
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    ck = tmp_path / "ck.safetensors"
+    fastnn.save_checkpoint(ck, model, opt)
+    with safetensors.safe_open(str(ck), framework="np") as f:
+        ck_meta, ck_tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    ck_meta["optimizer"] = ck_meta["optimizer"].replace('"lr":0.1', '"lr":0.1,"lr":10.0')
+    safetensors.numpy.save_file(ck_tensors, str(ck), metadata=ck_meta)
+    with pytest.raises(ValueError, match="'lr' appears twice"):
+        fastnn.load_checkpoint(ck, model, optim.SGD(model.parameters(), lr=0.1))
+
+
+# ---- 4. FIFOs and devices -----------------------------------------------------------
+
+FIFO_CHILD = r"""
+import json, sys
+import fastnn
+from fastnn import nn
+model = nn.Linear(2, 2)
+loads = {"load": fastnn.load, "load_state_dict": fastnn.load_state_dict,
+         "load_checkpoint": lambda p: fastnn.load_checkpoint(p, model)}
+for path in sys.argv[1:]:
+    for name, load in loads.items():
+        try:
+            load(path)
+            print(json.dumps([path, name, "returned", ""]), flush=True)
+        except BaseException as err:
+            print(json.dumps([path, name, type(err).__name__, str(err)]), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifos_and_devices_are_refused_without_blocking(tmp_path):
+    """Opening a FIFO for reading blocks until a writer comes (with the GIL held
+    inside safetensors, so no thread can time it out): the loads run in a child."""
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    targets = [str(fifo)] + [d for d in ("/dev/zero", "/dev/null") if os.path.exists(d)]
+    proc = subprocess.run([sys.executable, "-c", FIFO_CHILD, *targets], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(results) == 3 * len(targets), proc.stdout
+    for path, name, kind, msg in results:
+        assert kind == "ValueError" and path in msg and "not a regular file" in msg, \
+            (path, name, kind, msg)
