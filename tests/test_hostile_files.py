@@ -1,6 +1,6 @@
 """Hostile files that once hung, slowed or crashed fastnn.load: metadata that made
-the JSON depth check quadratic, duplicate keys,
-FIFOs and devices."""
+the JSON depth check quadratic, duplicate keys, class names that cannot be built,
+FIFOs and devices, and a few seconds of the mutation campaign (tools/hostile_files.py)."""
 import json
 import os
 import struct
@@ -13,7 +13,8 @@ import pytest
 import safetensors.numpy
 
 import fastnn
-from fastnn import nn, optim
+from fastnn import nn, optim, serialization
+from fastnn.nn.module import Module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,6 +160,54 @@ def test_duplicate_keys_are_refused(tmp_path):
     safetensors.numpy.save_file(ck_tensors, str(ck), metadata=ck_meta)
     with pytest.raises(ValueError, match="'lr' appears twice"):
         fastnn.load_checkpoint(ck, model, optim.SGD(model.parameters(), lr=0.1))
+
+
+# ---- 3. classes that are known but cannot be built ----------------------------------
+
+def test_every_known_class_loads_or_raises_value_error(tmp_path, monkeypatch):
+    """Every name fastnn.load looks up, alone and as a child, with empty, default and
+    ill-typed configs: a Module or ValueError, never NotImplementedError & co."""
+    _, _, meta = model_file(tmp_path)
+
+    class NoConfig(Module):  # a class in the lookup that does not describe itself
+        def forward(self, x):
+            return x
+
+    class BadEcho(nn.Identity):  # its get_config() fails once built
+        def get_config(self):
+            raise NotImplementedError("no config")
+
+    known = dict(serialization.registry.builtins())
+    monkeypatch.setattr(serialization.registry, "builtins",
+                        lambda: {**known, "NoConfig": NoConfig, "BadEcho": BadEcho})
+    monkeypatch.setattr(serialization.registry, "_registered", {})
+    fastnn.register_module(type("RegisteredNoConfig", (Module,), {}))
+    configs = [{}, {"reduction": "none"}, {"ignore_index": "x"}, {"delta": -1.0},
+               {"label_smoothing": [1]}, {"in_features": 3, "out_features": 2},
+               {"num_features": 2.5}, {"dim": "x"}, {"p": 7}]
+    path = tmp_path / "arch.safetensors"
+    outcomes = {}
+    for name in [*known, "NoConfig", "BadEcho", "RegisteredNoConfig"]:
+        for config in configs:
+            spec = {"class": name, "config": config}
+            for arch in (spec, {"class": "Sequential", "children": [["0", spec]]},
+                         {"class": "ModuleList", "children": [["0", spec]]}):
+                safetensors.numpy.save_file({}, str(path),
+                                            metadata={**meta, "architecture": json.dumps(arch)})
+                try:
+                    assert isinstance(fastnn.load(path), Module)
+                    outcomes[name] = "loaded"
+                except ValueError as err:
+                    assert str(path) in str(err), err
+    for name in ("NoConfig", "BadEcho", "RegisteredNoConfig"):
+        assert name not in outcomes
+        spec = {"class": name, "config": {}}
+        safetensors.numpy.save_file({}, str(path), metadata={**meta,
+                                                             "architecture": json.dumps(spec)})
+        with pytest.raises(ValueError, match="get_config"):
+            fastnn.load(path)
+    for loss in ("CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss", "L1Loss", "HuberLoss"):
+        assert outcomes[loss] == "loaded"
 
 
 # ---- 4. FIFOs and devices -----------------------------------------------------------
