@@ -679,6 +679,113 @@ def test_checkpoint_mismatches_change_nothing(tmp_path):
     assert not (tmp_path / "x.safetensors").exists()
 
 
+OPTIMIZERS = {
+    "adam_amsgrad": lambda ps: optim.Adam(ps, lr=1e-2, amsgrad=True),
+    "sgd_momentum": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "rmsprop_centered": lambda ps: optim.RMSprop(ps, lr=1e-2, momentum=0.5, centered=True),
+}
+
+
+def stepped_checkpoint(tmp_path, opt_name):
+    """(model, a fresh optimizer of that kind, checkpoint path, its metadata and tensors)
+    after two steps in which the last layer's weight was frozen for one."""
+    model, _, _ = make_run("adam", seed=0)
+    opt = OPTIMIZERS[opt_name](model.parameters())
+    sched = lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)  # adds initial_lr to groups
+    train_epochs(model, opt, sched, 1)
+    model[3].weight.requires_grad = False  # per-parameter step counts from here on
+    train_epochs(model, opt, sched, 1)
+    model[3].weight.requires_grad = True
+    path = tmp_path / f"{opt_name}.safetensors"
+    fastnn.save_checkpoint(path, model, opt, sched, epoch=2)
+    with safetensors.safe_open(str(path), framework="np") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    return model, opt, path, meta, tensors
+
+
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_checkpoint_optimizer_state_is_checked_at_load(tmp_path, opt_name):
+    """Everything load_checkpoint gives the optimizer is checked before anything is
+    restored, as its constructor checks options: no renamed or missing state arrays
+    (a zero exp_avg would be used silently), only float32 and finite ones, whole step
+    counts >= 1, and options the update kernels take (not only at the first step)."""
+    model, trained, path, meta, tensors = stepped_checkpoint(tmp_path, opt_name)
+    fresh = OPTIMIZERS[opt_name](model.parameters())
+    lr_scheduler.StepLR(fresh, step_size=1, gamma=0.5)
+    fastnn.load_checkpoint(path, model, fresh)  # the real checkpoint loads
+    steps = {k: v for k, v in fresh.state_dict()["state"].items()}
+    assert {k: v["step"] for k, v in steps.items()} == \
+        {k: v["step"] for k, v in trained.state_dict()["state"].items()}
+    assert len({v["step"] for v in steps.values()}) == 2  # the frozen weight has its own
+
+    opt_meta = json.loads(meta["optimizer"])
+    first = sorted(k for k in tensors if k.startswith("optimizer.state.0."))[0]
+    name = first.rsplit(".", 1)[1]
+    group = opt_meta["param_groups"][0]
+
+    def with_group(**changes):
+        return {"optimizer": json.dumps({**opt_meta, "param_groups": [{**group, **changes}]})}
+
+    def with_tensor(key, value):
+        return {**tensors, key: value}
+
+    bad_options = {"lr": [1e300, 10**400, float("nan"), -1.0, "fast", None, [0.1]],
+                   "weight_decay": [float("inf"), -0.5]}
+    if opt_name == "adam_amsgrad":
+        bad_options.update(betas=[[0.9, 1.5], [0.9, 1 - 1e-9], [0.9], [0.9, "x"], 0.9],
+                           eps=[1e39], amsgrad=["yes", 1, None])
+    elif opt_name == "sgd_momentum":
+        bad_options.update(momentum=[-0.9, 0.0, 1e300], nesterov=["no", 0])
+    else:
+        bad_options.update(alpha=[1.5, -0.1], centered=[0, "yes"], momentum=[-1.0])
+    cases = {
+        "renamed_state": ({name + "x": tensors[first], **{k: v for k, v in tensors.items()
+                                                        if k != first}}, {}, name + "x"),
+        "missing_state": ({k: v for k, v in tensors.items() if k != first}, {}, first),
+        "state_float64_1e300": (with_tensor(first, np.full(tensors[first].shape, 1e300)),
+                                {}, first),
+        "state_int32": (with_tensor(first, tensors[first].astype(np.int32)), {}, first),
+        "state_nan": (with_tensor(first, np.full_like(tensors[first], np.nan)), {}, first),
+        "state_inf": (with_tensor(first, np.full_like(tensors[first], -np.inf)), {}, first),
+        "state_misshaped": (with_tensor(first, tensors[first].reshape(-1)), {}, first),
+        "state_of_unstepped_index": (with_tensor("optimizer.state.99." + name,
+                                                 tensors[first]), {}, "optimizer.state.99"),
+        "step_negative": (tensors, {"optimizer": json.dumps(
+            {**opt_meta, "steps": {**opt_meta["steps"], "0": -5}})}, "steps['0']"),
+        "step_fraction": (tensors, {"optimizer": json.dumps(
+            {**opt_meta, "steps": {**opt_meta["steps"], "0": 2.5}})}, "steps['0']"),
+        "step_huge": (tensors, {"optimizer": json.dumps(
+            {**opt_meta, "steps": {**opt_meta["steps"], "0": 1e300}})}, "steps['0']"),
+        "step_of_no_parameter": (tensors, {"optimizer": json.dumps(
+            {**opt_meta, "steps": {**opt_meta["steps"], "99": 1}})}, "steps['99']"),
+        "params_twice": (tensors, with_group(params=[0, 0, 1, 2]), "param_groups"),
+        "option_missing": (tensors, {"optimizer": json.dumps({**opt_meta, "param_groups": [
+            {k: v for k, v in group.items() if k != "lr"}]})}, "'lr'"),
+    }
+    for option, values in bad_options.items():
+        for i, value in enumerate(values):
+            cases[f"{option}_{i}"] = (tensors, with_group(**{option: value}), option)
+    if opt_name != "sgd_momentum":
+        cases["initial_lr_nan"] = (tensors, with_group(initial_lr=float("nan")), "initial_lr")
+    before = fresh.state_dict()
+    for case, (case_tensors, changes, key) in cases.items():
+        target = tmp_path / f"{case}.safetensors"
+        safetensors.numpy.save_file(case_tensors, str(target), metadata={**meta, **changes})
+        with pytest.raises(ValueError) as err:
+            fastnn.load_checkpoint(target, model, fresh)
+        assert str(target) in str(err.value) and key in str(err.value), (case, err.value)
+        after = fresh.state_dict()  # nothing was restored
+        assert after["param_groups"] == before["param_groups"], case
+        for index, entry in before["state"].items():
+            for k, v in entry.items():
+                np.testing.assert_array_equal(after["state"][index][k], v, err_msg=case)
+    # the constructors refuse the same options at once, not at the first step()
+    with pytest.raises(ValueError, match="float32"):
+        optim.Adam(model.parameters(), lr=1e300)
+    with pytest.raises(ValueError, match=r"betas\[1\].*float32"):
+        optim.Adam(model.parameters(), betas=(0.9, 1 - 1e-9))
+
+
 # ---- PyTorch, through files ---------------------------------------------------------
 
 def test_torch_weights_through_files(tmp_path):
