@@ -4,9 +4,11 @@ register_module: round trips for every layer, atomic writes, hostile files
 bitwise-exact resumed training, and PyTorch interop through files."""
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -272,6 +274,96 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
     assert path.read_bytes() == old
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     assert fastnn.load(path)[0].in_features == 3
+
+
+SAVER = r"""
+import sys
+import fastnn
+from fastnn import nn
+model = nn.Linear(2048, 2048)  # 16 MiB of weights: a save long enough to be killed in
+checkpoint = sys.argv[2] == "checkpoint"
+print("ready", flush=True)
+while True:
+    if checkpoint:
+        fastnn.save_checkpoint(sys.argv[1], model, epoch=1)
+    else:
+        fastnn.save(model, sys.argv[1])
+"""
+
+
+def kill_mid_save(path, kind, attempts=20):
+    """Start a process saving to path over and over and SIGKILL it while its
+    temporary exists; returns the temporaries it left (retries if the kill came
+    just after a rename)."""
+    folder = path.parent
+    for _ in range(attempts):
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path), kind],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            deadline = time.monotonic() + 30
+            while not list(folder.glob(f".{path.name}.fastnn-{proc.pid}-*.tmp")):
+                assert time.monotonic() < deadline, "the saver wrote no temporary"
+                time.sleep(0.0005)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()  # reaped: its PID no longer exists
+            proc.stdout.close()
+        left = list(folder.glob(f".{path.name}.fastnn-{proc.pid}-*.tmp"))
+        if left:
+            return left
+    raise AssertionError(f"no kill in {attempts} tries left a temporary")
+
+
+def dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="PIDs are judged with os.kill(pid, 0)")
+@pytest.mark.parametrize("kind", ["model", "checkpoint"])
+def test_temporaries_of_killed_writers_are_removed(tmp_path, kind):
+    """kill -9 mid-save leaves its temporary behind and the old file whole; the next
+    save into the folder removes the temporaries of dead writers only."""
+    path = tmp_path / "model.safetensors"
+    small = nn.Linear(3, 2)
+    if kind == "model":
+        fastnn.save(small, path)
+    else:
+        fastnn.save_checkpoint(path, small, epoch=0)
+    left = kill_mid_save(path, kind)
+    if kind == "model":  # the old file or the new one, whole
+        assert fastnn.load(path).in_features in (3, 2048)
+    else:
+        assert fastnn.load_state_dict(path)["weight"].shape in ((2, 3), (2048, 2048))
+
+    tag = left[0].name.split("-")[-2]
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {
+            "dead": f".other.safetensors.fastnn-{dead_pid()}-{tag}-{'a' * 12}.tmp",
+            "live": f".other.safetensors.fastnn-{live.pid}-{tag}-{'b' * 12}.tmp",
+            "mine": f".other.safetensors.fastnn-{os.getpid()}-{tag}-{'c' * 12}.tmp",
+            "other_machine": f".x.fastnn-{dead_pid()}-{'0' * 8 if tag != '0' * 8 else '1' * 8}"
+                             f"-{'d' * 12}.tmp",
+            "not_ours": f".x.{dead_pid()}.tmp", "old_style": ".x.0123456789ab.tmp",
+        }
+        for name in names.values():
+            (tmp_path / name).write_bytes(b"partial")
+        (tmp_path / "sub").mkdir()
+        fastnn.save(nn.Linear(1, 1), tmp_path / "sub" / "elsewhere.safetensors")
+        assert all(p.exists() for p in left)  # only a save into the same folder cleans
+        fastnn.save(nn.Linear(1, 1), tmp_path / "another.safetensors")
+        assert not any(p.exists() for p in left)
+        kept = {k for k, name in names.items() if (tmp_path / name).exists()}
+        assert kept == {"live", "mine", "other_machine", "not_ours", "old_style"}
+    finally:
+        live.kill()
+        live.wait()
+    if kind == "model":
+        assert fastnn.load(path).in_features in (3, 2048)
 
 
 def test_load_state_dict_from_files(tmp_path):

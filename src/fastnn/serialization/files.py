@@ -7,8 +7,11 @@ read a file's contents is a ValueError naming the file.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
+import socket
 import stat
 import struct
 import uuid
@@ -124,13 +127,66 @@ def loads(text: str, what: str, path: str):
 
 # ---- writing ------------------------------------------------------------------------
 
+def _writer_tag() -> str:
+    """8 hex digits naming this machine and PID namespace (hostname, and on Linux the
+    namespace's inode), so that a temporary's PID is only ever judged where it means
+    the same process."""
+    namespace = ""
+    with contextlib.suppress(OSError):
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    return hashlib.sha1(f"{socket.gethostname()}:{namespace}".encode()).hexdigest()[:8]
+
+
+# .{target name}.fastnn-{writer's pid}-{writer tag}-{random}.tmp
+_TEMPORARY = re.compile(r"\..+\.fastnn-([1-9][0-9]{0,9})-([0-9a-f]{8})-[0-9a-f]{12}\.tmp", re.S)
+
+
+def temporary_name(path: str) -> str:
+    """A fresh name for the temporary file that becomes `path`, in its folder."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.fastnn-{os.getpid()}-{_writer_tag()}-"
+                                f"{uuid.uuid4().hex[:12]}.tmp")
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process is there
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's live process (or not a PID we can judge)
+    return True
+
+
+def remove_stale_temporaries(folder: str) -> list:
+    """Remove the temporaries that writers killed mid-save (kill -9, power loss
+    after a reboot) left in folder: fastnn's names whose tag is this machine's
+    and whose PID no longer runs. A live writer's, another machine's and
+    anything not named by fastnn are kept. Returns the paths removed."""
+    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
+        return []
+    removed, tag = [], _writer_tag()
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            m = _TEMPORARY.fullmatch(entry.name)
+            if m is None or m.group(2) != tag or _process_exists(int(m.group(1))):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed.append(entry.path)
+    return removed
+
+
 def write(path, tensors: Dict[str, np.ndarray], metadata: Dict[str, str]) -> None:
     """Write a safetensors file at path atomically: a temporary file in the same
-    folder, fsynced, then renamed over path; removed again on any failure."""
+    folder (named by temporary_name), fsynced, then renamed over path; removed again
+    on any failure. Temporaries that killed writers left in the folder go first."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    remove_stale_temporaries(folder)
     for _ in range(100):
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+        tmp = temporary_name(path)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             break
