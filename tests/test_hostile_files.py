@@ -90,13 +90,26 @@ for pattern in PATTERNS:
             except BaseException as err:
                 kind = type(err).__name__
             out[f"{pattern}/{where}/{size}"] = [kind, time.perf_counter() - start]
+import numpy as np
+for size in (64 << 10, 1 << 20):  # a tensor named "a.a.a...": its prefixes are quadratic
+    path = f"{folder}/dotted_{size}.safetensors"
+    safetensors.numpy.save_file({"a." * (size // 2): np.zeros(1, np.float32)}, path,
+                                metadata=meta)
+    start = time.perf_counter()
+    try:
+        fastnn.load(path)
+        kind = "returned"
+    except ValueError as err:
+        kind = "ValueError" if path in str(err) else "ValueError without the path"
+    out[f"dotted_key/header/{size}"] = [kind, time.perf_counter() - start]
 print(json.dumps(out))
 """
 
 
 def test_hostile_json_loads_in_linear_time(tmp_path):
     """64 KiB and 1 MiB of patterns that made the depth check's string regex
-    quadratic (~5 s for 64 KiB) are refused quickly, in a child so that a
+    quadratic (~5 s for 64 KiB), and a tensor key of many dots (whose prefixes the
+    architecture check built as strings), are refused quickly; in a child, so that a
     regression fails by timeout instead of hanging the suite."""
     _, _, meta = model_file(tmp_path)
     proc = subprocess.run([sys.executable, "-c", TIMING_CHILD, str(tmp_path), json.dumps(meta),
@@ -105,12 +118,12 @@ def test_hostile_json_loads_in_linear_time(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     times = json.loads(proc.stdout)
     assert {kind for kind, _ in times.values()} == {"ValueError"}, times
-    for pattern in PATTERNS:
-        for where in ("metadata", "header"):
-            small = times[f"{pattern}/{where}/{64 << 10}"][1]
-            large = times[f"{pattern}/{where}/{1 << 20}"][1]
-            assert large < 5.0, (pattern, where, large)
-            assert large < 30 * small + 0.5, (pattern, where, small, large)  # 16x the size
+    cases = [(p, w) for p in PATTERNS for w in ("metadata", "header")] + [("dotted_key", "header")]
+    for pattern, where in cases:
+        small = times[f"{pattern}/{where}/{64 << 10}"][1]
+        large = times[f"{pattern}/{where}/{1 << 20}"][1]
+        assert large < 5.0, (pattern, where, large)
+        assert large < 30 * small + 0.5, (pattern, where, small, large)  # 16x the size
 
 
 # ---- 2. duplicate keys --------------------------------------------------------------

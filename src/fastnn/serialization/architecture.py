@@ -173,6 +173,30 @@ class Branch(NamedTuple):
     where: str
 
 
+class _PrefixTree:
+    """Module paths ("" or "a.b.") as a tree of their names, so that whether a key
+    lies under one of them takes time linear in the key (the key's prefixes as
+    strings would take quadratic time in a key of many dots)."""
+
+    def __init__(self, prefixes):
+        self.root: dict = {}
+        for prefix in prefixes:
+            node = self.root
+            for name in prefix.split(".")[:-1]:
+                node = node.setdefault(name, {})
+            node[None] = True  # a prefix ends here
+
+    def covers(self, key: str) -> bool:
+        node = self.root
+        for name in key.split(".")[:-1]:
+            if None in node:
+                return True
+            node = node.get(name)
+            if node is None:
+                return False
+        return None in node
+
+
 class Plan:
     """The checked architecture of one file, before anything is built: node()
     returns the tree of Leaf / Branch, and collects the tensors the layers'
@@ -244,12 +268,9 @@ class Plan:
 
     def check_stored(self, stored: Dict[str, tuple]) -> None:
         """Compare the arrays the configs imply with the file's, before building."""
-        def opaque(key):  # under a module whose arrays the configs do not tell?
-            parts = key.split(".")
-            prefixes = [""] + [".".join(parts[:i]) + "." for i in range(1, len(parts))]
-            return any(p in self.opaque for p in prefixes)
+        opaque = _PrefixTree(self.opaque)
         problems = compare(self.expected, {k: v for k, v in stored.items()
-                                           if k in self.expected or not opaque(k)})
+                                           if k in self.expected or not opaque.covers(k)})
         if problems:
             raise ValueError(f"{self.path}: the tensors do not match the architecture: "
                              + "; ".join(problems))
