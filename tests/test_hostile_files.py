@@ -66,42 +66,40 @@ PATTERNS = ["escaped_quotes", "deep_then_escaped_quotes", "backslashes", "quote_
 TIMING_CHILD = r"""
 import json, sys, time, struct
 sys.path.insert(0, sys.argv[3])
+import numpy as np
 import safetensors.numpy, fastnn
 from test_hostile_files import hostile_json, PATTERNS
 meta = json.loads(sys.argv[2])
 folder = sys.argv[1]
 out = {}
-for pattern in PATTERNS:
-    for size in (64 << 10, 1 << 20):
-        text = hostile_json(pattern, size)
-        for where in ("metadata", "header"):
-            path = f"{folder}/{pattern}_{size}_{where}.safetensors"
-            if where == "metadata":  # a metadata entry: the architecture JSON
-                safetensors.numpy.save_file({}, path, metadata={**meta, "architecture": text})
-            else:  # the safetensors header itself
-                raw = text.encode()
-                open(path, "wb").write(struct.pack("<Q", len(raw)) + raw)
-            start = time.perf_counter()
-            try:
-                fastnn.load(path)
-                kind = "returned"
-            except ValueError as err:
-                kind = "ValueError" if path in str(err) else "ValueError without the path"
-            except BaseException as err:
-                kind = type(err).__name__
-            out[f"{pattern}/{where}/{size}"] = [kind, time.perf_counter() - start]
-import numpy as np
-for size in (64 << 10, 1 << 20):  # a tensor named "a.a.a...": its prefixes are quadratic
-    path = f"{folder}/dotted_{size}.safetensors"
-    safetensors.numpy.save_file({"a." * (size // 2): np.zeros(1, np.float32)}, path,
-                                metadata=meta)
+
+
+def timed_load(name, path):
     start = time.perf_counter()
     try:
         fastnn.load(path)
         kind = "returned"
     except ValueError as err:
         kind = "ValueError" if path in str(err) else "ValueError without the path"
-    out[f"dotted_key/header/{size}"] = [kind, time.perf_counter() - start]
+    except BaseException as err:
+        kind = type(err).__name__
+    out[name] = [kind, time.perf_counter() - start]
+
+
+for size in (64 << 10, 1 << 20):
+    for pattern in PATTERNS:
+        text = hostile_json(pattern, size)
+        path = f"{folder}/{pattern}_{size}_metadata.safetensors"  # the architecture JSON
+        safetensors.numpy.save_file({}, path, metadata={**meta, "architecture": text})
+        timed_load(f"{pattern}/metadata/{size}", path)
+        path = f"{folder}/{pattern}_{size}_header.safetensors"  # the safetensors header
+        raw = text.encode()
+        open(path, "wb").write(struct.pack("<Q", len(raw)) + raw)
+        timed_load(f"{pattern}/header/{size}", path)
+    path = f"{folder}/dotted_{size}.safetensors"  # a tensor "a.a.a...": quadratic prefixes
+    safetensors.numpy.save_file({"a." * (size // 2): np.zeros(1, np.float32)}, path,
+                                metadata=meta)
+    timed_load(f"dotted_key/header/{size}", path)
 print(json.dumps(out))
 """
 
