@@ -878,6 +878,30 @@ def test_checkpoint_optimizer_state_is_checked_at_load(tmp_path, opt_name):
         optim.Adam(model.parameters(), betas=(0.9, 1 - 1e-9))
 
 
+def test_checkpoint_scheduler_past_its_schedule_is_refused(tmp_path):
+    """A OneCycleLR state stepped past total_steps (which stepping never reaches)
+    failed only at the next scheduler.step(); found by tools/hostile_files.py."""
+    def run():
+        model, _, _ = make_run("adam", seed=0)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return model, opt, lr_scheduler.OneCycleLR(opt, max_lr=0.5, total_steps=4)
+    model, opt, sched = run()
+    for _ in range(4):
+        sched.step()  # the schedule's end: loads, and a further step() raises as it would
+    path = tmp_path / "ckpt.safetensors"
+    fastnn.save_checkpoint(path, model, opt, sched)
+    fastnn.load_checkpoint(path, *run())
+    with safetensors.safe_open(str(path), framework="np") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    saved = json.loads(meta["scheduler"])
+    saved["state"]["last_epoch"] = 10**30
+    safetensors.numpy.save_file(tensors, str(path), metadata={**meta,
+                                                             "scheduler": json.dumps(saved)})
+    with pytest.raises(ValueError, match=r"last_epoch'\] must be at most total_steps=4") as err:
+        fastnn.load_checkpoint(path, *run())
+    assert str(path) in str(err.value)
+
+
 # ---- PyTorch, through files ---------------------------------------------------------
 
 def test_torch_weights_through_files(tmp_path):
