@@ -255,3 +255,41 @@ def test_fifos_and_devices_are_refused_without_blocking(tmp_path):
     for path, name, kind, msg in results:
         assert kind == "ValueError" and path in msg and "not a regular file" in msg, \
             (path, name, kind, msg)
+
+
+# ---- the mutation campaign (tools/hostile_files.py), briefly --------------------------
+
+CAMPAIGN = ROOT / "tools" / "hostile_files.py"
+
+
+def run_campaign(tmp_path, *args, env=None):
+    return subprocess.run([sys.executable, str(CAMPAIGN), "--keep", str(tmp_path / "kept"),
+                           *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.skipif(not CAMPAIGN.exists(), reason="tools/ is not installed with the package")
+def test_mutation_campaign_finds_nothing(tmp_path):
+    proc = run_campaign(tmp_path, "--seconds", "60", "--files", "20", "--batch", "20",
+                        "--kills", "1", "--seed", "7")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    summary = proc.stdout.splitlines()[-2]
+    files = int(summary.split(" files x ")[0].rsplit(" ", 1)[1])
+    assert files == 7 + 20  # the unmutated files, then a batch of mutants
+    assert "1 saver(s) killed" in summary and proc.stdout.endswith("0 failures\n")
+
+
+@pytest.mark.skipif(not CAMPAIGN.exists(), reason="tools/ is not installed with the package")
+def test_mutation_campaign_reports_a_planted_bug(tmp_path):
+    """The campaign's children judge what they see: a fastnn.load that raises
+    TypeError for every file fails it, with the file kept."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import fastnn\n"
+        "def load(path):\n"
+        "    raise TypeError('planted')\n"
+        "fastnn.load = load\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    proc = run_campaign(tmp_path, "--seconds", "0", "--kill-share", "0", env=env)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "TypeError: planted" in proc.stdout and "failure(s); files kept in" in proc.stdout
+    assert any((tmp_path / "kept").iterdir())

@@ -1,5 +1,8 @@
-"""safetensors files: atomic writing, safe reading, fastnn's header, the JSON
-metadata in both directions and the (shape, dtype) checks of stored tensors.
+"""safetensors files: atomic writing (and the removal of dead writers'
+temporaries), safe reading (regular files only; the header read first for
+duplicate keys and its size), fastnn's header, the JSON metadata in both
+directions (linear-time depth check, duplicate keys refused) and the (shape,
+dtype) checks of stored tensors.
 
 Nothing here knows modules beyond ``Module._state_items()``; every failure to
 read a file's contents is a ValueError naming the file.
