@@ -4,9 +4,11 @@ register_module: round trips for every layer, atomic writes, hostile files
 bitwise-exact resumed training, and PyTorch interop through files."""
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -272,6 +274,96 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
     assert path.read_bytes() == old
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     assert fastnn.load(path)[0].in_features == 3
+
+
+SAVER = r"""
+import sys
+import fastnn
+from fastnn import nn
+model = nn.Linear(2048, 2048)  # 16 MiB of weights: a save long enough to be killed in
+checkpoint = sys.argv[2] == "checkpoint"
+print("ready", flush=True)
+while True:
+    if checkpoint:
+        fastnn.save_checkpoint(sys.argv[1], model, epoch=1)
+    else:
+        fastnn.save(model, sys.argv[1])
+"""
+
+
+def kill_mid_save(path, kind, attempts=20):
+    """Start a process saving to path over and over and SIGKILL it while its
+    temporary exists; returns the temporaries it left (retries if the kill came
+    just after a rename)."""
+    folder = path.parent
+    for _ in range(attempts):
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path), kind],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            deadline = time.monotonic() + 30
+            while not list(folder.glob(f".{path.name}.fastnn-{proc.pid}-*.tmp")):
+                assert time.monotonic() < deadline, "the saver wrote no temporary"
+                time.sleep(0.0005)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()  # reaped: its PID no longer exists
+            proc.stdout.close()
+        left = list(folder.glob(f".{path.name}.fastnn-{proc.pid}-*.tmp"))
+        if left:
+            return left
+    raise AssertionError(f"no kill in {attempts} tries left a temporary")
+
+
+def dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="PIDs are judged with os.kill(pid, 0)")
+@pytest.mark.parametrize("kind", ["model", "checkpoint"])
+def test_temporaries_of_killed_writers_are_removed(tmp_path, kind):
+    """kill -9 mid-save leaves its temporary behind and the old file whole; the next
+    save into the folder removes the temporaries of dead writers only."""
+    path = tmp_path / "model.safetensors"
+    small = nn.Linear(3, 2)
+    if kind == "model":
+        fastnn.save(small, path)
+    else:
+        fastnn.save_checkpoint(path, small, epoch=0)
+    left = kill_mid_save(path, kind)
+    if kind == "model":  # the old file or the new one, whole
+        assert fastnn.load(path).in_features in (3, 2048)
+    else:
+        assert fastnn.load_state_dict(path)["weight"].shape in ((2, 3), (2048, 2048))
+
+    tag = left[0].name.split("-")[-2]
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {
+            "dead": f".other.safetensors.fastnn-{dead_pid()}-{tag}-{'a' * 12}.tmp",
+            "live": f".other.safetensors.fastnn-{live.pid}-{tag}-{'b' * 12}.tmp",
+            "mine": f".other.safetensors.fastnn-{os.getpid()}-{tag}-{'c' * 12}.tmp",
+            "other_machine": f".x.fastnn-{dead_pid()}-{'0' * 8 if tag != '0' * 8 else '1' * 8}"
+                             f"-{'d' * 12}.tmp",
+            "not_ours": f".x.{dead_pid()}.tmp", "old_style": ".x.0123456789ab.tmp",
+        }
+        for name in names.values():
+            (tmp_path / name).write_bytes(b"partial")
+        (tmp_path / "sub").mkdir()
+        fastnn.save(nn.Linear(1, 1), tmp_path / "sub" / "elsewhere.safetensors")
+        assert all(p.exists() for p in left)  # only a save into the same folder cleans
+        fastnn.save(nn.Linear(1, 1), tmp_path / "another.safetensors")
+        assert not any(p.exists() for p in left)
+        kept = {k for k, name in names.items() if (tmp_path / name).exists()}
+        assert kept == {"live", "mine", "other_machine", "not_ours", "old_style"}
+    finally:
+        live.kill()
+        live.wait()
+    if kind == "model":
+        assert fastnn.load(path).in_features in (3, 2048)
 
 
 def test_load_state_dict_from_files(tmp_path):
@@ -677,6 +769,137 @@ def test_checkpoint_mismatches_change_nothing(tmp_path):
     with pytest.raises(TypeError, match="key 1 that is not a string"):
         fastnn.save_checkpoint(tmp_path / "x.safetensors", model, bad={1: 2})
     assert not (tmp_path / "x.safetensors").exists()
+
+
+OPTIMIZERS = {
+    "adam_amsgrad": lambda ps: optim.Adam(ps, lr=1e-2, amsgrad=True),
+    "sgd_momentum": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "rmsprop_centered": lambda ps: optim.RMSprop(ps, lr=1e-2, momentum=0.5, centered=True),
+}
+
+
+def stepped_checkpoint(tmp_path, opt_name):
+    """(model, a fresh optimizer of that kind, checkpoint path, its metadata and tensors)
+    after two steps in which the last layer's weight was frozen for one."""
+    model, _, _ = make_run("adam", seed=0)
+    opt = OPTIMIZERS[opt_name](model.parameters())
+    sched = lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)  # adds initial_lr to groups
+    train_epochs(model, opt, sched, 1)
+    model[3].weight.requires_grad = False  # per-parameter step counts from here on
+    train_epochs(model, opt, sched, 1)
+    model[3].weight.requires_grad = True
+    path = tmp_path / f"{opt_name}.safetensors"
+    fastnn.save_checkpoint(path, model, opt, sched, epoch=2)
+    with safetensors.safe_open(str(path), framework="np") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    return model, opt, path, meta, tensors
+
+
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_checkpoint_optimizer_state_is_checked_at_load(tmp_path, opt_name):
+    """Everything load_checkpoint gives the optimizer is checked before anything is
+    restored, as its constructor checks options: no renamed or missing state arrays
+    (a zero exp_avg would be used silently), only float32 and finite ones, whole step
+    counts >= 1, and options the update kernels take (not only at the first step)."""
+    model, trained, path, meta, tensors = stepped_checkpoint(tmp_path, opt_name)
+    fresh = OPTIMIZERS[opt_name](model.parameters())
+    lr_scheduler.StepLR(fresh, step_size=1, gamma=0.5)
+    fastnn.load_checkpoint(path, model, fresh)  # the real checkpoint loads
+    steps = {k: v for k, v in fresh.state_dict()["state"].items()}
+    assert {k: v["step"] for k, v in steps.items()} == \
+        {k: v["step"] for k, v in trained.state_dict()["state"].items()}
+    assert len({v["step"] for v in steps.values()}) == 2  # the frozen weight has its own
+
+    opt_meta = json.loads(meta["optimizer"])
+    first = sorted(k for k in tensors if k.startswith("optimizer.state.0."))[0]
+    name = first.rsplit(".", 1)[1]
+    group = opt_meta["param_groups"][0]
+
+    def with_group(**changes):
+        return {"optimizer": json.dumps({**opt_meta, "param_groups": [{**group, **changes}]})}
+
+    def with_tensor(key, value):
+        return {**tensors, key: value}
+
+    bad_options = {"lr": [1e300, 10**400, float("nan"), -1.0, "fast", None, [0.1]],
+                   "weight_decay": [float("inf"), -0.5]}
+    if opt_name == "adam_amsgrad":
+        bad_options.update(betas=[[0.9, 1.5], [0.9, 1 - 1e-9], [0.9], [0.9, "x"], 0.9],
+                           eps=[1e39], amsgrad=["yes", 1, None])
+    elif opt_name == "sgd_momentum":
+        bad_options.update(momentum=[-0.9, 0.0, 1e300], nesterov=["no", 0])
+    else:
+        bad_options.update(alpha=[1.5, -0.1], centered=[0, "yes"], momentum=[-1.0])
+    cases = {
+        "renamed_state": ({name + "x": tensors[first], **{k: v for k, v in tensors.items()
+                                                        if k != first}}, {}, name + "x"),
+        "missing_state": ({k: v for k, v in tensors.items() if k != first}, {}, first),
+        "state_float64_1e300": (with_tensor(first, np.full(tensors[first].shape, 1e300)),
+                                {}, first),
+        "state_int32": (with_tensor(first, tensors[first].astype(np.int32)), {}, first),
+        "state_nan": (with_tensor(first, np.full_like(tensors[first], np.nan)), {}, first),
+        "state_inf": (with_tensor(first, np.full_like(tensors[first], -np.inf)), {}, first),
+        "state_misshaped": (with_tensor(first, tensors[first].reshape(-1)), {}, first),
+        "state_of_unstepped_index": (with_tensor("optimizer.state.99." + name,
+                                                 tensors[first]), {}, "optimizer.state.99"),
+        "step_negative": (tensors, {"optimizer": json.dumps(
+            {**opt_meta, "steps": {**opt_meta["steps"], "0": -5}})}, "steps['0']"),
+        "step_fraction": (tensors, {"optimizer": json.dumps(
+            {**opt_meta, "steps": {**opt_meta["steps"], "0": 2.5}})}, "steps['0']"),
+        "step_huge": (tensors, {"optimizer": json.dumps(
+            {**opt_meta, "steps": {**opt_meta["steps"], "0": 1e300}})}, "steps['0']"),
+        "step_of_no_parameter": (tensors, {"optimizer": json.dumps(
+            {**opt_meta, "steps": {**opt_meta["steps"], "99": 1}})}, "steps['99']"),
+        "params_twice": (tensors, with_group(params=[0, 0, 1, 2]), "param_groups"),
+        "option_missing": (tensors, {"optimizer": json.dumps({**opt_meta, "param_groups": [
+            {k: v for k, v in group.items() if k != "lr"}]})}, "'lr'"),
+    }
+    for option, values in bad_options.items():
+        for i, value in enumerate(values):
+            cases[f"{option}_{i}"] = (tensors, with_group(**{option: value}), option)
+    if opt_name != "sgd_momentum":
+        cases["initial_lr_nan"] = (tensors, with_group(initial_lr=float("nan")), "initial_lr")
+    before = fresh.state_dict()
+    for case, (case_tensors, changes, key) in cases.items():
+        target = tmp_path / f"{case}.safetensors"
+        safetensors.numpy.save_file(case_tensors, str(target), metadata={**meta, **changes})
+        with pytest.raises(ValueError) as err:
+            fastnn.load_checkpoint(target, model, fresh)
+        assert str(target) in str(err.value) and key in str(err.value), (case, err.value)
+        after = fresh.state_dict()  # nothing was restored
+        assert after["param_groups"] == before["param_groups"], case
+        for index, entry in before["state"].items():
+            for k, v in entry.items():
+                np.testing.assert_array_equal(after["state"][index][k], v, err_msg=case)
+    # the constructors refuse the same options at once, not at the first step()
+    with pytest.raises(ValueError, match="float32"):
+        optim.Adam(model.parameters(), lr=1e300)
+    with pytest.raises(ValueError, match=r"betas\[1\].*float32"):
+        optim.Adam(model.parameters(), betas=(0.9, 1 - 1e-9))
+
+
+def test_checkpoint_scheduler_past_its_schedule_is_refused(tmp_path):
+    """A OneCycleLR state stepped past total_steps (which stepping never reaches)
+    failed only at the next scheduler.step(); found by tools/hostile_files.py."""
+    def run():
+        model, _, _ = make_run("adam", seed=0)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return model, opt, lr_scheduler.OneCycleLR(opt, max_lr=0.5, total_steps=4)
+    model, opt, sched = run()
+    for _ in range(4):
+        sched.step()  # the schedule's end: loads, and a further step() raises as it would
+    path = tmp_path / "ckpt.safetensors"
+    fastnn.save_checkpoint(path, model, opt, sched)
+    fastnn.load_checkpoint(path, *run())
+    with safetensors.safe_open(str(path), framework="np") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    saved = json.loads(meta["scheduler"])
+    saved["state"]["last_epoch"] = 10**30
+    safetensors.numpy.save_file(tensors, str(path), metadata={**meta,
+                                                             "scheduler": json.dumps(saved)})
+    with pytest.raises(ValueError, match=r"last_epoch'\] must be at most total_steps=4") as err:
+        fastnn.load_checkpoint(path, *run())
+    assert str(path) in str(err.value)
 
 
 # ---- PyTorch, through files ---------------------------------------------------------

@@ -458,6 +458,12 @@ class OneCycleLR(LRScheduler):
                                ("end_momentum", _PHASE_MOMENTA)):
                 check_choice(phase.get(key), f"_schedule_phases[{i}][{key!r}]", names)
 
+    def _check_loaded(self):
+        super()._check_loaded()
+        if self.last_epoch > self.total_steps:  # get_lr() refuses to step this far
+            raise ValueError(f"state_dict['last_epoch'] must be at most total_steps="
+                             f"{self.total_steps}, got {self.last_epoch}")
+
     def load_state_dict(self, state_dict: dict) -> None:
         if isinstance(state_dict, dict) and "use_beta1" not in state_dict:
             # torch's state_dict has no use_beta1 when cycle_momentum=False

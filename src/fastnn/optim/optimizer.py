@@ -14,6 +14,9 @@ state_dict() / load_state_dict() use torch.optim's layout: {"state": {index:
 """
 from __future__ import annotations
 
+import math
+import numbers
+import struct
 from abc import ABC, abstractmethod
 from operator import attrgetter
 from typing import Dict, List, Union
@@ -24,6 +27,41 @@ from fastnn.nn.module import start_new_step
 
 _requires_grad = attrgetter("requires_grad")  # for all(map(...)): no Python frame per parameter
 from fastnn.nn.parameter import FlatBuffer, Parameter, flatten_parameters
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+_FLOAT32 = struct.Struct("f")  # packing rounds to nearest, as the kernels' (float) casts
+
+
+def _as_float32(value, name: str, index=None):
+    """An option's real numbers (a float, or a tuple / list of them such as betas)
+    rounded to float32; ValueError for one beyond float32's range."""
+    if type(value) is float:  # the common case, without the ABC checks below
+        if abs(value) <= _FLOAT32_MAX:
+            return _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+    elif isinstance(value, (tuple, list)):
+        return type(value)(_as_float32(v, name, i) for i, v in enumerate(value))
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return value  # check_group judges what is no number
+    elif isinstance(value, numbers.Integral) and abs(value) <= _FLOAT32_MAX:
+        return value
+    elif abs(value) <= _FLOAT32_MAX:
+        return float(np.float32(value))
+    if not (isinstance(value, numbers.Integral) or math.isfinite(value)):
+        return value  # nan, inf: check_group says "finite"
+    where = name if index is None else f"{name}[{index}]"
+    raise ValueError(f"{where} must be at most {_FLOAT32_MAX:g} in magnitude (a float32, as "
+                     f"the update kernels take it), got {value!r}")
+
+
+def _rounded_onto_whole(rounded, value) -> bool:
+    """Whether float32 rounding moved a value onto a whole number, the only kind of
+    bound it can cross (betas < 1 taking 1 - 1e-9 to 1.0): rounding is monotonic."""
+    if isinstance(rounded, (tuple, list)):
+        return any(_rounded_onto_whole(r, v) for r, v in zip(rounded, value))
+    return type(rounded) is float and rounded != value and rounded.is_integer()
 
 
 class Optimizer(ABC):
@@ -80,18 +118,30 @@ class Optimizer(ABC):
         group["params"] = params
         for key, value in self.defaults.items():
             group.setdefault(key, value)
-        self.check_group(group)
+        self.validate_group(group)
         self.param_groups.append(group)
         self._buffers.append(flatten_parameters(params))
         self._state.append({})
         self._steps.append(0)
         self._checked.append(tuple(v for k, v in group.items() if k != "params"))
 
+    def validate_group(self, group: dict) -> None:
+        """check_group(group), then again with its options as the float32 values the
+        C kernels take: lr=1e300 is a finite float but no float32, and a beta of
+        1 - 1e-9 rounds to 1.0; both would otherwise fail only at the first step()."""
+        rounded = {k: _as_float32(group[k], k) for k in self.defaults if k in group}
+        self.check_group(group)
+        if any(_rounded_onto_whole(rounded[k], group[k]) for k in rounded):
+            try:
+                self.check_group({**group, **rounded})
+            except ValueError as err:
+                raise ValueError(f"{err} (as float32, which the update kernels use)") from None
+
     def _recheck(self, i: int, group: dict) -> None:
         """Validate group i again when a scheduler or the user changed an option."""
         options = tuple(v for k, v in group.items() if k != "params")
         if self._checked[i] != options:
-            self.check_group(group)
+            self.validate_group(group)
             self._checked[i] = options
 
     def _buffer(self, i: int) -> FlatBuffer:
@@ -201,7 +251,7 @@ class Optimizer(ABC):
                 offset = end
                 index += 1
             candidate = {**group, **options}
-            self.check_group(candidate)
+            self.validate_group(candidate)
             staged.append((group, options, flat, steps))
         for i, (group, options, flat, steps) in enumerate(staged):
             group.update(options)

@@ -26,18 +26,30 @@ metadata for the optimizer's param groups and per-parameter steps, the
 scheduler's state_dict, the epoch, the extras and fastnn's random stream. Files
 are written to a temporary file in the same folder, fsynced and renamed onto
 the target: a crash or an error never leaves a half-written file, and an
-existing one stays as it was.
+existing one stays as it was. A temporary is named
+.{name}.fastnn-{pid}-{machine tag}-{random}.tmp; each save first removes those
+in its folder whose writer, on this machine, no longer runs (kill -9 mid-save).
 
 Safety. Loading never unpickles, evaluates or imports anything: class names are
 looked up only among fastnn.nn's layers and classes registered with
 register_module, configs must be JSON objects of JSON scalars and lists, and
 the tensor shapes a layer's config implies (its class's state_shapes(config),
 which every fastnn.nn layer defines) are checked against the stored tensors
-before anything is allocated. Nesting depth, module count and metadata size are
-capped. Whatever is wrong with the file's contents (truncated, random bytes,
-another program's safetensors, hostile JSON, wrong shapes) raises ValueError
-naming the file; a missing file raises FileNotFoundError. A registered class is
-your code: its constructor runs with the file's (checked) config values.
+before anything is allocated. Nesting depth, module count, header and metadata
+sizes are capped, and the checks take time about linear in the file's size. A
+key named twice (in the header or in any JSON metadata) is refused, as
+safetensors and json.loads would silently keep the last. A checkpoint's
+optimizer state is checked before anything is restored: exactly the arrays the
+optimizer's state_names() asks for, float32, shaped like their parameters and
+finite; step counts whole and >= 1; options by the optimizer's own
+validate_group(), as its constructor. Whatever is wrong with the file's
+contents (truncated, random bytes, another program's safetensors, hostile JSON,
+wrong shapes or dtypes) raises ValueError naming the file, never TypeError; a
+missing file raises FileNotFoundError, a directory IsADirectoryError, and a
+FIFO or device ValueError before it is opened (reading one would block). A
+registered class is your code: its constructor runs with the file's (checked)
+config values. tools/hostile_files.py runs a mutation campaign against all of
+this.
 
 Files of the package: registry.py (the class registry, register_module),
 architecture.py (describe / plan / build the module tree), files.py (atomic

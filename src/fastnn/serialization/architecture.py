@@ -133,13 +133,20 @@ def _arguments(cls: type, config, builtin: bool, where: str) -> inspect.BoundArg
     return bound
 
 
+def describes_itself(cls: type) -> bool:
+    """Whether a (non-container) class defines get_config(), as fastnn.save needs."""
+    return getattr(cls, "get_config", None) is not Module.get_config
+
+
 def _state_shapes(cls: type, arguments: dict, where: str) -> Optional[Dict[str, tuple]]:
     """cls.state_shapes(arguments), its ValueError / TypeError as ValueError, its
     result checked to be {key: (shape, dtype)} or None."""
     try:
         state = cls.state_shapes(arguments)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - the file's values broke the class's check
+        raise ValueError(f"{where}: {err}" if isinstance(err, (TypeError, ValueError)) else
+                         f"{where}: {cls.__name__}.state_shapes raised "
+                         f"{type(err).__name__}: {err}") from None
     if state is None:
         return None
     if not isinstance(state, dict) or not all(
@@ -164,6 +171,30 @@ class Branch(NamedTuple):
     builtin: bool   # a fastnn.nn container: its container_config() must echo config
     children: list  # [(name, Leaf or Branch)]
     where: str
+
+
+class _PrefixTree:
+    """Module paths ("" or "a.b.") as a tree of their names, so that whether a key
+    lies under one of them takes time linear in the key (the key's prefixes as
+    strings would take quadratic time in a key of many dots)."""
+
+    def __init__(self, prefixes):
+        self.root: dict = {}
+        for prefix in prefixes:
+            node = self.root
+            for name in prefix.split(".")[:-1]:
+                node = node.setdefault(name, {})
+            node[None] = True  # a prefix ends here
+
+    def covers(self, key: str) -> bool:
+        node = self.root
+        for name in key.split(".")[:-1]:
+            if None in node:
+                return True
+            node = node.get(name)
+            if node is None:
+                return False
+        return None in node
 
 
 class Plan:
@@ -195,6 +226,10 @@ class Plan:
                              f"fastnn.register_module can be loaded")
         if issubclass(cls, Container):
             return self._container(cls, builtin, spec, prefix, where, depth)
+        if not describes_itself(cls):
+            raise ValueError(f"{self.path}: {where} names {name}, which fastnn.load cannot "
+                             f"build: it does not define get_config(), so fastnn.save never "
+                             f"writes it")
         if set(spec) != {"class", "config"}:
             raise ValueError(f"{self.path}: {where} ({name}) must have exactly the entries "
                              f"\"class\" and \"config\"")
@@ -233,12 +268,9 @@ class Plan:
 
     def check_stored(self, stored: Dict[str, tuple]) -> None:
         """Compare the arrays the configs imply with the file's, before building."""
-        def opaque(key):  # under a module whose arrays the configs do not tell?
-            parts = key.split(".")
-            prefixes = [""] + [".".join(parts[:i]) + "." for i in range(1, len(parts))]
-            return any(p in self.opaque for p in prefixes)
+        opaque = _PrefixTree(self.opaque)
         problems = compare(self.expected, {k: v for k, v in stored.items()
-                                           if k in self.expected or not opaque(k)})
+                                           if k in self.expected or not opaque.covers(k)})
         if problems:
             raise ValueError(f"{self.path}: the tensors do not match the architecture: "
                              + "; ".join(problems))
@@ -246,9 +278,15 @@ class Plan:
 
 # ---- building -----------------------------------------------------------------------
 
-def _echo_problem(echoed: dict, config: dict) -> list:
-    """The keys of config that a built module's own description reports otherwise."""
-    return [k for k in config if dumps(echoed.get(k)) != dumps(config[k])]
+def _echo_problem(module: Module, method: str, config: dict, path: str, where: str) -> list:
+    """The keys of config that a built module's own description (its get_config() or
+    container_config()) reports otherwise."""
+    try:
+        echoed = getattr(module, method)()
+        return [k for k in config if dumps(echoed.get(k)) != dumps(config[k])]
+    except Exception as err:  # noqa: BLE001 - a module the file's values made cannot say
+        raise ValueError(f"{path}: {where}: {type(module).__name__}.{method}() raised "
+                         f"{type(err).__name__}: {err}") from None
 
 
 def build(node, path: str) -> Module:
@@ -267,7 +305,7 @@ def build(node, path: str) -> Module:
             raise ValueError(f"{path}: {where}: {cls.__name__}.from_children did not rebuild "
                              f"the children {[n for n, _ in children]} (got {names})")
         if node.builtin:
-            differ = _echo_problem(module.container_config(), node.config)
+            differ = _echo_problem(module, "container_config", node.config, path, where)
             if differ:
                 raise ValueError(f"{path}: {where}: {cls.__name__} does not accept "
                                  + ", ".join(f"{k}={short(node.config[k])}" for k in differ))
@@ -279,7 +317,7 @@ def build(node, path: str) -> Module:
         raise ValueError(f"{path}: {where}: {cls.__name__}(**config) raised "
                          f"{type(err).__name__}: {err}") from None
     if config is not None:  # built-ins: the layer must describe itself as the file does
-        differ = _echo_problem(module.get_config(), config)
+        differ = _echo_problem(module, "get_config", config, path, where)
         if differ:
             raise ValueError(f"{path}: {where}: {cls.__name__} does not accept "
                              + ", ".join(f"{k}={short(config[k])}" for k in differ))

@@ -4,6 +4,7 @@ one safetensors file; the layout is in fastnn.serialization's docstring)."""
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 
 import numpy as np
@@ -47,10 +48,72 @@ def save_checkpoint(path, model: Module, optimizer=None, scheduler=None, epoch=N
 
 
 _OPT_KEY = re.compile(r"optimizer\.state\.(0|[1-9][0-9]{0,9})\.([A-Za-z_][A-Za-z0-9_]*)")
+_INDEX = re.compile(r"0|[1-9][0-9]{0,9}")
+MAX_STEP = 2**53  # a step count a float holds exactly (save_checkpoint writes floats)
+
+
+def _same_kind(saved, current) -> bool:
+    """Whether a saved option is of the kind of the optimizer's own value for it."""
+    if isinstance(current, bool):
+        return isinstance(saved, bool)
+    if isinstance(current, (int, float)):
+        return isinstance(saved, (int, float)) and not isinstance(saved, bool)
+    if isinstance(current, (tuple, list)):
+        return isinstance(saved, list) and len(saved) == len(current) and all(
+            _same_kind(s, c) for s, c in zip(saved, current))
+    return True  # anything else: the optimizer's own check judges it
+
+
+def _param_groups(reader: Reader, optimizer, groups) -> list:
+    """The saved param groups, checked by the optimizer's own rules (validate_group,
+    as its constructor), with JSON's lists turned back into tuples; ValueError naming
+    the file and the option."""
+    path = reader.path
+    if not isinstance(groups, list) or not all(
+            isinstance(g, dict) and isinstance(g.get("params"), list)
+            and all(type(i) is int for i in g["params"]) for g in groups):
+        raise ValueError(f"{path}: the optimizer's param groups are malformed")
+    if len(groups) != len(optimizer.param_groups):
+        raise ValueError(f"{path}: the checkpoint has {len(groups)} param groups, this "
+                         f"optimizer has {len(optimizer.param_groups)}")
+    indices = [i for g in groups for i in g["params"]]
+    if sorted(indices) != list(range(len(indices))):
+        raise ValueError(f"{path}: the optimizer's param_groups must number their "
+                         f"parameters 0, 1, 2, ... once each, got {short(indices)}")
+    checked = []
+    for i, (saved, current) in enumerate(zip(groups, optimizer.param_groups)):
+        where = f"{path}: optimizer param_groups[{i}]"
+        if len(saved["params"]) != len(current["params"]):
+            raise ValueError(f"{where} has {len(saved['params'])} parameters, the "
+                             f"optimizer's has {len(current['params'])}")
+        missing = [k for k in optimizer.defaults if k not in saved]
+        if missing:
+            raise ValueError(f"{where} lacks the option(s) {', '.join(map(repr, missing))}")
+        group = dict(saved)
+        for key, value in saved.items():
+            if key == "params" or key not in current:
+                continue
+            if not _same_kind(value, current[key]):
+                raise ValueError(f"{where}[{key!r}] must be a value like this optimizer's "
+                                 f"{short(current[key])}, got {short(value)}")
+            if isinstance(current[key], tuple):
+                group[key] = tuple(value)
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{where}[{key!r}] must be a finite number, got {value!r}")
+        try:
+            optimizer.validate_group({**current, **group})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: {err}") from None
+        checked.append(group)
+    return checked
 
 
 def _optimizer_state(reader: Reader, optimizer) -> dict:
-    """The checkpoint's optimizer state_dict, checked against `optimizer`'s type."""
+    """The checkpoint's optimizer state_dict, checked against `optimizer` before
+    anything is loaded: its class, its param groups (by the optimizer's own rules),
+    per-parameter step counts (whole numbers >= 1), and exactly the state arrays the
+    optimizer's state_names() asks for, float32, shaped like their parameter and
+    finite. ValueError naming the file and the key."""
     path = reader.path
     saved = reader.json("optimizer", required=False)
     if saved is None:
@@ -62,26 +125,48 @@ def _optimizer_state(reader: Reader, optimizer) -> dict:
     if saved["class"] != name:
         raise ValueError(f"{path} holds the state of optimizer class "
                          f"{short(saved['class'])}; the optimizer given is {name}")
-    steps, groups = saved["steps"], saved["param_groups"]
-    if not isinstance(steps, dict) or not isinstance(groups, list) or not all(
-            isinstance(g, dict) and isinstance(g.get("params"), list)
-            and all(type(i) is int for i in g["params"]) for g in groups):
-        raise ValueError(f"{path}: the optimizer's param groups or steps are malformed")
+    groups = _param_groups(reader, optimizer, saved["param_groups"])
+    owner = {}  # parameter index -> (its parameter, the state names its group keeps)
+    for group, current in zip(groups, optimizer.param_groups):
+        names = optimizer.state_names({**current, **group})
+        for index, param in zip(group["params"], current["params"]):
+            owner[index] = (param, names)
+    steps = saved["steps"]
+    if not isinstance(steps, dict):
+        raise ValueError(f"{path}: the optimizer's steps are malformed")
     state = {}
     for index, step in steps.items():
-        if not re.fullmatch(r"0|[1-9][0-9]{0,9}", index) or type(step) not in (int, float):
-            raise ValueError(f"{path}: the optimizer's steps are malformed")
+        if not _INDEX.fullmatch(index) or int(index) not in owner:
+            raise ValueError(f"{path}: optimizer steps[{short(index)}] names no parameter "
+                             f"of the param groups")
+        if type(step) not in (int, float) or not 1 <= step <= MAX_STEP or step != int(step):
+            raise ValueError(f"{path}: optimizer steps[{index!r}] must be a whole number of "
+                             f"steps in [1, 2**53], got {short(step)}")
         state[int(index)] = {"step": float(step)}
-    for key in reader.stored:
+    for key, (shape, dtype) in reader.stored.items():
+        if not key.startswith("optimizer."):
+            continue
         m = _OPT_KEY.fullmatch(key)
-        if key.startswith("optimizer.") and (m is None or int(m.group(1)) not in state):
-            raise ValueError(f"{path}: unexpected tensor {short(key)}")
-        if m is not None:
-            state[int(m.group(1))][m.group(2)] = reader.tensor(key)
-    for group, current in zip(groups, optimizer.param_groups):
-        for k, v in group.items():  # JSON made tuples (Adam's betas) lists
-            if isinstance(current.get(k), tuple) and isinstance(v, list):
-                group[k] = tuple(v)
+        if m is None or int(m.group(1)) not in state:
+            raise ValueError(f"{path}: unexpected tensor {short(key)} (no parameter with "
+                             f"a step count)")
+        param, names = owner[int(m.group(1))]
+        if m.group(2) not in names:
+            raise ValueError(f"{path}: unexpected tensor {short(key)}: {name} keeps the "
+                             f"state {', '.join(names) or 'nothing'} for these options")
+        if dtype != "F32" or shape != param.shape:
+            raise ValueError(f"{path}: tensor {short(key)} is {dtype} {shape}, expected "
+                             f"F32 {param.shape}")
+    for index, entry in state.items():
+        for state_name in owner[index][1]:
+            key = f"optimizer.state.{index}.{state_name}"
+            if key not in reader.stored:
+                raise ValueError(f"{path}: missing tensor {key!r} (parameter {index} has "
+                                 f"stepped)")
+            value = reader.tensor(key)
+            if not np.isfinite(value).all():
+                raise ValueError(f"{path}: tensor {key!r} holds values that are not finite")
+            entry[state_name] = value
     return {"state": state, "param_groups": groups}
 
 
