@@ -127,6 +127,11 @@ cdef inline object unshared(object a, object written):
     return copy_float32(a) if may_overlap(a, written) else a
 
 
+cdef inline object unshared_opt(object a, object written):
+    """unshared for an optional input (None stays None)."""
+    return None if a is None else unshared(a, written)
+
+
 cdef void byte_extent(cnp.ndarray a, char **lo, char **hi) noexcept:
     """[*lo, *hi): the bytes a's elements can touch (empty for an empty array)."""
     cdef char *start = <char *>cnp.PyArray_DATA(a)
