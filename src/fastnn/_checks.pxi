@@ -134,15 +134,18 @@ cdef inline object unshared_opt(object a, object written):
 
 cdef void byte_extent(cnp.ndarray a, char **lo, char **hi) noexcept:
     """[*lo, *hi): the bytes a's elements can touch (empty for an empty array)."""
-    cdef char *start = <char *>cnp.PyArray_DATA(a)
-    cdef char *end = start
+    cdef char *data = <char *>cnp.PyArray_DATA(a)
+    cdef char *start = data
+    cdef char *end = data
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(a)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(a)
     cdef int d
     cdef cnp.npy_intp n, s
-    if cnp.PyArray_SIZE(a) == 0:
-        lo[0] = hi[0] = start
-        return
-    for d in range(cnp.PyArray_NDIM(a)):
-        n, s = cnp.PyArray_DIMS(a)[d], cnp.PyArray_STRIDES(a)[d]
+    for d in range(cnp.PyArray_NDIM(a)):  # (no PyArray_SIZE: one call per test adds up)
+        n, s = dims[d], strides[d]
+        if n == 0:
+            lo[0] = hi[0] = data
+            return
         if s < 0:
             start += s * (n - 1)
         else:
