@@ -14,7 +14,10 @@
 
 /* ---- cross entropy with label smoothing eps ------------------------------
  * logits (rows, C), labels (rows,), dlogits (rows, C).
- * lse = log sum exp x;  loss = (1-eps) (lse - x[y]) + eps (lse - mean(x))
+ * Everything is relative to the row's max m (d = x - m <= 0, s = sum exp d >= 1):
+ *   loss = (1-eps) (log s - d[y]) + eps (log s - mean(d)),
+ * a sum of terms >= 0, so nothing cancels however large m is (lse = m + log s
+ * would lose log s against m from |m| ~ 1e8 on);
  * dlogits = softmax(x) - (1-eps) onehot(y) - eps / C, times grad_scale;
  * rows labelled ignore_index: no loss, zero gradient. */
 static double FNN_K(cross_entropy)(float *dlogits, const float *logits,
@@ -28,26 +31,28 @@ static double FNN_K(cross_entropy)(float *dlogits, const float *logits,
             for (int64_t i = 0; i < C; i += FNN_VW) vf_store_w(dx + i, vf_zero(), vf_lanes(C - i));
             continue;
         }
-        vf vmax = vf_set1(-INFINITY), vx = vf_zero();
-        for (int64_t i = 0; i < C; i += FNN_VW) {
-            int64_t w = vf_lanes(C - i);
-            vmax = vf_max(vmax, vf_load_w(x + i, w, -INFINITY));
-            vx = vf_add(vx, vf_load_w(x + i, w, 0.0f));
-        }
+        vf vmax = vf_set1(-INFINITY);
+        for (int64_t i = 0; i < C; i += FNN_VW)
+            vmax = vf_max(vmax, vf_load_w(x + i, vf_lanes(C - i), -INFINITY));
         float max = vf_reduce_max(vmax);
-        vf mx = vf_set1(max), vsum = vf_zero();
+        vf mx = vf_set1(max), vsum = vf_zero(), vd = vf_zero();
         for (int64_t i = 0; i < C; i += FNN_VW) {
             int64_t w = vf_lanes(C - i);
-            vf e = vf_exp(vf_sub(vf_load_w(x + i, w, -INFINITY), mx));
+            vf d = vf_sub(vf_load_w(x + i, w, max), mx); /* d = 0 in lanes past C */
+            vf e = vf_exp(d);
+            if (w < FNN_VW) e = vf_select(vm_first(w), e, vf_zero());
             vsum = vf_add(vsum, e);
+            vd = vf_add(vd, d);
             vf_store_w(dx + i, e, w);
         }
         float sum = vf_reduce_add(vsum);
-        double lse = (double)max + log((double)sum);
-        double mean_x = (double)vf_reduce_add(vx) / (double)C;
+        double log_sum = log((double)sum);
         int64_t y = labels[r];
-        total += (1.0 - label_smoothing) * (lse - (double)x[y]);
-        if (label_smoothing > 0.0f) total += label_smoothing * (lse - mean_x); /* 0 * inf */
+        total += (1.0 - label_smoothing) * (log_sum - (double)(x[y] - max));
+        if (label_smoothing > 0.0f) { /* 0 * inf */
+            double mean_d = (double)vf_reduce_add(vd) / (double)C;
+            total += label_smoothing * (log_sum - mean_d);
+        }
 
         vf p_scale = vf_set1(grad_scale / sum);
         vf smooth = vf_set1(grad_scale * label_smoothing / (float)C);
@@ -75,16 +80,19 @@ static double FNN_K(mse)(float *dpred, const float *pred, const float *target, i
 }
 
 /* ---- binary cross entropy on logits ---------------------------------------
- * x, t, dx (n,): loss = max(x, 0) - x t + log1p(exp(-|x|)) (softplus(x) - x t,
- * without overflow); dx = (sigmoid(x) - t) grad_scale */
+ * x, t, dx (n,): loss = softplus(x) - x t = max(x, 0) - x t + log1p(exp(-|x|)),
+ * without overflow, and max(x, 0) - x t taken as one product, x (1 - t) for
+ * x > 0 and x (-t) otherwise: the difference of two large terms would cancel
+ * for t near 1 (rounded unless the ISA fuses it); dx = (sigmoid(x) - t) grad_scale */
 static double FNN_K(bce_with_logits)(float *dlogits, const float *logits, const float *target,
                                      int64_t n, float grad_scale) {
-    vf acc = vf_zero(), scale = vf_set1(grad_scale);
+    vf acc = vf_zero(), scale = vf_set1(grad_scale), one = vf_set1(1.0f);
     for (int64_t i = 0; i < n; i += FNN_VW) {
         int64_t w = vf_lanes(n - i);
         vf x = vf_load_w(logits + i, w, 0.0f), t = vf_load_w(target + i, w, 0.0f);
         vf e = vf_exp(vf_neg(vf_abs(x)));
-        vf loss = vf_add(vf_fnmadd(x, t, vf_max(vf_zero(), x)), vf_log1p_01(e));
+        vf linear = vf_mul(x, vf_select(vf_gt(x, vf_zero()), vf_sub(one, t), vf_neg(t)));
+        vf loss = vf_add(linear, vf_log1p_01(e));
         /* masked lanes have x = t = 0, which would add log 2 */
         if (w < FNN_VW) loss = vf_select(vm_first(w), loss, vf_zero());
         acc = vf_add(acc, loss);

@@ -106,3 +106,111 @@ def test_out_may_be_an_ndarray_subclass():
     out = np.asmatrix(np.zeros((1, 2), np.float32))
     assert ops.relu(x, out=out) is out
     np.testing.assert_array_equal(out, [[0.0, 2.0]])
+
+
+# ---- outputs that share memory with inputs ---------------------------------------------------
+# Every op writing an output reads its inputs as they were on entry: an input that overlaps
+# the output is copied first (the element-wise kernels also take out= exactly an input).
+# Two outputs of one call may not overlap each other (ValueError).
+
+R = np.random.default_rng(3)
+
+
+def f32(*shape):
+    return R.standard_normal(shape).astype(np.float32)
+
+
+def placed(buf_size, value, at):
+    """(buf, view): value copied into buf[at:], the rest of buf zero"""
+    buf = np.zeros(buf_size, np.float32)
+    view = buf[at:at + value.size].reshape(value.shape)
+    view[...] = value
+    return buf, view
+
+
+# name: (function of (inputs..., out=...), its inputs, the keyword of its output)
+WRITERS = {
+    "relu": (lambda x, out: ops.relu(x, out=out), dict(x=f32(6, 9))),
+    "gelu_backward": (lambda g, x, out: ops.gelu_backward(g, x, out=out),
+                      dict(g=f32(6, 9), x=f32(6, 9))),
+    "softmax_axis1": (lambda x, out: ops.softmax(x, axis=1, out=out), dict(x=f32(3, 9, 5))),
+    "log_softmax_backward": (lambda g, y, out: ops.log_softmax_backward(g, y, out=out),
+                             dict(g=f32(3, 37), y=f32(3, 37))),
+    "matmul": (lambda a, b, out: ops.matmul(a, b, out=out), dict(a=f32(9, 7), b=f32(7, 11))),
+    "linear": (lambda x, w, b, out: ops.linear(x, w, b, out=out),
+               dict(x=f32(40, 7), w=f32(11, 7), b=f32(11))),
+    "linear_gelu": (lambda x, w, b, out: ops.linear(x, w, b, activation="gelu", out=out),
+                    dict(x=f32(40, 7), w=f32(11, 7), b=f32(11))),
+    "linear_preactivation": (
+        lambda x, w, b, out: ops.linear(x, w, b, activation="gelu", preactivation=out),
+        dict(x=f32(40, 7), w=f32(11, 7), b=f32(11))),
+    "linear_bias_backward": (lambda g, out: ops.linear_bias_backward(g, out=out, accumulate=True),
+                             dict(g=f32(40, 11))),
+}
+# linear_backward's accumulated outputs: (keyword, shape); inputs grad_out, x, weight, saved
+LB = dict(grad_out=f32(6, 4), x=f32(6, 5), weight=f32(4, 5))
+LB_OUTPUTS = {"grad_weight": (4, 5), "grad_bias": (4,)}
+
+
+def writer_result(name, inputs, out):
+    fn, _ = WRITERS[name]
+    res = fn(**inputs, out=out)
+    return out if name == "linear_preactivation" else res
+
+
+@pytest.mark.parametrize("shift", [0, 1, -1, 7, -7])
+@pytest.mark.parametrize("name,arg", [(n, a) for n, (_, ins) in WRITERS.items() for a in ins])
+def test_outputs_overlapping_an_input_read_the_input_as_it_was(name, arg, shift):
+    _, inputs = WRITERS[name]
+    fresh = {k: v.copy() for k, v in inputs.items()}
+    zeros = {"linear_preactivation": (40, 11), "linear_bias_backward": (11,)}
+    probe = writer_result(name, fresh, np.zeros(zeros[name], np.float32) if name in zeros else None)
+    start = 30
+    buf, view = placed(start + max(probe.size, inputs[arg].size) + 30, inputs[arg], start)
+    out = buf[start + shift:start + shift + probe.size].reshape(probe.shape)
+    before = out.copy()  # linear_bias_backward accumulates into it
+    got = writer_result(name, {**{k: v.copy() for k, v in inputs.items()}, arg: view}, out)
+    want = probe + before if name == "linear_bias_backward" else probe
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shift", [0, 3, -3])
+@pytest.mark.parametrize("activation,saved", [(None, None), ("relu", "output"),
+                                              ("gelu", "preactivation")])
+@pytest.mark.parametrize("out_name", list(LB_OUTPUTS))
+def test_linear_backward_gradients_overlapping_an_input(out_name, activation, saved, shift):
+    base = dict(LB)
+    if saved is not None:
+        base[saved] = np.abs(f32(6, 4))
+    shape = LB_OUTPUTS[out_name]
+    n = int(np.prod(shape))
+    gw, gb = np.zeros((4, 5), np.float32), np.zeros(4, np.float32)
+    want_dx = ops.linear_backward(**{k: v.copy() for k, v in base.items()}, grad_weight=gw,
+                                  grad_bias=gb, activation=activation)
+    want_grad = gw if out_name == "grad_weight" else gb
+    for arg in base:
+        start = 20
+        buf, view = placed(start + max(n, base[arg].size) + 20, base[arg], start)
+        out = buf[start + shift:start + shift + n].reshape(shape)
+        before = out.copy()
+        dx = ops.linear_backward(**{**{k: v.copy() for k, v in base.items()}, arg: view},
+                                 **{out_name: out}, activation=activation)
+        np.testing.assert_allclose(dx, want_dx, rtol=1e-5, atol=1e-5, err_msg=arg)
+        np.testing.assert_allclose(out, before + want_grad, rtol=1e-5, atol=1e-5, err_msg=arg)
+
+
+def test_linear_backward_grad_weight_may_be_the_weight_itself():
+    # dx is g @ weight as it was on entry, then grad_weight += g^T x lands in it
+    x, w, g = LB["x"], LB["weight"].copy(), LB["grad_out"]
+    w0 = w.copy()
+    dx = ops.linear_backward(g, x, w, grad_weight=w)
+    np.testing.assert_allclose(dx, g.astype(np.float64) @ w0, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(w, w0 + g.T.astype(np.float64) @ x, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_backward_gradients_must_not_overlap_each_other():
+    buf = np.zeros(4 * 5 + 4, np.float32)
+    with pytest.raises(ValueError, match=r"grad_bias must not share memory with grad_weight"):
+        ops.linear_backward(LB["grad_out"], LB["x"], LB["weight"],
+                            grad_weight=buf[:20].reshape(4, 5), grad_bias=buf[18:22])
+    assert (buf == 0).all()

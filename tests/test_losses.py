@@ -126,3 +126,55 @@ def test_bce_extreme_logits_stay_finite(isa):
 def test_pointwise_loss_shape_mismatch():
     with pytest.raises(ValueError, match="target must have the same shape"):
         ops.mse_loss(np.zeros(3, np.float32), np.zeros(4, np.float32))
+
+
+# ---- large common offsets: everything relative to the row's max --------------------------
+
+OFFSETS = [0.0, 1e4, 1e8, 1e30, -1e30]
+
+
+def offset_logits(rng, shape, offset):
+    """float32 logits around `offset`, spread over many ulps of it (at 1e8 the ulp is 8)"""
+    spread = max(1.0, abs(offset) * 1e-6)
+    return (offset + rng.standard_normal(shape) * spread).astype(np.float32)
+
+
+@pytest.mark.parametrize("offset", OFFSETS)
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("ignore", [False, True], ids=["all_rows", "ignore_index"])
+@pytest.mark.parametrize("c", [1, 3, 37])
+def test_cross_entropy_large_offsets(offset, smoothing, ignore, c, isa, rng):
+    x = offset_logits(rng, (9, c), offset)
+    y = rng.integers(0, c, 9)
+    if ignore:
+        y[[0, 4]] = -100
+    loss, grad = ops.cross_entropy(x, y, label_smoothing=smoothing)
+    want_loss, want_grad = ref.cross_entropy(x, y, smoothing)
+    np.testing.assert_allclose(loss, want_loss, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("offset", OFFSETS[1:] + [3e38, -3e38])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_equal_logits_give_log_c(offset, smoothing, isa):
+    # every class equally likely, at any offset: loss log C, grad (1/C - target) / N
+    c = 19
+    x = np.full((3, c), offset, np.float32)
+    y = np.array([0, 7, 18])
+    loss, grad = ops.cross_entropy(x, y, label_smoothing=smoothing)
+    np.testing.assert_allclose(loss, np.log(c), rtol=1e-6)
+    want = np.full((3, c), 1.0 / c - smoothing / c) - (1.0 - smoothing) * np.eye(c)[y]
+    np.testing.assert_allclose(grad, want / 3, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_bce_large_logits_and_targets_near_one(offset, isa, rng):
+    # max(x, 0) - x t cancels for t -> 1 unless it is one product x (1 - t)
+    x = offset_logits(rng, (40,), offset)
+    below_one = np.nextafter(np.float32(1), np.float32(0))
+    for t in [rng.uniform(0, 1, 40).astype(np.float32), np.full(40, below_one, np.float32),
+              np.full(40, 2.0 ** -24, np.float32), (rng.uniform(size=40) < 0.5).astype(np.float32)]:
+        loss, grad = ops.binary_cross_entropy_with_logits(x, t)
+        want, want_grad = ref.binary_cross_entropy_with_logits(x, t)
+        np.testing.assert_allclose(loss, want, rtol=1e-5)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-12)

@@ -2,6 +2,7 @@
 import csv
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 import fastnn
 from fastnn import nn, optim
 from fastnn.callbacks import (Callback, CSVLogger, EarlyStopping, LearningRateScheduler,
-                              ModelCheckpoint)
+                              ModelCheckpoint, TerminateOnNaN)
 from fastnn.data import DataLoader
 
 
@@ -400,3 +401,115 @@ def test_fit_trains_on_the_model_owned_buffer():
     model.fit(X, y, optimizer="sgd", epochs=1, batch_size=16, verbose=0, callbacks=[Spy()])
     flat = model.flat_buffer()
     assert seen and all(buf is flat for buf in seen)  # no copy of the parameters anywhere
+
+
+# ---- a non-finite loss -----------------------------------------------------------------------
+
+def nan_at(X, i):
+    X = X.copy()
+    X[i, 0] = np.nan
+    return X
+
+
+class Steps(Callback):
+    """the weights after each optimizer step, and the (epoch, batch) of each batch end"""
+    def __init__(self):
+        super().__init__()
+        self.ends, self.weights = [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        self.ends.append((self.epoch, batch))
+        self.weights.append(self.model.state_dict())
+
+
+class Poison(nn.Identity):
+    """Identity that turns its input to NaN in one (epoch, batch) of a fit"""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.now = at, None
+
+    def forward(self, x):
+        return x + np.float32("nan") if self.now == self.at else x
+
+
+class Clock(Callback):
+    def __init__(self, poison):
+        super().__init__()
+        self.poison = poison
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_begin(self, batch, logs=None):
+        self.poison.now = (self.epoch, batch)
+
+
+def test_fit_stops_before_the_step_of_the_first_nan_batch():
+    X, y = blobs(320)
+    poison, steps = Poison((1, 3)), Steps()
+    model = nn.Sequential(poison, mlp())
+    with pytest.warns(RuntimeWarning, match=r"loss is nan in epoch 2/5, batch 4/10; stopped "
+                                            r"before that batch's optimizer step"):
+        hist = model.fit(X, y, epochs=5, batch_size=32, callbacks=[Clock(poison), steps],
+                         verbose=0)
+    assert hist.nonfinite["epoch"] == 1 and hist.nonfinite["batch"] == 3
+    assert np.isnan(hist.nonfinite["loss"])
+    assert hist.epoch == [0] and len(hist.history["loss"]) == 1  # the stopped epoch is not logged
+    assert steps.ends[-1] == (1, 2)  # no batch end, no step for the NaN batch
+    for k, v in model.state_dict().items():  # the weights of the last finite step
+        assert np.isfinite(v).all()
+        np.testing.assert_array_equal(v, steps.weights[-1][k])
+
+
+def test_fit_with_nan_in_x_warns_names_the_batch_and_prints_no_accuracy(capsys):
+    X, y = blobs(96)
+    model = mlp()
+    with pytest.warns(RuntimeWarning, match=r"loss is nan in epoch 1/3, batch 2/3"):
+        hist = model.fit(nan_at(X, 40), y, epochs=3, batch_size=32, shuffle=False, verbose=2)
+    assert hist.nonfinite["epoch"] == 0 and hist.nonfinite["batch"] == 1
+    assert hist.epoch == [] and hist.history == {}
+    assert "accuracy" not in capsys.readouterr().out
+    assert all(np.isfinite(v).all() for v in model.state_dict().values())
+
+
+def test_fit_stops_on_an_infinite_loss_too():
+    X = np.zeros((8, 1), np.float32)
+    y = np.full((8, 1), 3e38, np.float32)  # (0 - 3e38)^2 overflows float32: the loss is inf
+    model = nn.Sequential(nn.Linear(1, 1))
+    with pytest.warns(RuntimeWarning, match=r"loss is inf in epoch 1/2, batch 1/1"):
+        hist = model.fit(X, y, loss="mse", epochs=2, batch_size=8, metrics=(), verbose=0)
+    assert hist.nonfinite == {"epoch": 0, "batch": 0, "loss": float("inf")}
+
+
+def test_fit_trains_on_without_stop_on_nonfinite_as_keras():
+    X, y = blobs(96)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at all
+        hist = mlp().fit(nan_at(X, 40), y, epochs=2, batch_size=32, shuffle=False, verbose=0,
+                         stop_on_nonfinite=False)
+    assert hist.nonfinite is None and hist.epoch == [0, 1]
+    assert np.isnan(hist.history["loss"]).all()
+
+
+def test_terminate_on_nan_stops_after_the_batch_as_keras():
+    X, y = blobs(160)
+    steps, term = Steps(), TerminateOnNaN()
+    model = mlp()
+    with pytest.warns(RuntimeWarning, match=r"TerminateOnNaN: invalid loss nan in epoch 1, "
+                                            r"batch 3: terminating training"):
+        hist = model.fit(nan_at(X, 70), y, epochs=4, batch_size=32, shuffle=False, verbose=0,
+                         stop_on_nonfinite=False, callbacks=[steps, term])
+    assert term.stopped == (0, 2) and steps.ends[-1] == (0, 2)
+    assert hist.epoch == [0] and np.isnan(hist.history["loss"][0])  # Keras: the epoch ends
+    assert hist.nonfinite is None and model.stop_training
+
+
+def test_terminate_on_nan_does_nothing_on_finite_losses():
+    X, y = blobs(64)
+    term = TerminateOnNaN()
+    hist = mlp().fit(X, y, epochs=2, verbose=0, callbacks=[term])
+    assert term.stopped is None and hist.epoch == [0, 1]

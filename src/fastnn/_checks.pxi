@@ -30,11 +30,31 @@ cdef object as_int64(object value, str name):
     return v
 
 
+cdef int check_aligned(object a, str name, str hint) except -1:
+    """ValueError unless the ndarray a is aligned (data pointer and strides multiples
+    of its itemsize, NumPy's flags.aligned): kernels read and write it in place
+    (an output, an optimizer buffer), where a copy would not do. A flag test."""
+    if not cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
+        raise ValueError(f"{name} must be aligned to {a.itemsize} bytes ({a.dtype} at an "
+                         f"address that is a multiple of {a.itemsize}), got an unaligned view "
+                         f"(such as np.frombuffer(..., offset=1)){hint}")
+    return 0
+
+
+cdef object aligned_copy(object a):
+    """a (an ndarray), copied when it is not aligned: kernels may read an input
+    only through aligned pointers (np.ascontiguousarray would keep it as it is)."""
+    if cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
+        return a
+    return copy_float32(a) if cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT32 else a.copy()
+
+
 cdef object as_float32(object x, str name):
-    """x as a float32 C-contiguous ndarray (no copy when it already is one)."""
+    """x as an aligned float32 C-contiguous ndarray (no copy when it already is one)."""
     if (type(x) is np.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
             and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x)
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)):
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>x)):
         return x
     try:
         arr = x if isinstance(x, np.ndarray) else np.asarray(x)
@@ -44,11 +64,11 @@ cdef object as_float32(object x, str name):
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers convertible to float32, "
                         f"got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=np.float32, order="C")
+    return aligned_copy(np.asarray(arr, dtype=np.float32, order="C"))
 
 
 cdef object as_labels(object y, str name):
-    """y as an int64 C-contiguous ndarray of class indices."""
+    """y as an aligned int64 C-contiguous ndarray of class indices."""
     try:
         arr = y if isinstance(y, np.ndarray) else np.asarray(y)
     except (ValueError, TypeError) as err:
@@ -57,7 +77,7 @@ cdef object as_labels(object y, str name):
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer class indices (int64), got dtype {arr.dtype}; "
                         f"class probabilities as float targets are not supported")
-    return np.asarray(arr, dtype=np.int64, order="C")
+    return aligned_copy(np.asarray(arr, dtype=np.int64, order="C"))
 
 
 cdef object make_out(object out, tuple shape, str name="out"):
@@ -75,8 +95,8 @@ cdef object make_out(object out, tuple shape, str name="out"):
 
 
 cdef int check_out_dims(object out, int nd, const cnp.npy_intp *dims, str name) except -1:
-    """out checked to be a writeable C-contiguous float32 ndarray of shape dims[:nd]
-    (the shape compared in C: this runs on every layer's backward)."""
+    """out checked to be a writeable, aligned, C-contiguous float32 ndarray of shape
+    dims[:nd] (the shape compared in C: this runs on every layer's backward)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of dtype float32, "
                         f"got {type(out).__name__}")
@@ -95,6 +115,7 @@ cdef int check_out_dims(object out, int nd, const cnp.npy_intp *dims, str name) 
     if not cnp.PyArray_IS_C_CONTIGUOUS(o):
         raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name}) "
                          f"or out=None")
+    check_aligned(o, name, "; pass an aligned array (np.empty gives one) or out=None")
     if not cnp.PyArray_ISWRITEABLE(o):
         raise ValueError(f"{name} must be writeable, got a read-only array")
     return 0
@@ -106,17 +127,25 @@ cdef inline object unshared(object a, object written):
     return copy_float32(a) if may_overlap(a, written) else a
 
 
+cdef inline object unshared_opt(object a, object written):
+    """unshared for an optional input (None stays None)."""
+    return None if a is None else unshared(a, written)
+
+
 cdef void byte_extent(cnp.ndarray a, char **lo, char **hi) noexcept:
     """[*lo, *hi): the bytes a's elements can touch (empty for an empty array)."""
-    cdef char *start = <char *>cnp.PyArray_DATA(a)
-    cdef char *end = start
+    cdef char *data = <char *>cnp.PyArray_DATA(a)
+    cdef char *start = data
+    cdef char *end = data
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(a)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(a)
     cdef int d
     cdef cnp.npy_intp n, s
-    if cnp.PyArray_SIZE(a) == 0:
-        lo[0] = hi[0] = start
-        return
-    for d in range(cnp.PyArray_NDIM(a)):
-        n, s = cnp.PyArray_DIMS(a)[d], cnp.PyArray_STRIDES(a)[d]
+    for d in range(cnp.PyArray_NDIM(a)):  # (no PyArray_SIZE: one call per test adds up)
+        n, s = dims[d], strides[d]
+        if n == 0:
+            lo[0] = hi[0] = data
+            return
         if s < 0:
             start += s * (n - 1)
         else:

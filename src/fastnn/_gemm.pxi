@@ -5,8 +5,8 @@
 # Layouts: a 2-D operand (or each matrix of a 3-D one) that is row-major with
 # unit column stride, or column-major (a transposed view such as `w.T` or
 # `k.transpose(0, 2, 1)`), is used in place through its leading dimension
-# and a transpose flag; anything else (negative or odd strides) is copied to a
-# C-contiguous array first.
+# and a transpose flag; anything else (negative or odd strides, data not
+# aligned to 4 bytes) is copied to a C-contiguous array first.
 
 cdef object as_float32_any_layout(object x, str name):
     """x as a float32 ndarray, keeping its strides when it already is one."""
@@ -40,7 +40,8 @@ cdef object operand(object x, str name, Operand *op):
     cdef bint row_major = s_col == 4 and s_row % 4 == 0 and (rows <= 1 or s_row >= 4 * cols)
     cdef bint col_major = (not row_major and s_row == 4 and s_col % 4 == 0
                            and (cols <= 1 or s_col >= 4 * rows))
-    if not (row_major or col_major) or s_batch < 0 or s_batch % 4:
+    if (not (row_major or col_major) or s_batch < 0 or s_batch % 4
+            or not cnp.PyArray_ISALIGNED(a)):
         arr = copy_float32(arr)
         a = <cnp.ndarray>arr
         strides = cnp.PyArray_STRIDES(a)

@@ -57,7 +57,8 @@ def linear(x, weight, bias=None, activation=None, out=None, preactivation=None):
     Returns (..., out_features). preactivation, if given, is a float32
     C-contiguous array of the output's shape that the epilogue fills with
     x @ weight.T + bias (before the activation, from the same tile; what
-    linear_backward needs for gelu).
+    linear_backward needs for gelu). Inputs that share memory with out or
+    preactivation are copied first; out and preactivation must not overlap.
     """
     xa = as_float32(x, "x")
     w = as_float32(weight, "weight")
@@ -65,25 +66,25 @@ def linear(x, weight, bias=None, activation=None, out=None, preactivation=None):
     linear_shapes(xa, w, &n_out, &n_in)
     cdef fnn_activation act = activation_code(activation)
     cdef int64_t rows = leading_rows(<cnp.ndarray>xa)
-    cdef const float *bias_ptr = NULL
+    ba = None
     if bias is not None:
         ba = as_float32(bias, "bias")
         if cnp.PyArray_NDIM(<cnp.ndarray>ba) != 1 or cnp.PyArray_DIMS(<cnp.ndarray>ba)[0] != n_out:
             raise ValueError(f"bias must have shape ({n_out},), got {ba.shape}")
-        bias_ptr = cfptr(ba)
     if out is None:
         o = new_like_rows(<cnp.ndarray>xa, n_out)
     else:
         o = make_out(out, xa.shape[:xa.ndim - 1] + (int(n_out),))
-        # the GEMM reads x and weight after writing out: no aliasing at all
-        xa, w = unshared(xa, o), unshared(w, o)
+        # the GEMM reads x, weight and bias after writing out: no aliasing at all
+        xa, w, ba = unshared(xa, o), unshared(w, o), unshared_opt(ba, o)
     cdef float *pre_p = NULL
     if preactivation is not None:
         pre = make_out(preactivation, o.shape, "preactivation")
         if may_overlap(pre, o):
             raise ValueError("preactivation must not share memory with out")
-        xa, w = unshared(xa, pre), unshared(w, pre)
+        xa, w, ba = unshared(xa, pre), unshared(w, pre), unshared_opt(ba, pre)
         pre_p = fptr(pre)
+    cdef const float *bias_ptr = NULL if ba is None else cfptr(ba)
     cdef const float *xp = cfptr(xa)
     cdef const float *wp = cfptr(w)
     cdef float *op = fptr(o)
@@ -107,7 +108,10 @@ def linear_backward(grad_out, x, weight, grad_weight=None, grad_bias=None, input
     "sigmoid" and "tanh" computed from the forward's `output` (what linear
     returned), for "gelu" and "gelu_tanh" from its `preactivation` (what
     linear(..., preactivation=) filled). grad_out is (..., out_features) for
-    x (..., in_features). One C call does it all, validated once.
+    x (..., in_features). One C call does it all, validated once. An input
+    that shares memory with grad_weight or grad_bias (even grad_weight=weight)
+    is read as it was on entry (copied first); grad_weight and grad_bias must
+    not overlap each other.
     """
     xa = as_float32(x, "x")
     w = as_float32(weight, "weight")
@@ -140,13 +144,19 @@ def linear_backward(grad_out, x, weight, grad_weight=None, grad_bias=None, input
     cdef float *gb = NULL
     cdef cnp.npy_intp dims[2]
     dims[0], dims[1] = n_out, n_in
-    if grad_weight is not None:  # added into while g and x are read
+    # grad_weight, then grad_bias, are added into before dx = g @ weight is
+    # computed (and while g, x are read): no input may share memory with them
+    if grad_weight is not None:
         check_out_dims(grad_weight, 2, dims, "grad_weight")
-        g, xa = unshared(g, grad_weight), unshared(xa, grad_weight)
+        g, xa, w = unshared(g, grad_weight), unshared(xa, grad_weight), unshared(w, grad_weight)
+        saved = unshared_opt(saved, grad_weight)
         gw = fptr(grad_weight)
     if grad_bias is not None:
         check_out_dims(grad_bias, 1, dims, "grad_bias")
-        g = unshared(g, grad_bias)
+        if grad_weight is not None and may_overlap(grad_bias, grad_weight):
+            raise ValueError("grad_bias must not share memory with grad_weight")
+        g, xa, w = unshared(g, grad_bias), unshared(xa, grad_bias), unshared(w, grad_bias)
+        saved = unshared_opt(saved, grad_bias)
         gb = fptr(grad_bias)
     dx = new_like_rows(xn, n_in) if input_grad else None
     cdef float *dxp = fptr(dx) if input_grad else NULL

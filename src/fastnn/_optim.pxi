@@ -24,8 +24,7 @@ cdef int check_buffer(object a, str name, object param, bint written) except -1:
     if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
         raise ValueError(f"{name} must be C-contiguous (it is used in place, never copied), "
                          f"got strides {a.strides}")
-    if not cnp.PyArray_ISALIGNED(arr):
-        raise ValueError(f"{name} must be aligned to 4 bytes, got an unaligned view")
+    check_aligned(arr, name, " (it is used in place, never copied)")
     if written and not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{name} must be writeable (it is updated in place), "
                          f"got a read-only array")

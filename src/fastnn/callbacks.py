@@ -3,7 +3,7 @@
     model.fit(X, y, callbacks=[EarlyStopping(patience=3, restore_best_weights=True),
                                ModelCheckpoint("best.safetensors", save_best_only=True),
                                LearningRateScheduler(lambda epoch, lr: lr * 0.9),
-                               CSVLogger("log.csv")])
+                               CSVLogger("log.csv"), TerminateOnNaN()])
 
 Epoch hooks receive `logs`, the epoch's dict of "loss", metrics, "val_*", "lr"
 and "time"; batch hooks the batch's {"loss": ...}. A callback stops training by
@@ -221,6 +221,38 @@ class CSVLogger(Callback):
             if new_file:
                 writer.writerow(["epoch"] + self._keys)
             writer.writerow([epoch] + [_plain(logs.get(k, "")) for k in self._keys])
+
+
+class TerminateOnNaN(Callback):
+    """Stop training after the first batch whose loss is NaN or +-inf, as Keras's
+    TerminateOnNaN: warns (RuntimeWarning) which epoch and batch and sets
+    model.stop_training, so fit ends that epoch (its logs, with the NaN loss, reach
+    the other callbacks and the history) and stops. `stopped` is then (epoch, batch),
+    0-based as the hooks count.
+
+    fit itself already stops on a non-finite loss, earlier (before that batch's
+    optimizer step, keeping the weights finite); this callback acts when fit runs
+    with stop_on_nonfinite=False, i.e. for Keras's behaviour."""
+
+    def __init__(self):
+        super().__init__()
+        self.stopped = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self.stopped = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.stopped = (self._epoch, batch)
+            warnings.warn(f"TerminateOnNaN: invalid loss {loss} in epoch {self._epoch + 1}, "
+                          f"batch {batch + 1}: terminating training", RuntimeWarning,
+                          stacklevel=2)
+            self.model.stop_training = True
 
 
 def _plain(v):

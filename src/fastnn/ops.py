@@ -1,11 +1,17 @@
 """fastnn.ops: functional kernels on NumPy arrays.
 
-Inputs are any array-like of real numbers; they are converted to float32
-C-contiguous arrays (a copy only when they are not already). Results are new
+Inputs are any array-like of real numbers; they are converted to aligned
+float32 C-contiguous arrays (a copy only when they are not already: a view at
+an odd byte offset, flags.aligned False, is copied too). Results are new
 float32 arrays, or are written into `out=`, which must be a writeable,
-C-contiguous float32 ndarray of the result's shape (else TypeError for the
-dtype, ValueError for shape or layout). Backward functions return the
-gradient with respect to the forward input; they overwrite `out`.
+aligned, C-contiguous float32 ndarray of the result's shape (else TypeError
+for the dtype, ValueError for shape, layout or alignment). Every output is
+computed from the inputs as they were on entry: an input that overlaps an
+output (out=, preactivation=, grad_weight=, grad_bias=) is copied first,
+except that the element-wise ops, softmax and linear_bias_backward take out=
+exactly an input (in place); two outputs of one call must not overlap
+(ValueError). Backward functions return the gradient with respect to the
+forward input; they overwrite `out`.
 
 Activations:  relu, leaky_relu, sigmoid, tanh, gelu, silu and *_backward
 Softmax:      softmax, log_softmax, softmax_backward, log_softmax_backward
@@ -18,8 +24,8 @@ Linear:       linear (fused bias + activation, optional pre-activation output),
               old name); ACTIVATIONS, the activation names linear fuses (from C)
 Vector math:  exp, erf (the approximations the kernels are built on)
 Optimizer updates, one torch.optim step in place on a parameter and its state:
-              sgd_step, adam_step, rmsprop_step; every array must already be a
-              float32 C-contiguous ndarray (nothing is converted or copied)
+              sgd_step, adam_step, rmsprop_step; every array must already be an
+              aligned float32 C-contiguous ndarray (nothing is converted or copied)
 """
 from fastnn._C import (
     ACTIVATIONS,

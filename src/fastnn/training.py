@@ -12,6 +12,8 @@ gradient clipping or a data-parallel allreduce goes), optimizer.step(). A tqdm
 bar per epoch shows the running loss, metrics and samples/s (verbose=1);
 verbose=2 prints one line per epoch, 0 nothing. Ctrl-C stops after the current
 batch and keeps the weights trained so far (history.interrupted is then True).
+A batch loss that is NaN or +-inf stops training before that batch's backward
+and optimizer step, with a RuntimeWarning (history.nonfinite; see fit).
 Shuffling draws from fastnn's random stream, so fastnn.manual_seed(s) makes a
 run reproducible; sampler= gives the order instead (its set_epoch(epoch), if it
 has one, is called at each epoch start). predict and evaluate run inside
@@ -28,6 +30,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -82,6 +85,9 @@ class History(Callback):
         self.history: Dict[str, List[float]] = {}
         self.epoch: List[int] = []
         self.interrupted = False
+        # {"epoch", "batch" (0-based, as the callback hooks count), "loss"} where fit
+        # stopped on a non-finite loss, else None
+        self.nonfinite: Optional[dict] = None
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
@@ -171,13 +177,26 @@ def _format_logs(logs: dict) -> str:
 def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
         batch_size: int = 32, shuffle: Optional[bool] = None, validation_data=None,
         validation_split: float = 0.0, callbacks=None, metrics=("accuracy",), verbose: int = 1,
-        initial_epoch: int = 0, sampler=None) -> History:
+        initial_epoch: int = 0, sampler=None, stop_on_nonfinite: bool = True) -> History:
     """Train `model` on (X, y); returns a History. See the module docstring.
 
     shuffle (default: True unless a sampler is given) draws a new order every
     epoch; sampler, an iterable of sample indices with __len__ (see
     fastnn.data), gives the order instead and cannot be combined with
-    shuffle=True (ValueError)."""
+    shuffle=True (ValueError).
+
+    A non-finite loss (one NaN in X is enough to make every later loss NaN):
+    with stop_on_nonfinite=True (the default) fit stops at the first batch
+    whose loss is NaN or +-inf, before that batch's backward and optimizer
+    step, so the weights (and optimizer state) are those of the last finite
+    step. It warns (RuntimeWarning) which epoch and batch, sets
+    history.nonfinite = {"epoch", "batch", "loss"} (0-based, as the callback
+    hooks count), does not add the unfinished epoch to the history (as
+    Ctrl-C), and still runs the callbacks' on_train_end; it does not raise,
+    so the History and the weights stay at hand. stop_on_nonfinite=False
+    trains on regardless, as Keras's fit does (the NaN then reaches the
+    weights); add fastnn.callbacks.TerminateOnNaN() to stop after such a
+    batch instead, as in Keras."""
     X = _as_inputs(X)
     y = _as_targets(y, len(X))
     epochs = check_int(epochs, "epochs", 1)
@@ -186,6 +205,7 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
         raise ValueError(f"initial_epoch must be <= epochs ({epochs}), got {initial_epoch!r}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    stop_on_nonfinite = bool(stop_on_nonfinite)
     X, y, split_val = _split(X, y, validation_split)
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -220,8 +240,19 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
                 cb.on_epoch_begin(epoch)
             start = time.perf_counter()
             model.train()
-            logs = _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt,
-                                desc=f"Epoch {epoch + 1}/{epochs}", bar=verbose == 1)
+            logs, nonfinite = _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt,
+                                           desc=f"Epoch {epoch + 1}/{epochs}",
+                                           bar=verbose == 1, stop_on_nonfinite=stop_on_nonfinite)
+            if nonfinite is not None:
+                batch, value = nonfinite
+                history.nonfinite = {"epoch": epoch, "batch": batch, "loss": value}
+                warnings.warn(f"fit: the loss is {value} in epoch {epoch + 1}/{epochs}, batch "
+                              f"{batch + 1}/{len(loader)}; stopped before that batch's "
+                              f"optimizer step, the weights are those of the last finite step "
+                              f"(history.nonfinite). Check the data for NaN or inf, or lower "
+                              f"the learning rate; stop_on_nonfinite=False trains on",
+                              RuntimeWarning, stacklevel=3)
+                break
             if validation_data is not None and not interrupt.requested:
                 val = evaluate(model, *validation_data, loss=loss_fn, metrics=metrics,
                                batch_size=max(batch_size, 256))
@@ -246,10 +277,13 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
 
 
 def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str,
-                 bar: bool) -> dict:
+                 bar: bool, stop_on_nonfinite: bool):
+    """One pass over loader: (the epoch's logs, None), or (logs of the batches before,
+    (batch, loss)) when stop_on_nonfinite and that batch's loss is not finite."""
     from tqdm.auto import tqdm
     meters = make_metrics(metrics)
     total_loss, seen = 0.0, 0
+    nonfinite = None
     progress = tqdm(total=loader.num_samples(), desc=desc, unit="sample", disable=not bar,
                     dynamic_ncols=True, leave=True)
     begin, after_backward, before_step, end = (_overriding(cbs, hook) for hook in (
@@ -262,6 +296,9 @@ def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str
             opt.zero_grad()
             out = model(xb)
             loss = loss_fn(out, yb)
+            if stop_on_nonfinite and not math.isfinite(loss):
+                nonfinite = (batch, loss)
+                break
             model.backward(loss_fn.backward(), input_grad=False)
             logs = {"loss": loss}
             for cb in after_backward:
@@ -292,7 +329,7 @@ def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str
         progress.close()
     logs = {"loss": total_loss / seen if seen else float("nan")}
     logs.update({m.name: m.result() for m in meters})
-    return logs
+    return logs, nonfinite
 
 
 def _overriding(cbs, hook: str) -> list:

@@ -413,9 +413,10 @@ class Module:
 
 
 def to_float32(x, name: str = "x") -> np.ndarray:
-    """x as a float32 C-contiguous ndarray (no copy when it already is one):
-    what module forwards cache for their backward."""
-    if type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous:
+    """x as an aligned float32 C-contiguous ndarray (no copy when it already is one):
+    what module forwards cache for their backward (and in-place layers write)."""
+    if (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous
+            and x.flags.aligned):
         return x
     try:
         arr = np.asarray(x)
@@ -424,7 +425,8 @@ def to_float32(x, name: str = "x") -> np.ndarray:
                         f"{type(x).__name__} ({err})") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=np.float32, order="C")  # (ascontiguousarray makes 0-d 1-d)
+    arr = np.asarray(arr, dtype=np.float32, order="C")  # (ascontiguousarray makes 0-d 1-d)
+    return arr if arr.flags.aligned else arr.copy()  # (asarray keeps a misaligned view)
 
 
 class Stateless:
