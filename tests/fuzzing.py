@@ -45,7 +45,8 @@ def run_child(child, seed, calls, verbose=False, timeout=300, only=-1, path=()):
 
 
 class Outcome(NamedTuple):
-    status: str          # "ok", "failed" (a check or an exception), "crashed", "hung"
+    status: str          # "ok", "failed" (findings), "crashed" (a signal, or an exit
+    #                      mid-run: a sanitizer's halt), "hung"
     detail: str          # what happened, with the child's last stderr lines
     findings: list       # the FINDING records (dicts) the child printed
     last_calls: list     # for a crash or a hang: the last calls of the verbose rerun
@@ -85,6 +86,8 @@ def probe(child, seed, calls, timeout=300, path=()):
             status = "ok"
         detail = f"exit {proc.returncode}; stderr:\n{proc.stderr[-6000:]}"
     seconds = time.monotonic() - t0
+    if status == "failed" and not _findings(stdout):
+        status = "crashed"  # it exited mid-run (a sanitizer's halt, os._exit): find the call
     last = []
     if status in ("crashed", "hung"):
         try:
@@ -175,6 +178,7 @@ def run(makers, check, calls, verbose, rng):
     failures, returned, only = [], 0, _ONLY[0]
     for i in range(calls):
         isa, threads = rng.choice(isas), rng.choice([1, 2])
+        faulthandler.dump_traceback_later(CALL_TIMEOUT, exit=True)  # making and calling
         while True:
             try:  # NumPy itself refuses some of the argument shapes: draw again
                 fn, args, kw = rng.choice(makers)()
@@ -191,6 +195,7 @@ def run(makers, check, calls, verbose, rng):
         elif r < 0.15:
             kw.pop("out", None)
         if only >= 0 and i != only:
+            faulthandler.cancel_dump_traceback_later()
             continue
         _C.init_isa(isa)
         fastnn.set_num_threads(threads)
@@ -200,7 +205,6 @@ def run(makers, check, calls, verbose, rng):
         if verbose:
             print(call, file=sys.stderr, flush=True)
         before = ([_copy(a) for a in args], {k: _copy(v) for k, v in kw.items()})
-        faulthandler.dump_traceback_later(CALL_TIMEOUT, exit=True)
         try:
             res = fn(*args, **kw)
         except ALLOWED:

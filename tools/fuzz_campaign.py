@@ -691,9 +691,9 @@ def valid_calls(R, NP):
 
     def in_domain(name, shp):
         if name == "sigmoid_backward":
-            return ops.sigmoid(A.f32(shp))
+            return _ref_unary("sigmoid", _f32(A.f32(shp)), {}).astype(np.float32)
         if name == "tanh_backward":
-            return ops.tanh(A.f32(shp))
+            return _ref_unary("tanh", _f32(A.f32(shp)), {}).astype(np.float32)
         return arr(shp)
 
     def backward(name, extra=None):
@@ -735,9 +735,8 @@ def valid_calls(R, NP):
         def make():
             shp = R.choice([s for s in SHAPES if s])
             ax = axis_for(shp)
-            y = ops.softmax(A.f32(shp), axis=ax)
-            if name == "log_softmax_backward":
-                y = ops.log_softmax(A.f32(shp), axis=ax)
+            # inputs from the float64 references: a maker never calls what it tests
+            y = _ref_softmax(_f32(A.f32(shp)), ax, name == "log_softmax_backward").astype(np.float32)
             g = arr(shp)
             out, (g, y) = out_and_inputs(shp, [g, y])
             kw = {"axis": ax}
@@ -827,7 +826,9 @@ def valid_calls(R, NP):
         x, w = A.f32(lead + (n_in,)), A.f32((n_out, n_in))
         act = R.choice(ACTS)
         pre = np.empty(lead + (n_out,), np.float32)
-        y = ops.linear(x, w, None, act, None, pre if act else None)
+        with np.errstate(all="ignore"):
+            pre[...] = _f32(x) @ _f32(w).T
+            y = _ref_activation(act, _f32(pre)).astype(np.float32)
         g = arr(lead + (n_out,))
         kw = {"activation": act, "input_grad": R.random() < 0.8}
         if act in ("gelu", "gelu_tanh"):
@@ -1667,8 +1668,34 @@ def optim_calls(R, NP):
     return [steps_maker] * 4 + [construct_maker] * 2 + [bad_state_maker] * 2 + [bad_option_maker]
 
 
+def plant(spec):
+    """Self-test (tests/test_campaigns.py): make fastnn.ops.NAME misbehave, KIND one of
+    wrong (a result off by 1e-3), raise (RuntimeError), crash (abort), hang (sleep)."""
+    import signal
+    from fastnn import ops
+
+    kind, name = spec.split(":")
+    real = getattr(ops, name)
+
+    def bad(*args, **kw):
+        res = real(*args, **kw)
+        if kind == "wrong" and isinstance(res, np.ndarray) and res.size:
+            res.reshape(-1)[0] += np.float32(1e-3) * (1 + abs(res.reshape(-1)[0]))
+        elif kind == "raise":
+            raise RuntimeError("planted")
+        elif kind == "crash":
+            os.kill(os.getpid(), signal.SIGABRT)
+        elif kind == "hang":
+            time.sleep(3600)
+        return res
+    bad.__name__ = bad.__qualname__ = name
+    setattr(ops, name, bad)
+
+
 def child():
     seed, calls, verbose, R, NP = fuzzing.start()
+    if os.environ.get("FASTNN_CAMPAIGN_PLANT"):
+        plant(os.environ["FASTNN_CAMPAIGN_PLANT"])
     families = os.environ.get("FASTNN_CAMPAIGN_FAMILIES", ",".join(FAMILIES)).split(",")
     makers = []
     if "ops" in families:

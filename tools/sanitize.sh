@@ -9,6 +9,7 @@
 #   --dir DIR     where the venv, the source copy and the reports go (default build/sanitize)
 #   --no-build    reuse the sanitized venv built by a previous run
 #   --no-leaks    skip the leak pass
+#   --fuzz-seconds N  then tools/fuzz_campaign.py under the sanitizers for N s (default 90; 0: no)
 #   -- ARGS       pytest arguments instead of the default test list
 #
 # Exit status: 0 clean; 1 a test failed, the run timed out, or any sanitizer report
@@ -21,6 +22,7 @@ SECONDS_BOUND=600
 DIR=build/sanitize
 BUILD=1
 LEAKS=1
+FUZZ_SECONDS=90
 PYTEST_ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -28,12 +30,15 @@ while [ $# -gt 0 ]; do
         --dir) DIR=${2:?--dir takes a folder}; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --no-leaks) LEAKS=0; shift ;;
+        --fuzz-seconds) FUZZ_SECONDS=${2:?--fuzz-seconds takes a number}; shift 2 ;;
         --) shift; PYTEST_ARGS=("$@"); break ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "sanitize.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-case "$SECONDS_BOUND" in ''|*[!0-9]*) echo "sanitize.sh: --seconds takes a whole number" >&2; exit 2 ;; esac
+for n in "$SECONDS_BOUND" "$FUZZ_SECONDS"; do
+    case "$n" in ''|*[!0-9]*) echo "sanitize.sh: --seconds and --fuzz-seconds take whole numbers" >&2; exit 2 ;; esac
+done
 
 # Every test file here runs clean under the sanitizers in well under --seconds on 2 cores.
 # Left out: torch parity and module_db (torch under ASan is slow, and they test numerics,
@@ -136,15 +141,28 @@ for f in "${files[@]}"; do
         "${opts[@]}" "$f" \
         > "$DIR/one.log" 2>&1 || rc=$?
     cat "$DIR/one.log" >> "$DIR/pytest.log"
-    summary=$(grep -E '(passed|failed|error|skipped|deselected)' "$DIR/one.log" | tail -1)
+    summary=$(grep -E '(passed|failed|error|skipped|deselected)' "$DIR/one.log" | tail -1 || true)
     echo "$f: exit $rc, $(( $(date +%s) - t0 ))s: ${summary:-no summary (the process died)}"
     if [ "$rc" != 0 ] && [ "$rc" != 5 ]; then  # 5: no test collected (all deselected)
         status=1
         [ "$rc" = 124 ] && echo "sanitize.sh: $f did not finish within the time left"
-        grep -qE "$REPORT_RE" "$DIR/one.log" || tail -25 "$DIR/one.log"
+        grep -qE "$REPORT_RE" "$DIR/one.log" || tail -25 "$DIR/one.log" || true
     fi
 done
 echo "tests: $(( $(date +%s) - start ))s"
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+    # every fuzz child inherits the preload and the options: a report there ends the child,
+    # which the campaign reruns verbosely to name the call; its output joins the search
+    step "fuzz campaign under the sanitizers, ${FUZZ_SECONDS}s"
+    frc=0
+    LD_PRELOAD="$PRELOAD" timeout --kill-after=30 $(( FUZZ_SECONDS * 3 + 300 )) \
+        "$VENV/bin/python" tools/fuzz_campaign.py --seconds "$FUZZ_SECONDS" --seed 1 --calls 500 \
+        --timeout 300 -q > "$DIR/fuzz.log" 2>&1 || frc=$?
+    cat "$DIR/fuzz.log" >> "$DIR/pytest.log"
+    grep -E '^fuzz campaign:' "$DIR/fuzz.log" || tail -20 "$DIR/fuzz.log"
+    [ "$frc" = 0 ] || { status=1; grep -qE "$REPORT_RE" "$DIR/fuzz.log" || tail -40 "$DIR/fuzz.log"; }
+fi
+
 if [ "$LEAKS" = 1 ]; then
     step "leak pass (leaks allocated in csrc/ only)"
     lstatus=0
