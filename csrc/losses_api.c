@@ -18,6 +18,7 @@
 /* ---- losses: fixed blocks, partial sums added in order ------------------- */
 
 typedef struct {
+    const fnn_loss_kernels *k; /* read once per call */
     float *grad;
     const float *a, *b;
     const int64_t *labels;
@@ -34,7 +35,7 @@ static void ce_blocks(void *ctx, int64_t begin, int64_t end) {
         int64_t r0 = blk * j->block_rows;
         int64_t rows = j->n - r0 < j->block_rows ? j->n - r0 : j->block_rows;
         int64_t off = r0 * j->row_len;
-        j->partial[blk] = fnn_active_losses()->cross_entropy(
+        j->partial[blk] = j->k->cross_entropy(
             j->grad + off, j->a + off, j->labels + r0, rows, j->row_len, j->smoothing,
             j->ignore_index, j->grad_scale);
     }
@@ -76,7 +77,7 @@ fnn_status fnn_cross_entropy_forward_backward(float *loss, float *dlogits, const
         if (labels[i] < 0 || labels[i] >= C) return FNN_ERR_LABEL;
         count++;
     }
-    loss_job j = {.grad = dlogits, .a = logits, .labels = labels, .n = N, .row_len = C,
+    loss_job j = {.k = fnn_active_losses(), .grad = dlogits, .a = logits, .labels = labels, .n = N, .row_len = C,
                   .block_rows = FNN_LOSS_BLOCK / C > 0 ? FNN_LOSS_BLOCK / C : 1,
                   .smoothing = label_smoothing, .ignore_index = ignore_index,
                   .grad_scale = count > 0 ? 1.0f / (float)count : 0.0f};
