@@ -279,8 +279,10 @@ def mutate_header(rng, header, data):
                           key.replace("model.", ""), "optimizer.state.99.exp_avg",
                           "optimizer.state.0." + "a" * 40, "a." * 5000, "", "__metadata__x",
                           key.replace(".0.", ".9."), key.upper()])
+        if new == key:
+            new = key + "x"
         header[new] = header.pop(key)
-        return header, data, None, f"tensor {key} -> {new[:30]}"
+        return header, data, None, f"tensor {key} -> {new[:60]}"
     if what == 4 and tensors:  # a tensor removed (its bytes stay: a gap)
         key = rng.choice(tensors)
         del header[key]
@@ -414,6 +416,8 @@ def mutate_arrays(rng, raw: bytes):
                           key + ".x", key.replace("model.", "optimizer.state.0."),
                           "optimizer.state.7." + key.rsplit(".", 1)[-1], "model.extra",
                           key.replace("weight", "bias")])
+        if new == key:
+            new = key + "x"
         arrays[new] = arrays.pop(key)
         desc = f"{key} renamed {new}"
     elif what == 4:
