@@ -101,7 +101,7 @@ fi
 [ -x "$VENV/bin/python" ] || { echo "sanitize.sh: no sanitized venv in $VENV (run without --no-build)" >&2; exit 2; }
 # (importing fastnn here, without the preload, would fail: ASan must be loaded first)
 SO=$(ls "$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['platlib'])")"/fastnn/_C*.so 2>/dev/null | head -1) || true
-if ! [ -f "$SO" ] || ! ldd "$SO" | grep -q libasan; then
+if ! [ -f "$SO" ] || ! ldd "$SO" | grep libasan >/dev/null; then
     echo "sanitize.sh: $VENV's fastnn._C is not linked against libasan" >&2; exit 2
 fi
 
