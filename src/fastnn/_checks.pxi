@@ -30,7 +30,7 @@ cdef object as_int64(object value, str name):
     return v
 
 
-cdef int check_aligned(object a, str name, str hint) except -1:
+cdef inline int check_aligned(object a, str name, str hint) except -1:
     """ValueError unless the ndarray a is aligned (data pointer and strides multiples
     of its itemsize, NumPy's flags.aligned): kernels read and write it in place
     (an output, an optimizer buffer), where a copy would not do. A flag test."""
