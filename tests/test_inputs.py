@@ -214,3 +214,10 @@ def test_linear_backward_gradients_must_not_overlap_each_other():
         ops.linear_backward(LB["grad_out"], LB["x"], LB["weight"],
                             grad_weight=buf[:20].reshape(4, 5), grad_bias=buf[18:22])
     assert (buf == 0).all()
+
+
+def test_an_int_beyond_float_range_is_a_value_error():
+    """Found by the fuzz campaign (F2): float(10**400) raised OverflowError."""
+    from fastnn import nn
+    with pytest.raises(ValueError, match=r"\bp\b must be a finite number"):
+        nn.Dropout(p=10**400)

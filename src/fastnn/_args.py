@@ -30,7 +30,11 @@ def check_real(value, name: str, low: float = -math.inf, high: float = math.inf,
     """value as a float in the interval given; TypeError / ValueError naming it."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {describe(value)}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond float's range
+        raise ValueError(f"{name} must be a finite number, got an int of "
+                         f"{int(value).bit_length()} bits") from None
     if finite and not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     above = v > low if low_open else v >= low
