@@ -62,7 +62,9 @@ def test_fuzz_campaign_catches_a_planted_bug(tmp_path, plant, status):
                     env={"FASTNN_CAMPAIGN_PLANT": plant})
         assert again.returncode == 1 and f"#{f['index']} " in again.stderr
     else:
-        assert [p["status"] for p in doc["problems"]] == [status], doc["problems"]
+        # (each batch of the time bound meets the planted call: one or more of them)
+        assert doc["problems"] and {p["status"] for p in doc["problems"]} == {status}, \
+            doc["problems"]
         assert any(f" {name}[valid](" in c for c in doc["problems"][0]["last_calls"]), \
             doc["problems"][0]["last_calls"]
 

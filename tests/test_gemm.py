@@ -381,6 +381,22 @@ def test_out_aliasing_an_input(isa, rng):
     assert_within(ops.matmul(a3[0], y, out=y), *reference(a3[0], b3), "2d @ batched, out=b")
 
 
+def test_out_overlapping_with_a_vector_shaped_view_operand(isa, rng):
+    """Found by the fuzz campaign (F4): the copy made because `out` overlaps one operand
+    turned the other one, a transposed or stride-0 vector view, from column- to row-major,
+    and the transpose flag computed before the copy made the kernel refuse the call."""
+    a = rnd(rng, (1, 8)).T                                  # (8, 1), a transposed view
+    buf = rnd(rng, 36)
+    b, out = buf[:32].reshape(8, 4), buf[30:34].reshape(1, 4)   # out overlaps b
+    want = reference(a.T, b.copy())
+    assert_within(ops.matmul(a, b, trans_a=True, out=out), *want, "a.T @ b, out overlaps b")
+    col = np.broadcast_to(rnd(rng, (8, 1)), (8, 1))           # strides (4, 0)
+    buf = rnd(rng, 72)
+    row, out = buf[:8].reshape(1, 8), buf[:64].reshape(8, 8)   # out overlaps row
+    want = reference(np.array(col), row.copy())
+    assert_within(ops.matmul(col, row, out=out), *want, "stride-0 column @ row, out overlaps")
+
+
 def test_inputs_are_not_modified(isa, rng):
     a, b = rnd(rng, (9, 12)), rnd(rng, (12, 7))
     a0, b0 = a.copy(), b.copy()

@@ -1,6 +1,7 @@
 """fastnn.nn without torch: Module mechanics, every layer's forward against a
 NumPy float64 reference, every backward against finite differences."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -340,6 +341,21 @@ def test_batchnorm_gradients(kwargs, training, rng):
     fd_check(bn, rand(rng, 7, 3, 2), rng, eps=3e-3, rtol=3e-2)
 
 
+def test_batchnorm_channel_of_equal_values(rng):
+    """Found by the fuzz campaign: with float32 statistics, 17 equal rows of ~1e3 had a mean
+    one rounding off, and xhat = that rounding / sqrt(eps) moved the input grad by 0.7%."""
+    row = (rand(rng, 1, 8) * 1000).astype(np.float32)
+    x = np.broadcast_to(row, (17, 8))
+    bn = nn.BatchNorm1d(8)
+    bn.weight.data[:] = rand(rng, 8)
+    y = bn(x)
+    np.testing.assert_array_equal(y, np.broadcast_to(bn.bias.data, (17, 8)))
+    g = rand(rng, 17, 8)
+    dx = bn.backward(g)
+    want = bn.weight.data / np.sqrt(np.float64(bn.eps)) * (g - g.mean(axis=0))
+    np.testing.assert_allclose(dx, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
 def test_batchnorm_errors():
     bn = nn.BatchNorm1d(3)
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
@@ -539,6 +555,38 @@ def test_init_functions():
         nn.init.zeros_(np.zeros(3))
     with pytest.raises(ValueError, match="mode"):
         nn.init.kaiming_uniform_(w, mode="fan_avg")
+
+
+@pytest.mark.parametrize("call, kwargs, err, message", [
+    ("kaiming_uniform_", dict(a=10**400), ValueError, "negative_slope must be a finite number"),
+    ("kaiming_normal_", dict(a=10**400), ValueError, "negative_slope must be a finite number"),
+    ("kaiming_normal_", dict(a="0.1"), ValueError, "negative_slope must be a real number"),
+    ("xavier_uniform_", dict(gain=float("inf")), ValueError, "gain must be a finite number"),
+    ("xavier_uniform_", dict(gain=1e300), ValueError, "gain must keep the weights within"),
+    ("xavier_normal_", dict(gain=-1.0), ValueError, "gain must be >= 0, got -1.0"),
+    ("uniform_", dict(a=-float("inf")), ValueError, "a must be a finite number"),
+    ("uniform_", dict(a=1.0, b=0.0), ValueError, "b must be >= 1, got 0.0"),
+    ("uniform_", dict(a=-1e39, b=0.0), ValueError, "a must be within float32's range"),
+    ("normal_", dict(std=-0.5), ValueError, "std must be >= 0, got -0.5"),
+    ("normal_", dict(mean=float("nan")), ValueError, "mean must be a finite number"),
+    ("normal_", dict(std=10**400), ValueError, "std must be a finite number"),
+    ("constant_", dict(val=10**400), ValueError, "val must be a finite number"),
+    ("constant_", dict(val=None), TypeError, "val must be a real number"),
+])
+def test_init_rejects_bad_numbers_naming_them(call, kwargs, err, message):
+    """Found by the fuzz campaign (F2): huge or infinite options reached NumPy, OverflowError."""
+    w = nn.Parameter(np.ones((3, 4)))
+    with pytest.raises(err, match=re.escape(message)):
+        getattr(nn.init, call)(w, **kwargs)
+    assert (w.data == 1).all()
+
+
+def test_init_extremes_that_are_valid():
+    w = nn.Parameter(np.ones((3, 4)))
+    assert np.isinf(nn.init.constant_(w, float("-inf")).data).all()   # as torch: a fill
+    nn.init.kaiming_uniform_(w, a=1e200)   # gain sqrt(2 / (1 + a^2)) underflows to 0
+    assert not w.data.any()
+    assert nn.init.calculate_gain("leaky_relu", 1e200) == 0.0
 
 
 def test_manual_seed_and_rng_state():

@@ -92,30 +92,6 @@ def assert_close(name, got, ref, rtol, atol, mask=None):
             f"at {i}: got {got[i]!r}, expected {ref[i]!r} (tolerance {atol[i] + rtol[i] * abs(ref[i]):.3g})")
 
 
-class _Checker:
-    """assert_close(name, got, ref, rtol, atol, mask) as a function of the mask"""
-
-    def __init__(self, name, got, ref, rtol, atol):
-        self.name, self.got, self.ref, self.rtol, self.atol = name, got, ref, rtol, atol
-
-    def __call__(self, mask):
-        assert_close(self.name, self.got, self.ref, self.rtol, self.atol, mask)
-
-    def ok_mask(self, mask):
-        """the elements that pass (all outside mask)"""
-        try:
-            assert_close(self.name, self.got, self.ref, self.rtol, self.atol, mask)
-            return np.ones(np.shape(self.got), bool)
-        except AssertionError:
-            pass
-        got = np.asarray(self.got, dtype=np.float64)
-        ref = np.broadcast_to(np.asarray(self.ref, dtype=np.float64), got.shape)
-        with np.errstate(all="ignore"):
-            ok = (np.isnan(ref) & np.isnan(got)) | (ref == got) | (
-                np.abs(got - ref) <= np.broadcast_to(self.atol, got.shape) + self.rtol * np.abs(ref))
-        return ok | ~mask
-
-
 def _limits(x, fn, lo, hi):
     """fn(x) where x is finite, the limits lo / hi at -inf / +inf, NaN at NaN"""
     with np.errstate(all="ignore"):
@@ -132,11 +108,13 @@ def _ref_unary(name, x, kw):
     inf = np.inf
     table = {
         "relu": (ref.relu, 0.0, inf),
-        "leaky_relu": (lambda v: ref.leaky_relu(v, slope), -inf * np.sign(slope) if slope else 0.0, inf),
+        # at -inf the README's table (as PyTorch): -inf * slope, so NaN for slope 0; gelu
+        # and silu are -inf * 0 there, NaN
+        "leaky_relu": (lambda v: ref.leaky_relu(v, slope), -inf * slope if slope else np.nan, inf),
         "sigmoid": (ref.sigmoid, 0.0, 1.0),
         "tanh": (ref.tanh, -1.0, 1.0),
-        "gelu": (lambda v: ref.gelu(v, "tanh" if approx == "tanh" else "none"), 0.0, inf),
-        "silu": (ref.silu, 0.0, inf),
+        "gelu": (lambda v: ref.gelu(v, "tanh" if approx == "tanh" else "none"), np.nan, inf),
+        "silu": (ref.silu, np.nan, inf),
         "exp": (np.exp, 0.0, inf),
         "erf": (ref.erf, -1.0, 1.0),
     }
@@ -156,10 +134,11 @@ def _ref_unary_backward(name, g, x, kw):
             d = np.where(x > 0, 1.0, 0.0)
         elif name == "leaky_relu_backward":
             d = np.where(x > 0, 1.0, slope)
-        elif name == "gelu_backward":
-            d = _limits(x, lambda v: ref.gelu_backward(np.ones_like(v), v, approx), 0.0, 1.0)
-        elif name == "silu_backward":
-            d = _limits(x, lambda v: ref.silu_backward(np.ones_like(v), v), 0.0, 1.0)
+        elif name == "gelu_backward":  # at +-inf NaN (as PyTorch), the tanh form's limits
+            lo, hi = (0.0, 1.0) if approx == "tanh" else (np.nan, np.nan)
+            d = _limits(x, lambda v: ref.gelu_backward(np.ones_like(v), v, approx), lo, hi)
+        elif name == "silu_backward":  # NaN at +-inf, as PyTorch
+            d = _limits(x, lambda v: ref.silu_backward(np.ones_like(v), v), np.nan, np.nan)
         elif name == "sigmoid_backward":
             d = x * (1.0 - x)
         else:  # tanh_backward
@@ -250,29 +229,6 @@ def check_reference(fn, args, kw, res, before):
             pass  # a reference on a huge empty shape (sums over (2, 0, 10**9)): not ours
 
 
-# Functions whose +-inf inputs give NaN rather than the limits the README promises (as
-# PyTorch's do): finding F3 in docs/hardening.md, reported as known until fixed.
-INF_NAN = {"gelu": None, "silu": None, "leaky_relu": None, "gelu_backward": "none",
-           "silu_backward": None}
-
-
-def _split_inf(name, a, x, check):
-    """check(mask) on the finite inputs; on the infinite ones too, where a NaN for
-    a known function is reported under the KNOWN[F3] tag"""
-    inf = np.isinf(x)
-    check(~inf)
-    if not inf.any():
-        return
-    try:
-        check(inf)
-    except AssertionError as e:
-        known = name in INF_NAN and (INF_NAN[name] is None
-                                     or a.get("approximate", "none") != "tanh")
-        if known and np.all(np.isnan(np.asarray(check.got)[inf & ~check.ok_mask(inf)])):
-            raise AssertionError(f"KNOWN[F3] {name} at +-inf: {e}") from None
-        raise
-
-
 def _tanh_arg_rtol(x, a):
     """gelu's tanh form is sigmoid(2u), u = k (x + 0.044715 x^3) rounded to float32:
     in the tails an argument of size |2u| moves the result by ~|2u| ulps"""
@@ -290,7 +246,7 @@ def _chk_unary(name, a, res, live):
     ref = _ref_unary(name, x, a)
     # exp/erf/gelu/sigmoid/tanh: a few ulps (docs/accuracy.md); silu, leaky: products
     rtol = 2e-6 if name != "gelu" else 4e-6 + _tanh_arg_rtol(x, a)
-    _split_inf(name, a, x, _Checker(name, res, ref, rtol, FLOOR))
+    assert_close(name, res, ref, rtol, FLOOR)
 
 
 def _chk_unary_backward(name, a, res, live):
@@ -306,7 +262,7 @@ def _chk_unary_backward(name, a, res, live):
     ref = np.reshape(_ref_unary_backward(name, g, x, a), np.shape(x))
     scale = np.max(np.abs(g), initial=0.0)
     rtol = 2e-5 + (_tanh_arg_rtol(x, a) if name == "gelu_backward" else 0.0)
-    _split_inf(name, a, x, _Checker(name, res, ref, rtol, 1e-6 * scale + FLOOR))
+    assert_close(name, res, ref, rtol, 1e-6 * scale + FLOOR)
 
 
 def _axis(a, nd):
@@ -375,16 +331,7 @@ def _chk_cross_entropy(name, a, res, live):
     with np.errstate(all="ignore"):
         spread = np.nanmax(fin, axis=1, initial=-np.inf) - np.nanmin(fin, axis=1, initial=np.inf)
     spread = float(np.max(np.where(np.isfinite(spread), spread, 0.0), initial=0.0))
-    try:
-        assert_close(name + " loss", np.float64(got_loss), loss, 1e-5, 1e-6 * (1.0 + spread))
-    except AssertionError as e:
-        # finding F6: the loss is (max + log sum) - x[label] in double, and the smoothing term
-        # a float32 sum of the raw logits minus that: both cancel for large logits
-        size = float(np.max(np.abs(fin[np.isfinite(fin)]), initial=0.0))
-        if abs(got_loss - loss) <= 1e-5 + (2e-7 * xc.shape[1] if smoothing else 0.0) * size \
-                + 4e-16 * size:
-            raise AssertionError(f"KNOWN[F6] {e}") from None
-        raise
+    assert_close(name + " loss", np.float64(got_loss), loss, 1e-5, 1e-6 * (1.0 + spread))
     assert_close(name + " grad", got_grad, grad, 1e-5, 1e-6 / max(1, labels.size))
 
 
@@ -581,6 +528,8 @@ def _chk_optim(name, args, res, live):
             mb = vals["momentum_buf"].copy() if "momentum_buf" in vals else None
             if hyper["momentum"] > 0 and mb is None:
                 return
+            if ga is not None and hyper["alpha"] == 0.0:
+                return  # centered, alpha 0: sqrt of a rounding error that may be < 0, NaN as torch
             ref.rmsprop_step(p, vals["grad"], sq, hyper["lr"], hyper["alpha"], hyper["eps"],
                              hyper["weight_decay"], hyper["momentum"], ga, mb)
             state = {"square_avg": sq}
@@ -603,9 +552,19 @@ def _chk_optim(name, args, res, live):
         step_tol = np.abs(p - p_before) * 1e-6 * g / den
     step_tol = step_tol + 4e-6 * hyper.get("lr", 0.0) * terms * (1.0 if name == "sgd_step" else 10.0)
     finite = np.isfinite(p)
+    if name == "adam_step" and hyper["eps"] == 0.0:
+        # eps 0 and a second moment that is 0 in float32 (a gradient below 1e-23, or one that
+        # rounds to 0): 0 / 0, NaN, in torch as here
+        finite &= sq.astype(np.float32) > 0
+    cancel = 0.0
     if name == "rmsprop_step" and "grad_avg" in state:  # sqrt(square_avg - grad_avg^2): cancels
-        sq, ga2 = state["square_avg"], state["grad_avg"] ** 2
-        step_tol = step_tol + np.abs(p - p_before) * 1e-6 * (sq + ga2) / np.maximum(sq - ga2, 1e-38)
+        sq, ga = state["square_avg"], state["grad_avg"]
+        ga2 = ga * ga
+        # the roundings of square_avg, of grad_avg^2, of grad_avg's own update (g - grad_avg
+        # cancels too) and of g (in both), relative to the difference: a few ulps of each
+        cancel = 2 * (sq + ga2 + g * g + 2 * np.abs(ga) * (np.abs(vals["grad_avg"]) + g)) \
+            / np.maximum(sq - ga2, 1e-38)
+        step_tol = step_tol + np.abs(p - p_before) * 1e-6 * cancel
         # a difference within float32 rounding of 0 may come out < 0: NaN, as in torch
         finite &= sq - ga2 > 1e-5 * (sq + ga2)
     assert_close(name + " param", got["param"], p, 2e-6,
@@ -615,9 +574,7 @@ def _chk_optim(name, args, res, live):
         # float32 sums of terms larger than the result: error relative to the terms
         terms = np.abs(vals.get(k, 0.0)) + (g * g if "sq" in k else g)
         extra = 1e-6 * g / den if name == "rmsprop_step" and k == "momentum_buf" else 0.0  # g / avg
-        if name == "rmsprop_step" and "grad_avg" in state:  # sqrt(square_avg - grad_avg^2) cancels
-            sq_, ga2 = state["square_avg"], state["grad_avg"] ** 2
-            extra = extra * (1 + (sq_ + ga2) / np.maximum(sq_ - ga2, 1e-38))
+        extra = extra * (1 + cancel)  # sqrt(square_avg - grad_avg^2) cancels
         assert_close(f"{name} {k}", got[k], v, 1e-5, 2e-6 * terms + extra + FLOOR, np.isfinite(v))
 
 
@@ -1904,24 +1861,7 @@ def child():
 
 # Findings reported and not fixed yet (docs/hardening.md has each with its reproducer):
 # shown under "known" and not failing the run, unless --strict. Remove an entry with its fix.
-KNOWN = {
-    "F2": "OverflowError, not ValueError, for a number option too large: an int beyond "
-          "float range in fastnn/_args.py check_real (nn.Dropout(p=10**400), "
-          "optim.SGD(lr=10**400), clip_grad_norm_(ps, 10**400), ...) and in nn.init "
-          "(kaiming_normal_(t, a=10**400)), an infinite bound in nn.init.uniform_ "
-          "(xavier_uniform_(t, gain=inf))",
-    "F3": "+-inf give NaN instead of the limits the README promises (as PyTorch): gelu (both "
-          "forms), silu and leaky_relu(negative_slope=0) at -inf; gelu_backward (erf form) and "
-          "silu_backward at +-inf",
-    "F6": "cross_entropy is wrong for large logits: the smoothing term is a float32 sum of the "
-          "raw logits minus lse, and the loss (max + log sum) - x[label] in double "
-          "(csrc/losses.c): constant logits 1e8 over 1000 classes with label_smoothing=1 give "
-          "246.5, constant logits 1e30 give 0 (smoothing 0) or -4e24, not log(C)",
-    "F4": "matmul raises 'invalid arguments (status 1)' for a valid call when `out` overlaps an "
-          "operand and the other one is a vector-shaped transposed or stride-0 view: the copy "
-          "made for the overlap changes its layout, the transpose flag computed before is kept "
-          "(src/fastnn/_gemm.pxi)",
-}
+KNOWN = {}  # none open: F1-F6 (docs/hardening.md) are fixed or documented behaviour
 
 
 def known_tag(finding):
@@ -1929,14 +1869,6 @@ def known_tag(finding):
     m = re.search(r"KNOWN\[(\w+)\]", finding.get("error", ""))
     if m:
         return m.group(1)
-    if finding.get("fn", "").startswith("matmul") and \
-            "matmul: invalid arguments (status 1)" in finding.get("error", ""):
-        return "F4"
-    where = finding.get("where", "").replace(os.sep, "/")
-    if finding.get("error", "").startswith("OverflowError") and (
-            where.endswith("fastnn/_args.py:33") or "fastnn/nn/init.py:" in where
-            or finding.get("fn") == "init_call"):
-        return "F2"
     return None
 
 

@@ -77,8 +77,6 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     cdef Operand A, B
     a_arr = operand(a, "a", &A)
     b_arr = operand(b, "b", &B)
-    cdef bint ta = bool(trans_a) != A.transposed
-    cdef bint tb = bool(trans_b) != B.transposed
     cdef int64_t M = A.cols if trans_a else A.rows
     cdef int64_t K = A.rows if trans_a else A.cols
     cdef int64_t Kb = B.cols if trans_b else B.rows
@@ -111,6 +109,9 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
         if may_overlap(o, a_arr) or may_overlap(o, b_arr):
             a_arr = operand(np.array(a_arr), "a", &A)  # C must not alias A or B, as in BLAS
             b_arr = operand(np.array(b_arr), "b", &B)
+    # the kernel's transpose flags, from the layouts passed (a copy may have another one)
+    cdef bint ta = bool(trans_a) != A.transposed
+    cdef bint tb = bool(trans_b) != B.transposed
     cdef float *c = <float *>cnp.PyArray_DATA(<cnp.ndarray>o)
     cdef int64_t sa = A.batch_stride if A.batch > 1 else 0
     cdef int64_t sb = B.batch_stride if B.batch > 1 else 0

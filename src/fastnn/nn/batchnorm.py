@@ -64,8 +64,10 @@ class BatchNorm1d(Module):
                 raise ValueError(f"BatchNorm1d needs more than 1 value per channel to use "
                                  f"batch statistics (training, or no running statistics), "
                                  f"got input of shape {x.shape}")
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
+            # statistics in float64: a channel of equal values has mean exactly that value and
+            # variance 0, so xhat is 0 rather than rounding noise times 1 / sqrt(eps)
+            mean = x.mean(axis=axes, dtype=np.float64).astype(np.float32)
+            var = x.var(axis=axes, dtype=np.float64).astype(np.float32)
             if self.training and self.track_running_stats:
                 self.num_batches_tracked += 1
                 f = (self.momentum if self.momentum is not None

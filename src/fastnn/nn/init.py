@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from fastnn._args import check_real
 from fastnn.nn.parameter import Parameter
 from fastnn.random import generator
 
@@ -32,10 +33,21 @@ def _array(tensor) -> np.ndarray:
     return arr
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _fill(tensor, values) -> object:
     arr = _array(tensor)
     arr[...] = values
     return tensor
+
+
+def _check_float32(value: float, name: str) -> float:
+    """value, if the float32 weights can hold it; ValueError naming it otherwise"""
+    if abs(value) > _F32_MAX:
+        raise ValueError(f"{name} must be within float32's range (|{name}| <= {_F32_MAX:.4g}), "
+                         f"got {value!r}")
+    return value
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -49,10 +61,11 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else param
-        if isinstance(slope, bool) or not isinstance(slope, (int, float)):
-            raise ValueError(f"negative_slope {slope!r} is not a valid number")
-        return math.sqrt(2.0 / (1 + slope ** 2))
+        if isinstance(param, bool) or not isinstance(param, (int, float, type(None))):
+            # a ValueError, as torch's
+            raise ValueError(f"negative_slope must be a real number, got {param!r}")
+        slope = 0.01 if param is None else check_real(param, "negative_slope")
+        return math.sqrt(2.0 / (1 + slope * slope))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"unsupported nonlinearity {nonlinearity!r}")
@@ -68,18 +81,20 @@ def _fans(arr: np.ndarray):
 
 def uniform_(tensor, a: float = 0.0, b: float = 1.0):
     arr = _array(tensor)
+    a = _check_float32(check_real(a, "a"), "a")
+    b = _check_float32(check_real(b, "b", low=a), "b")
     return _fill(tensor, generator().uniform(a, b, size=arr.shape))
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0):
     arr = _array(tensor)
-    if std < 0:
-        raise ValueError(f"std must be >= 0, got {std}")
+    mean = _check_float32(check_real(mean, "mean"), "mean")
+    std = _check_float32(check_real(std, "std", low=0.0), "std")
     return _fill(tensor, generator().normal(mean, std, size=arr.shape))
 
 
 def constant_(tensor, val: float):
-    return _fill(tensor, val)
+    return _fill(tensor, check_real(val, "val", finite=False))
 
 
 def zeros_(tensor):
@@ -90,16 +105,24 @@ def ones_(tensor):
     return _fill(tensor, 1.0)
 
 
-def xavier_uniform_(tensor, gain: float = 1.0):
+def _xavier_scale(tensor, gain, factor: float) -> float:
+    """gain * sqrt(factor / (fan_in + fan_out)): the bound (factor 6) or the std (factor 2)"""
+    gain = check_real(gain, "gain", low=0.0)
     fan_in, fan_out = _fans(_array(tensor))
-    bound = gain * math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
+    scale = gain * math.sqrt(factor / (fan_in + fan_out)) if fan_in + fan_out else 0.0
+    if scale > _F32_MAX:
+        raise ValueError(f"gain must keep the weights within float32's range, got {gain!r} "
+                         f"(a scale of {scale:.4g})")
+    return scale
+
+
+def xavier_uniform_(tensor, gain: float = 1.0):
+    bound = _xavier_scale(tensor, gain, 6.0)
     return uniform_(tensor, -bound, bound)
 
 
 def xavier_normal_(tensor, gain: float = 1.0):
-    fan_in, fan_out = _fans(_array(tensor))
-    std = gain * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
-    return normal_(tensor, 0.0, std)
+    return normal_(tensor, 0.0, _xavier_scale(tensor, gain, 2.0))
 
 
 def _kaiming_std(tensor, a, mode, nonlinearity) -> float:
