@@ -221,3 +221,14 @@ def test_an_int_beyond_float_range_is_a_value_error():
     from fastnn import nn
     with pytest.raises(ValueError, match=r"\bp\b must be a finite number"):
         nn.Dropout(p=10**400)
+
+
+def test_a_size_beyond_int64_is_a_value_error():
+    """Found by the fuzz campaign: BatchNorm1d(2**70, affine=False, track_running_stats=False)
+    allocates nothing, so it was accepted; sizes are int64 in C."""
+    from fastnn import nn
+    with pytest.raises(ValueError, match=r"num_features must be <= 9223372036854775807, got "
+                                         r"1180591620717411303424"):
+        nn.BatchNorm1d(2**70, affine=False, track_running_stats=False)
+    with pytest.raises(ValueError, match="in_features must be <= "):
+        nn.Linear(2**63, 1)

@@ -587,6 +587,8 @@ def test_init_extremes_that_are_valid():
     nn.init.kaiming_uniform_(w, a=1e200)   # gain sqrt(2 / (1 + a^2)) underflows to 0
     assert not w.data.any()
     assert nn.init.calculate_gain("leaky_relu", 1e200) == 0.0
+    with pytest.raises(ValueError, match="negative_slope"):   # checked for an empty tensor too
+        nn.init.kaiming_uniform_(np.zeros((0, 3), np.float32), a="a", mode="fan_out")
 
 
 def test_manual_seed_and_rng_state():

@@ -16,12 +16,19 @@ def describe(value) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def check_int(value, name: str, low: Optional[int] = 0) -> int:
-    """value as an int >= low (no bound with low=None; bools refused)."""
+INT64_MAX = 2 ** 63 - 1
+
+
+def check_int(value, name: str, low: Optional[int] = 0,
+              high: Optional[int] = INT64_MAX) -> int:
+    """value as an int in [low, high] (no bound where None; bools refused). Sizes and counts
+    end up as int64 in C, hence the default high."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {describe(value)}")
     if low is not None and value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
     return int(value)
 
 

@@ -20,7 +20,7 @@ _generator = np.random.Generator(np.random.PCG64())
 def manual_seed(seed: int) -> np.random.Generator:
     """Re-seed fastnn's random stream (PCG64) and return its generator."""
     global _generator
-    _generator = np.random.Generator(np.random.PCG64(check_int(seed, "seed")))
+    _generator = np.random.Generator(np.random.PCG64(check_int(seed, "seed", high=None)))
     return _generator
 
 

@@ -128,9 +128,10 @@ def xavier_normal_(tensor, gain: float = 1.0):
 def _kaiming_std(tensor, a, mode, nonlinearity) -> float:
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    gain = calculate_gain(nonlinearity, a)  # its arguments checked for empty tensors too
     fan_in, fan_out = _fans(_array(tensor))
     fan = fan_in if mode == "fan_in" else fan_out
-    return calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0
+    return gain / math.sqrt(fan) if fan else 0.0
 
 
 def kaiming_uniform_(tensor, a: float = 0.0, mode: str = "fan_in",
