@@ -7,6 +7,8 @@ Modules
                        batched attention, linear+relu shapes)
     cases_mlp          MLP training steps: ``build_mlp_cases()`` (784-256-128-10 with
                        SGD and Adam at batch 32-1024; the per-layer overhead case)
+    cases_cnn          CNN training steps and inference: ``build_cnn_cases()`` (the baseline
+                       CNN, LeNet-5, a small ResNet, LeNet-5 batch-1 inference)
     (fastnn.baselines.numpy_mlp.NumpyMLP is the hand-written NumPy trainer the MLP
                        cases time; it lives in the product: fastnn demo uses it too)
     timing             ``prepare`` (build, check, pick the fastest formulation),
@@ -34,6 +36,7 @@ from .cases_elementwise import (CLASSES, DEFAULT_SIZES, ELEMENTWISE, LOSS_SIZE, 
                                 ROWS, build_cases)
 from .cases_gemm import (GEMM_OP_NAMES, GEMM_OPS, SQUARE_SIZES, GemmCase, GemmOp,
                          build_gemm_cases)
+from .cases_cnn import CNN_OP_NAMES, CNN_OPS, CnnCase, CnnOp, build_cnn_cases
 from .cases_mlp import MLP_OP_NAMES, MLP_OPS, MlpCase, MlpOp, build_mlp_cases
 from .core import (DEFAULT_THREADS, FULL, LIBS, QUICK, Case, CheckError, Op, check_result,
                    format_size, parse_size)
@@ -45,7 +48,8 @@ from .workers import BLAS_THREAD_VARS, Worker, WorkerPool, worker_cases, worker_
 from .report import SUITES, add_arguments, run
 
 __all__ = [
-    "BLAS_THREAD_VARS", "CLASSES", "Case", "CheckError", "DEFAULT_SIZES", "DEFAULT_THREADS",
+    "BLAS_THREAD_VARS", "CLASSES", "CNN_OPS", "CNN_OP_NAMES", "CnnCase", "CnnOp",
+    "build_cnn_cases", "Case", "CheckError", "DEFAULT_SIZES", "DEFAULT_THREADS",
     "ELEMENTWISE", "FULL", "GEMM_OPS", "GEMM_OP_NAMES", "GemmCase", "GemmOp", "LIBS",
     "LOSS_SIZE", "MLP_OPS", "MLP_OP_NAMES", "MlpCase", "MlpOp", "OPS", "OP_NAMES", "Op",
     "Prepared", "QUICK", "ROWS", "SQUARE_SIZES", "SUITES", "Worker", "WorkerPool",

@@ -12,12 +12,13 @@ import time
 
 from .cases_elementwise import DEFAULT_SIZES, OP_NAMES, build_cases
 from .cases_gemm import GEMM_OP_NAMES, build_gemm_cases
+from .cases_cnn import CNN_OP_NAMES, build_cnn_cases
 from .cases_mlp import MLP_OP_NAMES, build_mlp_cases
 from .core import DEFAULT_THREADS, FULL, LIBS, QUICK, parse_size
 from .machine import cpu_model, cpu_pressure, cpu_stall_total
 from .workers import WorkerPool
 
-SUITES = ("elementwise", "gemm", "mlp", "all")
+SUITES = ("elementwise", "gemm", "mlp", "cnn", "all")
 
 
 def _csv(text):
@@ -27,8 +28,8 @@ def _csv(text):
 DESCRIPTION = ("Time each op in fastnn, NumPy and PyTorch (each library in its own worker "
                "process, asked in alternating order over several rounds) and print the "
                "per-case median time and fastnn's speed-up; GEMM cases print GFLOP/s and "
-               "fastnn's share of the measured FMA peak; MLP cases print the time per "
-               "training step and samples/s. Results are checked against "
+               "fastnn's share of the measured FMA peak; MLP and CNN cases print the time "
+               "per training step and samples/s. Results are checked against "
                "fastnn's before timing.")
 
 
@@ -36,7 +37,8 @@ def add_arguments(p) -> None:
     """Declare the bench options on the argparse parser p."""
     p.add_argument("--suite", choices=SUITES, default="all",
                    help="element-wise/softmax/loss ops, GEMM (matmul, linear), MLP training "
-                        "steps or all of them (default %(default)s)")
+                        "steps, CNN training steps and inference, or all of them "
+                        "(default %(default)s)")
     p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                    help="threads for fastnn, torch and BLAS (default %(default)s)")
     p.add_argument("--sizes", default=None,
@@ -45,7 +47,8 @@ def add_arguments(p) -> None:
     p.add_argument("--ops", default=None,
                    help="comma-separated ops (default: all): " + ",".join(OP_NAMES)
                         + "; GEMM: " + ",".join(GEMM_OP_NAMES)
-                        + "; MLP: " + ",".join(MLP_OP_NAMES))
+                        + "; MLP: " + ",".join(MLP_OP_NAMES)
+                        + "; CNN: " + ",".join(CNN_OP_NAMES))
     p.add_argument("--libs", default=",".join(LIBS),
                    help="libraries to time (default %(default)s; torch is skipped if missing)")
     p.add_argument("--quick", action="store_true",
@@ -77,14 +80,15 @@ def _fmt_ratio(r):
 
 
 def _select_cases(args, sizes):
-    """(element-wise cases, GEMM cases, MLP cases) for --suite / --ops / --quick."""
+    """(element-wise, GEMM, MLP and CNN cases) for --suite / --ops / --quick."""
     ops = _csv(args.ops) if args.ops else None
     want_ew = args.suite in ("elementwise", "all")
     want_gemm = args.suite in ("gemm", "all")
     want_mlp = args.suite in ("mlp", "all")
+    want_cnn = args.suite in ("cnn", "all")
     if ops is not None:
         known = ((OP_NAMES if want_ew else ()) + (GEMM_OP_NAMES if want_gemm else ())
-                 + (MLP_OP_NAMES if want_mlp else ()))
+                 + (MLP_OP_NAMES if want_mlp else ()) + (CNN_OP_NAMES if want_cnn else ()))
         unknown = [o for o in ops if o not in known]
         if unknown or not ops:
             raise ValueError(f"unknown op(s) {', '.join(unknown) or '(none)'} for --suite "
@@ -95,8 +99,10 @@ def _select_cases(args, sizes):
     ew = build_cases(sizes, ew_ops) if want_ew and ew_ops != [] else []
     gemm = (build_gemm_cases(gemm_ops, quick=args.quick)
             if want_gemm and gemm_ops != [] else [])
+    cnn_ops = None if ops is None else [o for o in ops if o in CNN_OP_NAMES]
     mlp = build_mlp_cases(mlp_ops) if want_mlp and mlp_ops != [] else []
-    return ew, gemm, mlp
+    cnn = build_cnn_cases(cnn_ops) if want_cnn and cnn_ops != [] else []
+    return ew, gemm, mlp, cnn
 
 
 class _Table:
@@ -183,8 +189,10 @@ def _mlp_caption(cases):
     models = {}
     for c in cases:
         models.setdefault(c.name, c.shape_text)
-    return ("MLP training: median time per step (forward, cross-entropy, backward, optimizer "
-            "step, zero_grad)\n" + "\n".join(f"  {name}: {text}" for name, text in models.items()))
+    kind = "CNN" if cases and getattr(cases[0], "suite", "") == "cnn" else "MLP"
+    return (f"{kind} training: median time per step (forward, cross-entropy, backward, optimizer "
+            "step, zero_grad; an inference case: one forward)\n"
+            + "\n".join(f"  {name}: {text}" for name, text in models.items()))
 
 
 def _overhead_line(case, res, libs):
@@ -220,7 +228,7 @@ def run(args) -> int:
             sizes = [parse_size(s) for s in _csv(args.sizes)]
         else:
             sizes = list(DEFAULT_SIZES)
-        ew_cases, gemm_cases, mlp_cases = _select_cases(args, sizes)
+        ew_cases, gemm_cases, mlp_cases, cnn_cases = _select_cases(args, sizes)
     except ValueError as e:
         print(f"fastnn bench: {e}", file=sys.stderr)
         return 2
@@ -264,9 +272,10 @@ def run(args) -> int:
             caption = ("GEMM: GFLOP/s = 2*M*N*K*batch / median time; "
                        "% peak = fastnn GFLOP/s / FMA peak")
             tables.append((gemm_cases, _gemm_table(gemm_cases, libs, others, peak), caption))
-        if mlp_cases:
-            tables.append((mlp_cases, _mlp_table(mlp_cases, libs, others),
-                           _mlp_caption(mlp_cases)))
+        for step_cases in (mlp_cases, cnn_cases):
+            if step_cases:
+                tables.append((step_cases, _mlp_table(step_cases, libs, others),
+                               _mlp_caption(step_cases)))
         overhead = []
         for i, (cases, table, caption) in enumerate(tables):
             if i:
@@ -295,7 +304,7 @@ def run(args) -> int:
         for line in overhead:
             print(line, file=out)
 
-    cases = ew_cases + gemm_cases + mlp_cases
+    cases = ew_cases + gemm_cases + mlp_cases + cnn_cases
     notes = sorted({c.op.note for c in cases if c.op.note})
     if notes:
         print("", file=out)
@@ -384,8 +393,8 @@ def _record(case, res, libs, peak=None):
             times[lib] = {"error": r.get("error"), "kind": r.get("kind")}
     rec = {"case": case.id, "op": case.name, "size": case.size, "shape": list(case.shape),
            "elements": case.elements, "times": times}
-    if getattr(case, "suite", "") == "mlp":
-        rec.update(suite="mlp", model=case.shape_text, batch=case.batch, layers=case.layers)
+    if getattr(case, "suite", "") in ("mlp", "cnn"):
+        rec.update(suite=case.suite, model=case.shape_text, batch=case.batch, layers=case.layers)
         for lib, t in times.items():
             if "median_s" in t:
                 t["samples_per_s"] = case.batch / t["median_s"]
