@@ -1,4 +1,5 @@
-"""Gradient clipping, as torch.nn.utils: clip_grad_norm_, clip_grad_value_."""
+"""As torch.nn.utils: gradient clipping (clip_grad_norm_, clip_grad_value_) and
+fuse_conv_bn_eval, a convolution with a following eval-mode BatchNorm folded into it."""
 from __future__ import annotations
 
 import math
@@ -49,3 +50,37 @@ def clip_grad_value_(parameters: Params, clip_value: float) -> None:
     v = np.float32(abs(check_real(clip_value, "clip_value", finite=False)))
     for g in _grads(parameters):
         np.clip(g, -v, v, out=g)
+
+
+def fuse_conv_bn_eval(conv, bn, transpose: bool = False):
+    """A copy of `conv` computing bn(conv(x)) with bn's running statistics, for
+    inference (as torch.nn.utils.fuse_conv_bn_eval): weight * gamma / sqrt(var + eps)
+    per output channel, bias (b - mean) * gamma / sqrt(var + eps) + beta. Both must be in
+    eval mode; transpose=True for a ConvTranspose (output channels on weight's axis 1)."""
+    import copy
+
+    if conv.training or bn.training:
+        raise ValueError("fuse_conv_bn_eval needs conv and bn in eval mode (call .eval())")
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("fuse_conv_bn_eval needs a BatchNorm with running statistics "
+                         "(track_running_stats=True)")
+    axis = 1 if transpose else 0
+    w = conv.weight.data
+    if w.shape[axis] != bn.num_features:
+        raise ValueError(f"bn has {bn.num_features} features but conv has {w.shape[axis]} "
+                         f"output channels")
+    scale = np.asarray(bn.running_var, np.float64) + bn.eps
+    scale = 1.0 / np.sqrt(scale)
+    if bn.weight is not None:
+        scale = scale * bn.weight.data
+    shift = -np.asarray(bn.running_mean, np.float64) * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias.data
+    if conv.bias is not None:
+        shift = shift + conv.bias.data * scale
+    fused = copy.deepcopy(conv)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    fused.weight = Parameter((w * scale.reshape(shape)).astype(np.float32))
+    fused.bias = Parameter(shift.astype(np.float32))
+    return fused
