@@ -1,22 +1,29 @@
-"""BatchNorm1d: per-feature normalisation of (N, C) or (N, C, L) inputs.
+"""BatchNorm1d and BatchNorm2d: per-channel normalisation of (N, C), (N, C, L) or
+(N, C, H, W) inputs, in C (fastnn.ops.batch_norm / batch_norm_backward).
 
 Training normalises with the batch's mean and biased variance and updates
 running_mean / running_var (unbiased variance) with `momentum` (None: a
 cumulative average over num_batches_tracked); eval mode uses the running
 statistics. Parameters weight (gamma) and bias (beta) when affine; buffers
 running_mean, running_var, num_batches_tracked: PyTorch's names and layouts.
+Forward keeps its input and the per-channel mean and invstd for backward (not
+the normalised input): the input must not be changed in place before backward.
 """
 from __future__ import annotations
 
 
 import numpy as np
 
+from fastnn import ops
 from fastnn._args import check_int, check_real
 from fastnn.nn.module import Module, to_float32
 from fastnn.nn.parameter import Parameter
 
 
-class BatchNorm1d(Module):
+class _BatchNorm(Module):
+    _ndims = (2, 3)  # input dimensions taken
+    _shapes = "(N, {c}) or (N, {c}, L)"
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
                  track_running_stats: bool = True):
         super().__init__()
@@ -45,68 +52,58 @@ class BatchNorm1d(Module):
             self.running_var.fill(1.0)
             self.num_batches_tracked[...] = 0
 
-    def _layout(self, x: np.ndarray):
-        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d({self.num_features}) expects input of shape "
-                             f"(N, {self.num_features}) or (N, {self.num_features}, L), "
-                             f"got {x.shape}")
-        axes = (0,) if x.ndim == 2 else (0, 2)
-        shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
-        return axes, shape
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data[...] = 1.0
+            self.bias.data[...] = 0.0
+
+    def _check_input(self, x: np.ndarray) -> None:
+        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}) expects input of shape "
+                             f"{self._shapes.format(c=self.num_features)}, got {x.shape}")
 
     def forward(self, x):
         x = to_float32(x)
-        axes, shape = self._layout(x)
-        count = x.size // max(self.num_features, 1)
+        self._check_input(x)
         batch_stats = self.training or not self.track_running_stats
-        if batch_stats:
-            if count <= 1:
-                raise ValueError(f"BatchNorm1d needs more than 1 value per channel to use "
-                                 f"batch statistics (training, or no running statistics), "
-                                 f"got input of shape {x.shape}")
-            # statistics in float64: a channel of equal values has mean exactly that value and
-            # variance 0, so xhat is 0 rather than rounding noise times 1 / sqrt(eps)
-            mean = x.mean(axis=axes, dtype=np.float64).astype(np.float32)
-            var = x.var(axis=axes, dtype=np.float64).astype(np.float32)
-            if self.training and self.track_running_stats:
-                self.num_batches_tracked += 1
-                f = (self.momentum if self.momentum is not None
-                     else 1.0 / float(self.num_batches_tracked))
-                unbiased = var * np.float32(count / (count - 1))
-                self.running_mean *= np.float32(1.0 - f)
-                self.running_mean += np.float32(f) * mean
-                self.running_var *= np.float32(1.0 - f)
-                self.running_var += np.float32(f) * unbiased
-        else:
-            mean, var = self.running_mean, self.running_var
-        inv_std = (1.0 / np.sqrt(var + np.float32(self.eps))).astype(np.float32)
-        xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-        self._save(xhat, inv_std, batch_stats)
-        if not self.affine:
-            return xhat
-        return xhat * self.weight.data.reshape(shape) + self.bias.data.reshape(shape)
+        if batch_stats and x.size // max(self.num_features, 1) <= 1:
+            raise ValueError(f"{type(self).__name__} needs more than 1 value per channel to use "
+                             f"batch statistics (training, or no running statistics), "
+                             f"got input of shape {x.shape}")
+        factor = 0.0
+        update = self.training and self.track_running_stats
+        if update:
+            self.num_batches_tracked += 1
+            factor = (self.momentum if self.momentum is not None
+                      else 1.0 / float(self.num_batches_tracked))
+        weight = self.weight.data if self.affine else None
+        bias = self.bias.data if self.affine else None
+        use_running = update or not batch_stats
+        y, mean, invstd = ops.batch_norm(
+            x, self.running_mean if use_running else None,
+            self.running_var if use_running else None, weight, bias, batch_stats, factor,
+            self.eps, return_stats=True)
+        self._save(x, mean, invstd, batch_stats)
+        return y
 
     def backward(self, grad_out, input_grad: bool = True):
-        xhat, inv_std, batch_stats = self._saved()
+        x, mean, invstd, batch_stats = self._saved()
         g = to_float32(grad_out, "grad_out")
-        if g.shape != xhat.shape:
-            raise ValueError(f"grad_out must have shape {xhat.shape}, got {g.shape}")
-        axes, shape = self._layout(g)
-        sum_g = g.sum(axis=axes)
-        sum_gx = (g * xhat).sum(axis=axes)
+        if g.shape != x.shape:
+            raise ValueError(f"grad_out must have shape {x.shape}, got {g.shape}")
+        weight = gw = gb = None
         if self.affine:
-            if self.weight.requires_grad:
-                self.weight.grad += sum_gx
-            if self.bias.requires_grad:
-                self.bias.grad += sum_g
-        if not input_grad:
+            weight = self.weight.data
+            gw = self.weight._grad if self.weight.requires_grad else None
+            gb = self.bias._grad if self.bias.requires_grad else None
+            if not (input_grad or gw is not None or gb is not None):
+                return None
+        elif not input_grad:
             return None
-        scale = inv_std * (self.weight.data if self.affine else np.float32(1.0))
-        if not batch_stats:
-            return g * scale.reshape(shape)
-        count = np.float32(g.size // max(self.num_features, 1))
-        return (scale / count).reshape(shape) * (
-            count * g - sum_g.reshape(shape) - xhat * sum_gx.reshape(shape))
+        dx, _, _ = ops.batch_norm_backward(g, x, mean, invstd, weight, batch_stats, input_grad,
+                                           gw, gb)
+        return dx
 
     def get_config(self) -> dict:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
@@ -127,3 +124,13 @@ class BatchNorm1d(Module):
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) or (N, C, L): statistics per channel over N (and L)."""
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W): statistics per channel over N, H and W."""
+    _ndims = (4,)
+    _shapes = "(N, {c}, H, W)"

@@ -1,0 +1,84 @@
+"""GroupNorm: the C channels of an (N, C, *) input in num_groups groups, each
+(sample, group) normalised with its own mean and biased variance, then a
+per-channel affine (weight, bias when affine), in C (fastnn.ops.group_norm /
+group_norm_backward). The same in training and eval (no running statistics).
+Forward keeps its input and the per-(n, group) mean and invstd for backward: the
+input must not be changed in place before backward."""
+from __future__ import annotations
+
+
+import numpy as np
+
+from fastnn import ops
+from fastnn._args import check_int, check_real
+from fastnn.nn.module import Module, to_float32
+from fastnn.nn.parameter import Parameter
+
+
+class GroupNorm(Module):
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True):
+        super().__init__()
+        self.num_groups = check_int(num_groups, "num_groups", 1)
+        self.num_channels = check_int(num_channels, "num_channels")
+        if self.num_channels % self.num_groups != 0:
+            raise ValueError(f"num_channels must be divisible by num_groups, got "
+                             f"num_channels={self.num_channels}, num_groups={self.num_groups}")
+        self.eps = check_real(eps, "eps", 0.0)
+        self.affine = bool(affine)
+        if self.affine:
+            self.weight = Parameter(np.ones(self.num_channels, np.float32))
+            self.bias = Parameter(np.zeros(self.num_channels, np.float32))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        if self.affine:
+            self.weight.data[...] = 1.0
+            self.bias.data[...] = 0.0
+
+    def forward(self, x):
+        x = to_float32(x)
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) expects input "
+                             f"of shape (N, {self.num_channels}, *), got {x.shape}")
+        weight = self.weight.data if self.affine else None
+        bias = self.bias.data if self.affine else None
+        y, mean, invstd = ops.group_norm(x, self.num_groups, weight, bias, self.eps,
+                                         return_stats=True)
+        self._save(x, mean, invstd)
+        return y
+
+    def backward(self, grad_out, input_grad: bool = True):
+        x, mean, invstd = self._saved()
+        g = to_float32(grad_out, "grad_out")
+        if g.shape != x.shape:
+            raise ValueError(f"grad_out must have shape {x.shape}, got {g.shape}")
+        weight = gw = gb = None
+        if self.affine:
+            weight = self.weight.data
+            gw = self.weight._grad if self.weight.requires_grad else None
+            gb = self.bias._grad if self.bias.requires_grad else None
+            if not (input_grad or gw is not None or gb is not None):
+                return None
+        elif not input_grad:
+            return None
+        dx, _, _ = ops.group_norm_backward(g, x, mean, invstd, self.num_groups, weight,
+                                           input_grad, gw, gb)
+        return dx
+
+    def get_config(self) -> dict:
+        return {"num_groups": self.num_groups, "num_channels": self.num_channels,
+                "eps": self.eps, "affine": self.affine}
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        from fastnn.nn.container_protocol import config_bool, config_int
+        n = config_int(config, "num_channels")
+        if config_bool(config, "affine"):
+            return {"weight": ((n,), "F32"), "bias": ((n,), "F32")}
+        return {}
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
