@@ -20,23 +20,33 @@ from fastnn.nn.module import Module, to_float32
 from fastnn.nn.parameter import Parameter
 
 
+def check_device_dtype(device, dtype) -> None:
+    """torch's device= / dtype= arguments: only the CPU and float32 (or None)."""
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"device must be None or 'cpu', got {device!r}")
+    if dtype is not None and "float32" not in str(dtype):
+        raise TypeError(f"dtype must be None or float32, got {dtype!r}")
+
+
 class _BatchNorm(Module):
     _ndims = (2, 3)  # input dimensions taken
     _shapes = "(N, {c}) or (N, {c}, L)"
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True):
+                 track_running_stats: bool = True, device=None, dtype=None, *,
+                 bias: bool = True):
         super().__init__()
+        check_device_dtype(device, dtype)
         self.num_features = check_int(num_features, "num_features")
         self.eps = check_real(eps, "eps", 0.0, low_open=True)
         self.momentum = None if momentum is None else check_real(momentum, "momentum", 0.0, 1.0)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_features, np.float32))
+        self.register_parameter("weight", Parameter(np.ones(self.num_features, np.float32))
+                                if self.affine else None)
+        if self.affine and bias:
             self.bias = Parameter(np.zeros(self.num_features, np.float32))
         else:
-            self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if self.track_running_stats:
             self.register_buffer("running_mean", np.zeros(self.num_features, np.float32))
@@ -56,6 +66,7 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         if self.affine:
             self.weight.data[...] = 1.0
+        if self.bias is not None:
             self.bias.data[...] = 0.0
 
     def _check_input(self, x: np.ndarray) -> None:
@@ -78,7 +89,7 @@ class _BatchNorm(Module):
             factor = (self.momentum if self.momentum is not None
                       else 1.0 / float(self.num_batches_tracked))
         weight = self.weight.data if self.affine else None
-        bias = self.bias.data if self.affine else None
+        bias = None if self.bias is None else self.bias.data
         use_running = update or not batch_stats
         y, mean, invstd = ops.batch_norm(
             x, self.running_mean if use_running else None,
@@ -96,7 +107,7 @@ class _BatchNorm(Module):
         if self.affine:
             weight = self.weight.data
             gw = self.weight._grad if self.weight.requires_grad else None
-            gb = self.bias._grad if self.bias.requires_grad else None
+            gb = self.bias._grad if self.bias is not None and self.bias.requires_grad else None
             if not (input_grad or gw is not None or gb is not None):
                 return None
         elif not input_grad:
@@ -107,7 +118,8 @@ class _BatchNorm(Module):
 
     def get_config(self) -> dict:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "track_running_stats": self.track_running_stats}
+                "affine": self.affine, "track_running_stats": self.track_running_stats,
+                "bias": self.bias is not None}
 
     @classmethod
     def state_shapes(cls, config: dict) -> dict:
@@ -115,7 +127,9 @@ class _BatchNorm(Module):
         n = config_int(config, "num_features")
         state = {}
         if config_bool(config, "affine"):
-            state.update(weight=((n,), "F32"), bias=((n,), "F32"))
+            state["weight"] = ((n,), "F32")
+            if config_bool(config, "bias") if "bias" in config else True:
+                state["bias"] = ((n,), "F32")
         if config_bool(config, "track_running_stats"):
             state.update(running_mean=((n,), "F32"), running_var=((n,), "F32"),
                          num_batches_tracked=((), "I64"))
@@ -123,7 +137,8 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):

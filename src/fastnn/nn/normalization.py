@@ -11,14 +11,16 @@ import numpy as np
 
 from fastnn import ops
 from fastnn._args import check_int, check_real
+from fastnn.nn.batchnorm import check_device_dtype
 from fastnn.nn.module import Module, to_float32
 from fastnn.nn.parameter import Parameter
 
 
 class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
-                 affine: bool = True):
+                 affine: bool = True, device=None, dtype=None, *, bias: bool = True):
         super().__init__()
+        check_device_dtype(device, dtype)
         self.num_groups = check_int(num_groups, "num_groups", 1)
         self.num_channels = check_int(num_channels, "num_channels")
         if self.num_channels % self.num_groups != 0:
@@ -26,16 +28,17 @@ class GroupNorm(Module):
                              f"num_channels={self.num_channels}, num_groups={self.num_groups}")
         self.eps = check_real(eps, "eps", 0.0)
         self.affine = bool(affine)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_channels, np.float32))
+        self.register_parameter("weight", Parameter(np.ones(self.num_channels, np.float32))
+                                if self.affine else None)
+        if self.affine and bias:
             self.bias = Parameter(np.zeros(self.num_channels, np.float32))
         else:
-            self.register_parameter("weight", None)
             self.register_parameter("bias", None)
 
     def reset_parameters(self) -> None:
         if self.affine:
             self.weight.data[...] = 1.0
+        if self.bias is not None:
             self.bias.data[...] = 0.0
 
     def forward(self, x):
@@ -44,7 +47,7 @@ class GroupNorm(Module):
             raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) expects input "
                              f"of shape (N, {self.num_channels}, *), got {x.shape}")
         weight = self.weight.data if self.affine else None
-        bias = self.bias.data if self.affine else None
+        bias = None if self.bias is None else self.bias.data
         y, mean, invstd = ops.group_norm(x, self.num_groups, weight, bias, self.eps,
                                          return_stats=True)
         self._save(x, mean, invstd)
@@ -59,7 +62,7 @@ class GroupNorm(Module):
         if self.affine:
             weight = self.weight.data
             gw = self.weight._grad if self.weight.requires_grad else None
-            gb = self.bias._grad if self.bias.requires_grad else None
+            gb = self.bias._grad if self.bias is not None and self.bias.requires_grad else None
             if not (input_grad or gw is not None or gb is not None):
                 return None
         elif not input_grad:
@@ -70,15 +73,19 @@ class GroupNorm(Module):
 
     def get_config(self) -> dict:
         return {"num_groups": self.num_groups, "num_channels": self.num_channels,
-                "eps": self.eps, "affine": self.affine}
+                "eps": self.eps, "affine": self.affine, "bias": self.bias is not None}
 
     @classmethod
     def state_shapes(cls, config: dict) -> dict:
         from fastnn.nn.container_protocol import config_bool, config_int
         n = config_int(config, "num_channels")
+        state = {}
         if config_bool(config, "affine"):
-            return {"weight": ((n,), "F32"), "bias": ((n,), "F32")}
-        return {}
+            state["weight"] = ((n,), "F32")
+            if config_bool(config, "bias") if "bias" in config else True:
+                state["bias"] = ((n,), "F32")
+        return state
 
     def extra_repr(self) -> str:
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
