@@ -12,8 +12,8 @@
  *          one block of C/G * S floats);
  *   cols:  W columns of an (N, ld) matrix, S == 1: lanes run across channels.
  * Sums are float64, into FNN_NORM_LANES fixed lanes per element position and
- * added in a fixed tree, in portable C (the compiler vectorises it; without
- * -ffp-contract it gives the same bits on every ISA). Two passes: the mean, then
+ * added in a fixed tree, with GCC vector extensions of 8 doubles (the same
+ * lane-wise operations, so the same bits, on every ISA). Two passes: the mean, then
  * the squared deviations from it, so a channel of equal values has variance 0
  * and xhat exactly 0. The element-wise passes use simd.h.
  * The file ends with this ISA's fnn_norm_kernels (kernels.h).
@@ -21,15 +21,27 @@
 #include "simd.h"
 #include "kernels.h"
 
-#define LANES FNN_NORM_LANES
-#define COLS 64 /* columns summed together in the cols layout (stack accumulators) */
+#define LANES FNN_NORM_LANES /* 16: two vectors of 8 doubles */
+#define COLS 64               /* columns summed together in the cols layout (stack accumulators) */
 
-static double lane_total(const double *acc) {
-    double t[LANES];
-    for (int l = 0; l < LANES; l++) t[l] = acc[l];
+/* 8 floats / 8 doubles as GCC vector extensions: the same lane-wise IEEE operations on
+ * every ISA (one zmm on AVX-512, two ymm on AVX2, four xmm on generic), no contraction */
+typedef float f8 __attribute__((vector_size(32), aligned(4))); /* loads at any float */
+typedef double d8 __attribute__((vector_size(64)));
+/* macros, not functions: a d8 argument or result would change the ABI below AVX-512 */
+#define LOAD_D8(p) __builtin_convertvector(*(const f8 *)(p), d8)
+#define D8_SET1(a) ((d8){(a), (a), (a), (a), (a), (a), (a), (a)})
+
+/* the 16 lanes lo[0..7], hi[0..7] plus the scalar tail lanes t[0..15], in a fixed tree */
+static double lane_total(const d8 *lo, const d8 *hi, const double *t) {
+    double v[LANES];
+    for (int l = 0; l < 8; l++) {
+        v[l] = (*lo)[l] + t[l];
+        v[l + 8] = (*hi)[l] + t[l + 8];
+    }
     for (int h = LANES / 2; h > 0; h /= 2)
-        for (int l = 0; l < h; l++) t[l] += t[l + h];
-    return t[0];
+        for (int l = 0; l < h; l++) v[l] += v[l + h];
+    return v[0];
 }
 
 /* ---- statistics ------------------------------------------------------------ */
@@ -37,58 +49,73 @@ static double lane_total(const double *acc) {
 /* *mean = the mean of x, *m2 = sum of (x - mean)^2; x is N blocks of S, `stride` apart */
 static void FNN_K(moments_plane)(double *mean, double *m2, const float *x, int64_t N, int64_t S,
                                  int64_t stride) {
-    double acc[LANES] = {0};
+    d8 lo = D8_SET1(0.0), hi = D8_SET1(0.0);
+    double t[LANES] = {0};
     for (int64_t n = 0; n < N; n++) {
         const float *p = x + n * stride;
         int64_t s = 0;
-        for (; s + LANES <= S; s += LANES)
-            for (int l = 0; l < LANES; l++) acc[l] += (double)p[s + l];
-        for (int l = 0; s < S; s++, l++) acc[l] += (double)p[s];
+        for (; s + LANES <= S; s += LANES) {
+            lo += LOAD_D8(p + s);
+            hi += LOAD_D8(p + s + 8);
+        }
+        for (int l = 0; s < S; s++, l++) t[l] += (double)p[s];
     }
-    double mu = lane_total(acc) / (double)(N * S);
-    for (int l = 0; l < LANES; l++) acc[l] = 0.0;
+    double mu = lane_total(&lo, &hi, t) / (double)(N * S);
+    d8 vmu = D8_SET1(mu);
+    lo = hi = D8_SET1(0.0);
+    for (int l = 0; l < LANES; l++) t[l] = 0.0;
     for (int64_t n = 0; n < N; n++) {
         const float *p = x + n * stride;
         int64_t s = 0;
-        for (; s + LANES <= S; s += LANES)
-            for (int l = 0; l < LANES; l++) {
-                double d = (double)p[s + l] - mu;
-                acc[l] += d * d;
-            }
+        for (; s + LANES <= S; s += LANES) {
+            d8 a = LOAD_D8(p + s) - vmu, b = LOAD_D8(p + s + 8) - vmu;
+            lo += a * a;
+            hi += b * b;
+        }
         for (int l = 0; s < S; s++, l++) {
             double d = (double)p[s] - mu;
-            acc[l] += d * d;
+            t[l] += d * d;
         }
     }
     *mean = mu;
-    *m2 = lane_total(acc);
+    *m2 = lane_total(&lo, &hi, t);
 }
 
 /* mean[j], m2[j] (W,) of column j of x (N, ld) */
 static void FNN_K(moments_cols)(double *mean, double *m2, const float *x, int64_t N, int64_t W,
                                 int64_t ld) {
     for (int64_t j0 = 0; j0 < W; j0 += COLS) {
-        int64_t w = W - j0 < COLS ? W - j0 : COLS;
-        double acc[COLS] = {0};
+        int64_t w = W - j0 < COLS ? W - j0 : COLS, wv = w / 8 * 8;
+        d8 acc[COLS / 8], mu[COLS / 8];
+        double tacc[8] = {0}, tmu[8];
+        for (int v = 0; v < COLS / 8; v++) acc[v] = D8_SET1(0.0);
         for (int64_t n = 0; n < N; n++) {
             const float *p = x + n * ld + j0;
-            for (int64_t j = 0; j < w; j++) acc[j] += (double)p[j];
+            for (int64_t j = 0; j < wv; j += 8) acc[j / 8] += LOAD_D8(p + j);
+            for (int64_t j = wv; j < w; j++) tacc[j - wv] += (double)p[j];
         }
-        double mu[COLS];
-        for (int64_t j = 0; j < w; j++) {
-            mu[j] = acc[j] / (double)N;
-            acc[j] = 0.0;
+        for (int64_t j = 0; j < wv; j += 8) {
+            mu[j / 8] = acc[j / 8] / D8_SET1((double)N);
+            acc[j / 8] = D8_SET1(0.0);
+        }
+        for (int64_t j = wv; j < w; j++) {
+            tmu[j - wv] = tacc[j - wv] / (double)N;
+            tacc[j - wv] = 0.0;
         }
         for (int64_t n = 0; n < N; n++) {
             const float *p = x + n * ld + j0;
-            for (int64_t j = 0; j < w; j++) {
-                double d = (double)p[j] - mu[j];
-                acc[j] += d * d;
+            for (int64_t j = 0; j < wv; j += 8) {
+                d8 d = LOAD_D8(p + j) - mu[j / 8];
+                acc[j / 8] += d * d;
+            }
+            for (int64_t j = wv; j < w; j++) {
+                double d = (double)p[j] - tmu[j - wv];
+                tacc[j - wv] += d * d;
             }
         }
         for (int64_t j = 0; j < w; j++) {
-            mean[j0 + j] = mu[j];
-            m2[j0 + j] = acc[j];
+            mean[j0 + j] = j < wv ? mu[j / 8][j % 8] : tmu[j - wv];
+            m2[j0 + j] = j < wv ? acc[j / 8][j % 8] : tacc[j - wv];
         }
     }
 }
@@ -134,45 +161,58 @@ static void FNN_K(affine_cols)(float *out, const float *x, int64_t N, int64_t W,
 /* dy, x: N blocks of S, `stride` apart */
 static void FNN_K(dot_plane)(double *sdy, double *sdyx, const float *dy, const float *x,
                              int64_t N, int64_t S, int64_t stride, float mean) {
-    double a1[LANES] = {0}, a2[LANES] = {0};
+    d8 g_lo = D8_SET1(0.0), g_hi = D8_SET1(0.0), x_lo = D8_SET1(0.0), x_hi = D8_SET1(0.0);
+    double t1[LANES] = {0}, t2[LANES] = {0};
     double mu = (double)mean;
+    d8 vmu = D8_SET1(mu);
     for (int64_t n = 0; n < N; n++) {
         const float *g = dy + n * stride, *p = x + n * stride;
         int64_t s = 0;
-        for (; s + LANES <= S; s += LANES)
-            for (int l = 0; l < LANES; l++) {
-                double gd = (double)g[s + l];
-                a1[l] += gd;
-                a2[l] += gd * ((double)p[s + l] - mu);
-            }
+        for (; s + LANES <= S; s += LANES) {
+            d8 ga = LOAD_D8(g + s), gb = LOAD_D8(g + s + 8);
+            g_lo += ga;
+            g_hi += gb;
+            x_lo += ga * (LOAD_D8(p + s) - vmu);
+            x_hi += gb * (LOAD_D8(p + s + 8) - vmu);
+        }
         for (int l = 0; s < S; s++, l++) {
             double gd = (double)g[s];
-            a1[l] += gd;
-            a2[l] += gd * ((double)p[s] - mu);
+            t1[l] += gd;
+            t2[l] += gd * ((double)p[s] - mu);
         }
     }
-    *sdy = lane_total(a1);
-    *sdyx = lane_total(a2);
+    *sdy = lane_total(&g_lo, &g_hi, t1);
+    *sdyx = lane_total(&x_lo, &x_hi, t2);
 }
 
 /* sdy[j], sdyx[j] (W,) over column j of dy, x (N, ld); mean (W,) */
 static void FNN_K(dot_cols)(double *sdy, double *sdyx, const float *dy, const float *x,
                             int64_t N, int64_t W, int64_t ld, const float *mean) {
     for (int64_t j0 = 0; j0 < W; j0 += COLS) {
-        int64_t w = W - j0 < COLS ? W - j0 : COLS;
-        double a1[COLS] = {0}, a2[COLS] = {0}, mu[COLS];
-        for (int64_t j = 0; j < w; j++) mu[j] = (double)mean[j0 + j];
+        int64_t w = W - j0 < COLS ? W - j0 : COLS, wv = w / 8 * 8;
+        d8 a1[COLS / 8], a2[COLS / 8], mu[COLS / 8];
+        double t1[8] = {0}, t2[8] = {0}, tmu[8];
+        for (int64_t j = 0; j < wv; j += 8) {
+            a1[j / 8] = a2[j / 8] = D8_SET1(0.0);
+            mu[j / 8] = LOAD_D8(mean + j0 + j);
+        }
+        for (int64_t j = wv; j < w; j++) tmu[j - wv] = (double)mean[j0 + j];
         for (int64_t n = 0; n < N; n++) {
             const float *g = dy + n * ld + j0, *p = x + n * ld + j0;
-            for (int64_t j = 0; j < w; j++) {
+            for (int64_t j = 0; j < wv; j += 8) {
+                d8 gd = LOAD_D8(g + j);
+                a1[j / 8] += gd;
+                a2[j / 8] += gd * (LOAD_D8(p + j) - mu[j / 8]);
+            }
+            for (int64_t j = wv; j < w; j++) {
                 double gd = (double)g[j];
-                a1[j] += gd;
-                a2[j] += gd * ((double)p[j] - mu[j]);
+                t1[j - wv] += gd;
+                t2[j - wv] += gd * ((double)p[j] - tmu[j - wv]);
             }
         }
         for (int64_t j = 0; j < w; j++) {
-            sdy[j0 + j] = a1[j];
-            sdyx[j0 + j] = a2[j];
+            sdy[j0 + j] = j < wv ? a1[j / 8][j % 8] : t1[j - wv];
+            sdyx[j0 + j] = j < wv ? a2[j / 8][j % 8] : t2[j - wv];
         }
     }
 }
