@@ -81,12 +81,18 @@ static void bn_forward_cols(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-/* channels per chunk: about FNN_GRAIN_ELEMENTWISE elements (S == 1: whole blocks) */
-static int64_t channel_grain(int64_t N, int64_t S) {
+/* the C channels over threads in chunks of about FNN_GRAIN_ELEMENTWISE elements:
+ * S == 1, whole column blocks to `cols`; else single channels to `planes` */
+static void split_channels(int64_t N, int64_t C, int64_t S, void *job, fnn_range_body cols,
+                           fnn_range_body planes) {
     int64_t per = N * S > 0 ? N * S : 1;
     int64_t g = FNN_GRAIN_ELEMENTWISE / per;
-    if (S == 1) return g < NORM_BLOCK ? NORM_BLOCK : (g + NORM_BLOCK - 1) / NORM_BLOCK * NORM_BLOCK;
-    return g < 1 ? 1 : g;
+    if (S == 1) {
+        g = g < NORM_BLOCK ? NORM_BLOCK : (g + NORM_BLOCK - 1) / NORM_BLOCK * NORM_BLOCK;
+        fnn_parallel_for(C, g, NORM_BLOCK, job, cols);
+    } else {
+        fnn_parallel_for(C, g < 1 ? 1 : g, 1, job, planes);
+    }
 }
 
 fnn_status fnn_batch_norm_forward(float *out, float *mean, float *invstd, float *running_mean,
@@ -104,10 +110,7 @@ fnn_status fnn_batch_norm_forward(float *out, float *mean, float *invstd, float 
                         .running_mean = running_mean, .running_var = running_var, .inp = inp,
                         .weight = weight, .bias = bias, .N = N, .C = C, .S = S, .eps = eps,
                         .momentum = momentum, .training = training != 0};
-    if (S == 1)
-        fnn_parallel_for(C, channel_grain(N, S), NORM_BLOCK, &j, bn_forward_cols);
-    else
-        fnn_parallel_for(C, channel_grain(N, S), 1, &j, bn_forward_planes);
+    split_channels(N, C, S, &j, bn_forward_cols, bn_forward_planes);
     return FNN_OK;
 }
 
@@ -180,10 +183,7 @@ fnn_status fnn_batch_norm_backward(float *dinp, float *dweight, float *dbias, co
                          .dweight = dweight, .dbias = dbias, .dout = dout, .mean = mean,
                          .invstd = invstd, .inp = inp, .weight = weight, .N = N, .C = C, .S = S,
                          .training = training != 0, .accumulate = accumulate != 0};
-    if (S == 1)
-        fnn_parallel_for(C, channel_grain(N, S), NORM_BLOCK, &j, bn_backward_cols);
-    else
-        fnn_parallel_for(C, channel_grain(N, S), 1, &j, bn_backward_planes);
+    split_channels(N, C, S, &j, bn_backward_cols, bn_backward_planes);
     return FNN_OK;
 }
 

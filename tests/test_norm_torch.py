@@ -66,29 +66,18 @@ BN_OPTIONS = [dict(), dict(momentum=None), dict(momentum=0.8, eps=1e-3), dict(af
 
 
 @pytest.mark.parametrize("kwargs", BN_OPTIONS, ids=str)
-@pytest.mark.parametrize("shapes", [[(8, 5)], [(4, 5, 7), (6, 5, 3)], [(70, 130)]], ids=str)
-def test_batchnorm1d_parity(kwargs, shapes, rng):
+@pytest.mark.parametrize("cls,shapes", [
+    ("BatchNorm1d", [(8, 5)]), ("BatchNorm1d", [(4, 5, 7), (6, 5, 3)]), ("BatchNorm1d", [(70, 130)]),
+    ("BatchNorm2d", [(2, 3, 6, 6)]), ("BatchNorm2d", [(4, 16, 5, 7), (3, 16, 2, 9)])], ids=str)
+def test_batchnorm_parity(cls, shapes, kwargs, rng):
     C = shapes[0][1]
-    tm = torch.nn.BatchNorm1d(C, **kwargs)
+    tm = getattr(torch.nn, cls)(C, **kwargs)
     if tm.weight is not None:
         with torch.no_grad():
             tm.weight.copy_(torch.randn(C))
             if tm.bias is not None:
                 tm.bias.copy_(torch.randn(C))
-    steps(nn.BatchNorm1d(C, **kwargs), tm, shapes, rng)
-
-
-@pytest.mark.parametrize("kwargs", BN_OPTIONS, ids=str)
-@pytest.mark.parametrize("shapes", [[(2, 3, 6, 6)], [(4, 16, 5, 7), (3, 16, 2, 9)]], ids=str)
-def test_batchnorm2d_parity(kwargs, shapes, rng):
-    C = shapes[0][1]
-    tm = torch.nn.BatchNorm2d(C, **kwargs)
-    if tm.weight is not None:
-        with torch.no_grad():
-            tm.weight.copy_(torch.randn(C))
-            if tm.bias is not None:
-                tm.bias.copy_(torch.randn(C))
-    steps(nn.BatchNorm2d(C, **kwargs), tm, shapes, rng)
+    steps(getattr(nn, cls)(C, **kwargs), tm, shapes, rng)
 
 
 @pytest.mark.parametrize("args,kwargs,shape", [

@@ -20,6 +20,43 @@ from fastnn.nn.module import Module, to_float32
 from fastnn.nn.parameter import Parameter
 
 
+def add_affine(module, n: int, bias: bool) -> None:
+    """weight (ones) and bias (zeros, unless bias=False) of n channels when module.affine,
+    else both None: torch's parameters of a normalisation layer."""
+    module.register_parameter("weight", Parameter(np.ones(n, np.float32))
+                              if module.affine else None)
+    module.register_parameter("bias", Parameter(np.zeros(n, np.float32))
+                              if module.affine and bias else None)
+
+
+def affine_backward_args(module, grad_out, x: np.ndarray, input_grad: bool):
+    """(grad_out as float32, weight, weight.grad, bias.grad) for a normalisation layer's
+    backward (None for each it lacks or that needs no gradient), or None when nothing
+    is to be computed."""
+    g = to_float32(grad_out, "grad_out")
+    if g.shape != x.shape:
+        raise ValueError(f"grad_out must have shape {x.shape}, got {g.shape}")
+    weight, bias = module.weight, module.bias
+    if weight is None:
+        return (g, None, None, None) if input_grad else None
+    gw = weight._grad if weight.requires_grad else None
+    gb = bias._grad if bias is not None and bias.requires_grad else None
+    if not (input_grad or gw is not None or gb is not None):
+        return None
+    return g, weight.data, gw, gb
+
+
+def affine_state_shapes(config: dict, n: int) -> dict:
+    """weight and bias (n,) as an affine config (with torch 2.13's bias=) has them."""
+    from fastnn.nn.container_protocol import config_bool
+    state = {}
+    if config_bool(config, "affine"):
+        state["weight"] = ((n,), "F32")
+        if config_bool(config, "bias") if "bias" in config else True:
+            state["bias"] = ((n,), "F32")
+    return state
+
+
 def check_device_dtype(device, dtype) -> None:
     """torch's device= / dtype= arguments: only the CPU and float32 (or None)."""
     if device is not None and str(device) != "cpu":
@@ -42,12 +79,7 @@ class _BatchNorm(Module):
         self.momentum = None if momentum is None else check_real(momentum, "momentum", 0.0, 1.0)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
-        self.register_parameter("weight", Parameter(np.ones(self.num_features, np.float32))
-                                if self.affine else None)
-        if self.affine and bias:
-            self.bias = Parameter(np.zeros(self.num_features, np.float32))
-        else:
-            self.register_parameter("bias", None)
+        add_affine(self, self.num_features, bias)
         if self.track_running_stats:
             self.register_buffer("running_mean", np.zeros(self.num_features, np.float32))
             self.register_buffer("running_var", np.ones(self.num_features, np.float32))
@@ -100,21 +132,12 @@ class _BatchNorm(Module):
 
     def backward(self, grad_out, input_grad: bool = True):
         x, mean, invstd, batch_stats = self._saved()
-        g = to_float32(grad_out, "grad_out")
-        if g.shape != x.shape:
-            raise ValueError(f"grad_out must have shape {x.shape}, got {g.shape}")
-        weight = gw = gb = None
-        if self.affine:
-            weight = self.weight.data
-            gw = self.weight._grad if self.weight.requires_grad else None
-            gb = self.bias._grad if self.bias is not None and self.bias.requires_grad else None
-            if not (input_grad or gw is not None or gb is not None):
-                return None
-        elif not input_grad:
+        args = affine_backward_args(self, grad_out, x, input_grad)
+        if args is None:
             return None
-        dx, _, _ = ops.batch_norm_backward(g, x, mean, invstd, weight, batch_stats, input_grad,
-                                           gw, gb)
-        return dx
+        g, weight, gw, gb = args
+        return ops.batch_norm_backward(g, x, mean, invstd, weight, batch_stats, input_grad, gw,
+                                       gb)[0]
 
     def get_config(self) -> dict:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
@@ -125,11 +148,7 @@ class _BatchNorm(Module):
     def state_shapes(cls, config: dict) -> dict:
         from fastnn.nn.container_protocol import config_bool, config_int
         n = config_int(config, "num_features")
-        state = {}
-        if config_bool(config, "affine"):
-            state["weight"] = ((n,), "F32")
-            if config_bool(config, "bias") if "bias" in config else True:
-                state["bias"] = ((n,), "F32")
+        state = affine_state_shapes(config, n)
         if config_bool(config, "track_running_stats"):
             state.update(running_mean=((n,), "F32"), running_var=((n,), "F32"),
                          num_batches_tracked=((), "I64"))

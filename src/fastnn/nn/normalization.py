@@ -11,9 +11,9 @@ import numpy as np
 
 from fastnn import ops
 from fastnn._args import check_int, check_real
-from fastnn.nn.batchnorm import check_device_dtype
+from fastnn.nn.batchnorm import (add_affine, affine_backward_args, affine_state_shapes,
+                                 check_device_dtype)
 from fastnn.nn.module import Module, to_float32
-from fastnn.nn.parameter import Parameter
 
 
 class GroupNorm(Module):
@@ -28,12 +28,7 @@ class GroupNorm(Module):
                              f"num_channels={self.num_channels}, num_groups={self.num_groups}")
         self.eps = check_real(eps, "eps", 0.0)
         self.affine = bool(affine)
-        self.register_parameter("weight", Parameter(np.ones(self.num_channels, np.float32))
-                                if self.affine else None)
-        if self.affine and bias:
-            self.bias = Parameter(np.zeros(self.num_channels, np.float32))
-        else:
-            self.register_parameter("bias", None)
+        add_affine(self, self.num_channels, bias)
 
     def reset_parameters(self) -> None:
         if self.affine:
@@ -55,21 +50,12 @@ class GroupNorm(Module):
 
     def backward(self, grad_out, input_grad: bool = True):
         x, mean, invstd = self._saved()
-        g = to_float32(grad_out, "grad_out")
-        if g.shape != x.shape:
-            raise ValueError(f"grad_out must have shape {x.shape}, got {g.shape}")
-        weight = gw = gb = None
-        if self.affine:
-            weight = self.weight.data
-            gw = self.weight._grad if self.weight.requires_grad else None
-            gb = self.bias._grad if self.bias is not None and self.bias.requires_grad else None
-            if not (input_grad or gw is not None or gb is not None):
-                return None
-        elif not input_grad:
+        args = affine_backward_args(self, grad_out, x, input_grad)
+        if args is None:
             return None
-        dx, _, _ = ops.group_norm_backward(g, x, mean, invstd, self.num_groups, weight,
-                                           input_grad, gw, gb)
-        return dx
+        g, weight, gw, gb = args
+        return ops.group_norm_backward(g, x, mean, invstd, self.num_groups, weight, input_grad,
+                                       gw, gb)[0]
 
     def get_config(self) -> dict:
         return {"num_groups": self.num_groups, "num_channels": self.num_channels,
@@ -77,14 +63,8 @@ class GroupNorm(Module):
 
     @classmethod
     def state_shapes(cls, config: dict) -> dict:
-        from fastnn.nn.container_protocol import config_bool, config_int
-        n = config_int(config, "num_channels")
-        state = {}
-        if config_bool(config, "affine"):
-            state["weight"] = ((n,), "F32")
-            if config_bool(config, "bias") if "bias" in config else True:
-                state["bias"] = ((n,), "F32")
-        return state
+        from fastnn.nn.container_protocol import config_int
+        return affine_state_shapes(config, config_int(config, "num_channels"))
 
     def extra_repr(self) -> str:
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
