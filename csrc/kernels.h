@@ -132,8 +132,7 @@ typedef struct {
 
 /* ---- batch norm and group norm (norm.c) -----------------------------------
  * plane: N blocks of S contiguous floats `stride` apart; cols: W columns of an
- * (N, ld) matrix. Sums in float64 over FNN_NORM_LANES fixed lanes (norm.c). */
-#define FNN_NORM_LANES 16
+ * (N, ld) matrix. Sums in float64 over fixed lanes by element position (norm.c). */
 /* *mean, *m2 = mean and sum of squared deviations of the plane x */
 typedef void (*fnn_moments_plane_fn)(double *mean, double *m2, const float *x, int64_t N,
                                      int64_t S, int64_t stride);

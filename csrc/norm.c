@@ -11,7 +11,8 @@
  *          (N, C, S) starts at c * S with stride C * S; a group of group norm is
  *          one block of C/G * S floats);
  *   cols:  W columns of an (N, ld) matrix, S == 1: lanes run across channels.
- * Sums are float64, into FNN_NORM_LANES fixed lanes per element position and
+ * Sums are float64, into fixed lanes by element position (32 in moments, 16 in
+ * the backward's two sums) and
  * added in a fixed tree, with GCC vector extensions of 8 doubles (the same
  * lane-wise operations, so the same bits, on every ISA). Two passes: the mean, then
  * the squared deviations from it, so a channel of equal values has variance 0
@@ -21,7 +22,7 @@
 #include "simd.h"
 #include "kernels.h"
 
-#define LANES FNN_NORM_LANES /* 16: two vectors of 8 doubles */
+#define LANES 16 /* of dot_plane: two vectors of 8 doubles per sum */
 #define COLS 64               /* columns summed together in the cols layout (stack accumulators) */
 
 /* 8 floats / 8 doubles as GCC vector extensions: the same lane-wise IEEE operations on
@@ -32,53 +33,51 @@ typedef double d8 __attribute__((vector_size(64)));
 #define LOAD_D8(p) __builtin_convertvector(*(const f8 *)(p), d8)
 #define D8_SET1(a) ((d8){(a), (a), (a), (a), (a), (a), (a), (a)})
 
-/* the 16 lanes lo[0..7], hi[0..7] plus the scalar tail lanes t[0..15], in a fixed tree */
-static double lane_total(const d8 *lo, const d8 *hi, const double *t) {
-    double v[LANES];
-    for (int l = 0; l < 8; l++) {
-        v[l] = (*lo)[l] + t[l];
-        v[l + 8] = (*hi)[l] + t[l + 8];
-    }
-    for (int h = LANES / 2; h > 0; h /= 2)
-        for (int l = 0; l < h; l++) v[l] += v[l + h];
-    return v[0];
+/* the lanes v[0..nv-1] (8 each) plus the scalar tail lanes t[0 .. 8*nv-1], in a fixed tree */
+static double lane_total(const d8 *v, int nv, const double *t) {
+    double u[4 * 8];
+    for (int i = 0; i < nv; i++)
+        for (int l = 0; l < 8; l++) u[8 * i + l] = v[i][l] + t[8 * i + l];
+    for (int h = 4 * nv; h > 0; h /= 2)
+        for (int l = 0; l < h; l++) u[l] += u[l + h];
+    return u[0];
 }
 
 /* ---- statistics ------------------------------------------------------------ */
 
-/* *mean = the mean of x, *m2 = sum of (x - mean)^2; x is N blocks of S, `stride` apart */
+/* *mean = the mean of x, *m2 = sum of (x - mean)^2; x is N blocks of S, `stride` apart.
+ * 32 lanes: four independent chains of vector adds per pass. */
 static void FNN_K(moments_plane)(double *mean, double *m2, const float *x, int64_t N, int64_t S,
                                  int64_t stride) {
-    d8 lo = D8_SET1(0.0), hi = D8_SET1(0.0);
-    double t[LANES] = {0};
+    d8 acc[4];
+    double t[32] = {0};
+    for (int i = 0; i < 4; i++) acc[i] = D8_SET1(0.0);
     for (int64_t n = 0; n < N; n++) {
         const float *p = x + n * stride;
         int64_t s = 0;
-        for (; s + LANES <= S; s += LANES) {
-            lo += LOAD_D8(p + s);
-            hi += LOAD_D8(p + s + 8);
-        }
+        for (; s + 32 <= S; s += 32)
+            for (int i = 0; i < 4; i++) acc[i] += LOAD_D8(p + s + 8 * i);
         for (int l = 0; s < S; s++, l++) t[l] += (double)p[s];
     }
-    double mu = lane_total(&lo, &hi, t) / (double)(N * S);
+    double mu = lane_total(acc, 4, t) / (double)(N * S);
     d8 vmu = D8_SET1(mu);
-    lo = hi = D8_SET1(0.0);
-    for (int l = 0; l < LANES; l++) t[l] = 0.0;
+    for (int i = 0; i < 4; i++) acc[i] = D8_SET1(0.0);
+    for (int l = 0; l < 32; l++) t[l] = 0.0;
     for (int64_t n = 0; n < N; n++) {
         const float *p = x + n * stride;
         int64_t s = 0;
-        for (; s + LANES <= S; s += LANES) {
-            d8 a = LOAD_D8(p + s) - vmu, b = LOAD_D8(p + s + 8) - vmu;
-            lo += a * a;
-            hi += b * b;
-        }
+        for (; s + 32 <= S; s += 32)
+            for (int i = 0; i < 4; i++) {
+                d8 d = LOAD_D8(p + s + 8 * i) - vmu;
+                acc[i] += d * d;
+            }
         for (int l = 0; s < S; s++, l++) {
             double d = (double)p[s] - mu;
             t[l] += d * d;
         }
     }
     *mean = mu;
-    *m2 = lane_total(&lo, &hi, t);
+    *m2 = lane_total(acc, 4, t);
 }
 
 /* mean[j], m2[j] (W,) of column j of x (N, ld) */
@@ -161,7 +160,7 @@ static void FNN_K(affine_cols)(float *out, const float *x, int64_t N, int64_t W,
 /* dy, x: N blocks of S, `stride` apart */
 static void FNN_K(dot_plane)(double *sdy, double *sdyx, const float *dy, const float *x,
                              int64_t N, int64_t S, int64_t stride, float mean) {
-    d8 g_lo = D8_SET1(0.0), g_hi = D8_SET1(0.0), x_lo = D8_SET1(0.0), x_hi = D8_SET1(0.0);
+    d8 gs[2] = {D8_SET1(0.0), D8_SET1(0.0)}, xs[2] = {D8_SET1(0.0), D8_SET1(0.0)};
     double t1[LANES] = {0}, t2[LANES] = {0};
     double mu = (double)mean;
     d8 vmu = D8_SET1(mu);
@@ -170,10 +169,10 @@ static void FNN_K(dot_plane)(double *sdy, double *sdyx, const float *dy, const f
         int64_t s = 0;
         for (; s + LANES <= S; s += LANES) {
             d8 ga = LOAD_D8(g + s), gb = LOAD_D8(g + s + 8);
-            g_lo += ga;
-            g_hi += gb;
-            x_lo += ga * (LOAD_D8(p + s) - vmu);
-            x_hi += gb * (LOAD_D8(p + s + 8) - vmu);
+            gs[0] += ga;
+            gs[1] += gb;
+            xs[0] += ga * (LOAD_D8(p + s) - vmu);
+            xs[1] += gb * (LOAD_D8(p + s + 8) - vmu);
         }
         for (int l = 0; s < S; s++, l++) {
             double gd = (double)g[s];
@@ -181,8 +180,8 @@ static void FNN_K(dot_plane)(double *sdy, double *sdyx, const float *dy, const f
             t2[l] += gd * ((double)p[s] - mu);
         }
     }
-    *sdy = lane_total(&g_lo, &g_hi, t1);
-    *sdyx = lane_total(&x_lo, &x_hi, t2);
+    *sdy = lane_total(gs, 2, t1);
+    *sdyx = lane_total(xs, 2, t2);
 }
 
 /* sdy[j], sdyx[j] (W,) over column j of dy, x (N, ld); mean (W,) */

@@ -7,7 +7,6 @@ input must not be changed in place before backward."""
 from __future__ import annotations
 
 
-import numpy as np
 
 from fastnn import ops
 from fastnn._args import check_int, check_real
