@@ -105,7 +105,14 @@ fnn_status fnn_batch_norm_forward(float *out, float *mean, float *invstd, float 
     if (!running_mean != !running_var) return FNN_ERR_ARG;
     if (!training && !running_mean) return FNN_ERR_ARG;
     if (C == 0) return FNN_OK;
-    if (training && N * S == 0) return FNN_ERR_ARG; /* no values to take statistics of */
+    if (N * S == 0) { /* no values: eval still reports the statistics it would use */
+        if (training) return FNN_ERR_ARG;
+        for (int64_t c = 0; c < C; c++) {
+            mean[c] = running_mean[c];
+            invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + eps));
+        }
+        return FNN_OK;
+    }
     bn_forward_job j = {.k = fnn_active_norm(), .out = out, .mean = mean, .invstd = invstd,
                         .running_mean = running_mean, .running_var = running_var, .inp = inp,
                         .weight = weight, .bias = bias, .N = N, .C = C, .S = S, .eps = eps,
@@ -178,8 +185,8 @@ fnn_status fnn_batch_norm_backward(float *dinp, float *dweight, float *dbias, co
                                    const float *weight, int64_t N, int64_t C, int64_t S,
                                    int training, int accumulate) {
     if (N < 0 || C < 0 || S < 0) return FNN_ERR_ARG;
-    if (C == 0) return FNN_OK;
-    bn_backward_job j = {.k = fnn_active_norm(), .dinp = N * S > 0 ? dinp : NULL,
+    if (C == 0 || N * S == 0) return FNN_OK; /* sums of nothing: the gradients stay */
+    bn_backward_job j = {.k = fnn_active_norm(), .dinp = dinp,
                          .dweight = dweight, .dbias = dbias, .dout = dout, .mean = mean,
                          .invstd = invstd, .inp = inp, .weight = weight, .N = N, .C = C, .S = S,
                          .training = training != 0, .accumulate = accumulate != 0};

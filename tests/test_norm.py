@@ -344,6 +344,14 @@ def test_batch_norm_out_and_empty(rng):
                        np.ones(5, np.float32))
     assert e.shape == (0, 5)
     assert ops.batch_norm(np.zeros((3, 0, 2), np.float32), None, None, training=True).shape == (3, 0, 2)
+    rm, rv = rand(rng, 5), np.full(5, 3.0, np.float32)
+    e, m, i = ops.batch_norm(np.zeros((0, 5, 9), np.float32), rm, rv, return_stats=True)
+    assert e.shape == (0, 5, 9)
+    np.testing.assert_array_equal(m, rm)
+    np.testing.assert_allclose(i, 1 / np.sqrt(3.0 + 1e-5), rtol=1e-6)
+    w = rand(rng, 5)
+    dx, dw, db = ops.batch_norm_backward(e, e, m, i, w, training=False)
+    assert dx.shape == (0, 5, 9) and not dw.any() and not db.any()
 
 
 def test_group_norm_bad_inputs(rng):
