@@ -275,6 +275,56 @@ fnn_status fnn_linear_bias_backward(float *dbias, const float *dout, int64_t M, 
  * active ISA; *flops is what was done. */
 fnn_status fnn_fma_probe(int64_t iters, double *flops);
 
+/* ---- batch norm and group norm (norm.c, norm_api.c) -------------------------
+ * Dimension letters: N batch, C channels, S spatial size (the product of the
+ * axes after C: 1 for (N, C), L for (N, C, L), H*W for (N, C, H, W)), G groups.
+ * inp, out, dout, dinp are (N, C, S); weight, bias, dweight, dbias are (C,),
+ * weight / bias NULL meaning 1 / 0 (no affine). Statistics are float64 sums,
+ * two passes (mean, then squared deviations); xhat = (inp - mean) * invstd and
+ * out = xhat * weight + bias is computed as (inp - mean) * (invstd * weight) +
+ * bias, so inp == mean gives exactly bias. Backward is torch's one reduction
+ * (sum dout, sum dout * xhat) and one pass writing dinp. dweight and dbias
+ * accumulate (+=); dinp (+)= by `accumulate`; each output is skipped when NULL.
+ * Batch norm threads split channels, group norm (n, group) blocks: each
+ * statistic is summed whole by one thread, so results do not depend on the
+ * thread count. eps must be finite and >= 0, momentum in [0, 1].
+ *
+ * fnn_batch_norm_forward, training != 0: mean (C,) and invstd (C,) are written
+ * with the batch's mean and 1 / sqrt(biased variance + eps) over the M = N*S
+ * values of each channel (M >= 1); when running_mean and running_var (C,) are
+ * given (both or neither) they are updated in place, in double:
+ *   running_mean = (1 - momentum) * running_mean + momentum * mean
+ *   running_var  = (1 - momentum) * running_var + momentum * var * M / (M - 1)
+ * (for M == 1 the unbiased variance is NaN, as torch). The caller passes
+ * 1 / num_batches_tracked as momentum for torch's momentum=None.
+ * training == 0: mean = running_mean, invstd = 1 / sqrt(running_var + eps)
+ * (both required), written to mean and invstd too, so backward takes the same
+ * arguments. */
+fnn_status fnn_batch_norm_forward(float *out, float *mean, float *invstd, float *running_mean,
+                                  float *running_var, const float *inp, const float *weight,
+                                  const float *bias, int64_t N, int64_t C, int64_t S, float eps,
+                                  float momentum, int training);
+/* Backward of fnn_batch_norm_forward given its mean and invstd (C,):
+ *   dbias += sum dout;  dweight += sum dout * xhat          (over N and S)
+ *   training: dinp (+)= weight * invstd * (dout - mean(dout) - xhat * mean(dout * xhat))
+ *   else (constant statistics): dinp (+)= weight * invstd * dout */
+fnn_status fnn_batch_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                   const float *mean, const float *invstd, const float *inp,
+                                   const float *weight, int64_t N, int64_t C, int64_t S,
+                                   int training, int accumulate);
+/* Group norm: G divides C; mean and invstd (N, G) over the C/G * S values of
+ * each (n, group); weight and bias per channel. */
+fnn_status fnn_group_norm_forward(float *out, float *mean, float *invstd, const float *inp,
+                                  const float *weight, const float *bias, int64_t N, int64_t C,
+                                  int64_t S, int64_t G, float eps);
+/* dbias += sum over (N, S) of dout; dweight += sum of dout * xhat;
+ * dinp (+)= invstd * (g - mean(g) - xhat * mean(g * xhat)), g = dout * weight,
+ * the means over each (n, group). Scratch of 2 * N * C doubles, freed. */
+fnn_status fnn_group_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                   const float *mean, const float *invstd, const float *inp,
+                                   const float *weight, int64_t N, int64_t C, int64_t S,
+                                   int64_t G, int accumulate);
+
 #ifdef __cplusplus
 }
 #endif

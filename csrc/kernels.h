@@ -130,6 +130,46 @@ typedef struct {
     int64_t vw;                  /* floats per vector */
 } fnn_fma_probe_kernels;
 
+/* ---- batch norm and group norm (norm.c) -----------------------------------
+ * plane: N blocks of S contiguous floats `stride` apart; cols: W columns of an
+ * (N, ld) matrix. Sums in float64 over fixed lanes by element position (norm.c). */
+/* *mean, *m2 = mean and sum of squared deviations of the plane x */
+typedef void (*fnn_moments_plane_fn)(double *mean, double *m2, const float *x, int64_t N,
+                                     int64_t S, int64_t stride);
+/* mean, m2 (W,) of the columns of x (N, ld) */
+typedef void (*fnn_moments_cols_fn)(double *mean, double *m2, const float *x, int64_t N,
+                                    int64_t W, int64_t ld);
+/* out = (x - mean) * scale + shift over the plane */
+typedef void (*fnn_affine_plane_fn)(float *out, const float *x, int64_t N, int64_t S,
+                                    int64_t stride, float mean, float scale, float shift);
+/* the same over columns; mean, scale, shift (W,) */
+typedef void (*fnn_affine_cols_fn)(float *out, const float *x, int64_t N, int64_t W, int64_t ld,
+                                   const float *mean, const float *scale, const float *shift);
+/* *sdy = sum dy, *sdyx = sum dy * (x - mean) over the plane */
+typedef void (*fnn_dot_plane_fn)(double *sdy, double *sdyx, const float *dy, const float *x,
+                                 int64_t N, int64_t S, int64_t stride, float mean);
+/* sdy, sdyx (W,) over columns; mean (W,) */
+typedef void (*fnn_dot_cols_fn)(double *sdy, double *sdyx, const float *dy, const float *x,
+                                int64_t N, int64_t W, int64_t ld, const float *mean);
+/* dx (+)= a * dy + b * (x - mean) + c over the plane */
+typedef void (*fnn_dx_plane_fn)(float *dx, const float *dy, const float *x, int64_t N, int64_t S,
+                                int64_t stride, float mean, float a, float b, float c,
+                                int accumulate);
+/* the same over columns; mean, a, b, c (W,) */
+typedef void (*fnn_dx_cols_fn)(float *dx, const float *dy, const float *x, int64_t N, int64_t W,
+                               int64_t ld, const float *mean, const float *a, const float *b,
+                               const float *c, int accumulate);
+typedef struct {
+    fnn_moments_plane_fn moments_plane;
+    fnn_moments_cols_fn moments_cols;
+    fnn_affine_plane_fn affine_plane;
+    fnn_affine_cols_fn affine_cols;
+    fnn_dot_plane_fn dot_plane;
+    fnn_dot_cols_fn dot_cols;
+    fnn_dx_plane_fn dx_plane;
+    fnn_dx_cols_fn dx_cols;
+} fnn_norm_kernels;
+
 /* ---- the families, once ------------------------------------------------------
  * X(sub-table type, family): the one list dispatch.c, fnn_isa_tables and the
  * accessors are generated from. Each ISA's sub-table is named <type>_<isa>. */
@@ -140,7 +180,8 @@ typedef struct {
     X(fnn_optim_kernels, optim)              \
     X(fnn_gemm_kernels, gemm)                \
     X(fnn_linear_kernels, linear)            \
-    X(fnn_fma_probe_kernels, fma_probe)
+    X(fnn_fma_probe_kernels, fma_probe)      \
+    X(fnn_norm_kernels, norm)
 
 #define FNN_DECLARE_SUBTABLES_(type, family) \
     extern const type type##_generic, type##_avx2, type##_avx512;

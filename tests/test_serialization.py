@@ -410,6 +410,8 @@ def test_every_builtin_layer_describes_its_state():
     assert not undescribed, f"define state_shapes on {undescribed}"
     cases = [nn.Linear(3, 5), nn.Linear(0, 2, bias=False), nn.BatchNorm1d(4),
              nn.BatchNorm1d(2, affine=False), nn.BatchNorm1d(3, track_running_stats=False)]
+    cases += [nn.BatchNorm2d(3), nn.BatchNorm2d(2, bias=False), nn.GroupNorm(2, 4),
+              nn.GroupNorm(1, 3, affine=False)]  # the norm family (constructors need sizes)
     for name, cls in layers.items():
         try:
             cases.append(cls())  # every layer constructible without arguments

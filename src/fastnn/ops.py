@@ -22,6 +22,8 @@ Linear:       linear (fused bias + activation, optional pre-activation output),
               linear_backward (activation backward, dW, db and dx in one call,
               accumulating), linear_bias_backward (linear_bias_grad: its deprecated
               old name); ACTIVATIONS, the activation names linear fuses (from C)
+Normalization: batch_norm, batch_norm_backward, group_norm, group_norm_backward
+              (return_stats=True gives the mean / invstd backward takes)
 Vector math:  exp, erf (the approximations the kernels are built on)
 Optimizer updates, one torch.optim step in place on a parameter and its state:
               sgd_step, adam_step, rmsprop_step; every array must already be an
@@ -59,6 +61,8 @@ from fastnn._C import (
     adam_step,
     rmsprop_step,
 )
+from fastnn._C import batch_norm, batch_norm_backward, group_norm, group_norm_backward
+
 
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
@@ -68,3 +72,4 @@ __all__ = [
     "sgd_step", "adam_step", "rmsprop_step", "matmul", "linear", "linear_backward",
     "linear_bias_backward", "linear_bias_grad", "ACTIVATIONS",
 ]
+__all__ += ["batch_norm", "batch_norm_backward", "group_norm", "group_norm_backward"]

@@ -7,22 +7,24 @@
     model.backward(loss_fn.backward())   # parameter gradients accumulate in p.grad
 
 Files: module.py (Module), parameter.py (Parameter, flat buffers), linear.py,
-activation.py, dropout.py, batchnorm.py, flatten.py, containers.py (Sequential, Residual,
-Concat, ModuleList), loss.py, grad_mode.py (no_grad), init.py (initialisers), utils.py
+activation.py, dropout.py, batchnorm.py, normalization.py (GroupNorm), flatten.py,
+containers.py (Sequential, Residual, Concat, ModuleList), loss.py, grad_mode.py (no_grad), init.py (initialisers), utils.py
 (gradient clipping).
 """
 from fastnn.nn import init, utils
 from fastnn.nn.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
-from fastnn.nn.batchnorm import BatchNorm1d
+from fastnn.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.containers import Concat, ModuleList, Residual, Sequential
-from fastnn.nn.dropout import Dropout
+from fastnn.nn.dropout import Dropout, Dropout1d, Dropout2d
 from fastnn.nn.flatten import Flatten
 from fastnn.nn.linear import Identity, Linear
 from fastnn.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
 from fastnn.nn.module import Module
+from fastnn.nn.normalization import GroupNorm
 from fastnn.nn.parameter import Parameter
 
 __all__ = ["Module", "Parameter", "Linear", "Identity", "Flatten", "ReLU", "LeakyReLU",
            "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax", "LogSoftmax", "Dropout", "BatchNorm1d",
            "Sequential", "Residual", "Concat", "ModuleList", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
            "L1Loss", "HuberLoss", "init", "utils"]
+__all__ += ["BatchNorm2d", "GroupNorm", "Dropout1d", "Dropout2d"]

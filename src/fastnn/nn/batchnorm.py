@@ -1,36 +1,85 @@
-"""BatchNorm1d: per-feature normalisation of (N, C) or (N, C, L) inputs.
+"""BatchNorm1d and BatchNorm2d: per-channel normalisation of (N, C), (N, C, L) or
+(N, C, H, W) inputs, in C (fastnn.ops.batch_norm / batch_norm_backward).
 
 Training normalises with the batch's mean and biased variance and updates
 running_mean / running_var (unbiased variance) with `momentum` (None: a
 cumulative average over num_batches_tracked); eval mode uses the running
 statistics. Parameters weight (gamma) and bias (beta) when affine; buffers
 running_mean, running_var, num_batches_tracked: PyTorch's names and layouts.
+Forward keeps its input and the per-channel mean and invstd for backward (not
+the normalised input): the input must not be changed in place before backward.
 """
 from __future__ import annotations
 
 
 import numpy as np
 
+from fastnn import ops
 from fastnn._args import check_int, check_real
 from fastnn.nn.module import Module, to_float32
 from fastnn.nn.parameter import Parameter
 
 
-class BatchNorm1d(Module):
+def add_affine(module, n: int, bias: bool) -> None:
+    """weight (ones) and bias (zeros, unless bias=False) of n channels when module.affine,
+    else both None: torch's parameters of a normalisation layer."""
+    module.register_parameter("weight", Parameter(np.ones(n, np.float32))
+                              if module.affine else None)
+    module.register_parameter("bias", Parameter(np.zeros(n, np.float32))
+                              if module.affine and bias else None)
+
+
+def affine_backward_args(module, grad_out, x: np.ndarray, input_grad: bool):
+    """(grad_out as float32, weight, weight.grad, bias.grad) for a normalisation layer's
+    backward (None for each it lacks or that needs no gradient), or None when nothing
+    is to be computed."""
+    g = to_float32(grad_out, "grad_out")
+    if g.shape != x.shape:
+        raise ValueError(f"grad_out must have shape {x.shape}, got {g.shape}")
+    weight, bias = module.weight, module.bias
+    if weight is None:
+        return (g, None, None, None) if input_grad else None
+    gw = weight._grad if weight.requires_grad else None
+    gb = bias._grad if bias is not None and bias.requires_grad else None
+    if not (input_grad or gw is not None or gb is not None):
+        return None
+    return g, weight.data, gw, gb
+
+
+def affine_state_shapes(config: dict, n: int) -> dict:
+    """weight and bias (n,) as an affine config (with torch 2.13's bias=) has them."""
+    from fastnn.nn.container_protocol import config_bool
+    state = {}
+    if config_bool(config, "affine"):
+        state["weight"] = ((n,), "F32")
+        if config_bool(config, "bias") if "bias" in config else True:
+            state["bias"] = ((n,), "F32")
+    return state
+
+
+def check_device_dtype(device, dtype) -> None:
+    """torch's device= / dtype= arguments: only the CPU and float32 (or None)."""
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"device must be None or 'cpu', got {device!r}")
+    if dtype is not None and "float32" not in str(dtype):
+        raise TypeError(f"dtype must be None or float32, got {dtype!r}")
+
+
+class _BatchNorm(Module):
+    _ndims = (2, 3)  # input dimensions taken
+    _shapes = "(N, {c}) or (N, {c}, L)"
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True):
+                 track_running_stats: bool = True, device=None, dtype=None, *,
+                 bias: bool = True):
         super().__init__()
+        check_device_dtype(device, dtype)
         self.num_features = check_int(num_features, "num_features")
         self.eps = check_real(eps, "eps", 0.0, low_open=True)
         self.momentum = None if momentum is None else check_real(momentum, "momentum", 0.0, 1.0)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_features, np.float32))
-            self.bias = Parameter(np.zeros(self.num_features, np.float32))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        add_affine(self, self.num_features, bias)
         if self.track_running_stats:
             self.register_buffer("running_mean", np.zeros(self.num_features, np.float32))
             self.register_buffer("running_var", np.ones(self.num_features, np.float32))
@@ -45,80 +94,61 @@ class BatchNorm1d(Module):
             self.running_var.fill(1.0)
             self.num_batches_tracked[...] = 0
 
-    def _layout(self, x: np.ndarray):
-        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d({self.num_features}) expects input of shape "
-                             f"(N, {self.num_features}) or (N, {self.num_features}, L), "
-                             f"got {x.shape}")
-        axes = (0,) if x.ndim == 2 else (0, 2)
-        shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
-        return axes, shape
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data[...] = 1.0
+        if self.bias is not None:
+            self.bias.data[...] = 0.0
+
+    def _check_input(self, x: np.ndarray) -> None:
+        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}) expects input of shape "
+                             f"{self._shapes.format(c=self.num_features)}, got {x.shape}")
 
     def forward(self, x):
         x = to_float32(x)
-        axes, shape = self._layout(x)
-        count = x.size // max(self.num_features, 1)
+        self._check_input(x)
         batch_stats = self.training or not self.track_running_stats
-        if batch_stats:
-            if count <= 1:
-                raise ValueError(f"BatchNorm1d needs more than 1 value per channel to use "
-                                 f"batch statistics (training, or no running statistics), "
-                                 f"got input of shape {x.shape}")
-            # statistics in float64: a channel of equal values has mean exactly that value and
-            # variance 0, so xhat is 0 rather than rounding noise times 1 / sqrt(eps)
-            mean = x.mean(axis=axes, dtype=np.float64).astype(np.float32)
-            var = x.var(axis=axes, dtype=np.float64).astype(np.float32)
-            if self.training and self.track_running_stats:
-                self.num_batches_tracked += 1
-                f = (self.momentum if self.momentum is not None
-                     else 1.0 / float(self.num_batches_tracked))
-                unbiased = var * np.float32(count / (count - 1))
-                self.running_mean *= np.float32(1.0 - f)
-                self.running_mean += np.float32(f) * mean
-                self.running_var *= np.float32(1.0 - f)
-                self.running_var += np.float32(f) * unbiased
-        else:
-            mean, var = self.running_mean, self.running_var
-        inv_std = (1.0 / np.sqrt(var + np.float32(self.eps))).astype(np.float32)
-        xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-        self._save(xhat, inv_std, batch_stats)
-        if not self.affine:
-            return xhat
-        return xhat * self.weight.data.reshape(shape) + self.bias.data.reshape(shape)
+        if batch_stats and x.size // max(self.num_features, 1) <= 1:
+            raise ValueError(f"{type(self).__name__} needs more than 1 value per channel to use "
+                             f"batch statistics (training, or no running statistics), "
+                             f"got input of shape {x.shape}")
+        factor = 0.0
+        update = self.training and self.track_running_stats
+        if update:
+            self.num_batches_tracked += 1
+            factor = (self.momentum if self.momentum is not None
+                      else 1.0 / float(self.num_batches_tracked))
+        weight = self.weight.data if self.affine else None
+        bias = None if self.bias is None else self.bias.data
+        use_running = update or not batch_stats
+        y, mean, invstd = ops.batch_norm(
+            x, self.running_mean if use_running else None,
+            self.running_var if use_running else None, weight, bias, batch_stats, factor,
+            self.eps, return_stats=True)
+        self._save(x, mean, invstd, batch_stats)
+        return y
 
     def backward(self, grad_out, input_grad: bool = True):
-        xhat, inv_std, batch_stats = self._saved()
-        g = to_float32(grad_out, "grad_out")
-        if g.shape != xhat.shape:
-            raise ValueError(f"grad_out must have shape {xhat.shape}, got {g.shape}")
-        axes, shape = self._layout(g)
-        sum_g = g.sum(axis=axes)
-        sum_gx = (g * xhat).sum(axis=axes)
-        if self.affine:
-            if self.weight.requires_grad:
-                self.weight.grad += sum_gx
-            if self.bias.requires_grad:
-                self.bias.grad += sum_g
-        if not input_grad:
+        x, mean, invstd, batch_stats = self._saved()
+        args = affine_backward_args(self, grad_out, x, input_grad)
+        if args is None:
             return None
-        scale = inv_std * (self.weight.data if self.affine else np.float32(1.0))
-        if not batch_stats:
-            return g * scale.reshape(shape)
-        count = np.float32(g.size // max(self.num_features, 1))
-        return (scale / count).reshape(shape) * (
-            count * g - sum_g.reshape(shape) - xhat * sum_gx.reshape(shape))
+        g, weight, gw, gb = args
+        return ops.batch_norm_backward(g, x, mean, invstd, weight, batch_stats, input_grad, gw,
+                                       gb)[0]
 
     def get_config(self) -> dict:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "track_running_stats": self.track_running_stats}
+                "affine": self.affine, "track_running_stats": self.track_running_stats,
+                "bias": self.bias is not None}
 
     @classmethod
     def state_shapes(cls, config: dict) -> dict:
         from fastnn.nn.container_protocol import config_bool, config_int
         n = config_int(config, "num_features")
-        state = {}
-        if config_bool(config, "affine"):
-            state.update(weight=((n,), "F32"), bias=((n,), "F32"))
+        state = affine_state_shapes(config, n)
         if config_bool(config, "track_running_stats"):
             state.update(running_mean=((n,), "F32"), running_var=((n,), "F32"),
                          num_batches_tracked=((), "I64"))
@@ -126,4 +156,15 @@ class BatchNorm1d(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) or (N, C, L): statistics per channel over N (and L)."""
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W): statistics per channel over N, H and W."""
+    _ndims = (4,)
+    _shapes = "(N, {c}, H, W)"
