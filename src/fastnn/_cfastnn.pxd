@@ -118,3 +118,11 @@ cdef extern from "fastnn.h" nogil:
                                         int64_t ld, int accumulate)
 
     fnn_status fnn_fma_probe(int64_t iters, double *flops)
+
+    ctypedef struct fnn_conv2d_shape:
+        int64_t N, C, H, W, O, KH, KW, OH, OW
+        int64_t sh, sw, pt, pl, dh, dw, groups
+    fnn_status fnn_conv2d_forward(float *y, const float *x, const float *weight, const float *bias,
+                                  const fnn_conv2d_shape *s, fnn_activation act)
+    fnn_status fnn_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy,
+                                   const float *x, const float *weight, const fnn_conv2d_shape *s)

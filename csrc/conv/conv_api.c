@@ -1,0 +1,240 @@
+/*
+ * conv/conv_api.c - 2-D convolution (fastnn.h, "convolution") on our SGEMM.
+ *
+ * Dimension letters: N batch, C input channels, H, W input height / width,
+ * O output channels, OH, OW output height / width, KH, KW kernel, G groups,
+ * Cg = C / G, Og = O / G, Kd = Cg * KH * KW (the GEMM depth), P = OH * OW,
+ * PB a block of output pixels.
+ * Layouts: x (N, C, H, W), weight (O, Cg, KH, KW), y (N, O, OH, OW), NCHW.
+ *
+ * Technique: im2col of a block of at most PB output pixels of one image and
+ * one group into scratch (Kd, PB), never a whole-batch matrix, then one GEMM
+ *   forward  y_g (Og, pb)  = W_g (Og, Kd) @ col (Kd, pb) + bias, act fused
+ *   dW       dW_g (Og, Kd) += dY_g (Og, pb) @ col^T (pb, Kd)
+ *   dx       col (Kd, pb)  = W_g^T (Kd, Og) @ dY_g (Og, pb), then col2im (+=)
+ * Threads (fnn_parallel_for) split work items whose boundaries depend only on
+ * the problem: forward items are (n, g, block), dx items (n, g) (blocks of one
+ * image overlap in dx), dW items (n, g, block) summed into one private partial
+ * per chunk, the partials then added in chunk order: the same bits for any
+ * thread count. GEMMs called from pool threads run serially on that thread.
+ * Compiled once (no vector code here: the GEMM is the vector part).
+ */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "../fastnn.h"
+#include "../kernels.h"
+
+/* floats of col scratch per block: PB = max(16, FNN_CONV_COL_FLOATS / Kd) */
+#define FNN_CONV_COL_FLOATS 65536
+/* flops per parallel chunk, about 0.1 ms */
+#define FNN_CONV_GRAIN_FLOPS (1 << 23)
+/* at most this many dW partials */
+#define FNN_CONV_MAX_CHUNKS 16
+
+typedef struct {
+    const fnn_conv2d_shape *s;
+    float *y, *dx, *dw, *db, *partial;
+    const float *x, *w, *bias, *dy;
+    fnn_activation act;
+    int64_t Cg, Og, Kd, P, PB, nblocks, grain;
+    atomic_int failed;
+} conv_job;
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* col (Kd, pb) <- pixels [p0, p0 + pb) of channels c0 .. c0 + Cg - 1 of image xn (C, H, W) */
+static void im2col(float *col, const float *xn, const fnn_conv2d_shape *s, int64_t c0,
+                   int64_t Cg, int64_t p0, int64_t pb) {
+    int64_t row = 0;
+    for (int64_t c = 0; c < Cg; c++) {
+        const float *xc = xn + (c0 + c) * s->H * s->W;
+        for (int64_t kh = 0; kh < s->KH; kh++)
+            for (int64_t kw = 0; kw < s->KW; kw++, row++) {
+                float *dst = col + row * pb;
+                int64_t oh = p0 / s->OW, ow = p0 % s->OW;
+                for (int64_t j = 0; j < pb; j++) {
+                    int64_t ih = oh * s->sh - s->pt + kh * s->dh;
+                    int64_t iw = ow * s->sw - s->pl + kw * s->dw;
+                    dst[j] = (ih >= 0 && ih < s->H && iw >= 0 && iw < s->W)
+                                 ? xc[ih * s->W + iw] : 0.0f;
+                    if (++ow == s->OW) { ow = 0; oh++; }
+                }
+            }
+    }
+}
+
+/* dxn (C, H, W) channels c0 .. += col (Kd, pb) scattered back (the adjoint of im2col) */
+static void col2im(float *dxn, const float *col, const fnn_conv2d_shape *s, int64_t c0,
+                   int64_t Cg, int64_t p0, int64_t pb) {
+    int64_t row = 0;
+    for (int64_t c = 0; c < Cg; c++) {
+        float *dc = dxn + (c0 + c) * s->H * s->W;
+        for (int64_t kh = 0; kh < s->KH; kh++)
+            for (int64_t kw = 0; kw < s->KW; kw++, row++) {
+                const float *src = col + row * pb;
+                int64_t oh = p0 / s->OW, ow = p0 % s->OW;
+                for (int64_t j = 0; j < pb; j++) {
+                    int64_t ih = oh * s->sh - s->pt + kh * s->dh;
+                    int64_t iw = ow * s->sw - s->pl + kw * s->dw;
+                    if (ih >= 0 && ih < s->H && iw >= 0 && iw < s->W) dc[ih * s->W + iw] += src[j];
+                    if (++ow == s->OW) { ow = 0; oh++; }
+                }
+            }
+    }
+}
+
+static fnn_status check_shape(const fnn_conv2d_shape *s) {
+    if (s->N < 0 || s->C < 1 || s->H < 1 || s->W < 1 || s->O < 1 || s->KH < 1 || s->KW < 1 ||
+        s->OH < 1 || s->OW < 1 || s->sh < 1 || s->sw < 1 || s->dh < 1 || s->dw < 1 ||
+        s->pt < 0 || s->pl < 0 || s->groups < 1 || s->C % s->groups || s->O % s->groups)
+        return FNN_ERR_ARG;
+    return FNN_OK;
+}
+
+static void setup_job(conv_job *j, const fnn_conv2d_shape *s) {
+    j->s = s;
+    j->Cg = s->C / s->groups;
+    j->Og = s->O / s->groups;
+    j->Kd = j->Cg * s->KH * s->KW;
+    j->P = s->OH * s->OW;
+    int64_t pb = FNN_CONV_COL_FLOATS / j->Kd;
+    if (pb < 16) pb = 16;
+    j->PB = pb < j->P ? pb : j->P;
+    j->nblocks = ceil_div(j->P, j->PB);
+    atomic_init(&j->failed, 0);
+}
+
+static int64_t grain_for(int64_t flops_per_item) {
+    int64_t g = FNN_CONV_GRAIN_FLOPS / (flops_per_item > 0 ? flops_per_item : 1);
+    return g < 1 ? 1 : g;
+}
+
+/* ---- forward: items (n, g, block) ---------------------------------------- */
+
+static void forward_range(void *ctx, int64_t begin, int64_t end) {
+    conv_job *j = ctx;
+    const fnn_conv2d_shape *s = j->s;
+    float *col = fnn_cache_malloc(NULL, (size_t)(j->Kd * j->PB) * sizeof(float));
+    if (!col) { atomic_store(&j->failed, 1); return; }
+    for (int64_t it = begin; it < end; it++) {
+        int64_t b = it % j->nblocks, g = (it / j->nblocks) % s->groups;
+        int64_t n = it / (j->nblocks * s->groups);
+        int64_t p0 = b * j->PB, pb = j->P - p0 < j->PB ? j->P - p0 : j->PB;
+        im2col(col, j->x + n * s->C * s->H * s->W, s, g * j->Cg, j->Cg, p0, pb);
+        float *yg = j->y + (n * s->O + g * j->Og) * j->P + p0;
+        fnn_sgemm_ex(0, 0, j->Og, pb, j->Kd, 1.0f, j->w + g * j->Og * j->Kd, j->Kd, col, pb,
+                     0.0f, yg, j->P, j->bias ? j->bias + g * j->Og : NULL,
+                     j->bias ? FNN_BIAS_ROW : FNN_BIAS_NONE, j->act);
+    }
+    fnn_cache_free(NULL, col, 0);
+}
+
+fnn_status fnn_conv2d_forward(float *y, const float *x, const float *weight, const float *bias,
+                              const fnn_conv2d_shape *s, fnn_activation act) {
+    fnn_status st = check_shape(s);
+    if (st != FNN_OK) return st;
+    if ((int)act < 0 || act >= FNN_ACT_COUNT) return FNN_ERR_ARG;
+    if (s->N == 0) return FNN_OK;
+    conv_job j = {.y = y, .x = x, .w = weight, .bias = bias, .act = act};
+    setup_job(&j, s);
+    int64_t items = s->N * s->groups * j.nblocks;
+    fnn_parallel_for(items, grain_for(2 * j.Og * j.Kd * j.PB), 1, &j, forward_range);
+    return atomic_load(&j.failed) ? FNN_ERR_NOMEM : FNN_OK;
+}
+
+/* ---- backward data: items (n, g) ----------------------------------------- */
+
+static void dx_range(void *ctx, int64_t begin, int64_t end) {
+    conv_job *j = ctx;
+    const fnn_conv2d_shape *s = j->s;
+    float *col = fnn_cache_malloc(NULL, (size_t)(j->Kd * j->PB) * sizeof(float));
+    if (!col) { atomic_store(&j->failed, 1); return; }
+    for (int64_t it = begin; it < end; it++) {
+        int64_t g = it % s->groups, n = it / s->groups;
+        float *dxn = j->dx + n * s->C * s->H * s->W;
+        memset(dxn + g * j->Cg * s->H * s->W, 0, (size_t)(j->Cg * s->H * s->W) * sizeof(float));
+        for (int64_t b = 0; b < j->nblocks; b++) {
+            int64_t p0 = b * j->PB, pb = j->P - p0 < j->PB ? j->P - p0 : j->PB;
+            const float *dyg = j->dy + (n * s->O + g * j->Og) * j->P + p0;
+            fnn_sgemm(1, 0, j->Kd, pb, j->Og, 1.0f, j->w + g * j->Og * j->Kd, j->Kd, dyg, j->P,
+                      0.0f, col, pb);
+            col2im(dxn, col, s, g * j->Cg, j->Cg, p0, pb);
+        }
+    }
+    fnn_cache_free(NULL, col, 0);
+}
+
+/* ---- backward weight and bias: items (n, g, block), a partial per chunk -- */
+
+static void dw_range(void *ctx, int64_t begin, int64_t end) {
+    conv_job *j = ctx;
+    const fnn_conv2d_shape *s = j->s;
+    int64_t wsize = s->O * j->Kd;
+    float *part = j->partial + (begin / j->grain) * (wsize + s->O);
+    float *pbias = part + wsize;
+    memset(part, 0, (size_t)(wsize + s->O) * sizeof(float));
+    float *col = NULL;
+    if (j->dw) {
+        col = fnn_cache_malloc(NULL, (size_t)(j->Kd * j->PB) * sizeof(float));
+        if (!col) { atomic_store(&j->failed, 1); return; }
+    }
+    for (int64_t it = begin; it < end; it++) {
+        int64_t b = it % j->nblocks, g = (it / j->nblocks) % s->groups;
+        int64_t n = it / (j->nblocks * s->groups);
+        int64_t p0 = b * j->PB, pb = j->P - p0 < j->PB ? j->P - p0 : j->PB;
+        const float *dyg = j->dy + (n * s->O + g * j->Og) * j->P + p0;
+        if (j->dw) {
+            im2col(col, j->x + n * s->C * s->H * s->W, s, g * j->Cg, j->Cg, p0, pb);
+            fnn_sgemm(0, 1, j->Og, j->Kd, pb, 1.0f, dyg, j->P, col, pb, 1.0f,
+                      part + g * j->Og * j->Kd, j->Kd);
+        }
+        if (j->db)
+            for (int64_t o = 0; o < j->Og; o++) {
+                const float *r = dyg + o * j->P;
+                float acc = 0.0f;
+                for (int64_t q = 0; q < pb; q++) acc += r[q];
+                pbias[g * j->Og + o] += acc;
+            }
+    }
+    if (col) fnn_cache_free(NULL, col, 0);
+}
+
+fnn_status fnn_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy,
+                               const float *x, const float *weight, const fnn_conv2d_shape *s) {
+    fnn_status st = check_shape(s);
+    if (st != FNN_OK) return st;
+    conv_job j = {.dx = dx, .dw = dweight, .db = dbias, .dy = dy, .x = x, .w = weight};
+    setup_job(&j, s);
+    int64_t wsize = s->O * j.Kd;
+    if (s->N == 0) {
+        if (dweight) memset(dweight, 0, (size_t)wsize * sizeof(float));
+        if (dbias) memset(dbias, 0, (size_t)s->O * sizeof(float));
+        return FNN_OK;
+    }
+    if (dx) fnn_parallel_for(s->N * s->groups,
+                             grain_for(2 * j.Og * j.Kd * j.P), 1, &j, dx_range);
+    if (dweight || dbias) {
+        int64_t items = s->N * s->groups * j.nblocks;
+        int64_t g = grain_for(2 * j.Og * j.Kd * j.PB);
+        if (ceil_div(items, g) > FNN_CONV_MAX_CHUNKS) g = ceil_div(items, FNN_CONV_MAX_CHUNKS);
+        j.grain = g;
+        int64_t nchunks = ceil_div(items, g);
+        j.partial = fnn_cache_malloc(NULL, (size_t)(nchunks * (wsize + s->O)) * sizeof(float));
+        if (!j.partial) return FNN_ERR_NOMEM;
+        fnn_parallel_for(items, g, 1, &j, dw_range);
+        if (!atomic_load(&j.failed)) {
+            for (int64_t c = 0; c < nchunks; c++) {
+                const float *p = j.partial + c * (wsize + s->O);
+                if (dweight)
+                    for (int64_t i = 0; i < wsize; i++)
+                        dweight[i] = c ? dweight[i] + p[i] : p[i];
+                if (dbias)
+                    for (int64_t i = 0; i < s->O; i++)
+                        dbias[i] = c ? dbias[i] + p[wsize + i] : p[wsize + i];
+            }
+        }
+        fnn_cache_free(NULL, j.partial, 0);
+    }
+    return atomic_load(&j.failed) ? FNN_ERR_NOMEM : FNN_OK;
+}
