@@ -9,11 +9,12 @@
 Files: module.py (Module), parameter.py (Parameter, flat buffers), linear.py,
 activation.py, dropout.py, batchnorm.py, flatten.py, containers.py (Sequential, Residual,
 Concat, ModuleList), loss.py, grad_mode.py (no_grad), init.py (initialisers), utils.py
-(gradient clipping).
+(gradient clipping), conv.py (Conv1d/2d, ConvTranspose1d/2d).
 """
 from fastnn.nn import init, utils
 from fastnn.nn.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from fastnn.nn.batchnorm import BatchNorm1d
+from fastnn.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from fastnn.nn.containers import Concat, ModuleList, Residual, Sequential
 from fastnn.nn.dropout import Dropout
 from fastnn.nn.flatten import Flatten
@@ -25,4 +26,5 @@ from fastnn.nn.parameter import Parameter
 __all__ = ["Module", "Parameter", "Linear", "Identity", "Flatten", "ReLU", "LeakyReLU",
            "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax", "LogSoftmax", "Dropout", "BatchNorm1d",
            "Sequential", "Residual", "Concat", "ModuleList", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
-           "L1Loss", "HuberLoss", "init", "utils"]
+           "L1Loss", "HuberLoss", "init", "utils",
+           "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
