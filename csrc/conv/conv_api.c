@@ -110,13 +110,20 @@ static int64_t grain_for(int64_t flops_per_item) {
     return g < 1 ? 1 : g;
 }
 
+/* this chunk's col (Kd, PB), or NULL with j->failed set */
+static float *col_scratch(conv_job *j) {
+    float *col = fnn_cache_malloc(NULL, (size_t)(j->Kd * j->PB) * sizeof(float));
+    if (!col) atomic_store(&j->failed, 1);
+    return col;
+}
+
 /* ---- forward: items (n, g, block) ---------------------------------------- */
 
 static void forward_range(void *ctx, int64_t begin, int64_t end) {
     conv_job *j = ctx;
     const fnn_conv2d_shape *s = j->s;
-    float *col = fnn_cache_malloc(NULL, (size_t)(j->Kd * j->PB) * sizeof(float));
-    if (!col) { atomic_store(&j->failed, 1); return; }
+    float *col = col_scratch(j);
+    if (!col) return;
     for (int64_t it = begin; it < end; it++) {
         int64_t b = it % j->nblocks, g = (it / j->nblocks) % s->groups;
         int64_t n = it / (j->nblocks * s->groups);
@@ -148,8 +155,8 @@ fnn_status fnn_conv2d_forward(float *y, const float *x, const float *weight, con
 static void dx_range(void *ctx, int64_t begin, int64_t end) {
     conv_job *j = ctx;
     const fnn_conv2d_shape *s = j->s;
-    float *col = fnn_cache_malloc(NULL, (size_t)(j->Kd * j->PB) * sizeof(float));
-    if (!col) { atomic_store(&j->failed, 1); return; }
+    float *col = col_scratch(j);
+    if (!col) return;
     for (int64_t it = begin; it < end; it++) {
         int64_t g = it % s->groups, n = it / s->groups;
         float *dxn = j->dx + n * s->C * s->H * s->W;
@@ -176,8 +183,8 @@ static void dw_range(void *ctx, int64_t begin, int64_t end) {
     memset(part, 0, (size_t)(wsize + s->O) * sizeof(float));
     float *col = NULL;
     if (j->dw) {
-        col = fnn_cache_malloc(NULL, (size_t)(j->Kd * j->PB) * sizeof(float));
-        if (!col) { atomic_store(&j->failed, 1); return; }
+        col = col_scratch(j);
+        if (!col) return;
     }
     for (int64_t it = begin; it < end; it++) {
         int64_t b = it % j->nblocks, g = (it / j->nblocks) % s->groups;

@@ -122,18 +122,16 @@ class _ConvNd(Module):
         else:
             shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(np.empty(shape, np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(self.out_channels, np.float32))
-        else:
-            self.register_parameter("bias", None)
+        self.register_parameter(
+            "bias", Parameter(np.empty(self.out_channels, np.float32)) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """torch's: kaiming_uniform_(a=sqrt(5)), bias in +-1/sqrt(fan_in)."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        fan_in = self.weight.data.shape[1] * int(np.prod(self.kernel_size))
         if self.bias is not None:
-            fan_in = self.weight.data.shape[1] * int(np.prod(self.kernel_size))
-            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+            init.uniform_(self.bias, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
 
     def get_config(self) -> dict:
         config = {"in_channels": self.in_channels, "out_channels": self.out_channels,
@@ -188,6 +186,11 @@ class _ConvNd(Module):
 
 
 class _Conv(_ConvNd):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros"):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode)
+
     # the activation forward_fused applies in the GEMM epilogue (Sequential fuses a
     # following ReLU); its backward masks the gradient with the output
     epilogues = ("relu",)
@@ -235,24 +238,19 @@ class Conv1d(_Conv):
     """1-D convolution over (N, C_in, L) or (C_in, L), as torch.nn.Conv1d."""
     _n = 1
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros"):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode)
-
 
 class Conv2d(_Conv):
     """2-D convolution over (N, C_in, H, W) or (C_in, H, W), as torch.nn.Conv2d."""
     _n = 2
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros"):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode)
-
 
 class _ConvTranspose(_ConvNd):
     _transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros"):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, output_padding)
 
     def forward(self, input, output_size=None):
         d = self.__dict__
@@ -283,17 +281,7 @@ class ConvTranspose1d(_ConvTranspose):
     """Transposed 1-D convolution, as torch.nn.ConvTranspose1d."""
     _n = 1
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros"):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, output_padding)
-
 
 class ConvTranspose2d(_ConvTranspose):
     """Transposed 2-D convolution, as torch.nn.ConvTranspose2d."""
     _n = 2
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros"):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, output_padding)
