@@ -43,7 +43,21 @@ typedef struct {
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* col (Kd, pb) <- pixels [p0, p0 + pb) of channels c0 .. c0 + Cg - 1 of image xn (C, H, W) */
+/* Output columns [ow0, ow0 + len) of one output row read input columns
+ * iw = ow*sw + off (off = kw*dw - pl); *lo, *hi bound the ones inside [0, W). */
+static void valid_span(int64_t ow0, int64_t len, int64_t sw, int64_t off, int64_t W,
+                       int64_t *lo, int64_t *hi) {
+    /* first ow with ow*sw + off >= 0, first ow with ow*sw + off >= W */
+    int64_t first = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    int64_t past = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+    int64_t l = first > ow0 ? first : ow0, h = past < ow0 + len ? past : ow0 + len;
+    if (h < l) h = l;
+    *lo = l - ow0;
+    *hi = h - ow0;
+}
+
+/* col (Kd, pb) <- pixels [p0, p0 + pb) of channels c0 .. c0 + Cg - 1 of image xn
+ * (C, H, W), one output-row segment at a time: zeros, a strided copy, zeros */
 static void im2col(float *col, const float *xn, const fnn_conv2d_shape *s, int64_t c0,
                    int64_t Cg, int64_t p0, int64_t pb) {
     int64_t row = 0;
@@ -52,13 +66,23 @@ static void im2col(float *col, const float *xn, const fnn_conv2d_shape *s, int64
         for (int64_t kh = 0; kh < s->KH; kh++)
             for (int64_t kw = 0; kw < s->KW; kw++, row++) {
                 float *dst = col + row * pb;
-                int64_t oh = p0 / s->OW, ow = p0 % s->OW;
-                for (int64_t j = 0; j < pb; j++) {
-                    int64_t ih = oh * s->sh - s->pt + kh * s->dh;
-                    int64_t iw = ow * s->sw - s->pl + kw * s->dw;
-                    dst[j] = (ih >= 0 && ih < s->H && iw >= 0 && iw < s->W)
-                                 ? xc[ih * s->W + iw] : 0.0f;
-                    if (++ow == s->OW) { ow = 0; oh++; }
+                int64_t off = kw * s->dw - s->pl;
+                int64_t oh = p0 / s->OW, ow0 = p0 % s->OW;
+                for (int64_t j = 0; j < pb; oh++, ow0 = 0) {
+                    int64_t len = s->OW - ow0 < pb - j ? s->OW - ow0 : pb - j;
+                    int64_t ih = oh * s->sh - s->pt + kh * s->dh, lo = 0, hi = 0;
+                    if (ih >= 0 && ih < s->H) valid_span(ow0, len, s->sw, off, s->W, &lo, &hi);
+                    float *d = dst + j;
+                    for (int64_t q = 0; q < lo; q++) d[q] = 0.0f;
+                    if (hi > lo) {
+                        const float *src = xc + ih * s->W + (ow0 + lo) * s->sw + off;
+                        if (s->sw == 1)
+                            memcpy(d + lo, src, (size_t)(hi - lo) * sizeof(float));
+                        else
+                            for (int64_t q = lo; q < hi; q++) d[q] = src[(q - lo) * s->sw];
+                    }
+                    for (int64_t q = hi; q < len; q++) d[q] = 0.0f;
+                    j += len;
                 }
             }
     }
@@ -72,13 +96,22 @@ static void col2im(float *dxn, const float *col, const fnn_conv2d_shape *s, int6
         float *dc = dxn + (c0 + c) * s->H * s->W;
         for (int64_t kh = 0; kh < s->KH; kh++)
             for (int64_t kw = 0; kw < s->KW; kw++, row++) {
-                const float *src = col + row * pb;
-                int64_t oh = p0 / s->OW, ow = p0 % s->OW;
-                for (int64_t j = 0; j < pb; j++) {
-                    int64_t ih = oh * s->sh - s->pt + kh * s->dh;
-                    int64_t iw = ow * s->sw - s->pl + kw * s->dw;
-                    if (ih >= 0 && ih < s->H && iw >= 0 && iw < s->W) dc[ih * s->W + iw] += src[j];
-                    if (++ow == s->OW) { ow = 0; oh++; }
+                const float *srow = col + row * pb;
+                int64_t off = kw * s->dw - s->pl;
+                int64_t oh = p0 / s->OW, ow0 = p0 % s->OW;
+                for (int64_t j = 0; j < pb; oh++, ow0 = 0) {
+                    int64_t len = s->OW - ow0 < pb - j ? s->OW - ow0 : pb - j;
+                    int64_t ih = oh * s->sh - s->pt + kh * s->dh, lo = 0, hi = 0;
+                    if (ih >= 0 && ih < s->H) valid_span(ow0, len, s->sw, off, s->W, &lo, &hi);
+                    if (hi > lo) { /* only then is the row inside the image */
+                        const float *src = srow + j;
+                        float *d = dc + ih * s->W + (ow0 + lo) * s->sw + off;
+                        if (s->sw == 1)
+                            for (int64_t q = lo; q < hi; q++) d[q - lo] += src[q];
+                        else
+                            for (int64_t q = lo; q < hi; q++) d[(q - lo) * s->sw] += src[q];
+                    }
+                    j += len;
                 }
             }
     }
