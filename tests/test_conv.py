@@ -364,3 +364,18 @@ def test_init_bounds():
     assert m.weight.data.shape == (4, 8, 3, 3)
     assert np.abs(m.weight.data).max() <= bound and np.abs(m.bias.data).max() <= bound
     assert nn.ConvTranspose2d(8, 4, 3, groups=2).weight.data.shape == (8, 2, 3, 3)
+
+
+@pytest.mark.parametrize("layer", [
+    nn.Conv1d(4, 6, 3, groups=2), nn.Conv2d(3, 8, (3, 2), bias=False),
+    nn.ConvTranspose1d(4, 6, 3, groups=2), nn.ConvTranspose2d(3, 8, 2, stride=2)],
+    ids=lambda m: type(m).__name__)
+def test_state_shapes_match_the_layer(layer):
+    """What fastnn.load checks before building (as test_serialization does for layers
+    constructible without arguments)."""
+    from fastnn import serialization
+    args = serialization.architecture._arguments(type(layer), layer.get_config(), True,
+                                                 type(layer).__name__).arguments
+    assert type(layer).state_shapes(dict(args)) == serialization.files.state_signature(layer)
+    with pytest.raises(ValueError, match="kernel_size"):
+        type(layer).state_shapes(dict(args, kernel_size=[0] * len(layer.kernel_size)))

@@ -77,7 +77,7 @@ static void im2col(float *col, const float *xn, const fnn_conv2d_shape *s, int64
                     if (hi > lo) {
                         const float *src = xc + ih * s->W + (ow0 + lo) * s->sw + off;
                         if (s->sw == 1)
-                            memcpy(d + lo, src, (size_t)(hi - lo) * sizeof(float));
+                            for (int64_t q = lo; q < hi; q++) d[q] = src[q - lo];
                         else
                             for (int64_t q = lo; q < hi; q++) d[q] = src[(q - lo) * s->sw];
                     }
