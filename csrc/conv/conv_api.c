@@ -56,60 +56,36 @@ static void valid_span(int64_t ow0, int64_t len, int64_t sw, int64_t off, int64_
     *hi = h - ow0;
 }
 
-/* col (Kd, pb) <- pixels [p0, p0 + pb) of channels c0 .. c0 + Cg - 1 of image xn
- * (C, H, W), one output-row segment at a time: zeros, a strided copy, zeros */
-static void im2col(float *col, const float *xn, const fnn_conv2d_shape *s, int64_t c0,
-                   int64_t Cg, int64_t p0, int64_t pb) {
+/* Between col (Kd, pb), pixels [p0, p0 + pb), and channels c0 .. c0 + Cg - 1 of
+ * one image img (C, H, W), one output-row segment at a time:
+ *   back == 0 (im2col): col = the taps, 0 outside the image
+ *   back == 1 (col2im, its adjoint): img += col at the taps inside the image */
+static void im2col_dir(float *col, float *img, const fnn_conv2d_shape *s, int64_t c0,
+                       int64_t Cg, int64_t p0, int64_t pb, int back) {
     int64_t row = 0;
     for (int64_t c = 0; c < Cg; c++) {
-        const float *xc = xn + (c0 + c) * s->H * s->W;
+        float *ic = img + (c0 + c) * s->H * s->W;
         for (int64_t kh = 0; kh < s->KH; kh++)
             for (int64_t kw = 0; kw < s->KW; kw++, row++) {
-                float *dst = col + row * pb;
-                int64_t off = kw * s->dw - s->pl;
+                float *crow = col + row * pb;
+                int64_t off = kw * s->dw - s->pl, sw = s->sw;
                 int64_t oh = p0 / s->OW, ow0 = p0 % s->OW;
                 for (int64_t j = 0; j < pb; oh++, ow0 = 0) {
                     int64_t len = s->OW - ow0 < pb - j ? s->OW - ow0 : pb - j;
                     int64_t ih = oh * s->sh - s->pt + kh * s->dh, lo = 0, hi = 0;
-                    if (ih >= 0 && ih < s->H) valid_span(ow0, len, s->sw, off, s->W, &lo, &hi);
-                    float *d = dst + j;
-                    for (int64_t q = 0; q < lo; q++) d[q] = 0.0f;
-                    if (hi > lo) {
-                        const float *src = xc + ih * s->W + (ow0 + lo) * s->sw + off;
-                        if (s->sw == 1)
+                    if (ih >= 0 && ih < s->H) valid_span(ow0, len, sw, off, s->W, &lo, &hi);
+                    float *d = crow + j;
+                    /* only when hi > lo is the row inside the image */
+                    float *src = hi > lo ? ic + ih * s->W + (ow0 + lo) * sw + off : NULL;
+                    if (back) {
+                        for (int64_t q = lo; q < hi; q++) src[(q - lo) * sw] += d[q];
+                    } else {
+                        for (int64_t q = 0; q < lo; q++) d[q] = 0.0f;
+                        if (sw == 1)
                             for (int64_t q = lo; q < hi; q++) d[q] = src[q - lo];
                         else
-                            for (int64_t q = lo; q < hi; q++) d[q] = src[(q - lo) * s->sw];
-                    }
-                    for (int64_t q = hi; q < len; q++) d[q] = 0.0f;
-                    j += len;
-                }
-            }
-    }
-}
-
-/* dxn (C, H, W) channels c0 .. += col (Kd, pb) scattered back (the adjoint of im2col) */
-static void col2im(float *dxn, const float *col, const fnn_conv2d_shape *s, int64_t c0,
-                   int64_t Cg, int64_t p0, int64_t pb) {
-    int64_t row = 0;
-    for (int64_t c = 0; c < Cg; c++) {
-        float *dc = dxn + (c0 + c) * s->H * s->W;
-        for (int64_t kh = 0; kh < s->KH; kh++)
-            for (int64_t kw = 0; kw < s->KW; kw++, row++) {
-                const float *srow = col + row * pb;
-                int64_t off = kw * s->dw - s->pl;
-                int64_t oh = p0 / s->OW, ow0 = p0 % s->OW;
-                for (int64_t j = 0; j < pb; oh++, ow0 = 0) {
-                    int64_t len = s->OW - ow0 < pb - j ? s->OW - ow0 : pb - j;
-                    int64_t ih = oh * s->sh - s->pt + kh * s->dh, lo = 0, hi = 0;
-                    if (ih >= 0 && ih < s->H) valid_span(ow0, len, s->sw, off, s->W, &lo, &hi);
-                    if (hi > lo) { /* only then is the row inside the image */
-                        const float *src = srow + j;
-                        float *d = dc + ih * s->W + (ow0 + lo) * s->sw + off;
-                        if (s->sw == 1)
-                            for (int64_t q = lo; q < hi; q++) d[q - lo] += src[q];
-                        else
-                            for (int64_t q = lo; q < hi; q++) d[(q - lo) * s->sw] += src[q];
+                            for (int64_t q = lo; q < hi; q++) d[q] = src[(q - lo) * sw];
+                        for (int64_t q = hi; q < len; q++) d[q] = 0.0f;
                     }
                     j += len;
                 }
@@ -161,7 +137,8 @@ static void forward_range(void *ctx, int64_t begin, int64_t end) {
         int64_t b = it % j->nblocks, g = (it / j->nblocks) % s->groups;
         int64_t n = it / (j->nblocks * s->groups);
         int64_t p0 = b * j->PB, pb = j->P - p0 < j->PB ? j->P - p0 : j->PB;
-        im2col(col, j->x + n * s->C * s->H * s->W, s, g * j->Cg, j->Cg, p0, pb);
+        im2col_dir(col, (float *)(j->x + n * s->C * s->H * s->W), s, g * j->Cg, j->Cg, p0,
+                       pb, 0);
         float *yg = j->y + (n * s->O + g * j->Og) * j->P + p0;
         fnn_sgemm_ex(0, 0, j->Og, pb, j->Kd, 1.0f, j->w + g * j->Og * j->Kd, j->Kd, col, pb,
                      0.0f, yg, j->P, j->bias ? j->bias + g * j->Og : NULL,
@@ -199,7 +176,7 @@ static void dx_range(void *ctx, int64_t begin, int64_t end) {
             const float *dyg = j->dy + (n * s->O + g * j->Og) * j->P + p0;
             fnn_sgemm(1, 0, j->Kd, pb, j->Og, 1.0f, j->w + g * j->Og * j->Kd, j->Kd, dyg, j->P,
                       0.0f, col, pb);
-            col2im(dxn, col, s, g * j->Cg, j->Cg, p0, pb);
+            im2col_dir(col, dxn, s, g * j->Cg, j->Cg, p0, pb, 1);
         }
     }
     fnn_cache_free(NULL, col, 0);
@@ -225,7 +202,8 @@ static void dw_range(void *ctx, int64_t begin, int64_t end) {
         int64_t p0 = b * j->PB, pb = j->P - p0 < j->PB ? j->P - p0 : j->PB;
         const float *dyg = j->dy + (n * s->O + g * j->Og) * j->P + p0;
         if (j->dw) {
-            im2col(col, j->x + n * s->C * s->H * s->W, s, g * j->Cg, j->Cg, p0, pb);
+            im2col_dir(col, (float *)(j->x + n * s->C * s->H * s->W), s, g * j->Cg, j->Cg, p0,
+                       pb, 0);
             fnn_sgemm(0, 1, j->Og, j->Kd, pb, 1.0f, dyg, j->P, col, pb, 1.0f,
                       part + g * j->Og * j->Kd, j->Kd);
         }
