@@ -325,6 +325,25 @@ fnn_status fnn_group_norm_backward(float *dinp, float *dweight, float *dbias, co
                                    const float *weight, int64_t N, int64_t C, int64_t S,
                                    int64_t G, int accumulate);
 
+/* ---- convolution (conv/conv_api.c) ------------------------------------------
+ * 2-D convolution, NCHW, zero padding: x (N, C, H, W), weight (O, C/groups,
+ * KH, KW), y (N, O, OH, OW); output pixel (oh, ow) reads input rows
+ * oh*sh - pt + kh*dh and columns ow*sw - pl + kw*dw (outside [0, H) x [0, W): 0).
+ * The bottom / right padding is implied by OH, OW (the caller computes them).
+ * 1-D is H = KH = OH = 1. Results do not depend on the thread count. */
+typedef struct {
+    int64_t N, C, H, W, O, KH, KW, OH, OW;
+    int64_t sh, sw, pt, pl, dh, dw, groups;
+} fnn_conv2d_shape;
+/* y = act(conv(x, weight) + bias); bias (O,) or NULL */
+fnn_status fnn_conv2d_forward(float *y, const float *x, const float *weight, const float *bias,
+                              const fnn_conv2d_shape *s, fnn_activation act);
+/* Gradients of y = conv(x, weight) + bias given dy (N, O, OH, OW), each output
+ * overwritten, each skipped when NULL: dx (N, C, H, W), dweight (O, C/groups,
+ * KH, KW), dbias (O,). x is read only for dweight. */
+fnn_status fnn_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy,
+                               const float *x, const float *weight, const fnn_conv2d_shape *s);
+
 #ifdef __cplusplus
 }
 #endif

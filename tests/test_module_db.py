@@ -40,7 +40,8 @@ RTOL, ATOL = 1e-4, 1e-5
 LOSSES = {"CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss", "L1Loss", "HuberLoss"}
 MODULES = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax",
            "BatchNorm2d", "GroupNorm", "Dropout1d", "Dropout2d",
-           "LogSoftmax", "Dropout", "BatchNorm1d", "Flatten", "Identity"}
+           "LogSoftmax", "Dropout", "BatchNorm1d", "Flatten", "Identity",
+           "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"}
 NAMES = sorted((MODULES | LOSSES) & set(nn.__all__))
 
 def _collect():

@@ -412,6 +412,8 @@ def test_every_builtin_layer_describes_its_state():
              nn.BatchNorm1d(2, affine=False), nn.BatchNorm1d(3, track_running_stats=False)]
     cases += [nn.BatchNorm2d(3), nn.BatchNorm2d(2, bias=False), nn.GroupNorm(2, 4),
               nn.GroupNorm(1, 3, affine=False)]  # the norm family (constructors need sizes)
+    cases += [nn.Conv1d(2, 4, 3), nn.Conv2d(3, 4, 3, bias=False), nn.ConvTranspose1d(2, 4, 3),
+              nn.ConvTranspose2d(3, 4, 2)]  # the conv family
     for name, cls in layers.items():
         try:
             cases.append(cls())  # every layer constructible without arguments

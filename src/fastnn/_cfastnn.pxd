@@ -134,3 +134,10 @@ cdef extern from "fastnn.h" nogil:
                                        const float *dout, const float *mean, const float *invstd,
                                        const float *inp, const float *weight, int64_t N,
                                        int64_t C, int64_t S, int64_t G, int accumulate)
+    ctypedef struct fnn_conv2d_shape:
+        int64_t N, C, H, W, O, KH, KW, OH, OW
+        int64_t sh, sw, pt, pl, dh, dw, groups
+    fnn_status fnn_conv2d_forward(float *y, const float *x, const float *weight, const float *bias,
+                                  const fnn_conv2d_shape *s, fnn_activation act)
+    fnn_status fnn_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy,
+                                   const float *x, const float *weight, const fnn_conv2d_shape *s)

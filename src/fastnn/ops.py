@@ -28,6 +28,8 @@ Vector math:  exp, erf (the approximations the kernels are built on)
 Optimizer updates, one torch.optim step in place on a parameter and its state:
               sgd_step, adam_step, rmsprop_step; every array must already be an
               aligned float32 C-contiguous ndarray (nothing is converted or copied)
+Convolution:  conv1d, conv2d, conv_transpose1d, conv_transpose2d and their *_backward
+              (returning (grad_input, grad_weight, grad_bias), each skippable)
 """
 from fastnn._C import (
     ACTIVATIONS,
@@ -63,6 +65,16 @@ from fastnn._C import (
 )
 from fastnn._C import batch_norm, batch_norm_backward, group_norm, group_norm_backward
 
+from fastnn._C import (
+    conv1d,
+    conv1d_backward,
+    conv2d,
+    conv2d_backward,
+    conv_transpose1d,
+    conv_transpose1d_backward,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+)
 
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
@@ -71,5 +83,7 @@ __all__ = [
     "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits", "exp", "erf",
     "sgd_step", "adam_step", "rmsprop_step", "matmul", "linear", "linear_backward",
     "linear_bias_backward", "linear_bias_grad", "ACTIVATIONS",
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "conv1d_backward",
+    "conv2d_backward", "conv_transpose1d_backward", "conv_transpose2d_backward",
 ]
 __all__ += ["batch_norm", "batch_norm_backward", "group_norm", "group_norm_backward"]

@@ -9,11 +9,12 @@
 Files: module.py (Module), parameter.py (Parameter, flat buffers), linear.py,
 activation.py, dropout.py, batchnorm.py, normalization.py (GroupNorm), flatten.py,
 containers.py (Sequential, Residual, Concat, ModuleList), loss.py, grad_mode.py (no_grad), init.py (initialisers), utils.py
-(gradient clipping).
+(gradient clipping, fuse_conv_bn_eval), conv.py (Conv1d/2d, ConvTranspose1d/2d).
 """
 from fastnn.nn import init, utils
 from fastnn.nn.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from fastnn.nn.batchnorm import BatchNorm1d, BatchNorm2d
+from fastnn.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from fastnn.nn.containers import Concat, ModuleList, Residual, Sequential
 from fastnn.nn.dropout import Dropout, Dropout1d, Dropout2d
 from fastnn.nn.flatten import Flatten
@@ -28,3 +29,4 @@ __all__ = ["Module", "Parameter", "Linear", "Identity", "Flatten", "ReLU", "Leak
            "Sequential", "Residual", "Concat", "ModuleList", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
            "L1Loss", "HuberLoss", "init", "utils"]
 __all__ += ["BatchNorm2d", "GroupNorm", "Dropout1d", "Dropout2d"]
+__all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
