@@ -12,6 +12,7 @@ one copy of the C library (and so one ISA choice and one thread setting):
   _linear.pxi       linear (SGEMM with fused epilogue), linear_backward, the bias gradient
   _optim.pxi        fused optimizer updates (SGD, Adam / AdamW, RMSprop), in place
   _fma_probe.pxi    the machine's FMA ceiling
+  _pool.pxi         max / average / adaptive pooling over NCHW and NCL, and backward
 Validation happens with the GIL held; every kernel call is inside `with nogil`.
 Cython directives are set in one place, setup.py.
 
@@ -51,3 +52,4 @@ include "_gemm.pxi"
 include "_linear.pxi"
 include "_optim.pxi"
 include "_fma_probe.pxi"
+include "_pool.pxi"

@@ -26,6 +26,9 @@ Vector math:  exp, erf (the approximations the kernels are built on)
 Optimizer updates, one torch.optim step in place on a parameter and its state:
               sgd_step, adam_step, rmsprop_step; every array must already be an
               aligned float32 C-contiguous ndarray (nothing is converted or copied)
+Pooling:      max_pool{1,2}d, avg_pool{1,2}d, adaptive_{avg,max}_pool{1,2}d and *_backward
+              (NCL / NCHW or unbatched; torch's argument names; max returns (out, indices)
+              with return_indices, int64 offsets into each (n, c) plane)
 """
 from fastnn._C import (
     ACTIVATIONS,
@@ -59,6 +62,24 @@ from fastnn._C import (
     adam_step,
     rmsprop_step,
 )
+from fastnn._C import (
+    max_pool1d,
+    max_pool2d,
+    max_pool1d_backward,
+    max_pool2d_backward,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool1d_backward,
+    avg_pool2d_backward,
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool1d_backward,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    adaptive_max_pool1d_backward,
+    adaptive_max_pool2d_backward,
+)
 
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
@@ -67,4 +88,22 @@ __all__ = [
     "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits", "exp", "erf",
     "sgd_step", "adam_step", "rmsprop_step", "matmul", "linear", "linear_backward",
     "linear_bias_backward", "linear_bias_grad", "ACTIVATIONS",
+]
+__all__ += [
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool1d_backward",
+    "max_pool2d_backward",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool1d_backward",
+    "avg_pool2d_backward",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool1d_backward",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool1d_backward",
+    "adaptive_max_pool2d_backward",
 ]
