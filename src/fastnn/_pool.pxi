@@ -45,13 +45,13 @@ cdef int64_t pool_out_len(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d,
     """Output length along an axis of size n (torch's rule): floor or ceil of
     (n + 2p - d(k-1) - 1) / s + 1, a ceil-mode window dropped if it starts in the right padding."""
     cdef int64_t eff = d * (k - 1) + 1
-    cdef int64_t num = n + 2 * p - eff
-    if num < 0:
-        raise ValueError(f"{name}: kernel_size {k} (dilation {d}: {eff} taps wide) is larger than "
-                         f"the padded input {n} + 2 * padding {p} = {n + 2 * p}")
-    cdef int64_t o = (num + (s - 1 if ceil_mode else 0)) // s + 1
+    cdef int64_t num = n + 2 * p - eff + (s - 1 if ceil_mode else 0)
+    cdef int64_t o = (num // s if num >= 0 else -((-num + s - 1) // s)) + 1
     if ceil_mode and (o - 1) * s >= n + p:
         o -= 1
+    if o < 1:
+        raise ValueError(f"{name}: kernel_size {k} (dilation {d}: {eff} taps wide) is larger than "
+                         f"the padded input {n} + 2 * padding {p} = {n + 2 * p}")
     return o
 
 

@@ -7,7 +7,8 @@
     model.backward(loss_fn.backward())   # parameter gradients accumulate in p.grad
 
 Files: module.py (Module), parameter.py (Parameter, flat buffers), linear.py,
-activation.py, dropout.py, batchnorm.py, flatten.py, containers.py (Sequential, Residual,
+activation.py, dropout.py, batchnorm.py, flatten.py, pooling.py (max / average /
+adaptive pools), padding.py (ZeroPad2d, ConstantPad2d), upsampling.py (Upsample), containers.py (Sequential, Residual,
 Concat, ModuleList), loss.py, grad_mode.py (no_grad), init.py (initialisers), utils.py
 (gradient clipping).
 """
@@ -21,8 +22,15 @@ from fastnn.nn.linear import Identity, Linear
 from fastnn.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
 from fastnn.nn.module import Module
 from fastnn.nn.parameter import Parameter
+from fastnn.nn.padding import ConstantPad2d, ZeroPad2d
+from fastnn.nn.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d,
+                               AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d)
+from fastnn.nn.upsampling import Upsample
 
 __all__ = ["Module", "Parameter", "Linear", "Identity", "Flatten", "ReLU", "LeakyReLU",
            "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax", "LogSoftmax", "Dropout", "BatchNorm1d",
            "Sequential", "Residual", "Concat", "ModuleList", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
            "L1Loss", "HuberLoss", "init", "utils"]
+__all__ += ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
+            "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "ZeroPad2d",
+            "ConstantPad2d", "Upsample"]
