@@ -50,6 +50,20 @@ static inline int64_t first_tap(int64_t s, int64_t d) {
     return s >= 0 ? s : s + ((-s + d - 1) / d) * d;
 }
 
+/* [*lo, *hi) along an axis of size n for output o: its adaptive bin, or, for a window of
+ * k taps (stride s, padding p, dilation d), its first tap inside the input and its end
+ * clipped to n */
+static inline void max_taps(int64_t o, int64_t n, int64_t on, int64_t k, int64_t s, int64_t p,
+                            int64_t d, int adaptive, int64_t *lo, int64_t *hi) {
+    if (adaptive) {
+        adaptive_bin(o, n, on, lo, hi);
+        return;
+    }
+    int64_t start = o * s - p;
+    *lo = first_tap(start, d);
+    *hi = start + (k - 1) * d + 1 < n ? start + (k - 1) * d + 1 : n;
+}
+
 /* out, indices (P, OH, OW); inp (P, H, W) */
 static void FNN_K(max_forward)(float *out, int64_t *indices, const float *inp, int64_t P,
                                const fnn_pool_geom *g, int adaptive) {
@@ -79,28 +93,13 @@ static void FNN_K(max_forward)(float *out, int64_t *indices, const float *inp, i
             }
             continue;
         }
+        const int64_t dh = adaptive ? 1 : g->dh, dw = adaptive ? 1 : g->dw;
         for (int64_t oh = 0; oh < OH; oh++) {
-            int64_t h0, h1, dh = 1;
-            if (adaptive) {
-                adaptive_bin(oh, H, OH, &h0, &h1);
-            } else {
-                int64_t s = oh * g->sh - g->ph;
-                dh = g->dh;
-                h0 = first_tap(s, dh);
-                h1 = s + (g->kh - 1) * dh + 1;
-                if (h1 > H) h1 = H;
-            }
+            int64_t h0, h1;
+            max_taps(oh, H, OH, g->kh, g->sh, g->ph, dh, adaptive, &h0, &h1);
             for (int64_t ow = 0; ow < OW; ow++) {
-                int64_t w0, w1, dw = 1;
-                if (adaptive) {
-                    adaptive_bin(ow, W, OW, &w0, &w1);
-                } else {
-                    int64_t s = ow * g->sw - g->pw;
-                    dw = g->dw;
-                    w0 = first_tap(s, dw);
-                    w1 = s + (g->kw - 1) * dw + 1;
-                    if (w1 > W) w1 = W;
-                }
+                int64_t w0, w1;
+                max_taps(ow, W, OW, g->kw, g->sw, g->pw, dw, adaptive, &w0, &w1);
                 y[oh * OW + ow] = window_max(x, W, h0, h1, dh, w0, w1, dw, &ix[oh * OW + ow]);
             }
         }

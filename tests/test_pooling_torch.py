@@ -152,41 +152,37 @@ def test_avg_pool1d(L, k, s, p, cm, cip):
     check(fm.backward(g), xt.grad)
 
 
+def check_adaptive_pair(x, ft, tt, rng):
+    """forward (and indices), input grad of a fastnn / torch adaptive pool pair"""
+    assert repr(ft) == repr(tt)
+    xt = t(x)
+    yt, y = tt(xt), ft(x)
+    if isinstance(yt, tuple):
+        np.testing.assert_array_equal(y[1], yt[1].numpy())
+        yt, y = yt[0], y[0]
+    check(y, yt)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    yt.backward(torch.from_numpy(g))
+    check(ft.backward(g), xt.grad)
+
+
 @pytest.mark.parametrize("hw, size", list(itertools.product(
     [(1, 1), (5, 7), (8, 3), (9, 9)], [1, 2, 3, (4, None), (None, 2), (5, 6)])))
 def test_adaptive_pools_2d(hw, size):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, 3) + hw).astype(np.float32)
-    for ft, tt in [(nn.AdaptiveAvgPool2d(size), torch.nn.AdaptiveAvgPool2d(size)),
-                   (nn.AdaptiveMaxPool2d(size, True), torch.nn.AdaptiveMaxPool2d(size, True))]:
-        assert repr(ft) == repr(tt)
-        xt = t(x)
-        yt, y = tt(xt), ft(x)
-        if isinstance(yt, tuple):
-            np.testing.assert_array_equal(y[1], yt[1].numpy())
-            yt, y = yt[0], y[0]
-        check(y, yt)
-        g = rng.standard_normal(y.shape).astype(np.float32)
-        yt.backward(torch.from_numpy(g))
-        check(ft.backward(g), xt.grad)
+    check_adaptive_pair(x, nn.AdaptiveAvgPool2d(size), torch.nn.AdaptiveAvgPool2d(size), rng)
+    check_adaptive_pair(x, nn.AdaptiveMaxPool2d(size, True),
+                        torch.nn.AdaptiveMaxPool2d(size, True), rng)
 
 
 @pytest.mark.parametrize("L, size", list(itertools.product([1, 5, 12], [1, 3, 5, 7])))
 def test_adaptive_pools_1d(L, size):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 3, L)).astype(np.float32)
-    for ft, tt in [(nn.AdaptiveAvgPool1d(size), torch.nn.AdaptiveAvgPool1d(size)),
-                   (nn.AdaptiveMaxPool1d(size, True), torch.nn.AdaptiveMaxPool1d(size, True))]:
-        assert repr(ft) == repr(tt)
-        xt = t(x)
-        yt, y = tt(xt), ft(x)
-        if isinstance(yt, tuple):
-            np.testing.assert_array_equal(y[1], yt[1].numpy())
-            yt, y = yt[0], y[0]
-        check(y, yt)
-        g = rng.standard_normal(y.shape).astype(np.float32)
-        yt.backward(torch.from_numpy(g))
-        check(ft.backward(g), xt.grad)
+    check_adaptive_pair(x, nn.AdaptiveAvgPool1d(size), torch.nn.AdaptiveAvgPool1d(size), rng)
+    check_adaptive_pair(x, nn.AdaptiveMaxPool1d(size, True),
+                        torch.nn.AdaptiveMaxPool1d(size, True), rng)
 
 
 def test_nan_and_inf_like_torch():

@@ -87,8 +87,42 @@ class MaxPool2d(_MaxPoolNd):
     _nd = 2
 
 
-class AvgPool1d(Stateless, Module):
+class _AvgPoolNd(Stateless, Module):
+    _nd = 2
+
+    def _options(self):
+        opts = (self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                self.count_include_pad)
+        return opts + ((self.divisor_override,) if self._nd == 2 else ())
+
+    def forward(self, x):
+        fn = ops.avg_pool1d if self._nd == 1 else ops.avg_pool2d
+        out = fn(x, *self._options())
+        self._save(out.shape[:-self._nd] + _spatial(x, self._nd))
+        return out
+
+    def backward(self, grad_out, input_grad: bool = True):
+        shape, = self._saved()
+        if not input_grad:
+            return None
+        fn = ops.avg_pool1d_backward if self._nd == 1 else ops.avg_pool2d_backward
+        return fn(grad_out, shape, *self._options())
+
+    def get_config(self) -> dict:
+        config = {"kernel_size": self.kernel_size, "stride": self.stride,
+                  "padding": self.padding, "ceil_mode": self.ceil_mode,
+                  "count_include_pad": self.count_include_pad}
+        if self._nd == 2:
+            config["divisor_override"] = self.divisor_override
+        return config
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool1d(_AvgPoolNd):
     """Mean over windows of (N, C, L) or (C, L)."""
+    _nd = 1
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True):
@@ -99,30 +133,11 @@ class AvgPool1d(Stateless, Module):
         self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
         self.count_include_pad = check_bool(count_include_pad, "count_include_pad")
 
-    def _options(self):
-        return (self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                self.count_include_pad)
 
-    def forward(self, x):
-        out = ops.avg_pool1d(x, *self._options())
-        self._save(out.shape[:-1] + _spatial(x, 1))
-        return out
-
-    def backward(self, grad_out, input_grad: bool = True):
-        shape, = self._saved()
-        return ops.avg_pool1d_backward(grad_out, shape, *self._options()) if input_grad else None
-
-    def get_config(self) -> dict:
-        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
-                "ceil_mode": self.ceil_mode, "count_include_pad": self.count_include_pad}
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class AvgPool2d(Stateless, Module):
+class AvgPool2d(_AvgPoolNd):
     """Mean over windows of (N, C, H, W) or (C, H, W): divided by divisor_override, else by
     the window's size with (count_include_pad, the default) or without the padding."""
+    _nd = 2
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override: Optional[int] = None):
@@ -134,27 +149,6 @@ class AvgPool2d(Stateless, Module):
         self.count_include_pad = check_bool(count_include_pad, "count_include_pad")
         self.divisor_override = (None if divisor_override is None
                                  else check_int(divisor_override, "divisor_override", 1))
-
-    def _options(self):
-        return (self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                self.count_include_pad, self.divisor_override)
-
-    def forward(self, x):
-        out = ops.avg_pool2d(x, *self._options())
-        self._save(out.shape[:-2] + _spatial(x, 2))
-        return out
-
-    def backward(self, grad_out, input_grad: bool = True):
-        shape, = self._saved()
-        return ops.avg_pool2d_backward(grad_out, shape, *self._options()) if input_grad else None
-
-    def get_config(self) -> dict:
-        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
-                "ceil_mode": self.ceil_mode, "count_include_pad": self.count_include_pad,
-                "divisor_override": self.divisor_override}
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class _AdaptiveAvgPoolNd(Stateless, Module):
