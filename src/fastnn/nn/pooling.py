@@ -87,17 +87,20 @@ class MaxPool2d(_MaxPoolNd):
     _nd = 2
 
 
-class _AvgPoolNd(Stateless, Module):
+class _ShapePool(Stateless, Module):
+    """A pool whose backward needs only the input shape: forward calls ops.<name> with
+    _options(), backward ops.<name>_backward with the shape and _backward_options()."""
     _nd = 2
+    _names = ("", "")  # the ops function for 1-D and 2-D
 
-    def _options(self):
-        opts = (self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                self.count_include_pad)
-        return opts + ((self.divisor_override,) if self._nd == 2 else ())
+    def _op(self):
+        return getattr(ops, self._names[self._nd - 1])
+
+    def _backward_options(self):
+        return self._options()
 
     def forward(self, x):
-        fn = ops.avg_pool1d if self._nd == 1 else ops.avg_pool2d
-        out = fn(x, *self._options())
+        out = self._op()(x, *self._options())
         self._save(out.shape[:-self._nd] + _spatial(x, self._nd))
         return out
 
@@ -105,8 +108,17 @@ class _AvgPoolNd(Stateless, Module):
         shape, = self._saved()
         if not input_grad:
             return None
-        fn = ops.avg_pool1d_backward if self._nd == 1 else ops.avg_pool2d_backward
-        return fn(grad_out, shape, *self._options())
+        fn = getattr(ops, self._names[self._nd - 1] + "_backward")
+        return fn(grad_out, shape, *self._backward_options())
+
+
+class _AvgPoolNd(_ShapePool):
+    _names = ("avg_pool1d", "avg_pool2d")
+
+    def _options(self):
+        opts = (self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                self.count_include_pad)
+        return opts + ((self.divisor_override,) if self._nd == 2 else ())
 
     def get_config(self) -> dict:
         config = {"kernel_size": self.kernel_size, "stride": self.stride,
@@ -151,25 +163,18 @@ class AvgPool2d(_AvgPoolNd):
                                  else check_int(divisor_override, "divisor_override", 1))
 
 
-class _AdaptiveAvgPoolNd(Stateless, Module):
-    _nd = 2
+class _AdaptiveAvgPoolNd(_ShapePool):
+    _names = ("adaptive_avg_pool1d", "adaptive_avg_pool2d")
 
     def __init__(self, output_size):
         super().__init__()
         self.output_size = _output_size(output_size, self._nd)
 
-    def forward(self, x):
-        fn = ops.adaptive_avg_pool1d if self._nd == 1 else ops.adaptive_avg_pool2d
-        out = fn(x, self.output_size)
-        self._save(out.shape[:-self._nd] + _spatial(x, self._nd))
-        return out
+    def _options(self):
+        return (self.output_size,)
 
-    def backward(self, grad_out, input_grad: bool = True):
-        shape, = self._saved()
-        if not input_grad:
-            return None
-        fn = ops.adaptive_avg_pool1d_backward if self._nd == 1 else ops.adaptive_avg_pool2d_backward
-        return fn(grad_out, shape)
+    def _backward_options(self):
+        return ()
 
     def get_config(self) -> dict:
         return {"output_size": self.output_size}
