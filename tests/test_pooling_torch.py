@@ -44,13 +44,24 @@ def torch_or_none(fn):
         return None
 
 
+def check_grad(rng, y, yt, xt, backward, exact=False):
+    """a random d out through torch's graph and fastnn's backward: the input grads agree"""
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    yt.backward(torch.from_numpy(g))
+    check(backward(g), xt.grad, exact)
+
+
 def bad_padding(k, p):
     return p > (k if isinstance(k, int) else min(k)) // 2
 
 
-def torch_result_or_same_error(torch_fn, fastnn_fn):
-    """torch's result; None (after checking fastnn refuses it too, naming kernel_size) when
-    torch finds the output empty"""
+def torch_result_or_same_error(k, p, torch_fn, fastnn_fn):
+    """torch's result; None after checking fastnn refuses the arguments, naming padding
+    (more than half the kernel) or kernel_size (torch finds the output empty)"""
+    if bad_padding(k, p):
+        with pytest.raises(ValueError, match="padding"):
+            fastnn_fn()
+        return None
     res = torch_or_none(torch_fn)
     if res is None:
         with pytest.raises(ValueError, match="kernel_size"):
@@ -66,12 +77,8 @@ MAX_CASES = list(itertools.product([(1, 5), (5, 6), (7, 4)], [1, 2, 3, (3, 2)], 
 def test_max_pool2d(hw, k, s, p, d, cm):
     rng = np.random.default_rng(zlib.crc32(repr((hw, k, s, p, d, cm)).encode()))
     x = rng.standard_normal((2, 3) + hw).astype(np.float32)
-    if bad_padding(k, p):
-        with pytest.raises(ValueError, match="padding"):
-            ops.max_pool2d(x, k, s, p, d, cm)
-        return
     xt = t(x)
-    res = torch_result_or_same_error(lambda: F.max_pool2d(xt, k, s, p, d, cm, True),
+    res = torch_result_or_same_error(k, p, lambda: F.max_pool2d(xt, k, s, p, d, cm, True),
                                      lambda: ops.max_pool2d(x, k, s, p, d, cm, True))
     if res is None:
         return
@@ -82,9 +89,7 @@ def test_max_pool2d(hw, k, s, p, d, cm):
     np.testing.assert_array_equal(i[inside], it.numpy()[inside])
     if not inside.all():
         return
-    g = rng.standard_normal(y.shape).astype(np.float32)
-    yt.backward(torch.from_numpy(g))
-    check(ops.max_pool2d_backward(g, i, x.shape), xt.grad)
+    check_grad(rng, y, yt, xt, lambda g: ops.max_pool2d_backward(g, i, x.shape))
 
 
 @pytest.mark.parametrize("L, k, s, p, d, cm", list(itertools.product(
@@ -108,9 +113,7 @@ def test_max_pool1d_module(L, k, s, p, d, cm):
     (y, i), (yt, it) = fm(x), res
     check(y, yt, exact=True)
     np.testing.assert_array_equal(i, it.numpy())
-    g = rng.standard_normal(y.shape).astype(np.float32)
-    yt.backward(torch.from_numpy(g))
-    check(fm.backward(g), xt.grad)
+    check_grad(rng, y, yt, xt, fm.backward)
 
 
 AVG_CASES = list(itertools.product([(1, 5), (5, 6), (7, 4)], [1, 2, 3, (3, 2)], [None, 1, 2],
@@ -121,12 +124,8 @@ AVG_CASES = list(itertools.product([(1, 5), (5, 6), (7, 4)], [1, 2, 3, (3, 2)], 
 def test_avg_pool2d(hw, k, s, p, cm, cip, div):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 3) + hw).astype(np.float32)
-    if bad_padding(k, p):
-        with pytest.raises(ValueError, match="padding"):
-            ops.avg_pool2d(x, k, s, p, cm, cip, div)
-        return
     xt = t(x)
-    yt = torch_result_or_same_error(lambda: F.avg_pool2d(xt, k, s, p, cm, cip, div),
+    yt = torch_result_or_same_error(k, p, lambda: F.avg_pool2d(xt, k, s, p, cm, cip, div),
                                     lambda: ops.avg_pool2d(x, k, s, p, cm, cip, div))
     if yt is None:
         return
@@ -134,9 +133,7 @@ def test_avg_pool2d(hw, k, s, p, cm, cip, div):
     assert repr(m) == repr(torch.nn.AvgPool2d(k, s, p, cm, cip, div))
     y = m(x)
     check(y, yt)
-    g = rng.standard_normal(y.shape).astype(np.float32)
-    yt.backward(torch.from_numpy(g))
-    check(m.backward(g), xt.grad)
+    check_grad(rng, y, yt, xt, m.backward)
 
 
 @pytest.mark.parametrize("L, k, s, p, cm, cip", list(itertools.product(
@@ -159,9 +156,7 @@ def test_avg_pool1d(L, k, s, p, cm, cip):
         return
     y = fm(x)
     check(y, yt)
-    g = rng.standard_normal(y.shape).astype(np.float32)
-    yt.backward(torch.from_numpy(g))
-    check(fm.backward(g), xt.grad)
+    check_grad(rng, y, yt, xt, fm.backward)
 
 
 def check_adaptive_pair(x, ft, tt, rng):
@@ -173,9 +168,7 @@ def check_adaptive_pair(x, ft, tt, rng):
         np.testing.assert_array_equal(y[1], yt[1].numpy())
         yt, y = yt[0], y[0]
     check(y, yt)
-    g = rng.standard_normal(y.shape).astype(np.float32)
-    yt.backward(torch.from_numpy(g))
-    check(ft.backward(g), xt.grad)
+    check_grad(rng, y, yt, xt, ft.backward)
 
 
 @pytest.mark.parametrize("hw, size", list(itertools.product(
@@ -222,9 +215,7 @@ def test_padding_modules(padding):
             xt = t(x)
             yt, y = tm(xt), fm(x)
             check(y, yt, exact=True)
-            g = rng.standard_normal(y.shape).astype(np.float32)
-            yt.backward(torch.from_numpy(g))
-            check(fm.backward(g), xt.grad, exact=True)
+            check_grad(rng, y, yt, xt, fm.backward, exact=True)
 
 
 @pytest.mark.parametrize("shape, kw", [
@@ -243,9 +234,7 @@ def test_upsample_nearest(shape, kw):
     xt = t(x)
     yt, y = tm(xt), fm(x)
     check(y, yt, exact=True)
-    g = rng.standard_normal(y.shape).astype(np.float32)
-    yt.backward(torch.from_numpy(g))
-    check(fm.backward(g), xt.grad)
+    check_grad(rng, y, yt, xt, fm.backward)
 
 
 @pytest.mark.parametrize("mode", ["linear", "bilinear", "bicubic", "nearest-exact", "area"])
