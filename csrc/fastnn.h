@@ -343,6 +343,41 @@ fnn_status fnn_conv2d_forward(float *y, const float *x, const float *weight, con
  * KH, KW), dbias (O,). x is read only for dweight. */
 fnn_status fnn_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy,
                                const float *x, const float *weight, const fnn_conv2d_shape *s);
+/* ---- pooling over NCHW planes (pool.c, pool_api.c) ------------------------
+ * inp / dinp are (P, H, W) and out / dout / indices (P, OH, OW), P = N*C planes;
+ * 1-D pooling is H = 1 with a 1-row kernel. The geometry is checked here
+ * (kernel, stride, dilation >= 1, padding <= kernel/2, OH/OW >= 1 as the caller
+ * computed them from the floor/ceil rule); windows are clipped to the input and
+ * max padding acts as -inf. Indices are int64 flat offsets into each plane's H*W
+ * (PyTorch's return_indices). A NaN in a window is the max (its last one, as
+ * PyTorch). Threads split over whole planes, so results never depend on them.
+ * Backward writes dinp (not accumulated). */
+typedef struct {
+    int64_t H, W, OH, OW;       /* input and output plane sizes */
+    int64_t kh, kw, sh, sw;     /* kernel and stride */
+    int64_t ph, pw, dh, dw;     /* padding (top/left = bottom/right) and dilation */
+} fnn_pool_geom;
+fnn_status fnn_max_pool2d_forward(float *out, int64_t *indices, const float *inp, int64_t P,
+                                  const fnn_pool_geom *g);
+/* dinp (P, H, W) = scatter-add of dout (P, OH, OW) at indices (P, OH, OW); an index
+ * outside [0, H*W) is FNN_ERR_ARG before anything is written. Also adaptive max's. */
+fnn_status fnn_max_pool2d_backward(float *dinp, const float *dout, const int64_t *indices,
+                                   int64_t P, const fnn_pool_geom *g);
+/* average over the clipped window divided by divisor_override when > 0, else the
+ * window size within the padded input (count_include_pad) or within the input */
+fnn_status fnn_avg_pool2d_forward(float *out, const float *inp, int64_t P, const fnn_pool_geom *g,
+                                  int count_include_pad, int64_t divisor_override);
+fnn_status fnn_avg_pool2d_backward(float *dinp, const float *dout, int64_t P,
+                                   const fnn_pool_geom *g, int count_include_pad,
+                                   int64_t divisor_override);
+/* adaptive pooling: only H, W, OH, OW of g are read; bin i along an axis of size
+ * In -> Out covers [floor(i*In/Out), ceil((i+1)*In/Out)) */
+fnn_status fnn_adaptive_avg_pool2d_forward(float *out, const float *inp, int64_t P,
+                                           const fnn_pool_geom *g);
+fnn_status fnn_adaptive_avg_pool2d_backward(float *dinp, const float *dout, int64_t P,
+                                            const fnn_pool_geom *g);
+fnn_status fnn_adaptive_max_pool2d_forward(float *out, int64_t *indices, const float *inp,
+                                           int64_t P, const fnn_pool_geom *g);
 
 #ifdef __cplusplus
 }

@@ -169,6 +169,27 @@ typedef struct {
     fnn_dx_plane_fn dx_plane;
     fnn_dx_cols_fn dx_cols;
 } fnn_norm_kernels;
+/* ---- pooling (pool.c): `P` planes (P, H, W) -> (P, OH, OW), geometry in g ---- */
+/* out (P, OH, OW) = window max of inp (P, H, W), indices (P, OH, OW) its argmax;
+ * adaptive when `adaptive` (bins instead of kernel/stride/padding) */
+typedef void (*fnn_max_pool_fn)(float *out, int64_t *indices, const float *inp, int64_t P,
+                                const fnn_pool_geom *g, int adaptive);
+/* dinp (P, H, W) = scatter of dout (P, OH, OW) at indices (P, OH, OW), already checked */
+typedef void (*fnn_max_pool_backward_fn)(float *dinp, const float *dout, const int64_t *indices,
+                                         int64_t P, const fnn_pool_geom *g);
+/* out (P, OH, OW) = window means of inp (P, H, W); backward dinp (P, H, W) from
+ * dout (P, OH, OW); divisor > 0 overrides, adaptive as above */
+typedef void (*fnn_avg_pool_fn)(float *out, const float *inp, int64_t P, const fnn_pool_geom *g,
+                                int count_include_pad, int64_t divisor, int adaptive);
+typedef void (*fnn_avg_pool_backward_fn)(float *dinp, const float *dout, int64_t P,
+                                         const fnn_pool_geom *g, int count_include_pad,
+                                         int64_t divisor, int adaptive);
+typedef struct {
+    fnn_max_pool_fn max_forward;
+    fnn_max_pool_backward_fn max_backward;
+    fnn_avg_pool_fn avg_forward;
+    fnn_avg_pool_backward_fn avg_backward;
+} fnn_pool_kernels;
 
 /* ---- the families, once ------------------------------------------------------
  * X(sub-table type, family): the one list dispatch.c, fnn_isa_tables and the
@@ -181,7 +202,8 @@ typedef struct {
     X(fnn_gemm_kernels, gemm)                \
     X(fnn_linear_kernels, linear)            \
     X(fnn_fma_probe_kernels, fma_probe)      \
-    X(fnn_norm_kernels, norm)
+    X(fnn_norm_kernels, norm)                \
+    X(fnn_pool_kernels, pool)
 
 #define FNN_DECLARE_SUBTABLES_(type, family) \
     extern const type type##_generic, type##_avx2, type##_avx512;

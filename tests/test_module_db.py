@@ -42,6 +42,9 @@ MODULES = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "So
            "BatchNorm2d", "GroupNorm", "Dropout1d", "Dropout2d",
            "LogSoftmax", "Dropout", "BatchNorm1d", "Flatten", "Identity",
            "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"}
+MODULES |= {"MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
+            "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "ZeroPad2d",
+            "ConstantPad2d", "Upsample"}
 NAMES = sorted((MODULES | LOSSES) & set(nn.__all__))
 
 def _collect():
@@ -249,3 +252,24 @@ def _check_loss(tm0, name, training, sample, inputs):
     grads = [fm.backward() for _ in preds][::-1]
     for i, (gi, pti) in enumerate(zip(grads, pts)):
         close(gi, pti.grad, f"two calls: pred grad {i}")
+
+
+# ---- max pools with return_indices=True: forward gives (out, indices) ----------
+# Both must match torch's; the gradient flows through `out` alone (indices carry
+# none), so backward takes d out as for the other modules.
+_check_single_output = _check_module
+
+
+def _check_module(tm0, name, training, sample, inputs, rng):  # noqa: F811
+    if not getattr(tm0, "return_indices", False):
+        return _check_single_output(tm0, name, training, sample, inputs, rng)
+    x, = inputs
+    tm, fm = fresh_pair(tm0, name, training, sample)
+    y, iy = fastnn_forward(fm, (x,))
+    xt = leaf(x)
+    yt, it = tm(xt)
+    close(y, yt, "forward")
+    close(iy, it, "indices")
+    g = rng.standard_normal(tuple(yt.shape)).astype(np.float32)
+    yt.backward(torch.from_numpy(g.copy()))
+    close(fm.backward(g.copy()), xt.grad, "input grad")

@@ -390,8 +390,10 @@ def test_load_state_dict_from_files(tmp_path):
 
 
 def implied_state(layer):
-    """What layer's class says a layer with layer's config holds."""
-    args = serialization.architecture._arguments(type(layer), layer.get_config(), True,
+    """What layer's class says a layer with layer's config holds (the config as the file
+    stores it: through JSON, tuples become lists)."""
+    config = json.loads(json.dumps(layer.get_config()))
+    args = serialization.architecture._arguments(type(layer), config, True,
                                                  type(layer).__name__).arguments
     return type(layer).state_shapes(dict(args))
 
@@ -414,10 +416,15 @@ def test_every_builtin_layer_describes_its_state():
               nn.GroupNorm(1, 3, affine=False)]  # the norm family (constructors need sizes)
     cases += [nn.Conv1d(2, 4, 3), nn.Conv2d(3, 4, 3, bias=False), nn.ConvTranspose1d(2, 4, 3),
               nn.ConvTranspose2d(3, 4, 2)]  # the conv family
+    cases += [nn.MaxPool1d(2), nn.MaxPool2d(3, stride=2, padding=1, return_indices=True),
+              nn.AvgPool1d(3), nn.AvgPool2d(2, ceil_mode=True, divisor_override=3),
+              nn.AdaptiveAvgPool1d(4), nn.AdaptiveAvgPool2d((None, 2)), nn.AdaptiveMaxPool1d(3),
+              nn.AdaptiveMaxPool2d(2), nn.ZeroPad2d((1, 0, 2, -1)), nn.ConstantPad2d(1, 0.5),
+              nn.Upsample(scale_factor=2)]  # pooling, padding, upsampling
     for name, cls in layers.items():
         try:
             cases.append(cls())  # every layer constructible without arguments
-        except TypeError:
+        except (TypeError, ValueError):  # (Upsample needs size or scale_factor)
             assert any(type(c) is cls for c in cases), f"add a {name} to the cases"
     for layer in cases:
         assert implied_state(layer) == serialization.files.state_signature(layer), layer

@@ -52,6 +52,7 @@ DEFAULT_TESTS=(tests/test_activations.py tests/test_softmax.py tests/test_losses
     tests/test_memory.py tests/test_fuzz.py tests/test_gemm_fuzz.py tests/test_campaigns.py)
 DEFAULT_TESTS+=(tests/test_norm.py)
 DEFAULT_TESTS+=(tests/test_conv.py)
+DEFAULT_TESTS+=(tests/test_pooling.py)
 # Deselected under the sanitizers, by design of the test, not of the code:
 # - the hostile-files child caps RLIMIT_AS at 4 GiB, and ASan's shadow memory alone is
 #   terabytes of address space (tests/fuzzing.py skips its cap under FASTNN_SANITIZED);

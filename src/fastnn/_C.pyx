@@ -14,6 +14,7 @@ one copy of the C library (and so one ISA choice and one thread setting):
   _fma_probe.pxi    the machine's FMA ceiling
   _norm.pxi         batch norm and group norm, forward and backward
   _conv.pxi         convolution (conv1d/2d, transposed) on im2col + SGEMM
+  _pool.pxi         max / average / adaptive pooling over NCHW and NCL, and backward
 Validation happens with the GIL held; every kernel call is inside `with nogil`.
 Cython directives are set in one place, setup.py.
 
@@ -55,3 +56,4 @@ include "_optim.pxi"
 include "_fma_probe.pxi"
 include "_norm.pxi"
 include "_conv.pxi"
+include "_pool.pxi"

@@ -141,3 +141,24 @@ cdef extern from "fastnn.h" nogil:
                                   const fnn_conv2d_shape *s, fnn_activation act)
     fnn_status fnn_conv2d_backward(float *dx, float *dweight, float *dbias, const float *dy,
                                    const float *x, const float *weight, const fnn_conv2d_shape *s)
+    # pooling over (P, H, W) planes (pool.c, pool_api.c)
+    ctypedef struct fnn_pool_geom:
+        int64_t H, W, OH, OW
+        int64_t kh, kw, sh, sw
+        int64_t ph, pw, dh, dw
+    fnn_status fnn_max_pool2d_forward(float *out, int64_t *indices, const float *inp, int64_t P,
+                                      const fnn_pool_geom *g)
+    fnn_status fnn_max_pool2d_backward(float *dinp, const float *dout, const int64_t *indices,
+                                       int64_t P, const fnn_pool_geom *g)
+    fnn_status fnn_avg_pool2d_forward(float *out, const float *inp, int64_t P,
+                                      const fnn_pool_geom *g, int count_include_pad,
+                                      int64_t divisor_override)
+    fnn_status fnn_avg_pool2d_backward(float *dinp, const float *dout, int64_t P,
+                                       const fnn_pool_geom *g, int count_include_pad,
+                                       int64_t divisor_override)
+    fnn_status fnn_adaptive_avg_pool2d_forward(float *out, const float *inp, int64_t P,
+                                               const fnn_pool_geom *g)
+    fnn_status fnn_adaptive_avg_pool2d_backward(float *dinp, const float *dout, int64_t P,
+                                                const fnn_pool_geom *g)
+    fnn_status fnn_adaptive_max_pool2d_forward(float *out, int64_t *indices, const float *inp,
+                                               int64_t P, const fnn_pool_geom *g)

@@ -30,6 +30,9 @@ Optimizer updates, one torch.optim step in place on a parameter and its state:
               aligned float32 C-contiguous ndarray (nothing is converted or copied)
 Convolution:  conv1d, conv2d, conv_transpose1d, conv_transpose2d and their *_backward
               (returning (grad_input, grad_weight, grad_bias), each skippable)
+Pooling:      max_pool{1,2}d, avg_pool{1,2}d, adaptive_{avg,max}_pool{1,2}d and *_backward
+              (NCL / NCHW or unbatched; torch's argument names; max returns (out, indices)
+              with return_indices, int64 offsets into each (n, c) plane)
 """
 from fastnn._C import (
     ACTIVATIONS,
@@ -75,6 +78,24 @@ from fastnn._C import (
     conv_transpose2d,
     conv_transpose2d_backward,
 )
+from fastnn._C import (
+    max_pool1d,
+    max_pool2d,
+    max_pool1d_backward,
+    max_pool2d_backward,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool1d_backward,
+    avg_pool2d_backward,
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool1d_backward,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    adaptive_max_pool1d_backward,
+    adaptive_max_pool2d_backward,
+)
 
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
@@ -87,3 +108,21 @@ __all__ = [
     "conv2d_backward", "conv_transpose1d_backward", "conv_transpose2d_backward",
 ]
 __all__ += ["batch_norm", "batch_norm_backward", "group_norm", "group_norm_backward"]
+__all__ += [
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool1d_backward",
+    "max_pool2d_backward",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool1d_backward",
+    "avg_pool2d_backward",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool1d_backward",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool1d_backward",
+    "adaptive_max_pool2d_backward",
+]
