@@ -633,3 +633,23 @@ def test_zero_dim_prediction_gets_a_zero_dim_gradient(cls, reduction):
     assert isinstance(g, np.ndarray) and g.shape == () and g.dtype == np.float32
     fn(np.array(0.3, np.float32), np.array(0.1, np.float32))
     assert fn.backward(2.0).shape == ()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_fuse_conv_bn_eval(bias, rng, tmp_path):
+    conv, bn = nn.Conv2d(3, 4, 3, padding=1, bias=bias), nn.BatchNorm2d(4)
+    bn.weight.data[:] = rand(rng, 4)
+    bn.bias.data[:] = rand(rng, 4)
+    bn.running_mean[:] = rand(rng, 4)
+    bn.running_var[:] = np.abs(rand(rng, 4)) + 0.5
+    conv.eval(), bn.eval()
+    x = rand(rng, 2, 3, 5, 5)
+    fused = nn.utils.fuse_conv_bn_eval(conv, bn)
+    np.testing.assert_allclose(fused(x), bn(conv(x)), rtol=1e-5, atol=1e-5)
+    assert conv.bias is None if not bias else conv.bias is not fused.bias  # conv untouched
+    fastnn.save(fused, tmp_path / "fused.safetensors")   # a bias it was not built with
+    again = fastnn.load(tmp_path / "fused.safetensors")
+    again.eval()
+    np.testing.assert_array_equal(again(x), fused(x))
+    with pytest.raises(ValueError, match="eval mode"):
+        nn.utils.fuse_conv_bn_eval(conv.train(), bn)
