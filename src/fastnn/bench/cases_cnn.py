@@ -30,13 +30,12 @@ from typing import Dict
 
 import numpy as np
 
-from .cases_mlp import MlpCase
+from .cases_mlp import MlpCase, _warmed, fastnn_training_step, torch_training_step
 from .core import Op, normal
 
 SGD = ("sgd", (("lr", 0.01),))
 SGD_MOMENTUM = ("sgd", (("lr", 0.01), ("momentum", 0.9)))
 ADAM = ("adam", (("lr", 1e-3),))
-WARM_STEPS = 2
 RTOL = 1e-3  # the loss after two updates through several convolutions in float32
 
 
@@ -106,16 +105,10 @@ def _make_inputs(model_name: str):
     return make
 
 
-def _warmed(step):
-    for _ in range(WARM_STEPS):
-        step()
-    return step
-
-
 def _fastnn_builder(op: CnnOp):
     def build(inputs):
         import fastnn
-        from fastnn import nn, optim
+        from fastnn import nn
         model = nn.Sequential(*cnn_layers(nn, op.name, nn.Residual))
         model.load_state_dict(inputs["state"])
         x, y = inputs["x"], inputs["y"]
@@ -126,17 +119,7 @@ def _fastnn_builder(op: CnnOp):
                 with fastnn.no_grad():
                     return model(x)
             return infer
-        cls = {"sgd": optim.SGD, "adam": optim.Adam}[op.optimizer_name]
-        opt = cls(model.parameters(), **op.options)
-        loss_fn = nn.CrossEntropyLoss()
-
-        def step():
-            loss = loss_fn(model(x), y)
-            model.backward(loss_fn.backward(), input_grad=False)
-            opt.step()
-            opt.zero_grad()
-            return loss
-        return _warmed(step)
+        return fastnn_training_step(model, op, x, y)
     return build
 
 
@@ -153,7 +136,6 @@ def _numpy_builder(op: CnnOp):
 def _torch_builder(op: CnnOp):
     def build(inputs):
         import torch
-        import torch.nn.functional as F
 
         class Residual(torch.nn.Module):
             def __init__(self, body):
@@ -174,18 +156,7 @@ def _torch_builder(op: CnnOp):
                 with torch.no_grad():
                     return model(x).numpy()
             return infer
-        cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[op.optimizer_name]
-        opt = cls(model.parameters(), **op.options)
-        enable_grad = torch.enable_grad
-
-        def step():
-            with enable_grad():
-                loss = F.cross_entropy(model(x), y)
-                loss.backward()
-                opt.step()
-                opt.zero_grad()
-            return loss.item()
-        return _warmed(step)
+        return torch_training_step(model, op, inputs["x"], inputs["y"])
     return build
 
 

@@ -145,23 +145,28 @@ def _warmed(step):
 
 def _fastnn_builder(op: MlpOp):
     def build(inputs):
-        from fastnn import nn, optim
+        from fastnn import nn
         model = nn.Sequential(*mlp_layers(op.sizes, nn.Linear, nn.ReLU))
         model.load_state_dict(initial_weights(inputs))
-        cls = {"sgd": optim.SGD, "adam": optim.Adam}[op.optimizer_name]
-        opt = cls(model.parameters(), **op.options)
-        loss_fn = nn.CrossEntropyLoss()
-        x, y = inputs["x"], inputs["y"]
-
-        def step():
-            loss = loss_fn(model(x), y)
-            model.backward(loss_fn.backward(), input_grad=False)
-            opt.step()
-            opt.zero_grad()
-            return loss
-
-        return _warmed(step)
+        return fastnn_training_step(model, op, inputs["x"], inputs["y"])
     return build
+
+
+def fastnn_training_step(model, op, x, y):
+    """one warmed-up training step of a fastnn model with op's optimizer (cross-entropy)"""
+    from fastnn import nn, optim
+    cls = {"sgd": optim.SGD, "adam": optim.Adam}[op.optimizer_name]
+    opt = cls(model.parameters(), **op.options)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        loss = loss_fn(model(x), y)
+        model.backward(loss_fn.backward(), input_grad=False)
+        opt.step()
+        opt.zero_grad()
+        return loss
+
+    return _warmed(step)
 
 
 def _numpy_builder(op: MlpOp):
@@ -177,25 +182,32 @@ def _numpy_builder(op: MlpOp):
 def _torch_builder(op: MlpOp):
     def build(inputs):
         import torch
-        import torch.nn.functional as F
         model = torch.nn.Sequential(*mlp_layers(op.sizes, torch.nn.Linear, torch.nn.ReLU))
         model.load_state_dict({k: torch.from_numpy(v.copy())
                                for k, v in initial_weights(inputs).items()})
-        cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[op.optimizer_name]
-        opt = cls(model.parameters(), **op.options)
-        x, y = torch.from_numpy(inputs["x"]), torch.from_numpy(inputs["y"])
-        enable_grad = torch.enable_grad
-
-        def step():
-            with enable_grad():
-                loss = F.cross_entropy(model(x), y)
-                loss.backward()
-                opt.step()
-                opt.zero_grad()
-            return loss.item()
-
-        return _warmed(step)
+        return torch_training_step(model, op, inputs["x"], inputs["y"])
     return build
+
+
+def torch_training_step(model, op, x, y):
+    """the same for a torch model; x, y NumPy (under enable_grad: the bench runs torch
+    under no_grad)"""
+    import torch
+    import torch.nn.functional as F
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[op.optimizer_name]
+    opt = cls(model.parameters(), **op.options)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    enable_grad = torch.enable_grad
+
+    def step():
+        with enable_grad():
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        return loss.item()
+
+    return _warmed(step)
 
 
 def _mlp_op(name: str, sizes: tuple, optimizer: tuple, note: str = "") -> MlpOp:
