@@ -30,8 +30,8 @@ from typing import Dict
 
 import numpy as np
 
-from .cases_mlp import MlpCase, _warmed, fastnn_training_step, torch_training_step
-from .core import Op, normal
+from .cases_mlp import MlpCase, TrainingOp, _warmed, fastnn_training_step, torch_training_step
+from .core import normal
 
 SGD = ("sgd", (("lr", 0.01),))
 SGD_MOMENTUM = ("sgd", (("lr", 0.01), ("momentum", 0.9)))
@@ -63,24 +63,14 @@ def cnn_layers(nn, model: str, residual) -> list:
 
 
 @dataclasses.dataclass(frozen=True)
-class CnnOp(Op):
+class CnnOp(TrainingOp):
     image: tuple = (3, 32, 32)
-    optimizer: tuple = SGD   # (name, ((option, value), ...)); None: inference
-
-    @property
-    def optimizer_name(self) -> str:
-        return self.optimizer[0]
-
-    @property
-    def options(self) -> dict:
-        return dict(self.optimizer[1])
 
     def describe(self) -> str:
         image = "x".join(map(str, self.image))
         if self.optimizer is None:
             return f"{self.name} {image}, inference"
-        opts = ", ".join(f"{k} {v:g}" for k, v in self.optimizer[1])
-        return f"{self.name} {image}, {self.optimizer_name} ({opts})"
+        return f"{self.name} {image}, {self.optimizer_text()}"
 
 
 @dataclasses.dataclass(frozen=True)

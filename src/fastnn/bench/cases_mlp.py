@@ -52,9 +52,9 @@ RTOL = 1e-4       # on the loss after WARM_STEPS updates
 
 
 @dataclasses.dataclass(frozen=True)
-class MlpOp(Op):
-    sizes: tuple = MLP_SIZES
-    optimizer: tuple = SGD           # (name, ((option, value), ...))
+class TrainingOp(Op):
+    """an op whose timed call is a training step with `optimizer`"""
+    optimizer: tuple = SGD           # (name, ((option, value), ...)); None: inference
 
     @property
     def optimizer_name(self) -> str:
@@ -64,6 +64,15 @@ class MlpOp(Op):
     def options(self) -> dict:
         return dict(self.optimizer[1])
 
+    def optimizer_text(self) -> str:
+        opts = ", ".join(f"{k} {v:g}" for k, v in self.optimizer[1])
+        return f"{self.optimizer_name} ({opts})"
+
+
+@dataclasses.dataclass(frozen=True)
+class MlpOp(TrainingOp):
+    sizes: tuple = MLP_SIZES
+
     def describe(self) -> str:
         """The model, e.g. '784-256-128-10 sgd' or '8 x Linear(4,4) sgd'."""
         if self.name == "overhead":
@@ -71,8 +80,7 @@ class MlpOp(Op):
             model = f"{len(self.sizes) - 1} x Linear({w},{w})"
         else:
             model = "-".join(map(str, self.sizes))
-        opts = ", ".join(f"{k} {v:g}" for k, v in self.optimizer[1])
-        return f"{model}, {self.optimizer_name} ({opts})"
+        return f"{model}, {self.optimizer_text()}"
 
 
 @dataclasses.dataclass(frozen=True)
