@@ -889,6 +889,33 @@ def test_checkpoint_optimizer_state_is_checked_at_load(tmp_path, opt_name):
         optim.Adam(model.parameters(), betas=(0.9, 1 - 1e-9))
 
 
+def test_failed_checkpoint_load_leaves_param_groups_as_they_were(tmp_path):
+    """A checkpoint whose param group carries an extra option (a flipped byte in a key)
+    and whose scheduler state fails to load: the optimizer's groups keep exactly the
+    keys and values they had. Found by tools/hostile_files.py."""
+    model, opt, sched = make_run("sgd", seed=0)
+    train_epochs(model, opt, sched, 1)
+    path = tmp_path / "ckpt.safetensors"
+    fastnn.save_checkpoint(path, model, opt, sched)
+    with safetensors.safe_open(str(path), framework="np") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    opt_meta, sched_meta = json.loads(meta["optimizer"]), json.loads(meta["scheduler"])
+    opt_meta["param_groups"][0]["initiad_lr"] = 0.5
+    sched_meta["state"]["gamma"] = -1.0
+    safetensors.numpy.save_file(tensors, str(path), metadata={
+        **meta, "optimizer": json.dumps(opt_meta), "scheduler": json.dumps(sched_meta)})
+    model, opt, sched = make_run("sgd", seed=0)
+    before = [dict(g) for g in opt.param_groups]
+    with pytest.raises(ValueError, match="gamma"):
+        fastnn.load_checkpoint(path, model, opt, sched)
+    assert [dict(g) for g in opt.param_groups] == before
+    # loading a state_dict() back makes the groups equal to it, extra keys included
+    saved = opt.state_dict()
+    opt.param_groups[0]["extra"] = 1
+    opt.load_state_dict(saved)
+    assert [dict(g) for g in opt.param_groups] == before
+
+
 def test_checkpoint_scheduler_past_its_schedule_is_refused(tmp_path):
     """A OneCycleLR state stepped past total_steps (which stepping never reaches)
     failed only at the next scheduler.step(); found by tools/hostile_files.py."""
