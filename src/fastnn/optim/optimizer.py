@@ -254,12 +254,6 @@ class Optimizer(ABC):
             self.validate_group(candidate)
             staged.append((group, options, flat, steps))
         for i, (group, options, flat, steps) in enumerate(staged):
-            # the group's options become the saved ones, as in torch: keys the saved
-            # group lacks go (the defaults stay), so loading back an earlier
-            # state_dict() undoes a load exactly
-            for key in [k for k in group if k != "params" and k not in options
-                        and k not in self.defaults]:
-                del group[key]
             group.update(options)
             self._state[i] = flat
             self._steps[i] = steps[0] if steps and steps.count(steps[0]) == len(steps) else steps

@@ -205,6 +205,8 @@ def load_checkpoint(path, model: Module, optimizer=None, scheduler=None) -> dict
         raise ValueError(f"{path}: the extra metadata must be a JSON object")
 
     undo = [(model, model.state_dict())]
+    # the param groups exactly (a loaded group may add keys a state_dict() would keep)
+    groups = [dict(g) for g in optimizer.param_groups] if optimizer is not None else []
     try:
         model.load_state_dict(model_state, strict=True)
         for part, state in ((optimizer, opt_state), (scheduler, sched_state)):
@@ -216,6 +218,9 @@ def load_checkpoint(path, model: Module, optimizer=None, scheduler=None) -> dict
         for part, state in reversed(undo):
             with contextlib.suppress(Exception):
                 part.load_state_dict(state)
+        for group, before in zip(optimizer.param_groups if groups else (), groups):
+            group.clear()
+            group.update(before)
         raise ValueError(f"{path}: cannot restore the checkpoint: {type(err).__name__}: "
                          f"{err}") from None
     return {"epoch": epoch, **{k: v for k, v in extra.items() if k != "epoch"}}
