@@ -184,6 +184,21 @@ static void dx_range(void *ctx, int64_t begin, int64_t end) {
 
 /* ---- backward weight and bias: items (n, g, block), a partial per chunk -- */
 
+/* sum of r[0 .. n), in FNN_CONV_SUM_LANES interleaved partial sums added in
+ * order at the end: independent chains the compiler vectorizes, the same
+ * order on every call */
+#define FNN_CONV_SUM_LANES 16
+static float row_sum(const float *r, int64_t n) {
+    float acc[FNN_CONV_SUM_LANES] = {0.0f};
+    int64_t q = 0;
+    for (; q + FNN_CONV_SUM_LANES <= n; q += FNN_CONV_SUM_LANES)
+        for (int l = 0; l < FNN_CONV_SUM_LANES; l++) acc[l] += r[q + l];
+    for (int l = 0; q < n; q++, l++) acc[l] += r[q];
+    float total = 0.0f;
+    for (int l = 0; l < FNN_CONV_SUM_LANES; l++) total += acc[l];
+    return total;
+}
+
 static void dw_range(void *ctx, int64_t begin, int64_t end) {
     conv_job *j = ctx;
     const fnn_conv2d_shape *s = j->s;
@@ -208,12 +223,7 @@ static void dw_range(void *ctx, int64_t begin, int64_t end) {
                       part + g * j->Og * j->Kd, j->Kd);
         }
         if (j->db)
-            for (int64_t o = 0; o < j->Og; o++) {
-                const float *r = dyg + o * j->P;
-                float acc = 0.0f;
-                for (int64_t q = 0; q < pb; q++) acc += r[q];
-                pbias[g * j->Og + o] += acc;
-            }
+            for (int64_t o = 0; o < j->Og; o++) pbias[g * j->Og + o] += row_sum(dyg + o * j->P, pb);
     }
     if (col) fnn_cache_free(NULL, col, 0);
 }

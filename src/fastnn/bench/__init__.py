@@ -9,6 +9,8 @@ Modules
                        SGD and Adam at batch 32-1024; the per-layer overhead case)
     cases_cnn          CNN training steps and inference: ``build_cnn_cases()`` (the baseline
                        CNN, LeNet-5, a small ResNet, LeNet-5 batch-1 inference)
+    cases_conv         their Conv2d layers forward / input_grad / weight_grad in GFLOP/s:
+                       ``build_conv_layer_cases()`` (part of the CNN suite)
     (fastnn.baselines.numpy_mlp.NumpyMLP is the hand-written NumPy trainer the MLP
                        cases time; it lives in the product: fastnn demo uses it too)
     timing             ``prepare`` (build, check, pick the fastest formulation),

@@ -13,6 +13,7 @@ import time
 from .cases_elementwise import DEFAULT_SIZES, OP_NAMES, build_cases
 from .cases_gemm import GEMM_OP_NAMES, build_gemm_cases
 from .cases_cnn import CNN_OP_NAMES, build_cnn_cases
+from .cases_conv import CONV_LAYER_OP_NAMES, build_conv_layer_cases
 from .cases_mlp import MLP_OP_NAMES, build_mlp_cases
 from .core import DEFAULT_THREADS, FULL, LIBS, QUICK, parse_size
 from .machine import cpu_model, cpu_pressure, cpu_stall_total
@@ -48,7 +49,7 @@ def add_arguments(p) -> None:
                    help="comma-separated ops (default: all): " + ",".join(OP_NAMES)
                         + "; GEMM: " + ",".join(GEMM_OP_NAMES)
                         + "; MLP: " + ",".join(MLP_OP_NAMES)
-                        + "; CNN: " + ",".join(CNN_OP_NAMES))
+                        + "; CNN: " + ",".join(CNN_OP_NAMES + CONV_LAYER_OP_NAMES))
     p.add_argument("--libs", default=",".join(LIBS),
                    help="libraries to time (default %(default)s; torch is skipped if missing)")
     p.add_argument("--quick", action="store_true",
@@ -80,7 +81,7 @@ def _fmt_ratio(r):
 
 
 def _select_cases(args, sizes):
-    """(element-wise, GEMM, MLP and CNN cases) for --suite / --ops / --quick."""
+    """(element-wise, GEMM, MLP, CNN and conv-layer cases) for --suite / --ops / --quick."""
     ops = _csv(args.ops) if args.ops else None
     want_ew = args.suite in ("elementwise", "all")
     want_gemm = args.suite in ("gemm", "all")
@@ -88,7 +89,8 @@ def _select_cases(args, sizes):
     want_cnn = args.suite in ("cnn", "all")
     if ops is not None:
         known = ((OP_NAMES if want_ew else ()) + (GEMM_OP_NAMES if want_gemm else ())
-                 + (MLP_OP_NAMES if want_mlp else ()) + (CNN_OP_NAMES if want_cnn else ()))
+                 + (MLP_OP_NAMES if want_mlp else ())
+                 + (CNN_OP_NAMES + CONV_LAYER_OP_NAMES if want_cnn else ()))
         unknown = [o for o in ops if o not in known]
         if unknown or not ops:
             raise ValueError(f"unknown op(s) {', '.join(unknown) or '(none)'} for --suite "
@@ -100,9 +102,11 @@ def _select_cases(args, sizes):
     gemm = (build_gemm_cases(gemm_ops, quick=args.quick)
             if want_gemm and gemm_ops != [] else [])
     cnn_ops = None if ops is None else [o for o in ops if o in CNN_OP_NAMES]
+    layer_ops = None if ops is None else [o for o in ops if o in CONV_LAYER_OP_NAMES]
     mlp = build_mlp_cases(mlp_ops) if want_mlp and mlp_ops != [] else []
     cnn = build_cnn_cases(cnn_ops) if want_cnn and cnn_ops != [] else []
-    return ew, gemm, mlp, cnn
+    layers = build_conv_layer_cases(layer_ops) if want_cnn and layer_ops != [] else []
+    return ew, gemm, mlp, cnn, layers
 
 
 class _Table:
@@ -228,7 +232,7 @@ def run(args) -> int:
             sizes = [parse_size(s) for s in _csv(args.sizes)]
         else:
             sizes = list(DEFAULT_SIZES)
-        ew_cases, gemm_cases, mlp_cases, cnn_cases = _select_cases(args, sizes)
+        ew_cases, gemm_cases, mlp_cases, cnn_cases, layer_cases = _select_cases(args, sizes)
     except ValueError as e:
         print(f"fastnn bench: {e}", file=sys.stderr)
         return 2
@@ -260,7 +264,7 @@ def run(args) -> int:
         libs = pool.libs
         others = [lib for lib in libs if lib != "fastnn"]
         slower = {lib: [] for lib in others}
-        if gemm_cases:
+        if gemm_cases or layer_cases:
             peak = pool.fma_peak(settings["peak_seconds"], settings["peak_repeats"])
             if peak is None:
                 print("warning: the FMA peak probe failed; no % peak column", file=sys.stderr)
@@ -276,6 +280,11 @@ def run(args) -> int:
             if step_cases:
                 tables.append((step_cases, _mlp_table(step_cases, libs, others),
                                _mlp_caption(step_cases)))
+        if layer_cases:
+            caption = ("CNN layers (Conv2d, stride 1): GFLOP/s = 2*N*O*OH*OW*C*KH*KW / median "
+                       "time, the same for forward, input_grad (dx) and weight_grad (dW, db); "
+                       "% peak = fastnn GFLOP/s / FMA peak")
+            tables.append((layer_cases, _gemm_table(layer_cases, libs, others, peak), caption))
         overhead = []
         for i, (cases, table, caption) in enumerate(tables):
             if i:
@@ -304,7 +313,7 @@ def run(args) -> int:
         for line in overhead:
             print(line, file=out)
 
-    cases = ew_cases + gemm_cases + mlp_cases + cnn_cases
+    cases = ew_cases + gemm_cases + mlp_cases + cnn_cases + layer_cases
     notes = sorted({c.op.note for c in cases if c.op.note})
     if notes:
         print("", file=out)
@@ -401,9 +410,13 @@ def _record(case, res, libs, peak=None):
                 if case.name == "overhead":
                     t["per_layer_s"] = t["median_s"] / case.layers
     elif case.flops:
-        batch, m, n, k = case.shape
-        rec.update(suite="gemm", shape_text=case.shape_text, batch=batch, m=m, n=n, k=k,
-                   flops=case.flops)
+        if getattr(case.shape, "_fields", None):  # a conv layer: its named dimensions
+            rec.update(suite="cnn_layers", shape_text=case.shape_text, flops=case.flops,
+                       layer=case.shape._asdict())
+        else:
+            batch, m, n, k = case.shape
+            rec.update(suite="gemm", shape_text=case.shape_text, batch=batch, m=m, n=n, k=k,
+                       flops=case.flops)
         if peak and "gflops" in times.get("fastnn", {}):
             rec["fastnn_pct_peak"] = 100.0 * times["fastnn"]["gflops"] / peak["gflops"]
     else:

@@ -23,6 +23,7 @@ from typing import Dict, Optional
 from .cases_elementwise import DEFAULT_SIZES, build_cases
 from .cases_gemm import build_gemm_cases
 from .cases_cnn import build_cnn_cases
+from .cases_conv import build_conv_layer_cases
 from .cases_mlp import build_mlp_cases
 from .core import DEFAULT_THREADS, FULL, LIBS, Case, CheckError, parse_size
 from .machine import library_versions
@@ -34,8 +35,9 @@ BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 def worker_cases(sizes) -> list:
     """Every case a worker can time: the element-wise table at `sizes`, the GEMM
-    table, the MLP training-step table and the CNN table."""
-    return build_cases(sizes) + build_gemm_cases() + build_mlp_cases() + build_cnn_cases()
+    table, the MLP training-step table, the CNN table and its conv layers."""
+    return (build_cases(sizes) + build_gemm_cases() + build_mlp_cases() + build_cnn_cases()
+            + build_conv_layer_cases())
 
 
 def worker_main(lib: str, threads: int, sizes) -> int:
