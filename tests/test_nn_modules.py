@@ -653,3 +653,92 @@ def test_fuse_conv_bn_eval(bias, rng, tmp_path):
     np.testing.assert_array_equal(again(x), fused(x))
     with pytest.raises(ValueError, match="eval mode"):
         nn.utils.fuse_conv_bn_eval(conv.train(), bn)
+
+
+def _conv_bn_net(rng, padding_mode="zeros", track=True, act=True, bias=True, conv=nn.Conv2d,
+                 norm=nn.BatchNorm2d):
+    net = nn.Sequential(conv(3, 4, 3, padding=1, bias=bias, padding_mode=padding_mode),
+                        norm(4, track_running_stats=track), *([nn.ReLU()] if act else []),
+                        nn.Flatten())
+    bn = net[1]
+    bn.weight.data[:] = rand(rng, 4)
+    bn.bias.data[:] = rand(rng, 4)
+    if track:
+        bn.running_mean[:] = rand(rng, 4)
+        bn.running_var[:] = np.abs(rand(rng, 4)) + 0.5
+    return net
+
+
+@pytest.mark.parametrize("options", [{}, {"act": False}, {"bias": False},
+                                     {"padding_mode": "reflect"}, {"track": False},
+                                     {"conv": nn.Conv1d, "norm": nn.BatchNorm1d}])
+def test_sequential_folds_conv_batchnorm_in_eval_without_grad(options, rng, monkeypatch):
+    """Conv + BatchNorm (+ ReLU) in eval mode without gradients is one convolution with
+    the running statistics folded into the weights; the same outputs as module by module,
+    and training, eval with gradients (and backward) or no running statistics unchanged."""
+    net = _conv_bn_net(rng, **options)
+    x = rand(rng, 2, 3, 6) if options.get("conv") is nn.Conv1d else rand(rng, 2, 3, 6, 6)
+
+    def by_module(x):
+        for m in net:
+            x = m(x)
+        return x
+
+    net.eval()
+    want = by_module(x)
+    folded = options.get("track", True)
+    calls = []
+    monkeypatch.setattr(net[1], "forward", lambda y: calls.append(1) or type(net[1]).forward(
+        net[1], y))
+    with fastnn.no_grad():
+        got = net(x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert calls == ([] if folded else [1])  # the BatchNorm ran only when not folded
+    calls.clear()
+    y = net(x)  # eval with gradients: module by module, with a backward
+    assert calls == [1]
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    dx = net.backward(np.ones_like(y))
+    assert dx.shape == x.shape
+    net.train()
+    with fastnn.no_grad():
+        net(x)  # training: batch statistics, never folded
+    assert calls == [1, 1]
+
+
+def test_sequential_conv_batchnorm_fold_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    net = _conv_bn_net(rng)
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                                 torch.nn.ReLU(), torch.nn.Flatten())
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in
+                            net.state_dict().items()})
+    net.eval(), theirs.eval()
+    x = rand(rng, 2, 3, 6, 6)
+    with fastnn.no_grad(), torch.no_grad():
+        np.testing.assert_allclose(net(x), theirs(torch.from_numpy(x)).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_subclass_rewriting_forward_does_not_fold():
+    class MyConv(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    class MyNorm(nn.BatchNorm2d):
+        def forward(self, x):
+            return super().forward(x) + 1
+
+    assert MyConv.folds == () and MyNorm.foldable is None
+    assert nn.BatchNorm2d.foldable in nn.Conv2d.folds
+    assert nn.BatchNorm1d.foldable in nn.Conv1d.folds
+    assert nn.BatchNorm1d.foldable not in nn.Conv2d.folds  # ranks differ: never folded
+
+
+def test_conv_batchnorm_fold_keeps_module_errors(rng):
+    net = _conv_bn_net(rng).eval()
+    with fastnn.no_grad(), pytest.raises(ValueError, match="BatchNorm2d"):
+        net(rand(rng, 3, 6, 6))  # unbatched: BatchNorm2d refuses it, folded or not
+    odd = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm1d(4)).eval()
+    with fastnn.no_grad(), pytest.raises(ValueError, match="BatchNorm1d"):
+        odd(rand(rng, 2, 3, 6, 6))

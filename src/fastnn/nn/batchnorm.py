@@ -106,6 +106,33 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}({self.num_features}) expects input of shape "
                              f"{self._shapes.format(c=self.num_features)}, got {x.shape}")
 
+    # eval mode with running statistics is an affine map per channel, which a
+    # preceding convolution of the same rank absorbs (fold_into; Sequential folds
+    # it, see Module): each subclass names its rank
+
+    def fold_into(self, weight, bias, axis: int = 0):
+        """(weight, bias) float32 of a layer computing this BatchNorm (eval mode, running
+        statistics) of the layer with `weight` (its output channels on `axis`) and `bias`
+        ((channels,) or None): weight * s, (bias - mean) * s + beta with
+        s = gamma / sqrt(running_var + eps), computed in float64."""
+        if self.running_mean is None or self.running_var is None:
+            raise ValueError(f"{type(self).__name__} without running statistics "
+                             f"(track_running_stats=False) cannot be folded into a layer")
+        if weight.shape[axis] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}) cannot fold into a "
+                             f"layer with {weight.shape[axis]} output channels")
+        scale = 1.0 / np.sqrt(np.asarray(self.running_var, np.float64) + self.eps)
+        if self.weight is not None:
+            scale = scale * self.weight.data
+        shift = -np.asarray(self.running_mean, np.float64) * scale
+        if self.bias is not None:
+            shift = shift + self.bias.data
+        if bias is not None:
+            shift = shift + bias * scale
+        shape = [1] * weight.ndim
+        shape[axis] = -1
+        return (weight * scale.reshape(shape)).astype(np.float32), shift.astype(np.float32)
+
     def forward(self, x):
         x = to_float32(x)
         self._check_input(x)
@@ -162,9 +189,11 @@ class _BatchNorm(Module):
 
 class BatchNorm1d(_BatchNorm):
     """Batch norm over (N, C) or (N, C, L): statistics per channel over N (and L)."""
+    foldable = "batch_norm_1d"
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch norm over (N, C, H, W): statistics per channel over N, H and W."""
+    foldable = "batch_norm_2d"
     _ndims = (4,)
     _shapes = "(N, {c}, H, W)"

@@ -10,7 +10,11 @@ every call has its own context).
   A layer followed by an activation it declares it can fuse (Linear's
   `epilogues` holding the activation's `epilogue`) runs as one
   layer.forward_fused(x, epilogue) call: one GEMM with the activation in its
-  epilogue, and one backward through both.
+  epilogue, and one backward through both. A layer followed by a normalization
+  it declares it can fold (Conv's `folds` holding BatchNorm's `foldable`), and
+  that normalization's activation if it has one, runs in eval mode without
+  gradients as one layer.forward_folded(x, norm, epilogue) call: one convolution
+  with the running statistics in its weights; otherwise module by module.
 - Residual(body, shortcut=None): y = body(x) + (shortcut(x) if shortcut else x).
 - Concat(*branches, dim=1): every branch on the same input, outputs joined along dim.
 - ModuleList: registers modules for a forward you write yourself.
@@ -24,6 +28,7 @@ import numpy as np
 
 from fastnn._args import check_int
 from fastnn.nn.container_protocol import Container, IndexedContainer
+from fastnn.nn.grad_mode import is_grad_enabled
 from fastnn.nn.module import Module, structure_version, to_float32
 
 
@@ -31,6 +36,43 @@ def _check_module(m, where: str) -> Module:
     if not isinstance(m, Module):
         raise TypeError(f"{where} takes Modules, got {type(m).__name__}")
     return m
+
+
+class _Folded:
+    """A plan step of Sequential: layer, norm (a foldable normalization after it)
+    and act (None or the activation after norm, fused in the folded call)."""
+
+    def __init__(self, layer: Module, norm: Module, act: Optional[Module]):
+        self.layer, self.norm, self.act = layer, norm, act
+        self.epilogue = None if act is None else act.epilogue
+
+    def parameters(self):
+        yield from self.layer.parameters()
+        yield from self.norm.parameters()
+
+    def forward(self, x):
+        # a batch of the layer's rank (an unbatched input goes module by module, where
+        # the normalization refuses it as it would alone)
+        if not (self.layer.training or self.norm.training or is_grad_enabled()) and \
+                np.ndim(x) == self.layer._n + 2:
+            return self.layer.forward_folded(x, self.norm, self.epilogue)
+        x = self.norm.forward(self.layer.forward(x))
+        return x if self.act is None else self.act.forward(x)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        g = grad_out if self.act is None else self.act.backward(grad_out)
+        return self.layer.backward(self.norm.backward(g), input_grad=input_grad)
+
+    def discard_saved(self) -> None:
+        for m in (self.act, self.norm, self.layer):
+            if m is not None:
+                m.discard_saved()
+
+
+def _foldable(layer: Module, norm) -> bool:
+    """layer folds norm (declared), norm keeps running statistics"""
+    return (norm is not None and norm.foldable is not None and norm.foldable in layer.folds
+            and getattr(norm, "running_mean", None) is not None)
 
 
 def _add(a, b):
@@ -85,7 +127,13 @@ class Sequential(Container, Module):
         while i < len(mods):
             nxt = mods[i + 1] if i + 1 < len(mods) else None
             epilogue = nxt.epilogue if nxt is not None else None
-            if epilogue is not None and epilogue in mods[i].epilogues:
+            if _foldable(mods[i], nxt):
+                act = mods[i + 2] if i + 2 < len(mods) else None
+                if act is not None and act.epilogue not in mods[i].epilogues:
+                    act = None
+                steps.append((_Folded(mods[i], nxt, act), None))
+                i += 2 if act is None else 3
+            elif epilogue is not None and epilogue in mods[i].epilogues:
                 steps.append((mods[i], epilogue))
                 i += 2
             else:

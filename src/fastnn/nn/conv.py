@@ -195,24 +195,41 @@ class _Conv(_ConvNd):
     # following ReLU); its backward masks the gradient with the output
     epilogues = ("relu",)
 
+    # and, in eval mode without gradients, a following BatchNorm of its rank folded
+    # into the weights (each subclass's `folds`; Sequential folds it: forward_folded)
+
     def forward(self, input):
         return self.forward_fused(input, None)
 
-    def forward_fused(self, input, epilogue):
-        """epilogue(conv(input) + bias), the activation (None or "relu") fused."""
+    def _convolve(self, input, weight, bias, epilogue):
+        """(epilogue(conv(input, weight) + bias), the padded input, its padding, the
+        explicit pads or None), padding_mode applied."""
         if epilogue not in (None, "relu"):
             raise ValueError(f"epilogue must be None or 'relu', got {epilogue!r}")
-        d = self.__dict__
-        bias = d["bias"]
         x, padding, pads = input, self.padding, None
         if self.padding_mode != "zeros":
             pads = _pad_pairs(padding, self.kernel_size, self.dilation)
             x, padding = _pad_input(input, pads, self.padding_mode), 0
         conv = ops.conv1d if self._n == 1 else ops.conv2d
-        y = conv(x, d["weight"]._data, None if bias is None else bias._data, self.stride,
-                 padding, self.dilation, self.groups, epilogue)
+        y = conv(x, weight, bias, self.stride, padding, self.dilation, self.groups, epilogue)
+        return y, x, padding, pads
+
+    def forward_fused(self, input, epilogue):
+        """epilogue(conv(input) + bias), the activation (None or "relu") fused."""
+        bias = self.__dict__["bias"]
+        y, x, padding, pads = self._convolve(input, self.__dict__["weight"]._data,
+                                             None if bias is None else bias._data, epilogue)
         self._save(x, padding, pads, np.shape(input), y if epilogue == "relu" else None)
         return y
+
+    def forward_folded(self, input, norm, epilogue):
+        """epilogue(norm(conv(input))) as one convolution, norm (an eval-mode BatchNorm
+        with running statistics) folded into the weight and bias; saves nothing (for
+        inference: Sequential calls it in eval mode without gradients)."""
+        bias = self.__dict__["bias"]
+        weight, bias = norm.fold_into(self.__dict__["weight"]._data,
+                                      None if bias is None else bias._data)
+        return self._convolve(input, weight, bias, epilogue)[0]
 
     def backward(self, grad_out, input_grad: bool = True):
         """d/d input of this call (through its fused ReLU); adds dweight and dbias."""
@@ -237,11 +254,13 @@ class _Conv(_ConvNd):
 class Conv1d(_Conv):
     """1-D convolution over (N, C_in, L) or (C_in, L), as torch.nn.Conv1d."""
     _n = 1
+    folds = ("batch_norm_1d",)
 
 
 class Conv2d(_Conv):
     """2-D convolution over (N, C_in, H, W) or (C_in, H, W), as torch.nn.Conv2d."""
     _n = 2
+    folds = ("batch_norm_2d",)
 
 
 class _ConvTranspose(_ConvNd):

@@ -88,6 +88,11 @@ class Module:
     # can apply (`epilogues`), its backward(grad_out, input_grad) then going through both.
     epilogue = None
     epilogues = ()
+    # Declared folding (Sequential, eval mode without gradients): a normalization
+    # names what it is (`foldable`, e.g. BatchNorm's running statistics); a layer
+    # lists the ones its forward_folded(x, norm, epilogue) folds into its weights.
+    foldable = None
+    folds = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -98,6 +103,10 @@ class Module:
                 cls.epilogue = None
             if "epilogues" not in cls.__dict__:
                 cls.epilogues = ()
+            if "foldable" not in cls.__dict__:
+                cls.foldable = None
+            if "folds" not in cls.__dict__:
+                cls.folds = ()
 
     def __init__(self):
         d = self.__dict__

@@ -64,23 +64,10 @@ def fuse_conv_bn_eval(conv, bn, transpose: bool = False):
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError("fuse_conv_bn_eval needs a BatchNorm with running statistics "
                          "(track_running_stats=True)")
-    axis = 1 if transpose else 0
-    w = conv.weight.data
-    if w.shape[axis] != bn.num_features:
-        raise ValueError(f"bn has {bn.num_features} features but conv has {w.shape[axis]} "
-                         f"output channels")
-    scale = np.asarray(bn.running_var, np.float64) + bn.eps
-    scale = 1.0 / np.sqrt(scale)
-    if bn.weight is not None:
-        scale = scale * bn.weight.data
-    shift = -np.asarray(bn.running_mean, np.float64) * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias.data
-    if conv.bias is not None:
-        shift = shift + conv.bias.data * scale
+    weight, bias = bn.fold_into(conv.weight.data,
+                                None if conv.bias is None else conv.bias.data,
+                                axis=1 if transpose else 0)
     fused = copy.deepcopy(conv)
-    shape = [1] * w.ndim
-    shape[axis] = -1
-    fused.weight = Parameter((w * scale.reshape(shape)).astype(np.float32))
-    fused.bias = Parameter(shift.astype(np.float32))
+    fused.weight = Parameter(weight)
+    fused.bias = Parameter(bias)
     return fused
