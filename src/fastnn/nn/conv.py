@@ -237,8 +237,8 @@ class _Conv(_ConvNd):
         d = self.__dict__
         weight, bias = d["weight"], d["bias"]
         g = np.asarray(grad_out, np.float32)
-        if y is not None:
-            g = np.where(y > 0, g, np.float32(0))
+        if y is not None:  # through the fused ReLU: y > 0 exactly where its input is
+            g = ops.relu_backward(g, y)
         backward = ops.conv1d_backward if self._n == 1 else ops.conv2d_backward
         dx, dw, db = backward(g, x, weight._data, self.stride, padding, self.dilation,
                               self.groups, input_grad, weight.requires_grad,
