@@ -191,6 +191,27 @@ typedef struct {
     fnn_avg_pool_backward_fn avg_backward;
 } fnn_pool_kernels;
 
+/* ---- convolution (conv/kernel.c): the implicit-GEMM tile ------------------
+ * T (m, n) = sum over j < J of X[ro[i] + co[j]] * B[j * nr + col], a tile of
+ * m <= mr rows and n <= nr columns; ro (mr,) row offsets (rows past m repeat a
+ * valid one), co (J,) step offsets into the image X, B one packed panel (J, nr)
+ * zero past column n. */
+/* out[col * ld_out + i] = act(T[i][col] + bias[col]), i < m, col < n; bias (n,) or NULL */
+typedef void (*fnn_conv_tile_store_fn)(int64_t J, const float *X, const int64_t *ro,
+                                       const int64_t *co, const float *B, float *out,
+                                       int64_t ld_out, int64_t m, int64_t n, const float *bias,
+                                       fnn_activation act);
+/* out[i * ld_out + col] += T[i][col], i < m, col < n rounded up to whole vectors
+ * (out has room for them up to nr) */
+typedef void (*fnn_conv_tile_accumulate_fn)(int64_t J, const float *X, const int64_t *ro,
+                                            const int64_t *co, const float *B, float *out,
+                                            int64_t ld_out, int64_t m, int64_t n);
+typedef struct {
+    fnn_conv_tile_store_fn tile_store;
+    fnn_conv_tile_accumulate_fn tile_accumulate;
+    int64_t mr, nr;
+} fnn_conv_kernels;
+
 /* ---- the families, once ------------------------------------------------------
  * X(sub-table type, family): the one list dispatch.c, fnn_isa_tables and the
  * accessors are generated from. Each ISA's sub-table is named <type>_<isa>. */
@@ -203,7 +224,8 @@ typedef struct {
     X(fnn_linear_kernels, linear)            \
     X(fnn_fma_probe_kernels, fma_probe)      \
     X(fnn_norm_kernels, norm)                \
-    X(fnn_pool_kernels, pool)
+    X(fnn_pool_kernels, pool)                \
+    X(fnn_conv_kernels, conv)
 
 #define FNN_DECLARE_SUBTABLES_(type, family) \
     extern const type type##_generic, type##_avx2, type##_avx512;

@@ -24,13 +24,10 @@
 
 #include "../fastnn.h"
 #include "../kernels.h"
+#include "conv.h"
 
 /* floats of col scratch per block: PB = max(16, FNN_CONV_COL_FLOATS / Kd) */
 #define FNN_CONV_COL_FLOATS 65536
-/* flops per parallel chunk, about 0.1 ms */
-#define FNN_CONV_GRAIN_FLOPS (1 << 23)
-/* at most this many dW partials */
-#define FNN_CONV_MAX_CHUNKS 16
 
 typedef struct {
     const fnn_conv2d_shape *s;
@@ -41,7 +38,6 @@ typedef struct {
     atomic_int failed;
 } conv_job;
 
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /* Output columns [ow0, ow0 + len) of one output row read input columns
  * iw = ow*sw + off (off = kw*dw - pl); *lo, *hi bound the ones inside [0, W). */
@@ -110,13 +106,8 @@ static void setup_job(conv_job *j, const fnn_conv2d_shape *s) {
     int64_t pb = FNN_CONV_COL_FLOATS / j->Kd;
     if (pb < 16) pb = 16;
     j->PB = pb < j->P ? pb : j->P;
-    j->nblocks = ceil_div(j->P, j->PB);
+    j->nblocks = fnn_conv_ceil_div(j->P, j->PB);
     atomic_init(&j->failed, 0);
-}
-
-static int64_t grain_for(int64_t flops_per_item) {
-    int64_t g = FNN_CONV_GRAIN_FLOPS / (flops_per_item > 0 ? flops_per_item : 1);
-    return g < 1 ? 1 : g;
 }
 
 /* this chunk's col (Kd, PB), or NULL with j->failed set */
@@ -153,10 +144,12 @@ fnn_status fnn_conv2d_forward(float *y, const float *x, const float *weight, con
     if (st != FNN_OK) return st;
     if ((int)act < 0 || act >= FNN_ACT_COUNT) return FNN_ERR_ARG;
     if (s->N == 0) return FNN_OK;
+    if (fnn_conv2d_direct_applies(s, 0))
+        return fnn_conv2d_direct_forward(y, x, weight, bias, s, act);
     conv_job j = {.y = y, .x = x, .w = weight, .bias = bias, .act = act};
     setup_job(&j, s);
     int64_t items = s->N * s->groups * j.nblocks;
-    fnn_parallel_for(items, grain_for(2 * j.Og * j.Kd * j.PB), 1, &j, forward_range);
+    fnn_parallel_for(items, fnn_conv_grain(2 * j.Og * j.Kd * j.PB), 1, &j, forward_range);
     return atomic_load(&j.failed) ? FNN_ERR_NOMEM : FNN_OK;
 }
 
@@ -188,7 +181,7 @@ static void dx_range(void *ctx, int64_t begin, int64_t end) {
  * order at the end: independent chains the compiler vectorizes, the same
  * order on every call */
 #define FNN_CONV_SUM_LANES 16
-static float row_sum(const float *r, int64_t n) {
+float fnn_conv_row_sum(const float *r, int64_t n) {
     float acc[FNN_CONV_SUM_LANES] = {0.0f};
     int64_t q = 0;
     for (; q + FNN_CONV_SUM_LANES <= n; q += FNN_CONV_SUM_LANES)
@@ -223,7 +216,7 @@ static void dw_range(void *ctx, int64_t begin, int64_t end) {
                       part + g * j->Og * j->Kd, j->Kd);
         }
         if (j->db)
-            for (int64_t o = 0; o < j->Og; o++) pbias[g * j->Og + o] += row_sum(dyg + o * j->P, pb);
+            for (int64_t o = 0; o < j->Og; o++) pbias[g * j->Og + o] += fnn_conv_row_sum(dyg + o * j->P, pb);
     }
     if (col) fnn_cache_free(NULL, col, 0);
 }
@@ -240,14 +233,21 @@ fnn_status fnn_conv2d_backward(float *dx, float *dweight, float *dbias, const fl
         if (dbias) memset(dbias, 0, (size_t)s->O * sizeof(float));
         return FNN_OK;
     }
-    if (dx) fnn_parallel_for(s->N * s->groups,
-                             grain_for(2 * j.Og * j.Kd * j.P), 1, &j, dx_range);
-    if (dweight || dbias) {
+    if (dx && fnn_conv2d_direct_applies(s, 1)) {
+        st = fnn_conv2d_direct_input_grad(dx, dy, weight, s);
+        if (st != FNN_OK) return st;
+    } else if (dx) {
+        fnn_parallel_for(s->N * s->groups, fnn_conv_grain(2 * j.Og * j.Kd * j.P), 1, &j,
+                         dx_range);
+    }
+    if ((dweight || dbias) && fnn_conv2d_direct_applies(s, 0)) {
+        st = fnn_conv2d_direct_weight_grad(dweight, dbias, dy, x, s);
+        if (st != FNN_OK) return st;
+    } else if (dweight || dbias) {
         int64_t items = s->N * s->groups * j.nblocks;
-        int64_t g = grain_for(2 * j.Og * j.Kd * j.PB);
-        if (ceil_div(items, g) > FNN_CONV_MAX_CHUNKS) g = ceil_div(items, FNN_CONV_MAX_CHUNKS);
+        int64_t g = fnn_conv_partial_grain(items, 2 * j.Og * j.Kd * j.PB);
         j.grain = g;
-        int64_t nchunks = ceil_div(items, g);
+        int64_t nchunks = fnn_conv_ceil_div(items, g);
         j.partial = fnn_cache_malloc(NULL, (size_t)(nchunks * (wsize + s->O)) * sizeof(float));
         if (!j.partial) return FNN_ERR_NOMEM;
         fnn_parallel_for(items, g, 1, &j, dw_range);

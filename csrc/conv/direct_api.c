@@ -1,0 +1,304 @@
+/*
+ * conv/direct_api.c - the direct convolution: conv/kernel.c's implicit-GEMM
+ * tiles over a zero-padded copy of each image (no copy when the convolution
+ * reads no padding), never an im2col matrix. Compiled once.
+ *
+ * Dimension letters as in conv_api.c; Hp, Wp the padded image; nr the
+ * kernel's tile width, npanel = ceil(O / nr) panels of output channels.
+ * Offsets into a padded image: taps (Kd,) of (c, kh, kw) = c Hp Wp + kh dh Wp
+ * + kw dw, pixels (P,) of (oh, ow) = oh sh Wp + ow sw, so the input value tap
+ * k reads for output pixel p is image[pixels[p] + taps[k]].
+ *   forward      per image, tiles of mr output pixels (rows) by nr output
+ *                channels (columns) summing the Kd taps against the weights
+ *                transposed, panels (npanel, Kd, nr); stored into NCHW y
+ *                with bias and activation. Items (image, block of pixels).
+ *   input grad   (stride 1) the forward of dy, padded by (K - 1) d - p, with
+ *                the kernel flipped and its two channel axes swapped.
+ *   weight grad  dW^T (Kd, O): tiles of mr taps (rows) by nr output channels
+ *                summing the P pixels of an image against dy^T panels
+ *                (npanel, P, nr). Items are images; each chunk of images sums
+ *                into its own partial, the partials added in chunk order, so
+ *                the bits do not depend on the thread count.
+ */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "../kernels.h"
+#include "conv.h"
+
+/* pixels per forward item: about this many flops */
+#define FNN_DIRECT_BLOCK_FLOPS (1 << 20)
+/* the largest tile height of any ISA (conv/kernel.c) */
+#define FNN_DIRECT_MAX_MR 16
+
+typedef struct {
+    const fnn_conv_kernels *k;
+    fnn_conv2d_shape s; /* the problem in the forward role */
+    int64_t Hp, Wp, Kd, P, npanel, mr, nr;
+    int pad;            /* images need a padded copy */
+    int want_dw, want_db; /* the weight gradient's outputs */
+    int64_t *taps, *pixels;
+    const float *x, *panels, *bias, *dy;
+    float *y, *partial;
+    fnn_activation act;
+    int64_t block, nblocks, grain;
+    atomic_int failed;
+} direct_job;
+
+/* fills the geometry and the offset tables of problem s; 0 when out of memory */
+static int plan(direct_job *j, const fnn_conv2d_shape *s) {
+    j->k = fnn_active_conv();
+    j->s = *s;
+    j->mr = j->k->mr;
+    j->nr = j->k->nr;
+    int64_t hp = (s->OH - 1) * s->sh + (s->KH - 1) * s->dh + 1;
+    int64_t wp = (s->OW - 1) * s->sw + (s->KW - 1) * s->dw + 1;
+    j->Hp = hp > s->H + s->pt ? hp : s->H + s->pt;
+    j->Wp = wp > s->W + s->pl ? wp : s->W + s->pl;
+    j->pad = j->Hp != s->H || j->Wp != s->W;
+    j->Kd = s->C * s->KH * s->KW;
+    j->P = s->OH * s->OW;
+    j->npanel = fnn_conv_ceil_div(s->O, j->nr);
+    atomic_init(&j->failed, 0);
+    j->taps = fnn_cache_malloc(NULL, (size_t)(j->Kd + j->P) * sizeof(int64_t));
+    if (!j->taps) return 0;
+    j->pixels = j->taps + j->Kd;
+    int64_t t = 0;
+    for (int64_t c = 0; c < s->C; c++)
+        for (int64_t kh = 0; kh < s->KH; kh++)
+            for (int64_t kw = 0; kw < s->KW; kw++)
+                j->taps[t++] = (c * j->Hp + kh * s->dh) * j->Wp + kw * s->dw;
+    for (int64_t p = 0; p < j->P; p++)
+        j->pixels[p] = (p / s->OW) * s->sh * j->Wp + (p % s->OW) * s->sw;
+    return 1;
+}
+
+/* xp (C, Hp, Wp) = image img (C, H, W) at rows pt.., columns pl.., zeros around */
+static void pad_image(float *xp, const float *img, const direct_job *j) {
+    const fnn_conv2d_shape *s = &j->s;
+    for (int64_t c = 0; c < s->C; c++)
+        for (int64_t r = 0; r < j->Hp; r++) {
+            float *row = xp + (c * j->Hp + r) * j->Wp;
+            int64_t ih = r - s->pt;
+            if (ih < 0 || ih >= s->H) {
+                memset(row, 0, (size_t)j->Wp * sizeof(float));
+                continue;
+            }
+            memset(row, 0, (size_t)s->pl * sizeof(float));
+            memcpy(row + s->pl, img + (c * s->H + ih) * s->W, (size_t)s->W * sizeof(float));
+            memset(row + s->pl + s->W, 0, (size_t)(j->Wp - s->pl - s->W) * sizeof(float));
+        }
+}
+
+/* the image n as the tiles read it: img itself, or its padded copy in xp
+ * (made when n is not the image xp already holds, *held) */
+static const float *image(const direct_job *j, const float *x, int64_t n, float *xp,
+                          int64_t *held) {
+    const float *img = x + n * j->s.C * j->s.H * j->s.W;
+    if (!j->pad) return img;
+    if (*held != n) pad_image(xp, img, j);
+    *held = n;
+    return xp;
+}
+
+/* the mr row offsets of a tile of m rows starting at rows: rows itself when
+ * whole, else a copy in tail with the last valid offset repeated */
+static const int64_t *tile_rows(const int64_t *rows, int64_t m, int64_t mr, int64_t *tail) {
+    if (m == mr) return rows;
+    for (int64_t i = 0; i < mr; i++) tail[i] = rows[i < m ? i : m - 1];
+    return tail;
+}
+
+/* padded-image scratch of one chunk, or NULL (with failed set when out of memory) */
+static float *image_scratch(direct_job *j) {
+    if (!j->pad) return NULL;
+    float *xp = fnn_cache_malloc(NULL, (size_t)(j->s.C * j->Hp * j->Wp) * sizeof(float));
+    if (!xp) atomic_store(&j->failed, 1);
+    return xp;
+}
+
+/* ---- forward (and the input gradient, as a forward): items (n, block) ---- */
+
+static void forward_range(void *ctx, int64_t begin, int64_t end) {
+    direct_job *j = ctx;
+    const fnn_conv2d_shape *s = &j->s;
+    float *xp = image_scratch(j);
+    if (j->pad && !xp) return;
+    int64_t held = -1, tail[FNN_DIRECT_MAX_MR];
+    for (int64_t it = begin; it < end; it++) {
+        int64_t n = it / j->nblocks, p0 = (it % j->nblocks) * j->block;
+        int64_t p1 = p0 + j->block < j->P ? p0 + j->block : j->P;
+        const float *img = image(j, j->x, n, xp, &held);
+        float *yn = j->y + n * s->O * j->P;
+        for (int64_t q = 0; q < j->npanel; q++) {
+            int64_t o0 = q * j->nr, ncol = s->O - o0 < j->nr ? s->O - o0 : j->nr;
+            const float *B = j->panels + q * j->Kd * j->nr;
+            for (int64_t p = p0; p < p1; p += j->mr) {
+                int64_t m = p1 - p < j->mr ? p1 - p : j->mr;
+                j->k->tile_store(j->Kd, img, tile_rows(j->pixels + p, m, j->mr, tail), j->taps,
+                                 B, yn + o0 * j->P + p, j->P, m, ncol,
+                                 j->bias ? j->bias + o0 : NULL, j->act);
+            }
+        }
+    }
+    if (xp) fnn_cache_free(NULL, xp, 0);
+}
+
+/* runs the planned forward-role problem j into j->y */
+static void run_forward(direct_job *j) {
+    const fnn_conv2d_shape *s = &j->s;
+    int64_t flops_per_pixel = 2 * s->O * j->Kd;
+    int64_t b = fnn_conv_ceil_div(FNN_DIRECT_BLOCK_FLOPS, flops_per_pixel);
+    b = fnn_conv_ceil_div(b, j->mr) * j->mr;
+    j->block = b < j->P ? b : j->P;
+    j->nblocks = fnn_conv_ceil_div(j->P, j->block);
+    fnn_parallel_for(s->N * j->nblocks, fnn_conv_grain(flops_per_pixel * j->block), 1, j,
+                     forward_range);
+}
+
+static fnn_status finish(direct_job *j, float *scratch) {
+    if (scratch) fnn_cache_free(NULL, scratch, 0);
+    fnn_cache_free(NULL, j->taps, 0);
+    return atomic_load(&j->failed) ? FNN_ERR_NOMEM : FNN_OK;
+}
+
+int fnn_conv2d_direct_applies(const fnn_conv2d_shape *s, int input_grad) {
+    if (s->groups != 1) return 0;
+    if (!input_grad) return 1;
+    return s->sh == 1 && s->sw == 1 && s->pt <= (s->KH - 1) * s->dh &&
+           s->pl <= (s->KW - 1) * s->dw;
+}
+
+fnn_status fnn_conv2d_direct_forward(float *y, const float *x, const float *weight,
+                                     const float *bias, const fnn_conv2d_shape *s,
+                                     fnn_activation act) {
+    direct_job j = {.x = x, .y = y, .bias = bias, .act = act};
+    if (!plan(&j, s)) return FNN_ERR_NOMEM;
+    int64_t nr = j.nr, Kd = j.Kd;
+    float *panels = fnn_cache_malloc(NULL, (size_t)(j.npanel * Kd * nr) * sizeof(float));
+    if (!panels) {
+        atomic_store(&j.failed, 1);
+        return finish(&j, NULL);
+    }
+    /* panels[q][k][l] = weight[q nr + l][k], 0 past O */
+    for (int64_t q = 0; q < j.npanel; q++)
+        for (int64_t k = 0; k < Kd; k++)
+            for (int64_t l = 0; l < nr; l++) {
+                int64_t o = q * nr + l;
+                panels[(q * Kd + k) * nr + l] = o < s->O ? weight[o * Kd + k] : 0.0f;
+            }
+    j.panels = panels;
+    run_forward(&j);
+    return finish(&j, panels);
+}
+
+fnn_status fnn_conv2d_direct_input_grad(float *dx, const float *dy, const float *weight,
+                                        const fnn_conv2d_shape *s) {
+    /* dx[c, ih, iw] = sum over o, kh, kw of dy[o, ih + pt - kh dh, iw + pl - kw dw]
+     * W[o, c, kh, kw]: a stride-1 forward of dy with padding (K - 1) d - p and the
+     * kernel W'[c, o, kh', kw'] = W[o, c, KH - 1 - kh', KW - 1 - kw'] */
+    fnn_conv2d_shape t = {.N = s->N, .C = s->O, .H = s->OH, .W = s->OW, .O = s->C,
+                          .KH = s->KH, .KW = s->KW, .OH = s->H, .OW = s->W, .sh = 1, .sw = 1,
+                          .pt = (s->KH - 1) * s->dh - s->pt, .pl = (s->KW - 1) * s->dw - s->pl,
+                          .dh = s->dh, .dw = s->dw, .groups = 1};
+    direct_job j = {.x = dy, .y = dx, .act = FNN_ACT_NONE};
+    if (!plan(&j, &t)) return FNN_ERR_NOMEM;
+    int64_t nr = j.nr, Kd = j.Kd, KK = s->KH * s->KW;
+    float *panels = fnn_cache_malloc(NULL, (size_t)(j.npanel * Kd * nr) * sizeof(float));
+    if (!panels) {
+        atomic_store(&j.failed, 1);
+        return finish(&j, NULL);
+    }
+    /* panels[q][(o, kh', kw')][l] = W[o, c = q nr + l, flipped tap], 0 past C */
+    for (int64_t q = 0; q < j.npanel; q++)
+        for (int64_t o = 0; o < s->O; o++)
+            for (int64_t r = 0; r < KK; r++)
+                for (int64_t l = 0; l < nr; l++) {
+                    int64_t c = q * nr + l;
+                    panels[(q * Kd + o * KK + r) * nr + l] =
+                        c < s->C ? weight[(o * s->C + c) * KK + (KK - 1 - r)] : 0.0f;
+                }
+    j.panels = panels;
+    run_forward(&j);
+    return finish(&j, panels);
+}
+
+/* ---- weight gradient: items are images, a partial per chunk ---------------- */
+
+/* floats of one partial: dW^T (Kd, npanel nr), then dbias (O,) */
+static int64_t partial_floats(const direct_job *j) {
+    return j->Kd * j->npanel * j->nr + j->s.O;
+}
+
+static void weight_grad_range(void *ctx, int64_t begin, int64_t end) {
+    direct_job *j = ctx;
+    const fnn_conv2d_shape *s = &j->s;
+    const int64_t ld = j->npanel * j->nr, P = j->P, nr = j->nr;
+    float *part = j->partial + (begin / j->grain) * partial_floats(j), *pbias = part + j->Kd * ld;
+    memset(part, 0, (size_t)partial_floats(j) * sizeof(float));
+    const int want_dw = j->want_dw, want_db = j->want_db;
+    float *xp = NULL, *dyt = NULL;
+    if (want_dw) {
+        xp = image_scratch(j);
+        dyt = fnn_cache_malloc(NULL, (size_t)(j->npanel * P * nr) * sizeof(float));
+        if ((j->pad && !xp) || !dyt) {
+            atomic_store(&j->failed, 1);
+            if (xp) fnn_cache_free(NULL, xp, 0);
+            if (dyt) fnn_cache_free(NULL, dyt, 0);
+            return;
+        }
+        /* the channels past O stay zero */
+        if (s->O % nr) memset(dyt, 0, (size_t)(j->npanel * P * nr) * sizeof(float));
+    }
+    int64_t held = -1, tail[FNN_DIRECT_MAX_MR];
+    for (int64_t n = begin; n < end; n++) {
+        const float *dyn = j->dy + n * s->O * P;
+        if (want_db)
+            for (int64_t o = 0; o < s->O; o++) pbias[o] += fnn_conv_row_sum(dyn + o * P, P);
+        if (!want_dw) continue;
+        const float *img = image(j, j->x, n, xp, &held);
+        /* dyt[q][p][l] = dy[q nr + l][p] */
+        for (int64_t o = 0; o < s->O; o++) {
+            float *col = dyt + (o / nr) * P * nr + o % nr;
+            for (int64_t p = 0; p < P; p++) col[p * nr] = dyn[o * P + p];
+        }
+        for (int64_t q = 0; q < j->npanel; q++) {
+            int64_t o0 = q * nr, ncol = s->O - o0 < nr ? s->O - o0 : nr;
+            for (int64_t k0 = 0; k0 < j->Kd; k0 += j->mr) {
+                int64_t m = j->Kd - k0 < j->mr ? j->Kd - k0 : j->mr;
+                j->k->tile_accumulate(P, img, tile_rows(j->taps + k0, m, j->mr, tail),
+                                      j->pixels, dyt + q * P * nr, part + k0 * ld + o0, ld, m,
+                                      ncol);
+            }
+        }
+    }
+    if (xp) fnn_cache_free(NULL, xp, 0);
+    if (dyt) fnn_cache_free(NULL, dyt, 0);
+}
+
+fnn_status fnn_conv2d_direct_weight_grad(float *dweight, float *dbias, const float *dy,
+                                         const float *x, const fnn_conv2d_shape *s) {
+    direct_job j = {.x = x, .dy = dy, .want_dw = dweight != NULL, .want_db = dbias != NULL};
+    if (!plan(&j, s)) return FNN_ERR_NOMEM;
+    const int64_t ld = j.npanel * j.nr, Kd = j.Kd, pf = partial_floats(&j);
+    j.grain = fnn_conv_partial_grain(s->N, 2 * s->O * Kd * j.P);
+    int64_t nchunks = fnn_conv_ceil_div(s->N, j.grain);
+    j.partial = fnn_cache_malloc(NULL, (size_t)(nchunks * pf) * sizeof(float));
+    if (!j.partial) {
+        atomic_store(&j.failed, 1);
+        return finish(&j, NULL);
+    }
+    fnn_parallel_for(s->N, j.grain, 1, &j, weight_grad_range);
+    if (!atomic_load(&j.failed)) {
+        float *sum = j.partial; /* the partials added into the first, in chunk order */
+        for (int64_t c = 1; c < nchunks; c++) {
+            const float *p = j.partial + c * pf;
+            for (int64_t i = 0; i < pf; i++) sum[i] += p[i];
+        }
+        if (dweight)
+            for (int64_t o = 0; o < s->O; o++)
+                for (int64_t k = 0; k < Kd; k++) dweight[o * Kd + k] = sum[k * ld + o];
+        if (dbias) memcpy(dbias, sum + Kd * ld, (size_t)s->O * sizeof(float));
+    }
+    return finish(&j, j.partial);
+}

@@ -1,0 +1,108 @@
+/*
+ * conv/kernel.c - the implicit-GEMM tile of the direct convolution, one ISA.
+ *
+ * A tile is m <= MR rows by n <= NR columns of
+ *   T (m, n) = sum over j < J of X[ro[i] + co[j]] * B[j * NR + col]
+ * X an image (a padded copy, so every offset is inside it), ro (MR,) an offset
+ * per row, co (J,) an offset per step, B one packed panel (J, NR), zero in the
+ * columns past the valid ones. The convolution's im2col matrix is never built:
+ * the offsets gather it while the tile runs. conv_api.c uses two roles:
+ *   forward / input gradient: rows are output pixels, steps the (c, kh, kw)
+ *     taps, columns output channels (B = the weights transposed); the tile is
+ *     stored transposed into the NCHW output, bias and activation fused;
+ *   weight gradient: rows are taps, steps the output pixels of an image,
+ *     columns output channels (B = dy of that image transposed); the tile is
+ *     added into a (taps, channels) partial sum.
+ * Per step, NV <= NRV vectors of B are loaded and each row's X value is
+ * broadcast: MR * NV FMAs. Every element sums its J products in step order,
+ * whatever tile or thread computes it.
+ */
+#include "../simd.h"
+#include "../kernels.h"
+
+#if FNN_TARGET == FNN_TARGET_AVX512
+#define MR 12
+#define NRV 2 /* NR = 32: 24 accumulators + 2 B vectors of 32 zmm */
+#elif FNN_TARGET == FNN_TARGET_AVX2
+#define MR 6
+#define NRV 2 /* NR = 16: 12 accumulators + 2 B vectors + 1 broadcast of 16 ymm */
+#else
+#define MR 4
+#define NRV 4 /* NR = 4 scalars */
+#endif
+#define NR (NRV * FNN_VW)
+
+/* acc (MR, nv vectors) = the tile's sums; nv a constant where inlined */
+FNN_INLINE void tile_sum(vf acc[MR][NRV], int nv, int64_t J, const float *X, const int64_t *ro,
+                         const int64_t *co, const float *B) {
+    const float *xr[MR];
+    for (int i = 0; i < MR; i++) {
+        xr[i] = X + ro[i];
+        for (int v = 0; v < NRV; v++) acc[i][v] = vf_zero();
+    }
+    for (int64_t j = 0; j < J; j++) {
+        const int64_t c = co[j];
+        vf b[NRV];
+        for (int v = 0; v < nv; v++) b[v] = vf_load(B + j * NR + v * FNN_VW);
+        for (int i = 0; i < MR; i++) {
+            const vf a = vf_set1(xr[i][c]);
+            for (int v = 0; v < nv; v++) acc[i][v] = vf_fmadd(a, b[v], acc[i][v]);
+        }
+    }
+}
+
+/* vectors of NR that n columns need */
+FNN_INLINE int vectors_for(int64_t n) { return n <= FNN_VW ? 1 : NRV; }
+
+/* out[col * ld_out + i] = act(T[i][col] + bias[col]) for i < m, col < n; bias
+ * (n,) or NULL. Rows (pixels) are adjacent in out: each vector of channels is
+ * transposed through a small buffer. */
+static void FNN_K(conv_tile_store)(int64_t J, const float *X, const int64_t *ro,
+                                   const int64_t *co, const float *B, float *out, int64_t ld_out,
+                                   int64_t m, int64_t n, const float *bias, fnn_activation act) {
+    vf acc[MR][NRV];
+    const int nv = vectors_for(n);
+    if (nv == 1) tile_sum(acc, 1, J, X, ro, co, B);
+    else tile_sum(acc, NRV, J, X, ro, co, B);
+    float rows[MR][FNN_VW], cols[FNN_VW][MR];
+    for (int v = 0; v < nv; v++) {
+        const int64_t c0 = v * FNN_VW, w = vf_lanes(n - c0);
+        if (w <= 0) break;
+        const vf b = bias ? vf_load_w(bias + c0, w, 0.0f) : vf_zero();
+        for (int i = 0; i < MR; i++) {
+            vf t = vf_add(acc[i][v], b);
+            if (act == FNN_ACT_RELU) t = vf_max(vf_zero(), t);
+            vf_store(rows[i], t);
+        }
+        if (m == MR && w == FNN_VW && MR <= FNN_VW) {
+            vf_transpose_block(out + c0 * ld_out, ld_out, rows[0], FNN_VW, MR);
+            continue;
+        }
+        for (int64_t c = 0; c < w; c++)
+            for (int i = 0; i < MR; i++) cols[c][i] = rows[i][c];
+        for (int64_t c = 0; c < w; c++) memcpy(out + (c0 + c) * ld_out, cols[c], (size_t)m * 4);
+    }
+}
+
+/* out[i * ld_out + col] += T[i][col] for i < m and the vectors covering n
+ * columns (out has room for them; B's padding adds zeros there) */
+static void FNN_K(conv_tile_accumulate)(int64_t J, const float *X, const int64_t *ro,
+                                        const int64_t *co, const float *B, float *out,
+                                        int64_t ld_out, int64_t m, int64_t n) {
+    vf acc[MR][NRV];
+    const int nv = vectors_for(n);
+    if (nv == 1) tile_sum(acc, 1, J, X, ro, co, B);
+    else tile_sum(acc, NRV, J, X, ro, co, B);
+    for (int i = 0; i < m; i++)
+        for (int v = 0; v < nv; v++) {
+            float *o = out + i * ld_out + v * FNN_VW;
+            vf_store(o, vf_add(vf_load(o), acc[i][v]));
+        }
+}
+
+const fnn_conv_kernels FNN_K(fnn_conv_kernels) = {
+    .tile_store = FNN_K(conv_tile_store),
+    .tile_accumulate = FNN_K(conv_tile_accumulate),
+    .mr = MR,
+    .nr = NR,
+};
