@@ -206,9 +206,14 @@ typedef void (*fnn_conv_tile_store_fn)(int64_t J, const float *X, const int64_t 
 typedef void (*fnn_conv_tile_accumulate_fn)(int64_t J, const float *X, const int64_t *ro,
                                             const int64_t *co, const float *B, float *out,
                                             int64_t ld_out, int64_t m, int64_t n);
+/* panels (ceil(O / nr), P, nr): panels[q][p][l] = src[(q nr + l) P + p] for q nr + l
+ * < O, src (O, P); the lanes past O are not written */
+typedef void (*fnn_conv_pack_transposed_fn)(float *panels, const float *src, int64_t O,
+                                            int64_t P);
 typedef struct {
     fnn_conv_tile_store_fn tile_store;
     fnn_conv_tile_accumulate_fn tile_accumulate;
+    fnn_conv_pack_transposed_fn pack_transposed;
     int64_t mr, nr;
 } fnn_conv_kernels;
 

@@ -38,8 +38,9 @@ static inline int64_t fnn_conv_partial_grain(int64_t items, int64_t flops_per_it
 float fnn_conv_row_sum(const float *r, int64_t n);
 
 /* The direct path (direct_api.c), for groups == 1; the input gradient also
- * needs stride 1 and pt <= (KH - 1) dh, pl <= (KW - 1) dw (then it is the
- * forward of dy with the kernel flipped). Same contracts as the entry points. */
+ * needs stride 1, pt <= (KH - 1) dh, pl <= (KW - 1) dw (then it is the forward
+ * of dy with the kernel flipped) and at least half a tile width of input
+ * channels. Same contracts as the entry points. */
 int fnn_conv2d_direct_applies(const fnn_conv2d_shape *s, int input_grad);
 fnn_status fnn_conv2d_direct_forward(float *y, const float *x, const float *weight,
                                      const float *bias, const fnn_conv2d_shape *s,

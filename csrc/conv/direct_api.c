@@ -165,8 +165,10 @@ static fnn_status finish(direct_job *j, float *scratch) {
 int fnn_conv2d_direct_applies(const fnn_conv2d_shape *s, int input_grad) {
     if (s->groups != 1) return 0;
     if (!input_grad) return 1;
+    /* the input gradient's tiles have C columns: below half a panel, im2col's
+     * GEMM (C KH KW rows) fills the vectors better (measured: 1-6 channels) */
     return s->sh == 1 && s->sw == 1 && s->pt <= (s->KH - 1) * s->dh &&
-           s->pl <= (s->KW - 1) * s->dw;
+           s->pl <= (s->KW - 1) * s->dw && 2 * s->C >= fnn_active_conv()->nr;
 }
 
 fnn_status fnn_conv2d_direct_forward(float *y, const float *x, const float *weight,
@@ -257,11 +259,7 @@ static void weight_grad_range(void *ctx, int64_t begin, int64_t end) {
             for (int64_t o = 0; o < s->O; o++) pbias[o] += fnn_conv_row_sum(dyn + o * P, P);
         if (!want_dw) continue;
         const float *img = image(j, j->x, n, xp, &held);
-        /* dyt[q][p][l] = dy[q nr + l][p] */
-        for (int64_t o = 0; o < s->O; o++) {
-            float *col = dyt + (o / nr) * P * nr + o % nr;
-            for (int64_t p = 0; p < P; p++) col[p * nr] = dyn[o * P + p];
-        }
+        j->k->pack_transposed(dyt, dyn, s->O, P); /* dyt[q][p][l] = dy[q nr + l][p] */
         for (int64_t q = 0; q < j->npanel; q++) {
             int64_t o0 = q * nr, ncol = s->O - o0 < nr ? s->O - o0 : nr;
             for (int64_t k0 = 0; k0 < j->Kd; k0 += j->mr) {

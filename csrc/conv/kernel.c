@@ -12,7 +12,8 @@
  *     stored transposed into the NCHW output, bias and activation fused;
  *   weight gradient: rows are taps, steps the output pixels of an image,
  *     columns output channels (B = dy of that image transposed); the tile is
- *     added into a (taps, channels) partial sum.
+ *     added into a (taps, channels) partial sum; conv_pack_transposed makes
+ *     those panels.
  * Per step, NV <= NRV vectors of B are loaded and each row's X value is
  * broadcast: MR * NV FMAs. Every element sums its J products in step order,
  * whatever tile or thread computes it.
@@ -100,9 +101,24 @@ static void FNN_K(conv_tile_accumulate)(int64_t J, const float *X, const int64_t
         }
 }
 
+/* panels (ceil(O / NR), P, NR): panels[q][p][l] = src[(q NR + l) P + p] for
+ * q NR + l < O (src (O, P)); the lanes past O are not written */
+static void FNN_K(conv_pack_transposed)(float *panels, const float *src, int64_t O, int64_t P) {
+    for (int64_t o0 = 0; o0 < O; o0 += FNN_VW) {
+        const int64_t rows = vf_lanes(O - o0);
+        float *dst = panels + (o0 / NR) * P * NR + o0 % NR;
+        int64_t p0 = 0;
+        for (; p0 + FNN_VW <= P; p0 += FNN_VW)
+            vf_transpose_block(dst + p0 * NR, NR, src + o0 * P + p0, P, rows);
+        for (; p0 < P; p0++)
+            for (int64_t r = 0; r < rows; r++) dst[p0 * NR + r] = src[(o0 + r) * P + p0];
+    }
+}
+
 const fnn_conv_kernels FNN_K(fnn_conv_kernels) = {
     .tile_store = FNN_K(conv_tile_store),
     .tile_accumulate = FNN_K(conv_tile_accumulate),
+    .pack_transposed = FNN_K(conv_pack_transposed),
     .mr = MR,
     .nr = NR,
 };
