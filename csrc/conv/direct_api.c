@@ -73,20 +73,15 @@ static int plan(direct_job *j, const fnn_conv2d_shape *s) {
     return 1;
 }
 
-/* xp (C, Hp, Wp) = image img (C, H, W) at rows pt.., columns pl.., zeros around */
-static void pad_image(float *xp, const float *img, const direct_job *j) {
+/* xp (C, Hp, Wp) = image img (C, H, W) at rows pt.., columns pl..; the zeros
+ * around it are written once, by image_scratch, and never overwritten */
+static void pad_image(float *restrict xp, const float *restrict img, const direct_job *j) {
     const fnn_conv2d_shape *s = &j->s;
     for (int64_t c = 0; c < s->C; c++)
-        for (int64_t r = 0; r < j->Hp; r++) {
-            float *row = xp + (c * j->Hp + r) * j->Wp;
-            int64_t ih = r - s->pt;
-            if (ih < 0 || ih >= s->H) {
-                memset(row, 0, (size_t)j->Wp * sizeof(float));
-                continue;
-            }
-            memset(row, 0, (size_t)s->pl * sizeof(float));
-            memcpy(row + s->pl, img + (c * s->H + ih) * s->W, (size_t)s->W * sizeof(float));
-            memset(row + s->pl + s->W, 0, (size_t)(j->Wp - s->pl - s->W) * sizeof(float));
+        for (int64_t ih = 0; ih < s->H; ih++) {
+            float *restrict dst = xp + (c * j->Hp + ih + s->pt) * j->Wp + s->pl;
+            const float *restrict src = img + (c * s->H + ih) * s->W;
+            for (int64_t q = 0; q < s->W; q++) dst[q] = src[q];
         }
 }
 
@@ -109,10 +104,10 @@ static const int64_t *tile_rows(const int64_t *rows, int64_t m, int64_t mr, int6
     return tail;
 }
 
-/* padded-image scratch of one chunk, or NULL (with failed set when out of memory) */
+/* padded-image scratch of one chunk, zero, or NULL (with failed set when out of memory) */
 static float *image_scratch(direct_job *j) {
     if (!j->pad) return NULL;
-    float *xp = fnn_cache_malloc(NULL, (size_t)(j->s.C * j->Hp * j->Wp) * sizeof(float));
+    float *xp = fnn_cache_calloc(NULL, (size_t)(j->s.C * j->Hp * j->Wp), sizeof(float));
     if (!xp) atomic_store(&j->failed, 1);
     return xp;
 }
