@@ -53,6 +53,26 @@ def ref_conv2d_dx(gy, w, xshape, stride, pads, dilation, groups):
     return dxp[:, :, pads[0][0]:pads[0][0] + H, pads[1][0]:pads[1][0] + W]
 
 
+def ref_conv2d_dw(gy, x, wshape, stride, pads, dilation, groups):
+    """The gradient of sum(gy * ref_conv2d(x, w)) in w: per tap, gy against the
+    input window that tap reads."""
+    gy, x = np.asarray(gy, np.float64), np.asarray(x, np.float64)
+    O, Cg, KH, KW = wshape
+    (sh, sw), (dh, dw) = stride, dilation
+    OH, OW = gy.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), pads[0], pads[1]))
+    Og = O // groups
+    dwt = np.zeros(wshape)
+    for g in range(groups):
+        for kh in range(KH):
+            for kw in range(KW):
+                patch = xp[:, g * Cg:(g + 1) * Cg, kh * dh:kh * dh + sh * (OH - 1) + 1:sh,
+                           kw * dw:kw * dw + sw * (OW - 1) + 1:sw]
+                dwt[g * Og:(g + 1) * Og, :, kh, kw] = np.einsum(
+                    "noij,ncij->oc", gy[:, g * Og:(g + 1) * Og], patch)
+    return dwt
+
+
 def rand(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -100,6 +120,49 @@ def test_conv2d_forward_backward_reference(isa, case, bias):
         e[i] = 1.0
         flat[i] = (ref_conv2d(x, e.reshape(ws), None, st, pads, dl, g) * gy).sum()
     np.testing.assert_allclose(dw, flat.reshape(ws), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ref_conv2d_dw(gy, x, ws, st, pads, dl, g), flat.reshape(ws),
+                               rtol=1e-9, atol=1e-9)
+
+
+# Wide layers (16+ channels), where the direct path (conv/direct_api.c) runs every
+# direction it can: several channel panels, pixel counts off the tile height, no-copy
+# 'valid' images, dilation, asymmetric padding, 1x1 kernels; and where its input
+# gradient hands over to im2col (stride 2, padding past (K - 1) d, few channels).
+WIDE_CASES = [
+    ((2, 16, 9, 11), (40, 16, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    ((3, 20, 8, 7), (33, 20, 3, 2), (1, 1), ((2, 2), (1, 1)), (2, 1)),
+    ((2, 17, 10, 10), (16, 17, 5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    ((2, 16, 6, 7), (20, 16, 4, 4), (1, 1), ((1, 2), (1, 2)), (1, 1)),
+    ((1, 32, 5, 5), (32, 32, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    ((2, 16, 9, 9), (18, 16, 3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1)),
+    ((2, 16, 6, 6), (8, 16, 3, 3), (1, 1), ((3, 3), (3, 3)), (1, 1)),
+    ((2, 3, 12, 12), (16, 3, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    ((1, 1, 28, 28), (6, 1, 5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(WIDE_CASES)))
+def test_wide_layers_every_direction(isa, case):
+    xs, ws, st, pads, dl = WIDE_CASES[case]
+    rng = np.random.default_rng(100 + case)
+    x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])
+    padding = "same" if pads[0][0] != pads[0][1] else (pads[0][0], pads[1][0])
+    y = ops.conv2d(x, w, b, st, padding, dl, activation="relu")
+    want = ref_conv2d(x, w, b, st, pads, dl, 1)
+    np.testing.assert_allclose(y, np.maximum(want, 0), rtol=1e-4, atol=1e-3)
+    gy = rand(rng, *y.shape)
+    dx, dw, db = ops.conv2d_backward(gy, x, w, st, padding, dl)
+    np.testing.assert_allclose(dx, ref_conv2d_dx(gy, w, xs, st, pads, dl, 1), rtol=1e-4,
+                               atol=1e-3)
+    np.testing.assert_allclose(dw, ref_conv2d_dw(gy, x, ws, st, pads, dl, 1), rtol=1e-4,
+                               atol=1e-3)
+    np.testing.assert_allclose(db, gy.astype(np.float64).sum((0, 2, 3)), rtol=1e-4, atol=1e-3)
+    # each gradient alone (the others skipped) is the same
+    alone = [ops.conv2d_backward(gy, x, w, st, padding, dl, 1, *flags)[i]
+             for i, flags in enumerate([(True, False, False), (False, True, False),
+                                        (False, False, True)])]
+    for a, full in zip(alone, (dx, dw, db)):
+        np.testing.assert_array_equal(a, full)
 
 
 def test_same_padding_even_kernel_is_asymmetric(isa):
@@ -236,7 +299,9 @@ def test_fused_relu(isa):
 
 @pytest.mark.parametrize("xs, ws, groups", [((5, 8, 20, 20), (16, 8, 3, 3), 1),
                                              ((1, 16, 64, 64), (16, 1, 3, 3), 16),
-                                             ((1, 8, 90, 90), (8, 8, 3, 3), 1)])
+                                             ((1, 8, 90, 90), (8, 8, 3, 3), 1),
+                                             ((7, 24, 12, 12), (40, 24, 3, 3), 1),
+                                             ((1, 32, 40, 40), (32, 32, 3, 3), 1)])
 def test_threads_bitwise(isa, xs, ws, groups):
     rng = np.random.default_rng(11)
     x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])
