@@ -22,8 +22,8 @@
 #include "../kernels.h"
 
 #if FNN_TARGET == FNN_TARGET_AVX512
-#define MR 12
-#define NRV 2 /* NR = 32: 24 accumulators + 2 B vectors of 32 zmm */
+#define MR 14
+#define NRV 2 /* NR = 32: 28 accumulators + 2 B vectors + 1 broadcast of 32 zmm */
 #elif FNN_TARGET == FNN_TARGET_AVX2
 #define MR 6
 #define NRV 2 /* NR = 16: 12 accumulators + 2 B vectors + 1 broadcast of 16 ymm */
