@@ -210,11 +210,29 @@ typedef void (*fnn_conv_tile_accumulate_fn)(int64_t J, const float *X, const int
  * < O, src (O, P); the lanes past O are not written */
 typedef void (*fnn_conv_pack_transposed_fn)(float *panels, const float *src, int64_t O,
                                             int64_t P);
+/* The first-layer path (conv/kernel.c): "row vectors" of up to vw adjacent output
+ * pixels of one row, each an image offset px, an output offset yo and w lanes.
+ * out[o ld_out + yo[v] + l] = act(sum over k < Kd of Wk[k ro + o] X[px[v] + taps[k]
+ * + l] + bias[o]) for o < mo, l < w[v], v < rv (w[v] = 0: no vector); Wk (Kd, ro) */
+typedef void (*fnn_conv_rows_store_fn)(int64_t Kd, const float *X, const int64_t *taps,
+                                       const float *Wk, const int64_t *px, const int64_t *yo,
+                                       const int64_t *w, float *out, int64_t ld_out, int64_t mo,
+                                       const float *bias, fnn_activation act);
+/* part[(o ld_part + k) vw + l] += sum over v < nvec of dy[o ld_dy + yo[v] + l]
+ * X[px[v] + taps[k] + l] for o < mo <= go, k < nk <= gk, l < w[v] */
+typedef void (*fnn_conv_rows_accumulate_fn)(int64_t nvec, const float *X, const int64_t *taps,
+                                            const float *dy, int64_t ld_dy, const int64_t *px,
+                                            const int64_t *yo, const int64_t *w, float *part,
+                                            int64_t ld_part, int64_t mo, int64_t nk);
 typedef struct {
     fnn_conv_tile_store_fn tile_store;
     fnn_conv_tile_accumulate_fn tile_accumulate;
     fnn_conv_pack_transposed_fn pack_transposed;
-    int64_t mr, nr;
+    fnn_conv_rows_store_fn rows_store;
+    fnn_conv_rows_accumulate_fn rows_accumulate;
+    int64_t mr, nr;         /* tile: rows, columns */
+    int64_t vw, ro, rv;     /* row vectors: lanes; forward tile: channels, vectors */
+    int64_t go, gk;         /* weight-gradient tile: channels, taps */
 } fnn_conv_kernels;
 
 /* ---- the families, once ------------------------------------------------------

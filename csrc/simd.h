@@ -18,7 +18,7 @@
  *   zero-fills the other lanes, vf_loadn_or fills them with a given value;
  *   vm_first(n) is the mask of the first n lanes (0 <= n <= FNN_VW);
  *   vf_load_masked reads the lanes of a mask, zero elsewhere, touching no
- *   memory for the others.
+ *   memory for the others; vf_store_masked writes only the lanes of a mask.
  *   vf_transpose_block transposes `rows` <= FNN_VW rows of FNN_VW floats into
  *   FNN_VW rows of `rows` floats (for packing); other memory is not touched.
  */
@@ -62,6 +62,7 @@ FNN_INLINE void vf_storen(float *p, vf a, int64_t n) {
 }
 FNN_INLINE vm vm_first(int64_t n) { return (__mmask16)((1u << n) - 1u); }
 FNN_INLINE vf vf_load_masked(const float *p, vm m) { return _mm512_maskz_loadu_ps(m, p); }
+FNN_INLINE void vf_store_masked(float *p, vf a, vm m) { _mm512_mask_storeu_ps(p, m, a); }
 FNN_INLINE vf vf_loadn_or(const float *p, int64_t n, float fill) {
     return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << n) - 1u), p);
 }
@@ -141,6 +142,7 @@ FNN_INLINE vf vf_loadn(const float *p, int64_t n) { return _mm256_maskload_ps(p,
 FNN_INLINE void vf_storen(float *p, vf a, int64_t n) { _mm256_maskstore_ps(p, fnn_tail_mask_avx2(n), a); }
 FNN_INLINE vm vm_first(int64_t n) { return _mm256_castsi256_ps(fnn_tail_mask_avx2(n)); }
 FNN_INLINE vf vf_load_masked(const float *p, vm m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m)); }
+FNN_INLINE void vf_store_masked(float *p, vf a, vm m) { _mm256_maskstore_ps(p, _mm256_castps_si256(m), a); }
 FNN_INLINE vf vf_loadn_or(const float *p, int64_t n, float fill) {
     __m256i m = fnn_tail_mask_avx2(n);
     return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
@@ -220,6 +222,7 @@ FNN_INLINE vf vf_loadn(const float *p, int64_t n) { return n > 0 ? *p : 0.0f; }
 FNN_INLINE void vf_storen(float *p, vf a, int64_t n) { if (n > 0) *p = a; }
 FNN_INLINE vm vm_first(int64_t n) { return n > 0; }
 FNN_INLINE vf vf_load_masked(const float *p, vm m) { return m ? *p : 0.0f; }
+FNN_INLINE void vf_store_masked(float *p, vf a, vm m) { if (m) *p = a; }
 FNN_INLINE vf vf_loadn_or(const float *p, int64_t n, float fill) { return n > 0 ? *p : fill; }
 FNN_INLINE vf vf_add(vf a, vf b) { return a + b; }
 FNN_INLINE vf vf_sub(vf a, vf b) { return a - b; }

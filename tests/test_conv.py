@@ -301,7 +301,8 @@ def test_fused_relu(isa):
                                              ((1, 16, 64, 64), (16, 1, 3, 3), 16),
                                              ((1, 8, 90, 90), (8, 8, 3, 3), 1),
                                              ((7, 24, 12, 12), (40, 24, 3, 3), 1),
-                                             ((1, 32, 40, 40), (32, 32, 3, 3), 1)])
+                                             ((1, 32, 40, 40), (32, 32, 3, 3), 1),
+                                             ((9, 3, 33, 33), (16, 3, 3, 3), 1)])
 def test_threads_bitwise(isa, xs, ws, groups):
     rng = np.random.default_rng(11)
     x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])

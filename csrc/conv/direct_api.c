@@ -28,8 +28,10 @@
 
 /* pixels per forward item: about this many flops */
 #define FNN_DIRECT_BLOCK_FLOPS (1 << 20)
-/* the largest tile height of any ISA (conv/kernel.c) */
+/* the largest tile height, row-vector count of any ISA (conv/kernel.c) */
 #define FNN_DIRECT_MAX_MR 16
+/* the first-layer path takes at most this many input channels */
+#define FNN_ROWS_MAX_C 4
 
 typedef struct {
     const fnn_conv_kernels *k;
@@ -37,7 +39,9 @@ typedef struct {
     int64_t Hp, Wp, Kd, P, npanel, mr, nr;
     int pad;            /* images need a padded copy */
     int want_dw, want_db; /* the weight gradient's outputs */
-    int64_t *taps, *pixels;
+    int rows;           /* the first-layer path: row vectors (below) */
+    int64_t nvec;       /* row vectors of an image */
+    int64_t *taps, *pixels, *vpx, *vyo, *vw;
     const float *x, *panels, *bias, *dy;
     float *y, *partial;
     fnn_activation act;
@@ -59,10 +63,23 @@ static int plan(direct_job *j, const fnn_conv2d_shape *s) {
     j->Kd = s->C * s->KH * s->KW;
     j->P = s->OH * s->OW;
     j->npanel = fnn_conv_ceil_div(s->O, j->nr);
+    /* few channels, stride 1 and rows filling at least half a vector */
+    int64_t vw = j->k->vw, per_row = fnn_conv_ceil_div(s->OW, vw);
+    j->rows = s->C <= FNN_ROWS_MAX_C && s->sw == 1 && 2 * s->OW >= vw;
+    j->nvec = j->rows ? s->OH * per_row : 0;
     atomic_init(&j->failed, 0);
-    j->taps = fnn_cache_malloc(NULL, (size_t)(j->Kd + j->P) * sizeof(int64_t));
+    j->taps = fnn_cache_malloc(NULL, (size_t)(j->Kd + j->P + 3 * j->nvec) * sizeof(int64_t));
     if (!j->taps) return 0;
     j->pixels = j->taps + j->Kd;
+    j->vpx = j->pixels + j->P;
+    j->vyo = j->vpx + j->nvec;
+    j->vw = j->vyo + j->nvec;
+    for (int64_t v = 0; v < j->nvec; v++) {
+        int64_t oh = v / per_row, ow = (v % per_row) * vw;
+        j->vpx[v] = oh * s->sh * j->Wp + ow;
+        j->vyo[v] = oh * s->OW + ow;
+        j->vw[v] = s->OW - ow < vw ? s->OW - ow : vw;
+    }
     int64_t t = 0;
     for (int64_t c = 0; c < s->C; c++)
         for (int64_t kh = 0; kh < s->KH; kh++)
@@ -139,6 +156,52 @@ static void forward_range(void *ctx, int64_t begin, int64_t end) {
     if (xp) fnn_cache_free(NULL, xp, 0);
 }
 
+/* the first-layer forward: items (n, block of tiles of rv row vectors), panels
+ * (ceil(O / ro), Kd, ro) */
+static void rows_forward_range(void *ctx, int64_t begin, int64_t end) {
+    direct_job *j = ctx;
+    const fnn_conv2d_shape *s = &j->s;
+    const int64_t ro = j->k->ro, rv = j->k->rv;
+    float *xp = image_scratch(j);
+    if (j->pad && !xp) return;
+    int64_t held = -1, tpx[FNN_DIRECT_MAX_MR], tyo[FNN_DIRECT_MAX_MR], tw[FNN_DIRECT_MAX_MR];
+    for (int64_t it = begin; it < end; it++) {
+        int64_t n = it / j->nblocks, v0 = (it % j->nblocks) * j->block * rv;
+        int64_t v1 = v0 + j->block * rv < j->nvec ? v0 + j->block * rv : j->nvec;
+        const float *img = image(j, j->x, n, xp, &held);
+        float *yn = j->y + n * s->O * j->P;
+        for (int64_t v = v0; v < v1; v += rv) {
+            const int64_t *px = j->vpx + v, *yo = j->vyo + v, *w = j->vw + v;
+            if (v1 - v < rv) { /* the last tile: no vectors past v1 */
+                for (int64_t i = 0; i < rv; i++) {
+                    int in = i < v1 - v;
+                    tpx[i] = in ? px[i] : 0;
+                    tyo[i] = in ? yo[i] : 0;
+                    tw[i] = in ? w[i] : 0;
+                }
+                px = tpx, yo = tyo, w = tw;
+            }
+            for (int64_t o0 = 0; o0 < s->O; o0 += ro)
+                j->k->rows_store(j->Kd, img, j->taps, j->panels + o0 * j->Kd, px, yo, w,
+                                 yn + o0 * j->P, j->P, s->O - o0 < ro ? s->O - o0 : ro,
+                                 j->bias ? j->bias + o0 : NULL, j->act);
+        }
+    }
+    if (xp) fnn_cache_free(NULL, xp, 0);
+}
+
+/* the planned first-layer forward into j->y */
+static void run_rows_forward(direct_job *j) {
+    const fnn_conv2d_shape *s = &j->s;
+    const int64_t rv = j->k->rv, ntiles = fnn_conv_ceil_div(j->nvec, rv);
+    int64_t flops_per_tile = 2 * s->O * j->Kd * rv * j->k->vw;
+    int64_t b = fnn_conv_ceil_div(FNN_DIRECT_BLOCK_FLOPS, flops_per_tile);
+    j->block = b < ntiles ? b : ntiles;
+    j->nblocks = fnn_conv_ceil_div(ntiles, j->block);
+    fnn_parallel_for(s->N * j->nblocks, fnn_conv_grain(flops_per_tile * j->block), 1, j,
+                     rows_forward_range);
+}
+
 /* runs the planned forward-role problem j into j->y */
 static void run_forward(direct_job *j) {
     const fnn_conv2d_shape *s = &j->s;
@@ -166,27 +229,44 @@ int fnn_conv2d_direct_applies(const fnn_conv2d_shape *s, int input_grad) {
            s->pl <= (s->KW - 1) * s->dw && 2 * s->C >= fnn_active_conv()->nr;
 }
 
+/* Packs the forward-role weights (O, Kd) into panels (ceil(O / w), Kd, w) of the
+ * path's width w (nr for the tiles, ro for row vectors), zero past O, and runs the
+ * planned forward. Element (o, k) is weight[o Kd + k], or for the input gradient
+ * (flip_of the layer's shape: o a layer input channel, k = (layer output
+ * channel, tap r)) the layer's weight at the flipped tap KH KW - 1 - r. */
+static fnn_status pack_and_run(direct_job *j, const float *weight,
+                               const fnn_conv2d_shape *flip_of) {
+    const fnn_conv2d_shape *s = &j->s;
+    const int64_t Kd = j->Kd, width = j->rows ? j->k->ro : j->nr;
+    const int64_t npanel = fnn_conv_ceil_div(s->O, width);
+    float *panels = fnn_cache_malloc(NULL, (size_t)(npanel * Kd * width) * sizeof(float));
+    if (!panels) {
+        atomic_store(&j->failed, 1);
+        return finish(j, NULL);
+    }
+    const int64_t KK = s->KH * s->KW;
+    for (int64_t q = 0; q < npanel; q++)
+        for (int64_t k = 0; k < Kd; k++)
+            for (int64_t l = 0; l < width; l++) {
+                int64_t o = q * width + l;
+                float v = 0.0f;
+                if (o < s->O && !flip_of) v = weight[o * Kd + k];
+                else if (o < s->O)
+                    v = weight[((k / KK) * flip_of->C + o) * KK + (KK - 1 - k % KK)];
+                panels[(q * Kd + k) * width + l] = v;
+            }
+    j->panels = panels;
+    if (j->rows) run_rows_forward(j);
+    else run_forward(j);
+    return finish(j, panels);
+}
+
 fnn_status fnn_conv2d_direct_forward(float *y, const float *x, const float *weight,
                                      const float *bias, const fnn_conv2d_shape *s,
                                      fnn_activation act) {
     direct_job j = {.x = x, .y = y, .bias = bias, .act = act};
     if (!plan(&j, s)) return FNN_ERR_NOMEM;
-    int64_t nr = j.nr, Kd = j.Kd;
-    float *panels = fnn_cache_malloc(NULL, (size_t)(j.npanel * Kd * nr) * sizeof(float));
-    if (!panels) {
-        atomic_store(&j.failed, 1);
-        return finish(&j, NULL);
-    }
-    /* panels[q][k][l] = weight[q nr + l][k], 0 past O */
-    for (int64_t q = 0; q < j.npanel; q++)
-        for (int64_t k = 0; k < Kd; k++)
-            for (int64_t l = 0; l < nr; l++) {
-                int64_t o = q * nr + l;
-                panels[(q * Kd + k) * nr + l] = o < s->O ? weight[o * Kd + k] : 0.0f;
-            }
-    j.panels = panels;
-    run_forward(&j);
-    return finish(&j, panels);
+    return pack_and_run(&j, weight, NULL);
 }
 
 fnn_status fnn_conv2d_direct_input_grad(float *dx, const float *dy, const float *weight,
@@ -200,70 +280,74 @@ fnn_status fnn_conv2d_direct_input_grad(float *dx, const float *dy, const float 
                           .dh = s->dh, .dw = s->dw, .groups = 1};
     direct_job j = {.x = dy, .y = dx, .act = FNN_ACT_NONE};
     if (!plan(&j, &t)) return FNN_ERR_NOMEM;
-    int64_t nr = j.nr, Kd = j.Kd, KK = s->KH * s->KW;
-    float *panels = fnn_cache_malloc(NULL, (size_t)(j.npanel * Kd * nr) * sizeof(float));
-    if (!panels) {
-        atomic_store(&j.failed, 1);
-        return finish(&j, NULL);
-    }
-    /* panels[q][(o, kh', kw')][l] = W[o, c = q nr + l, flipped tap], 0 past C */
-    for (int64_t q = 0; q < j.npanel; q++)
-        for (int64_t o = 0; o < s->O; o++)
-            for (int64_t r = 0; r < KK; r++)
-                for (int64_t l = 0; l < nr; l++) {
-                    int64_t c = q * nr + l;
-                    panels[(q * Kd + o * KK + r) * nr + l] =
-                        c < s->C ? weight[(o * s->C + c) * KK + (KK - 1 - r)] : 0.0f;
-                }
-    j.panels = panels;
-    run_forward(&j);
-    return finish(&j, panels);
+    return pack_and_run(&j, weight, s);
 }
 
 /* ---- weight gradient: items are images, a partial per chunk ---------------- */
 
-/* floats of one partial: dW^T (Kd, npanel nr), then dbias (O,) */
-static int64_t partial_floats(const direct_job *j) {
-    return j->Kd * j->npanel * j->nr + j->s.O;
+/* floats of one partial's weight part: dW^T (Kd, npanel nr), or for row vectors
+ * dW (O, Kd) with a vector of lanes per element; dbias (O,) follows */
+static int64_t partial_weight_floats(const direct_job *j) {
+    return j->rows ? j->s.O * j->Kd * j->k->vw : j->Kd * j->npanel * j->nr;
+}
+
+/* the tiles' share of image n (img padded, dyn its dy (O, P)) into part */
+static void weight_grad_tiles(const direct_job *j, const float *img, const float *dyn,
+                              float *dyt, float *part) {
+    const fnn_conv2d_shape *s = &j->s;
+    const int64_t ld = j->npanel * j->nr, P = j->P, nr = j->nr;
+    int64_t tail[FNN_DIRECT_MAX_MR];
+    j->k->pack_transposed(dyt, dyn, s->O, P); /* dyt[q][p][l] = dy[q nr + l][p] */
+    for (int64_t q = 0; q < j->npanel; q++) {
+        int64_t o0 = q * nr, ncol = s->O - o0 < nr ? s->O - o0 : nr;
+        for (int64_t k0 = 0; k0 < j->Kd; k0 += j->mr) {
+            int64_t m = j->Kd - k0 < j->mr ? j->Kd - k0 : j->mr;
+            j->k->tile_accumulate(P, img, tile_rows(j->taps + k0, m, j->mr, tail), j->pixels,
+                                  dyt + q * P * nr, part + k0 * ld + o0, ld, m, ncol);
+        }
+    }
+}
+
+/* the row vectors' share of image n into part (O, Kd, vw) */
+static void weight_grad_rows(const direct_job *j, const float *img, const float *dyn,
+                             float *part) {
+    const fnn_conv2d_shape *s = &j->s;
+    const int64_t go = j->k->go, gk = j->k->gk, vw = j->k->vw;
+    for (int64_t o0 = 0; o0 < s->O; o0 += go)
+        for (int64_t k0 = 0; k0 < j->Kd; k0 += gk)
+            j->k->rows_accumulate(j->nvec, img, j->taps + k0, dyn + o0 * j->P, j->P, j->vpx,
+                                  j->vyo, j->vw, part + (o0 * j->Kd + k0) * vw, j->Kd,
+                                  s->O - o0 < go ? s->O - o0 : go,
+                                  j->Kd - k0 < gk ? j->Kd - k0 : gk);
 }
 
 static void weight_grad_range(void *ctx, int64_t begin, int64_t end) {
     direct_job *j = ctx;
     const fnn_conv2d_shape *s = &j->s;
-    const int64_t ld = j->npanel * j->nr, P = j->P, nr = j->nr;
-    float *part = j->partial + (begin / j->grain) * partial_floats(j), *pbias = part + j->Kd * ld;
-    memset(part, 0, (size_t)partial_floats(j) * sizeof(float));
-    const int want_dw = j->want_dw, want_db = j->want_db;
+    const int64_t P = j->P, wf = partial_weight_floats(j);
+    float *part = j->partial + (begin / j->grain) * (wf + s->O), *pbias = part + wf;
+    memset(part, 0, (size_t)(wf + s->O) * sizeof(float));
     float *xp = NULL, *dyt = NULL;
-    if (want_dw) {
+    if (j->want_dw) {
         xp = image_scratch(j);
-        dyt = fnn_cache_malloc(NULL, (size_t)(j->npanel * P * nr) * sizeof(float));
-        if ((j->pad && !xp) || !dyt) {
+        if (!j->rows)
+            dyt = fnn_cache_calloc(NULL, (size_t)(j->npanel * P * j->nr), sizeof(float));
+        if ((j->pad && !xp) || (!j->rows && !dyt)) {
             atomic_store(&j->failed, 1);
             if (xp) fnn_cache_free(NULL, xp, 0);
             if (dyt) fnn_cache_free(NULL, dyt, 0);
             return;
         }
-        /* the channels past O stay zero */
-        if (s->O % nr) memset(dyt, 0, (size_t)(j->npanel * P * nr) * sizeof(float));
     }
-    int64_t held = -1, tail[FNN_DIRECT_MAX_MR];
+    int64_t held = -1;
     for (int64_t n = begin; n < end; n++) {
         const float *dyn = j->dy + n * s->O * P;
-        if (want_db)
+        if (j->want_db)
             for (int64_t o = 0; o < s->O; o++) pbias[o] += fnn_conv_row_sum(dyn + o * P, P);
-        if (!want_dw) continue;
+        if (!j->want_dw) continue;
         const float *img = image(j, j->x, n, xp, &held);
-        j->k->pack_transposed(dyt, dyn, s->O, P); /* dyt[q][p][l] = dy[q nr + l][p] */
-        for (int64_t q = 0; q < j->npanel; q++) {
-            int64_t o0 = q * nr, ncol = s->O - o0 < nr ? s->O - o0 : nr;
-            for (int64_t k0 = 0; k0 < j->Kd; k0 += j->mr) {
-                int64_t m = j->Kd - k0 < j->mr ? j->Kd - k0 : j->mr;
-                j->k->tile_accumulate(P, img, tile_rows(j->taps + k0, m, j->mr, tail),
-                                      j->pixels, dyt + q * P * nr, part + k0 * ld + o0, ld, m,
-                                      ncol);
-            }
-        }
+        if (j->rows) weight_grad_rows(j, img, dyn, part);
+        else weight_grad_tiles(j, img, dyn, dyt, part);
     }
     if (xp) fnn_cache_free(NULL, xp, 0);
     if (dyt) fnn_cache_free(NULL, dyt, 0);
@@ -273,7 +357,8 @@ fnn_status fnn_conv2d_direct_weight_grad(float *dweight, float *dbias, const flo
                                          const float *x, const fnn_conv2d_shape *s) {
     direct_job j = {.x = x, .dy = dy, .want_dw = dweight != NULL, .want_db = dbias != NULL};
     if (!plan(&j, s)) return FNN_ERR_NOMEM;
-    const int64_t ld = j.npanel * j.nr, Kd = j.Kd, pf = partial_floats(&j);
+    const int64_t ld = j.npanel * j.nr, Kd = j.Kd, vw = j.k->vw;
+    const int64_t wf = partial_weight_floats(&j), pf = wf + s->O;
     j.grain = fnn_conv_partial_grain(s->N, 2 * s->O * Kd * j.P);
     int64_t nchunks = fnn_conv_ceil_div(s->N, j.grain);
     j.partial = fnn_cache_malloc(NULL, (size_t)(nchunks * pf) * sizeof(float));
@@ -288,10 +373,16 @@ fnn_status fnn_conv2d_direct_weight_grad(float *dweight, float *dbias, const flo
             const float *p = j.partial + c * pf;
             for (int64_t i = 0; i < pf; i++) sum[i] += p[i];
         }
-        if (dweight)
+        if (dweight && j.rows) /* the lanes of each element, in order */
+            for (int64_t i = 0; i < s->O * Kd; i++) {
+                float t = 0.0f;
+                for (int64_t l = 0; l < vw; l++) t += sum[i * vw + l];
+                dweight[i] = t;
+            }
+        else if (dweight)
             for (int64_t o = 0; o < s->O; o++)
                 for (int64_t k = 0; k < Kd; k++) dweight[o * Kd + k] = sum[k * ld + o];
-        if (dbias) memcpy(dbias, sum + Kd * ld, (size_t)s->O * sizeof(float));
+        if (dbias) memcpy(dbias, sum + wf, (size_t)s->O * sizeof(float));
     }
     return finish(&j, j.partial);
 }

@@ -101,6 +101,116 @@ static void FNN_K(conv_tile_accumulate)(int64_t J, const float *X, const int64_t
         }
 }
 
+/* ---- the first-layer path: output rows as vectors ------------------------
+ * For a few input channels at stride 1 the taps are few (Kd <= 4 KH KW), so
+ * the tiles above spend much of their time in their epilogue, and a handful
+ * of output channels fills their vectors badly. Here a vector is up to VW
+ * adjacent output pixels of one row (a "row vector": image offset px, output
+ * offset yo, w lanes), and the tile is RO output channels by RV row vectors.
+ *   forward: T[o][v] = sum over k < Kd of Wk[k RO + o] * X[px[v] + taps[k] + l]
+ *   weight gradient: G[o][k] (a vector of lanes) = sum over row vectors of
+ *     dy[o][yo[v] + l] * X[px[v] + taps[k] + l], the lanes summed at the end.
+ * Lanes past w are loaded as zeros and never stored. */
+#if FNN_TARGET == FNN_TARGET_AVX512
+#define RO 8
+#define RV 3 /* 24 accumulators + 3 row vectors + 1 broadcast */
+#define GO 4
+#define GK 6 /* 24 accumulators + 4 dy + 1 X vector */
+#elif FNN_TARGET == FNN_TARGET_AVX2
+#define RO 4
+#define RV 3 /* 12 accumulators + 3 + 1 */
+#define GO 2
+#define GK 5 /* 10 accumulators + 2 + 1 */
+#else
+#define RO 4
+#define RV 2
+#define GO 2
+#define GK 2
+#endif
+
+/* out[o ld_out + yo[v] + l] = act(T[o][v] + bias[o]) for o < mo, l < w[v]; Wk one
+ * packed panel (Kd, RO) of output channels; px, yo, w (RV,), w[v] = 0 for no vector */
+static void FNN_K(conv_rows_store)(int64_t Kd, const float *X, const int64_t *taps,
+                                   const float *Wk, const int64_t *px, const int64_t *yo,
+                                   const int64_t *w, float *out, int64_t ld_out, int64_t mo,
+                                   const float *bias, fnn_activation act) {
+    vm mask[RV];
+    const float *xv[RV];
+    vf acc[RO][RV];
+#pragma GCC unroll 16
+    for (int v = 0; v < RV; v++) {
+        mask[v] = vm_first(w[v]);
+        xv[v] = X + px[v];
+#pragma GCC unroll 16
+        for (int o = 0; o < RO; o++) acc[o][v] = vf_zero();
+    }
+    for (int64_t k = 0; k < Kd; k++) {
+        const int64_t t = taps[k];
+        vf x[RV];
+#pragma GCC unroll 16
+        for (int v = 0; v < RV; v++) x[v] = vf_load_masked(xv[v] + t, mask[v]);
+#pragma GCC unroll 16
+        for (int o = 0; o < RO; o++) {
+            const vf a = vf_set1(Wk[k * RO + o]);
+#pragma GCC unroll 16
+            for (int v = 0; v < RV; v++) acc[o][v] = vf_fmadd(a, x[v], acc[o][v]);
+        }
+    }
+    /* constant trip counts, so acc stays in registers */
+#pragma GCC unroll 16
+    for (int o = 0; o < RO; o++) {
+        if (o >= mo) break;
+        const vf b = vf_set1(bias ? bias[o] : 0.0f);
+#pragma GCC unroll 16
+        for (int v = 0; v < RV; v++) {
+            vf t = vf_add(acc[o][v], b);
+            if (act == FNN_ACT_RELU) t = vf_max(vf_zero(), t);
+            vf_store_masked(out + o * ld_out + yo[v], t, mask[v]);
+        }
+    }
+}
+
+/* part[(o ld_part + k) VW + l] += G[o][k] lane l for o < mo, k < nk over the nvec
+ * row vectors px, yo, w (nvec,) of one image; dy (mo, ...) rows ld_dy apart,
+ * taps (nk,) */
+static void FNN_K(conv_rows_accumulate)(int64_t nvec, const float *X, const int64_t *taps,
+                                        const float *dy, int64_t ld_dy, const int64_t *px,
+                                        const int64_t *yo, const int64_t *w, float *part,
+                                        int64_t ld_part, int64_t mo, int64_t nk) {
+    const float *dyo[GO];
+    int64_t tk[GK];
+    vf acc[GO][GK];
+#pragma GCC unroll 16
+    for (int o = 0; o < GO; o++) dyo[o] = dy + (o < mo ? o : 0) * ld_dy;
+#pragma GCC unroll 16
+    for (int k = 0; k < GK; k++) tk[k] = taps[k < nk ? k : 0];
+#pragma GCC unroll 16
+    for (int o = 0; o < GO; o++)
+#pragma GCC unroll 16
+        for (int k = 0; k < GK; k++) acc[o][k] = vf_zero();
+    for (int64_t v = 0; v < nvec; v++) {
+        const vm m = vm_first(w[v]);
+        const float *xr = X + px[v];
+        vf g[GO];
+#pragma GCC unroll 16
+        for (int o = 0; o < GO; o++) g[o] = vf_load_masked(dyo[o] + yo[v], m);
+#pragma GCC unroll 16
+        for (int k = 0; k < GK; k++) {
+            const vf x = vf_load_masked(xr + tk[k], m);
+#pragma GCC unroll 16
+            for (int o = 0; o < GO; o++) acc[o][k] = vf_fmadd(g[o], x, acc[o][k]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int o = 0; o < GO; o++)
+#pragma GCC unroll 16
+        for (int k = 0; k < GK; k++) {
+            if (o >= mo || k >= nk) continue;
+            float *p = part + (o * ld_part + k) * FNN_VW;
+            vf_store(p, vf_add(vf_load(p), acc[o][k]));
+        }
+}
+
 /* panels (ceil(O / NR), P, NR): panels[q][p][l] = src[(q NR + l) P + p] for
  * q NR + l < O (src (O, P)); the lanes past O are not written */
 static void FNN_K(conv_pack_transposed)(float *panels, const float *src, int64_t O, int64_t P) {
@@ -119,6 +229,13 @@ const fnn_conv_kernels FNN_K(fnn_conv_kernels) = {
     .tile_store = FNN_K(conv_tile_store),
     .tile_accumulate = FNN_K(conv_tile_accumulate),
     .pack_transposed = FNN_K(conv_pack_transposed),
+    .rows_store = FNN_K(conv_rows_store),
+    .rows_accumulate = FNN_K(conv_rows_accumulate),
     .mr = MR,
     .nr = NR,
+    .vw = FNN_VW,
+    .ro = RO,
+    .rv = RV,
+    .go = GO,
+    .gk = GK,
 };
