@@ -63,9 +63,11 @@ static int plan(direct_job *j, const fnn_conv2d_shape *s) {
     j->Kd = s->C * s->KH * s->KW;
     j->P = s->OH * s->OW;
     j->npanel = fnn_conv_ceil_div(s->O, j->nr);
-    /* few channels, stride 1 and rows filling at least half a vector */
+    /* stride 1, output rows filling at least half a vector, and few input
+     * channels (short sums, which the tiles' epilogue would dominate) or few
+     * output channels (which would fill under half the tiles' columns) */
     int64_t vw = j->k->vw, per_row = fnn_conv_ceil_div(s->OW, vw);
-    j->rows = s->C <= FNN_ROWS_MAX_C && s->sw == 1 && 2 * s->OW >= vw;
+    j->rows = s->sw == 1 && 2 * s->OW >= vw && (s->C <= FNN_ROWS_MAX_C || 2 * s->O < j->nr);
     j->nvec = j->rows ? s->OH * per_row : 0;
     atomic_init(&j->failed, 0);
     j->taps = fnn_cache_malloc(NULL, (size_t)(j->Kd + j->P + 3 * j->nvec) * sizeof(int64_t));
@@ -223,10 +225,14 @@ static fnn_status finish(direct_job *j, float *scratch) {
 int fnn_conv2d_direct_applies(const fnn_conv2d_shape *s, int input_grad) {
     if (s->groups != 1) return 0;
     if (!input_grad) return 1;
-    /* the input gradient's tiles have C columns: below half a panel, im2col's
-     * GEMM (C KH KW rows) fills the vectors better (measured: 1-6 channels) */
+    /* the input gradient has C output channels: under half a tile of columns it
+     * runs as row vectors (W wide), which need half a vector of W and half a
+     * panel of C; below that im2col's GEMM (C KH KW rows) fills the vectors
+     * better (measured: 1-3 channels) */
+    const fnn_conv_kernels *k = fnn_active_conv();
     return s->sh == 1 && s->sw == 1 && s->pt <= (s->KH - 1) * s->dh &&
-           s->pl <= (s->KW - 1) * s->dw && 2 * s->C >= fnn_active_conv()->nr;
+           s->pl <= (s->KW - 1) * s->dw &&
+           (2 * s->C >= k->nr || (2 * s->C >= k->ro && 2 * s->W >= k->vw));
 }
 
 /* Packs the forward-role weights (O, Kd) into panels (ceil(O / w), Kd, w) of the
