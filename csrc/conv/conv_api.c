@@ -1,5 +1,6 @@
 /*
- * conv/conv_api.c - 2-D convolution (fastnn.h, "convolution") on our SGEMM.
+ * conv/conv_api.c - 2-D convolution (fastnn.h, "convolution"): the entry points,
+ * and the im2col path on our SGEMM.
  *
  * Dimension letters: N batch, C input channels, H, W input height / width,
  * O output channels, OH, OW output height / width, KH, KW kernel, G groups,
@@ -7,7 +8,10 @@
  * PB a block of output pixels.
  * Layouts: x (N, C, H, W), weight (O, Cg, KH, KW), y (N, O, OH, OW), NCHW.
  *
- * Technique: im2col of a block of at most PB output pixels of one image and
+ * The entry points take the direct path (direct_api.c: implicit-GEMM tiles on
+ * padded images, no im2col) wherever it applies: groups == 1, and for the input
+ * gradient stride 1 with enough channels. Everything else runs here:
+ * im2col of a block of at most PB output pixels of one image and
  * one group into scratch (Kd, PB), never a whole-batch matrix, then one GEMM
  *   forward  y_g (Og, pb)  = W_g (Og, Kd) @ col (Kd, pb) + bias, act fused
  *   dW       dW_g (Og, Kd) += dY_g (Og, pb) @ col^T (pb, Kd)

@@ -19,6 +19,13 @@
  *                (npanel, P, nr). Items are images; each chunk of images sums
  *                into its own partial, the partials added in chunk order, so
  *                the bits do not depend on the thread count.
+ * The first-layer path (plan's `rows`: stride 1, rows of at least half a
+ * vector, and <= 4 input channels or under half a tile of output channels)
+ * runs row vectors instead (kernel.c): runs of up to vw output pixels of one
+ * row (tables vpx, vyo, vlanes: image offset, output offset, lanes), tiles of ro
+ * output channels by rv row vectors in the forward (panels (., Kd, ro)), and
+ * in the weight gradient go channels by gk taps of lane-wise sums over an
+ * image's row vectors, the lanes added in order at the end.
  */
 #include <stdatomic.h>
 #include <string.h>
@@ -41,7 +48,7 @@ typedef struct {
     int want_dw, want_db; /* the weight gradient's outputs */
     int rows;           /* the first-layer path: row vectors (below) */
     int64_t nvec;       /* row vectors of an image */
-    int64_t *taps, *pixels, *vpx, *vyo, *vw;
+    int64_t *taps, *pixels, *vpx, *vyo, *vlanes;
     const float *x, *panels, *bias, *dy;
     float *y, *partial;
     fnn_activation act;
@@ -75,12 +82,12 @@ static int plan(direct_job *j, const fnn_conv2d_shape *s) {
     j->pixels = j->taps + j->Kd;
     j->vpx = j->pixels + j->P;
     j->vyo = j->vpx + j->nvec;
-    j->vw = j->vyo + j->nvec;
+    j->vlanes = j->vyo + j->nvec;
     for (int64_t v = 0; v < j->nvec; v++) {
         int64_t oh = v / per_row, ow = (v % per_row) * vw;
         j->vpx[v] = oh * s->sh * j->Wp + ow;
         j->vyo[v] = oh * s->OW + ow;
-        j->vw[v] = s->OW - ow < vw ? s->OW - ow : vw;
+        j->vlanes[v] = s->OW - ow < vw ? s->OW - ow : vw;
     }
     int64_t t = 0;
     for (int64_t c = 0; c < s->C; c++)
@@ -173,7 +180,7 @@ static void rows_forward_range(void *ctx, int64_t begin, int64_t end) {
         const float *img = image(j, j->x, n, xp, &held);
         float *yn = j->y + n * s->O * j->P;
         for (int64_t v = v0; v < v1; v += rv) {
-            const int64_t *px = j->vpx + v, *yo = j->vyo + v, *w = j->vw + v;
+            const int64_t *px = j->vpx + v, *yo = j->vyo + v, *w = j->vlanes + v;
             if (v1 - v < rv) { /* the last tile: no vectors past v1 */
                 for (int64_t i = 0; i < rv; i++) {
                     int in = i < v1 - v;
@@ -322,7 +329,7 @@ static void weight_grad_rows(const direct_job *j, const float *img, const float 
     for (int64_t o0 = 0; o0 < s->O; o0 += go)
         for (int64_t k0 = 0; k0 < j->Kd; k0 += gk)
             j->k->rows_accumulate(j->nvec, img, j->taps + k0, dyn + o0 * j->P, j->P, j->vpx,
-                                  j->vyo, j->vw, part + (o0 * j->Kd + k0) * vw, j->Kd,
+                                  j->vyo, j->vlanes, part + (o0 * j->Kd + k0) * vw, j->Kd,
                                   s->O - o0 < go ? s->O - o0 : go,
                                   j->Kd - k0 < gk ? j->Kd - k0 : gk);
 }
