@@ -299,19 +299,21 @@ fnn_status fnn_fma_probe(int64_t iters, double *flops);
  * 1 / num_batches_tracked as momentum for torch's momentum=None.
  * training == 0: mean = running_mean, invstd = 1 / sqrt(running_var + eps)
  * (both required), written to mean and invstd too, so backward takes the same
- * arguments. */
+ * arguments. act FNN_ACT_RELU applies a ReLU to out (FNN_ACT_NONE: none). */
 fnn_status fnn_batch_norm_forward(float *out, float *mean, float *invstd, float *running_mean,
                                   float *running_var, const float *inp, const float *weight,
                                   const float *bias, int64_t N, int64_t C, int64_t S, float eps,
-                                  float momentum, int training);
+                                  float momentum, int training, fnn_activation act);
 /* Backward of fnn_batch_norm_forward given its mean and invstd (C,):
  *   dbias += sum dout;  dweight += sum dout * xhat          (over N and S)
  *   training: dinp (+)= weight * invstd * (dout - mean(dout) - xhat * mean(dout * xhat))
- *   else (constant statistics): dinp (+)= weight * invstd * dout */
+ *   else (constant statistics): dinp (+)= weight * invstd * dout
+ * relu_out (N, C, S) or NULL: the forward's output when it applied the ReLU;
+ * dout then counts only where relu_out > 0 (the ReLU's backward, fused). */
 fnn_status fnn_batch_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                    const float *mean, const float *invstd, const float *inp,
-                                   const float *weight, int64_t N, int64_t C, int64_t S,
-                                   int training, int accumulate);
+                                   const float *relu_out, const float *weight, int64_t N,
+                                   int64_t C, int64_t S, int training, int accumulate);
 /* Group norm: G divides C; mean and invstd (N, G) over the C/G * S values of
  * each (n, group); weight and bias per channel. */
 fnn_status fnn_group_norm_forward(float *out, float *mean, float *invstd, const float *inp,

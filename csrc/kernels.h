@@ -139,26 +139,32 @@ typedef void (*fnn_moments_plane_fn)(double *mean, double *m2, const float *x, i
 /* mean, m2 (W,) of the columns of x (N, ld) */
 typedef void (*fnn_moments_cols_fn)(double *mean, double *m2, const float *x, int64_t N,
                                     int64_t W, int64_t ld);
-/* out = (x - mean) * scale + shift over the plane */
+/* out = (x - mean) * scale + shift over the plane, then max(0, .) when relu */
 typedef void (*fnn_affine_plane_fn)(float *out, const float *x, int64_t N, int64_t S,
-                                    int64_t stride, float mean, float scale, float shift);
+                                    int64_t stride, float mean, float scale, float shift,
+                                    int relu);
 /* the same over columns; mean, scale, shift (W,) */
 typedef void (*fnn_affine_cols_fn)(float *out, const float *x, int64_t N, int64_t W, int64_t ld,
-                                   const float *mean, const float *scale, const float *shift);
-/* *sdy = sum dy, *sdyx = sum dy * (x - mean) over the plane */
+                                   const float *mean, const float *scale, const float *shift,
+                                   int relu);
+/* *sdy = sum dy, *sdyx = sum dy * (x - mean) over the plane; with relu_out (a ReLU's
+ * output after the normalization, laid out as x) dy counts only where relu_out > 0 */
 typedef void (*fnn_dot_plane_fn)(double *sdy, double *sdyx, const float *dy, const float *x,
-                                 int64_t N, int64_t S, int64_t stride, float mean);
+                                 const float *relu_out, int64_t N, int64_t S, int64_t stride,
+                                 float mean);
 /* sdy, sdyx (W,) over columns; mean (W,) */
 typedef void (*fnn_dot_cols_fn)(double *sdy, double *sdyx, const float *dy, const float *x,
-                                int64_t N, int64_t W, int64_t ld, const float *mean);
-/* dx (+)= a * dy + b * (x - mean) + c over the plane */
-typedef void (*fnn_dx_plane_fn)(float *dx, const float *dy, const float *x, int64_t N, int64_t S,
-                                int64_t stride, float mean, float a, float b, float c,
-                                int accumulate);
+                                const float *relu_out, int64_t N, int64_t W, int64_t ld,
+                                const float *mean);
+/* dx (+)= a * dy + b * (x - mean) + c over the plane, dy masked by relu_out as above */
+typedef void (*fnn_dx_plane_fn)(float *dx, const float *dy, const float *x,
+                                const float *relu_out, int64_t N, int64_t S, int64_t stride,
+                                float mean, float a, float b, float c, int accumulate);
 /* the same over columns; mean, a, b, c (W,) */
-typedef void (*fnn_dx_cols_fn)(float *dx, const float *dy, const float *x, int64_t N, int64_t W,
-                               int64_t ld, const float *mean, const float *a, const float *b,
-                               const float *c, int accumulate);
+typedef void (*fnn_dx_cols_fn)(float *dx, const float *dy, const float *x,
+                               const float *relu_out, int64_t N, int64_t W, int64_t ld,
+                               const float *mean, const float *a, const float *b, const float *c,
+                               int accumulate);
 typedef struct {
     fnn_moments_plane_fn moments_plane;
     fnn_moments_cols_fn moments_cols;

@@ -122,31 +122,36 @@ static void FNN_K(moments_cols)(double *mean, double *m2, const float *x, int64_
 /* ---- forward: out = (x - mean) * scale + shift ------------------------------
  * (scale = invstd * weight, shift = bias), so x == mean gives exactly bias */
 
+/* max(0, r) when relu (a ReLU fused after the normalization), else r */
+FNN_INLINE vf relu_if(vf r, int relu) { return relu ? vf_max(vf_zero(), r) : r; }
+
 /* out, x: N blocks of S, `stride` apart */
 static void FNN_K(affine_plane)(float *out, const float *x, int64_t N, int64_t S, int64_t stride,
-                                float mean, float scale, float shift) {
+                                float mean, float scale, float shift, int relu) {
     vf m = vf_set1(mean), a = vf_set1(scale), b = vf_set1(shift);
     for (int64_t n = 0; n < N; n++) {
         const float *p = x + n * stride;
         float *q = out + n * stride;
         for (int64_t s = 0; s < S; s += FNN_VW) {
             int64_t w = vf_lanes(S - s);
-            vf_store_w(q + s, vf_fmadd(vf_sub(vf_load_w(p + s, w, 0.0f), m), a, b), w);
+            vf r = vf_fmadd(vf_sub(vf_load_w(p + s, w, 0.0f), m), a, b);
+            vf_store_w(q + s, relu_if(r, relu), w);
         }
     }
 }
 
 /* out, x (N, ld), columns [0, W); mean, scale, shift (W,) */
 static void FNN_K(affine_cols)(float *out, const float *x, int64_t N, int64_t W, int64_t ld,
-                               const float *mean, const float *scale, const float *shift) {
+                               const float *mean, const float *scale, const float *shift,
+                               int relu) {
     for (int64_t n = 0; n < N; n++) {
         const float *p = x + n * ld;
         float *q = out + n * ld;
         for (int64_t j = 0; j < W; j += FNN_VW) {
             int64_t w = vf_lanes(W - j);
             vf d = vf_sub(vf_load_w(p + j, w, 0.0f), vf_load_w(mean + j, w, 0.0f));
-            vf_store_w(q + j, vf_fmadd(d, vf_load_w(scale + j, w, 0.0f),
-                                       vf_load_w(shift + j, w, 0.0f)), w);
+            vf r = vf_fmadd(d, vf_load_w(scale + j, w, 0.0f), vf_load_w(shift + j, w, 0.0f));
+            vf_store_w(q + j, relu_if(r, relu), w);
         }
     }
 }
@@ -155,27 +160,39 @@ static void FNN_K(affine_cols)(float *out, const float *x, int64_t N, int64_t W,
  * forward: y = (x - mean) * invstd * weight + bias
  * the reduction: *sdy = sum dy, *sdyx = sum dy * (x - mean)            (float64)
  * the element pass: dx (+)= a * dy + b * (x - mean) + c, the caller's a, b, c
- * being torch's dx = weight * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)). */
+ * being torch's dx = weight * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)).
+ * With relu_out (the output of a ReLU fused after the normalization) dy is read
+ * as 0 wherever relu_out is not > 0: the ReLU's backward, in the same passes. */
 
-/* dy, x: N blocks of S, `stride` apart */
-static void FNN_K(dot_plane)(double *sdy, double *sdyx, const float *dy, const float *x,
-                             int64_t N, int64_t S, int64_t stride, float mean) {
+/* dy where relu_out > 0, else 0: the gradient through a ReLU fused after the
+ * normalization, given its output (8 lanes; the scalar form for the tails) */
+typedef int i8 __attribute__((vector_size(32)));
+#define MASK_F8(gf, yf) ((f8)((i8)(gf) & ((yf) > (f8){0, 0, 0, 0, 0, 0, 0, 0})))
+#define LOAD_G8(g, y) \
+    ((y) ? __builtin_convertvector(MASK_F8(*(const f8 *)(g), *(const f8 *)(y)), d8) : LOAD_D8(g))
+#define G1(g, y, s) ((y) && !((y)[s] > 0.0f) ? 0.0 : (double)(g)[s])
+
+/* dy, x (and relu_out, or NULL): N blocks of S, `stride` apart */
+FNN_INLINE void dot_plane_run(double *sdy, double *sdyx, const float *dy, const float *x,
+                              const float *relu_out, int64_t N, int64_t S, int64_t stride,
+                              float mean) {
     d8 gs[2] = {D8_SET1(0.0), D8_SET1(0.0)}, xs[2] = {D8_SET1(0.0), D8_SET1(0.0)};
     double t1[LANES] = {0}, t2[LANES] = {0};
     double mu = (double)mean;
     d8 vmu = D8_SET1(mu);
     for (int64_t n = 0; n < N; n++) {
         const float *g = dy + n * stride, *p = x + n * stride;
+        const float *y = relu_out ? relu_out + n * stride : NULL;
         int64_t s = 0;
         for (; s + LANES <= S; s += LANES) {
-            d8 ga = LOAD_D8(g + s), gb = LOAD_D8(g + s + 8);
+            d8 ga = LOAD_G8(g + s, y ? y + s : NULL), gb = LOAD_G8(g + s + 8, y ? y + s + 8 : NULL);
             gs[0] += ga;
             gs[1] += gb;
             xs[0] += ga * (LOAD_D8(p + s) - vmu);
             xs[1] += gb * (LOAD_D8(p + s + 8) - vmu);
         }
         for (int l = 0; s < S; s++, l++) {
-            double gd = (double)g[s];
+            double gd = G1(g, y, s);
             t1[l] += gd;
             t2[l] += gd * ((double)p[s] - mu);
         }
@@ -184,9 +201,17 @@ static void FNN_K(dot_plane)(double *sdy, double *sdyx, const float *dy, const f
     *sdyx = lane_total(xs, 2, t2);
 }
 
-/* sdy[j], sdyx[j] (W,) over column j of dy, x (N, ld); mean (W,) */
-static void FNN_K(dot_cols)(double *sdy, double *sdyx, const float *dy, const float *x,
-                            int64_t N, int64_t W, int64_t ld, const float *mean) {
+static void FNN_K(dot_plane)(double *sdy, double *sdyx, const float *dy, const float *x,
+                             const float *relu_out, int64_t N, int64_t S, int64_t stride,
+                             float mean) {
+    if (relu_out) dot_plane_run(sdy, sdyx, dy, x, relu_out, N, S, stride, mean);
+    else dot_plane_run(sdy, sdyx, dy, x, NULL, N, S, stride, mean);
+}
+
+/* sdy[j], sdyx[j] (W,) over column j of dy, x (and relu_out, or NULL) (N, ld); mean (W,) */
+FNN_INLINE void dot_cols_run(double *sdy, double *sdyx, const float *dy, const float *x,
+                             const float *relu_out, int64_t N, int64_t W, int64_t ld,
+                             const float *mean) {
     for (int64_t j0 = 0; j0 < W; j0 += COLS) {
         int64_t w = W - j0 < COLS ? W - j0 : COLS, wv = w / 8 * 8;
         d8 a1[COLS / 8], a2[COLS / 8], mu[COLS / 8];
@@ -198,13 +223,14 @@ static void FNN_K(dot_cols)(double *sdy, double *sdyx, const float *dy, const fl
         for (int64_t j = wv; j < w; j++) tmu[j - wv] = (double)mean[j0 + j];
         for (int64_t n = 0; n < N; n++) {
             const float *g = dy + n * ld + j0, *p = x + n * ld + j0;
+            const float *y = relu_out ? relu_out + n * ld + j0 : NULL;
             for (int64_t j = 0; j < wv; j += 8) {
-                d8 gd = LOAD_D8(g + j);
+                d8 gd = LOAD_G8(g + j, y ? y + j : NULL);
                 a1[j / 8] += gd;
                 a2[j / 8] += gd * (LOAD_D8(p + j) - mu[j / 8]);
             }
             for (int64_t j = wv; j < w; j++) {
-                double gd = (double)g[j];
+                double gd = G1(g, y, j);
                 t1[j - wv] += gd;
                 t2[j - wv] += gd * ((double)p[j] - tmu[j - wv]);
             }
@@ -216,37 +242,51 @@ static void FNN_K(dot_cols)(double *sdy, double *sdyx, const float *dy, const fl
     }
 }
 
+static void FNN_K(dot_cols)(double *sdy, double *sdyx, const float *dy, const float *x,
+                            const float *relu_out, int64_t N, int64_t W, int64_t ld,
+                            const float *mean) {
+    if (relu_out) dot_cols_run(sdy, sdyx, dy, x, relu_out, N, W, ld, mean);
+    else dot_cols_run(sdy, sdyx, dy, x, NULL, N, W, ld, mean);
+}
+
 FNN_INLINE void put_w(float *p, vf a, int64_t w, int accumulate) {
     if (accumulate) a = vf_add(vf_load_w(p, w, 0.0f), a);
     vf_store_w(p, a, w);
 }
 
-/* dx, dy, x: N blocks of S, `stride` apart */
-static void FNN_K(dx_plane)(float *dx, const float *dy, const float *x, int64_t N, int64_t S,
-                            int64_t stride, float mean, float a, float b, float c,
-                            int accumulate) {
+/* w lanes of dy at p, zero where relu_out (or NULL) at p is not > 0 */
+FNN_INLINE vf load_g(const float *dy, const float *relu_out, int64_t p, int64_t w) {
+    vf g = vf_load_w(dy + p, w, 0.0f);
+    if (!relu_out) return g;
+    return vf_select(vf_gt(vf_load_w(relu_out + p, w, 0.0f), vf_zero()), g, vf_zero());
+}
+
+/* dx, dy, x (and relu_out, or NULL): N blocks of S, `stride` apart */
+static void FNN_K(dx_plane)(float *dx, const float *dy, const float *x, const float *relu_out,
+                            int64_t N, int64_t S, int64_t stride, float mean, float a, float b,
+                            float c, int accumulate) {
     vf m = vf_set1(mean), va = vf_set1(a), vb = vf_set1(b), vc = vf_set1(c);
     for (int64_t n = 0; n < N; n++) {
         int64_t off = n * stride;
         for (int64_t s = 0; s < S; s += FNN_VW) {
             int64_t w = vf_lanes(S - s);
             vf d = vf_sub(vf_load_w(x + off + s, w, 0.0f), m);
-            vf r = vf_fmadd(va, vf_load_w(dy + off + s, w, 0.0f), vf_fmadd(vb, d, vc));
+            vf r = vf_fmadd(va, load_g(dy, relu_out, off + s, w), vf_fmadd(vb, d, vc));
             put_w(dx + off + s, r, w, accumulate);
         }
     }
 }
 
-/* dx, dy, x (N, ld), columns [0, W); mean, a, b, c (W,) */
-static void FNN_K(dx_cols)(float *dx, const float *dy, const float *x, int64_t N, int64_t W,
-                           int64_t ld, const float *mean, const float *a, const float *b,
-                           const float *c, int accumulate) {
+/* dx, dy, x (and relu_out, or NULL) (N, ld), columns [0, W); mean, a, b, c (W,) */
+static void FNN_K(dx_cols)(float *dx, const float *dy, const float *x, const float *relu_out,
+                           int64_t N, int64_t W, int64_t ld, const float *mean, const float *a,
+                           const float *b, const float *c, int accumulate) {
     for (int64_t n = 0; n < N; n++) {
         int64_t off = n * ld;
         for (int64_t j = 0; j < W; j += FNN_VW) {
             int64_t w = vf_lanes(W - j);
             vf d = vf_sub(vf_load_w(x + off + j, w, 0.0f), vf_load_w(mean + j, w, 0.0f));
-            vf r = vf_fmadd(vf_load_w(a + j, w, 0.0f), vf_load_w(dy + off + j, w, 0.0f),
+            vf r = vf_fmadd(vf_load_w(a + j, w, 0.0f), load_g(dy, relu_out, off + j, w),
                             vf_fmadd(vf_load_w(b + j, w, 0.0f), d, vf_load_w(c + j, w, 0.0f)));
             put_w(dx + off + j, r, w, accumulate);
         }

@@ -30,7 +30,7 @@ typedef struct {
     const float *inp, *weight, *bias;
     int64_t N, C, S;
     double eps, momentum;
-    int training;
+    int training, relu;
 } bn_forward_job;
 
 /* channel c's mean and invstd from its moments (training) or the running stats,
@@ -65,7 +65,8 @@ static void bn_forward_planes(void *ctx, int64_t begin, int64_t end) {
         if (j->training) j->k->moments_plane(&mu, &m2, j->inp + c * S, N, S, C * S);
         float scale, shift;
         bn_channel_stats(j, c, mu, m2, &scale, &shift);
-        j->k->affine_plane(j->out + c * S, j->inp + c * S, N, S, C * S, j->mean[c], scale, shift);
+        j->k->affine_plane(j->out + c * S, j->inp + c * S, N, S, C * S, j->mean[c], scale, shift,
+                           j->relu);
     }
 }
 
@@ -77,7 +78,8 @@ static void bn_forward_cols(void *ctx, int64_t begin, int64_t end) {
         float scale[NORM_BLOCK], shift[NORM_BLOCK];
         if (j->training) j->k->moments_cols(mu, m2, j->inp + c0, j->N, w, j->C);
         for (int64_t i = 0; i < w; i++) bn_channel_stats(j, c0 + i, mu[i], m2[i], &scale[i], &shift[i]);
-        j->k->affine_cols(j->out + c0, j->inp + c0, j->N, w, j->C, j->mean + c0, scale, shift);
+        j->k->affine_cols(j->out + c0, j->inp + c0, j->N, w, j->C, j->mean + c0, scale, shift,
+                          j->relu);
     }
 }
 
@@ -98,9 +100,9 @@ static void split_channels(int64_t N, int64_t C, int64_t S, void *job, fnn_range
 fnn_status fnn_batch_norm_forward(float *out, float *mean, float *invstd, float *running_mean,
                                   float *running_var, const float *inp, const float *weight,
                                   const float *bias, int64_t N, int64_t C, int64_t S, float eps,
-                                  float momentum, int training) {
+                                  float momentum, int training, fnn_activation act) {
     if (N < 0 || C < 0 || S < 0 || bad_real(eps, 0.0f, INFINITY) || eps == INFINITY ||
-        bad_real(momentum, 0.0f, 1.0f))
+        bad_real(momentum, 0.0f, 1.0f) || (act != FNN_ACT_NONE && act != FNN_ACT_RELU))
         return FNN_ERR_ARG;
     if (!running_mean != !running_var) return FNN_ERR_ARG;
     if (!training && !running_mean) return FNN_ERR_ARG;
@@ -116,7 +118,8 @@ fnn_status fnn_batch_norm_forward(float *out, float *mean, float *invstd, float 
     bn_forward_job j = {.k = fnn_active_norm(), .out = out, .mean = mean, .invstd = invstd,
                         .running_mean = running_mean, .running_var = running_var, .inp = inp,
                         .weight = weight, .bias = bias, .N = N, .C = C, .S = S, .eps = eps,
-                        .momentum = momentum, .training = training != 0};
+                        .momentum = momentum, .training = training != 0,
+                        .relu = act == FNN_ACT_RELU};
     split_channels(N, C, S, &j, bn_forward_cols, bn_forward_planes);
     return FNN_OK;
 }
@@ -126,7 +129,7 @@ fnn_status fnn_batch_norm_forward(float *out, float *mean, float *invstd, float 
 typedef struct {
     const fnn_norm_kernels *k;
     float *dinp, *dweight, *dbias;
-    const float *dout, *mean, *invstd, *inp, *weight;
+    const float *dout, *mean, *invstd, *inp, *relu_out, *weight;
     int64_t N, C, S;
     int training, accumulate;
 } bn_backward_job;
@@ -156,12 +159,14 @@ static void bn_backward_planes(void *ctx, int64_t begin, int64_t end) {
         double sdy = 0.0, sdyx = 0.0;
         int64_t off = c * S;
         if (bn_needs_sums(j))
-            j->k->dot_plane(&sdy, &sdyx, j->dout + off, j->inp + off, N, S, C * S, j->mean[c]);
+            j->k->dot_plane(&sdy, &sdyx, j->dout + off, j->inp + off,
+                            j->relu_out ? j->relu_out + off : NULL, N, S, C * S, j->mean[c]);
         float a, b, cc;
         bn_channel_grad(j, c, sdy, sdyx, &a, &b, &cc);
         if (j->dinp)
-            j->k->dx_plane(j->dinp + off, j->dout + off, j->inp + off, N, S, C * S, j->mean[c],
-                           a, b, cc, j->accumulate);
+            j->k->dx_plane(j->dinp + off, j->dout + off, j->inp + off,
+                           j->relu_out ? j->relu_out + off : NULL, N, S, C * S, j->mean[c], a, b,
+                           cc, j->accumulate);
     }
 }
 
@@ -172,23 +177,26 @@ static void bn_backward_cols(void *ctx, int64_t begin, int64_t end) {
         double sdy[NORM_BLOCK] = {0}, sdyx[NORM_BLOCK] = {0};
         float a[NORM_BLOCK], b[NORM_BLOCK], cc[NORM_BLOCK];
         if (bn_needs_sums(j))
-            j->k->dot_cols(sdy, sdyx, j->dout + c0, j->inp + c0, j->N, w, j->C, j->mean + c0);
+            j->k->dot_cols(sdy, sdyx, j->dout + c0, j->inp + c0,
+                           j->relu_out ? j->relu_out + c0 : NULL, j->N, w, j->C, j->mean + c0);
         for (int64_t i = 0; i < w; i++) bn_channel_grad(j, c0 + i, sdy[i], sdyx[i], &a[i], &b[i], &cc[i]);
         if (j->dinp)
-            j->k->dx_cols(j->dinp + c0, j->dout + c0, j->inp + c0, j->N, w, j->C, j->mean + c0,
+            j->k->dx_cols(j->dinp + c0, j->dout + c0, j->inp + c0,
+                          j->relu_out ? j->relu_out + c0 : NULL, j->N, w, j->C, j->mean + c0,
                           a, b, cc, j->accumulate);
     }
 }
 
 fnn_status fnn_batch_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                    const float *mean, const float *invstd, const float *inp,
-                                   const float *weight, int64_t N, int64_t C, int64_t S,
-                                   int training, int accumulate) {
+                                   const float *relu_out, const float *weight, int64_t N,
+                                   int64_t C, int64_t S, int training, int accumulate) {
     if (N < 0 || C < 0 || S < 0) return FNN_ERR_ARG;
     if (C == 0 || N * S == 0) return FNN_OK; /* sums of nothing: the gradients stay */
     bn_backward_job j = {.k = fnn_active_norm(), .dinp = dinp,
                          .dweight = dweight, .dbias = dbias, .dout = dout, .mean = mean,
-                         .invstd = invstd, .inp = inp, .weight = weight, .N = N, .C = C, .S = S,
+                         .invstd = invstd, .inp = inp, .relu_out = relu_out, .weight = weight,
+                         .N = N, .C = C, .S = S,
                          .training = training != 0, .accumulate = accumulate != 0};
     split_channels(N, C, S, &j, bn_backward_cols, bn_backward_planes);
     return FNN_OK;
@@ -225,14 +233,14 @@ static void gn_forward_range(void *ctx, int64_t begin, int64_t end) {
         j->mean_out[ng] = mf;
         j->invstd_out[ng] = (float)inv;
         if (!j->weight && !j->bias) {
-            j->k->affine_plane(j->out + off, j->inp + off, 1, CG * S, CG * S, mf, (float)inv, 0.0f);
+            j->k->affine_plane(j->out + off, j->inp + off, 1, CG * S, CG * S, mf, (float)inv, 0.0f, 0);
             continue;
         }
         for (int64_t c = c0; c < c0 + CG; c++) {
             float scale = (float)(inv * (j->weight ? (double)j->weight[c] : 1.0));
             float shift = j->bias ? j->bias[c] : 0.0f;
             int64_t o = (n * j->C + c) * S;
-            j->k->affine_plane(j->out + o, j->inp + o, 1, S, S, mf, scale, shift);
+            j->k->affine_plane(j->out + o, j->inp + o, 1, S, S, mf, scale, shift, 0);
         }
     }
 }
@@ -262,7 +270,7 @@ static void gn_backward_range(void *ctx, int64_t begin, int64_t end) {
         for (int64_t c = c0; c < c0 + CG; c++) {
             int64_t o = (n * j->C + c) * S;
             double *p1 = j->sdy + n * j->C + c, *p2 = j->sdyx + n * j->C + c;
-            j->k->dot_plane(p1, p2, j->dout + o, j->inp + o, 1, S, S, mf);
+            j->k->dot_plane(p1, p2, j->dout + o, j->inp + o, NULL, 1, S, S, mf);
             double w = j->weight ? (double)j->weight[c] : 1.0;
             A += w * *p1;
             B += w * *p2;
@@ -272,7 +280,7 @@ static void gn_backward_range(void *ctx, int64_t begin, int64_t end) {
         for (int64_t c = c0; c < c0 + CG; c++) {
             int64_t o = (n * j->C + c) * S;
             float a = (float)(inv * (j->weight ? (double)j->weight[c] : 1.0));
-            j->k->dx_plane(j->dinp + o, j->dout + o, j->inp + o, 1, S, S, mf, a, b, cc,
+            j->k->dx_plane(j->dinp + o, j->dout + o, j->inp + o, NULL, 1, S, S, mf, a, b, cc,
                            j->accumulate);
         }
     }

@@ -688,8 +688,9 @@ def test_sequential_folds_conv_batchnorm_in_eval_without_grad(options, rng, monk
     want = by_module(x)
     folded = options.get("track", True)
     calls = []
-    monkeypatch.setattr(net[1], "forward", lambda y: calls.append(1) or type(net[1]).forward(
-        net[1], y))
+    # forward runs through forward_fused, which Sequential calls when it fuses the ReLU
+    monkeypatch.setattr(net[1], "forward_fused", lambda y, e: calls.append(1) or
+                        type(net[1]).forward_fused(net[1], y, e))
     with fastnn.no_grad():
         got = net(x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -704,6 +705,46 @@ def test_sequential_folds_conv_batchnorm_in_eval_without_grad(options, rng, monk
     with fastnn.no_grad():
         net(x)  # training: batch statistics, never folded
     assert calls == [1, 1]
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: _conv_bn_net(rng),
+    lambda rng: _conv_bn_net(rng, track=False),
+    lambda rng: _conv_bn_net(rng, conv=nn.Conv1d, norm=nn.BatchNorm1d),
+    lambda rng: nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2)),
+], ids=["conv2d", "no-running-stats", "conv1d", "linear-bn1d"])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_sequential_runs_batchnorm_relu_as_one_call(make, mode, rng):
+    """BatchNorm + ReLU in a Sequential (after a Conv or not) is one fused call each way:
+    the ReLU never runs, and outputs, input and parameter gradients and running statistics
+    equal module by module bitwise, in training and in eval with gradients."""
+    net, ref = make(np.random.default_rng(5)), make(np.random.default_rng(5))
+    ref.load_state_dict(net.state_dict())
+    for m in (net, ref):
+        m.train(mode == "train")
+    relu = next(m for m in net if isinstance(m, nn.ReLU))
+    relu.forward = relu.backward = None  # the fused step never calls them
+    x = rand(rng, 4, 3, 6, 6) if isinstance(net[0], nn.Conv2d) else (
+        rand(rng, 4, 3, 6) if isinstance(net[0], nn.Conv1d) else rand(rng, 4, 5))
+    y = net(x)
+    h = x
+    for m in ref:
+        h = m(h)
+    np.testing.assert_array_equal(y, h)
+    g = np.cos(y).astype(np.float32)
+    dx = net.backward(g)
+    for m in reversed(list(ref)):
+        g = m.backward(g)
+    np.testing.assert_array_equal(dx, g)
+    for (name, p), (_, q) in zip(net.named_parameters(), ref.named_parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+    for (name, a), (_, b) in zip(net.named_buffers(), ref.named_buffers()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_batchnorm_forward_fused_refuses_other_epilogues(rng):
+    with pytest.raises(ValueError, match="epilogue"):
+        nn.BatchNorm1d(3).forward_fused(rand(rng, 4, 3), "gelu")
 
 
 def test_sequential_conv_batchnorm_fold_matches_torch(rng):

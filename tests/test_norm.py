@@ -149,6 +149,50 @@ def test_batch_norm_backward_matches_reference(shape, training, isa, rng):
     np.testing.assert_allclose(gb, 2 + wdb, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_batch_norm_fused_relu_is_relu_of_batch_norm(shape, training, isa, rng):
+    """activation="relu" and relu_output= give bitwise what ReLU after batch_norm and
+    relu_backward before batch_norm_backward give, in both layouts, with and without
+    weight; NaN and zero outputs block the gradient as relu_backward does."""
+    C = shape[1]
+    x, g = rand(rng, *shape, shift=0.3), rand(rng, *shape)
+    x.reshape(-1)[::7] = 0.0
+    x.reshape(-1)[-1] = np.nan
+    w, b = rand(rng, C), rand(rng, C)
+    for weight, bias in ((w, b), (None, None)):
+        rm, rv = rand(rng, C), np.abs(rand(rng, C)) + 0.5
+        r1, r2 = (rm.copy(), rv.copy()), (rm.copy(), rv.copy())
+        y, mean, invstd = ops.batch_norm(x, *r1, weight, bias, training, return_stats=True)
+        yr, mean_r, invstd_r = ops.batch_norm(x, *r2, weight, bias, training, return_stats=True,
+                                              activation="relu")
+        np.testing.assert_array_equal(yr, ops.relu(y))
+        np.testing.assert_array_equal(mean_r, mean)
+        np.testing.assert_array_equal(r1[0], r2[0])
+        np.testing.assert_array_equal(r1[1], r2[1])
+        want = ops.batch_norm_backward(ops.relu_backward(g, yr), x, mean, invstd, weight,
+                                       training)
+        got = ops.batch_norm_backward(g, x, mean, invstd, weight, training, relu_output=yr)
+        for a, e in zip(got, want):
+            if e is None:
+                assert a is None
+            else:
+                np.testing.assert_array_equal(a, e)
+
+
+def test_batch_norm_fused_relu_bad_inputs(rng):
+    x = rand(rng, 4, 3, 5)
+    with pytest.raises(ValueError, match="activation"):
+        ops.batch_norm(x, None, None, training=True, activation="gelu")
+    with pytest.raises(ValueError, match="activation"):
+        ops.batch_norm(x, None, None, training=True, activation="swish")
+    _, mean, invstd = ops.batch_norm(x, None, None, training=True, return_stats=True)
+    with pytest.raises(ValueError, match="relu_output"):
+        ops.batch_norm_backward(x, x, mean, invstd, relu_output=x[:2])
+    with pytest.raises(TypeError, match="relu_output"):
+        ops.batch_norm_backward(x, x, mean, invstd, relu_output=x.astype(np.complex64))
+
+
 def fd_grad(f, arr, h=1e-2):
     """Central differences of the scalar f() over every element of arr (float32, in place)."""
     grad = np.zeros(arr.shape)

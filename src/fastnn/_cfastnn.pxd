@@ -122,11 +122,13 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_batch_norm_forward(float *out, float *mean, float *invstd, float *running_mean,
                                       float *running_var, const float *inp, const float *weight,
                                       const float *bias, int64_t N, int64_t C, int64_t S,
-                                      float eps, float momentum, int training)
+                                      float eps, float momentum, int training,
+                                      fnn_activation act)
     fnn_status fnn_batch_norm_backward(float *dinp, float *dweight, float *dbias,
                                        const float *dout, const float *mean, const float *invstd,
-                                       const float *inp, const float *weight, int64_t N,
-                                       int64_t C, int64_t S, int training, int accumulate)
+                                       const float *inp, const float *relu_out,
+                                       const float *weight, int64_t N, int64_t C, int64_t S,
+                                       int training, int accumulate)
     fnn_status fnn_group_norm_forward(float *out, float *mean, float *invstd, const float *inp,
                                       const float *weight, const float *bias, int64_t N,
                                       int64_t C, int64_t S, int64_t G, float eps)

@@ -58,7 +58,7 @@ cdef float norm_eps(object eps) except? -1.0:
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, out=None, return_stats=False):
+               momentum=0.1, eps=1e-5, out=None, return_stats=False, activation=None):
     """torch.nn.functional.batch_norm over an input (N, C, *): per channel,
 
         training:  mean and biased variance of the batch (over N and *), and
@@ -74,10 +74,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     returns (out, mean, invstd), the (C,) statistics used, which batch_norm_backward
     takes; else out. Statistics are float64 two-pass sums: a channel of equal
     values normalises to exactly 0. Training needs more than 1 value per channel.
+    activation None or "relu": "relu" gives max(out, 0) in the same pass (pass that
+    output as relu_output to batch_norm_backward).
     """
     xa = as_float32(input, "input")
     cdef int64_t N, C, S
     norm_layout(xa, "batch_norm", &N, &C, &S)
+    cdef fnn_activation act = activation_code(activation)
+    if act != FNN_ACT_NONE and act != FNN_ACT_RELU:
+        raise ValueError(f"batch_norm: activation must be None or 'relu', got {activation!r}")
     cdef bint train = bool(training)
     cdef float e = norm_eps(eps)
     cdef double mom = as_real(momentum, "momentum")
@@ -128,13 +133,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     cdef float fm = <float>mom
     cdef fnn_status st
     with nogil:
-        st = fnn_batch_norm_forward(op, mp, ip, rmp, rvp, xp, wp, bp, N, C, S, e, fm, train)
+        st = fnn_batch_norm_forward(op, mp, ip, rmp, rvp, xp, wp, bp, N, C, S, e, fm, train, act)
     check_status(st, "batch_norm")
     return (o, mean, invstd) if return_stats else o
 
 
 def batch_norm_backward(grad_out, input, mean, invstd, weight=None, training=True,
-                        input_grad=True, grad_weight=None, grad_bias=None):
+                        input_grad=True, grad_weight=None, grad_bias=None, relu_output=None):
     """The backward of batch_norm given the (mean, invstd) it returned with
     return_stats=True: returns (dx, dweight, dbias).
 
@@ -146,24 +151,32 @@ def batch_norm_backward(grad_out, input, mean, invstd, weight=None, training=Tru
     with g = grad_out and xhat = (input - mean) * invstd. dweight and dbias are
     computed when weight is given (else None), added into grad_weight / grad_bias
     when those (C,) float32 arrays are passed (and returned), else into new zeros.
-    dx is None without input_grad.
+    dx is None without input_grad. relu_output: the output of
+    batch_norm(..., activation="relu"), the ReLU's backward fused: g is then
+    grad_out where relu_output > 0, else 0.
     """
     xa = as_float32(input, "input")
     cdef int64_t N, C, S
     norm_layout(xa, "batch_norm_backward", &N, &C, &S)
     g = as_float32(grad_out, "grad_out")
     check_same_shape(xa, "input", g, "grad_out")
+    ya = None
+    if relu_output is not None:
+        ya = as_float32(relu_output, "relu_output")
+        check_same_shape(xa, "input", ya, "relu_output")
     ma = channel_vector(mean, C, "mean", f"{C} channels")
     ia = channel_vector(invstd, C, "invstd", f"{C} channels")
     wa = channel_vector(weight, C, "weight", f"{C} channels")
     return norm_backward_call(g, xa, ma, ia, wa, N, C, S, 0, bool(training), input_grad,
-                              grad_weight, grad_bias, "batch_norm_backward")
+                              grad_weight, grad_bias, "batch_norm_backward", ya)
 
 
 cdef tuple norm_backward_call(object g, object xa, object ma, object ia, object wa, int64_t N,
                               int64_t C, int64_t S, int64_t G, bint train, object input_grad,
-                              object grad_weight, object grad_bias, str name):
-    """The shared tail of batch_norm_backward (G == 0) and group_norm_backward."""
+                              object grad_weight, object grad_bias, str name,
+                              object ya=None):
+    """The shared tail of batch_norm_backward (G == 0; ya its relu_output or None)
+    and group_norm_backward."""
     gw = gb = None
     if wa is not None:
         gw = grad_buffer(grad_weight, C, "grad_weight")
@@ -173,6 +186,8 @@ cdef tuple norm_backward_call(object g, object xa, object ma, object ia, object 
         for dst in (gw, gb):
             g, xa, ma, ia, wa = (unshared(g, dst), unshared(xa, dst), unshared(ma, dst),
                                  unshared(ia, dst), unshared(wa, dst))
+            if ya is not None:
+                ya = unshared(ya, dst)
     dx = new_float32_dims(cnp.PyArray_NDIM(<cnp.ndarray>xa),
                           cnp.PyArray_DIMS(<cnp.ndarray>xa)) if input_grad else None
     cdef float *dxp = opt_ptr(dx)
@@ -183,10 +198,11 @@ cdef tuple norm_backward_call(object g, object xa, object ma, object ia, object 
     cdef const float *ip = cfptr(ia)
     cdef const float *xp = cfptr(xa)
     cdef const float *wp = opt_cptr(wa)
+    cdef const float *yp = opt_cptr(ya)
     cdef fnn_status st
     with nogil:
         if G == 0:
-            st = fnn_batch_norm_backward(dxp, gwp, gbp, gp, mp, ip, xp, wp, N, C, S, train, 0)
+            st = fnn_batch_norm_backward(dxp, gwp, gbp, gp, mp, ip, xp, yp, wp, N, C, S, train, 0)
         else:
             st = fnn_group_norm_backward(dxp, gwp, gbp, gp, mp, ip, xp, wp, N, C, S, G, 0)
     check_status(st, name)

@@ -133,7 +133,17 @@ class _BatchNorm(Module):
         shape[axis] = -1
         return (weight * scale.reshape(shape)).astype(np.float32), shift.astype(np.float32)
 
+    # a following ReLU runs in the normalization's own passes (Sequential fuses it:
+    # forward_fused; the backward masks grad_out by the saved output)
+    epilogues = ("relu",)
+
     def forward(self, x):
+        return self.forward_fused(x, None)
+
+    def forward_fused(self, x, epilogue):
+        """epilogue(batch_norm(x)), the activation (None or "relu") in the same pass."""
+        if epilogue not in (None, "relu"):
+            raise ValueError(f"epilogue must be None or 'relu', got {epilogue!r}")
         x = to_float32(x)
         self._check_input(x)
         batch_stats = self.training or not self.track_running_stats
@@ -153,18 +163,19 @@ class _BatchNorm(Module):
         y, mean, invstd = ops.batch_norm(
             x, self.running_mean if use_running else None,
             self.running_var if use_running else None, weight, bias, batch_stats, factor,
-            self.eps, return_stats=True)
-        self._save(x, mean, invstd, batch_stats)
+            self.eps, return_stats=True, activation=epilogue)
+        self._save(x, mean, invstd, batch_stats, y if epilogue == "relu" else None)
         return y
 
     def backward(self, grad_out, input_grad: bool = True):
-        x, mean, invstd, batch_stats = self._saved()
+        """d/d input of this call (through its fused ReLU); adds dweight and dbias."""
+        x, mean, invstd, batch_stats, relu_out = self._saved()
         args = affine_backward_args(self, grad_out, x, input_grad)
         if args is None:
             return None
         g, weight, gw, gb = args
         return ops.batch_norm_backward(g, x, mean, invstd, weight, batch_stats, input_grad, gw,
-                                       gb)[0]
+                                       gb, relu_output=relu_out)[0]
 
     def get_config(self) -> dict:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,

@@ -14,7 +14,9 @@ every call has its own context).
   it declares it can fold (Conv's `folds` holding BatchNorm's `foldable`), and
   that normalization's activation if it has one, runs in eval mode without
   gradients as one layer.forward_folded(x, norm, epilogue) call: one convolution
-  with the running statistics in its weights; otherwise module by module.
+  with the running statistics in its weights; otherwise module by module, the
+  activation inside the normalization's own passes when that declares it
+  (BatchNorm's `epilogues`: BatchNorm + ReLU is one call each way).
 - Residual(body, shortcut=None): y = body(x) + (shortcut(x) if shortcut else x).
 - Concat(*branches, dim=1): every branch on the same input, outputs joined along dim.
 - ModuleList: registers modules for a forward you write yourself.
@@ -45,6 +47,8 @@ class _Folded:
     def __init__(self, layer: Module, norm: Module, act: Optional[Module]):
         self.layer, self.norm, self.act = layer, norm, act
         self.epilogue = None if act is None else act.epilogue
+        # unfolded, the activation runs inside the norm when the norm declares it
+        self.norm_fuses = act is not None and self.epilogue in norm.epilogues
 
     def parameters(self):
         yield from self.layer.parameters()
@@ -56,15 +60,18 @@ class _Folded:
         if not (self.layer.training or self.norm.training or is_grad_enabled()) and \
                 np.ndim(x) == self.layer._n + 2:
             return self.layer.forward_folded(x, self.norm, self.epilogue)
-        x = self.norm.forward(self.layer.forward(x))
+        x = self.layer.forward(x)
+        if self.norm_fuses:
+            return self.norm.forward_fused(x, self.epilogue)
+        x = self.norm.forward(x)
         return x if self.act is None else self.act.forward(x)
 
     def backward(self, grad_out, input_grad: bool = True):
-        g = grad_out if self.act is None else self.act.backward(grad_out)
+        g = grad_out if self.act is None or self.norm_fuses else self.act.backward(grad_out)
         return self.layer.backward(self.norm.backward(g), input_grad=input_grad)
 
     def discard_saved(self) -> None:
-        for m in (self.act, self.norm, self.layer):
+        for m in (None if self.norm_fuses else self.act, self.norm, self.layer):
             if m is not None:
                 m.discard_saved()
 
