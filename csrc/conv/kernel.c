@@ -127,6 +127,7 @@ static void FNN_K(conv_tile_accumulate)(int64_t J, const float *X, const int64_t
 #define GO 2
 #define GK 2
 #endif
+_Static_assert(MR <= 16 && RV <= 16, "direct_api.c's tail arrays hold 16 entries");
 
 /* out[o ld_out + yo[v] + l] = act(T[o][v] + bias[o]) for o < mo, l < w[v]; Wk one
  * packed panel (Kd, RO) of output channels; px, yo, w (RV,), w[v] = 0 for no vector */
