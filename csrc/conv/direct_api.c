@@ -43,7 +43,7 @@
 typedef struct {
     const fnn_conv_kernels *k;
     fnn_conv2d_shape s; /* the problem in the forward role */
-    int64_t Hp, Wp, Kd, P, npanel, mr, nr;
+    int64_t Hp, Wp, Kd, P, npanel;
     int pad;            /* images need a padded copy */
     int want_dw, want_db; /* the weight gradient's outputs */
     int rows;           /* the first-layer path: row vectors (below) */
@@ -60,8 +60,6 @@ typedef struct {
 static int plan(direct_job *j, const fnn_conv2d_shape *s) {
     j->k = fnn_active_conv();
     j->s = *s;
-    j->mr = j->k->mr;
-    j->nr = j->k->nr;
     int64_t hp = (s->OH - 1) * s->sh + (s->KH - 1) * s->dh + 1;
     int64_t wp = (s->OW - 1) * s->sw + (s->KW - 1) * s->dw + 1;
     j->Hp = hp > s->H + s->pt ? hp : s->H + s->pt;
@@ -69,12 +67,12 @@ static int plan(direct_job *j, const fnn_conv2d_shape *s) {
     j->pad = j->Hp != s->H || j->Wp != s->W;
     j->Kd = s->C * s->KH * s->KW;
     j->P = s->OH * s->OW;
-    j->npanel = fnn_conv_ceil_div(s->O, j->nr);
+    j->npanel = fnn_conv_ceil_div(s->O, j->k->nr);
     /* stride 1, output rows filling at least half a vector, and few input
      * channels (short sums, which the tiles' epilogue would dominate) or few
      * output channels (which would fill under half the tiles' columns) */
     int64_t vw = j->k->vw, per_row = fnn_conv_ceil_div(s->OW, vw);
-    j->rows = s->sw == 1 && 2 * s->OW >= vw && (s->C <= FNN_ROWS_MAX_C || 2 * s->O < j->nr);
+    j->rows = s->sw == 1 && 2 * s->OW >= vw && (s->C <= FNN_ROWS_MAX_C || 2 * s->O < j->k->nr);
     j->nvec = j->rows ? s->OH * per_row : 0;
     atomic_init(&j->failed, 0);
     j->taps = fnn_cache_malloc(NULL, (size_t)(j->Kd + j->P + 3 * j->nvec) * sizeof(int64_t));
@@ -94,7 +92,7 @@ static int plan(direct_job *j, const fnn_conv2d_shape *s) {
         for (int64_t kh = 0; kh < s->KH; kh++)
             for (int64_t kw = 0; kw < s->KW; kw++)
                 j->taps[t++] = (c * j->Hp + kh * s->dh) * j->Wp + kw * s->dw;
-    for (int64_t p = 0; p < j->P; p++)
+    for (int64_t p = 0; !j->rows && p < j->P; p++) /* the tiles' rows (forward) or steps */
         j->pixels[p] = (p / s->OW) * s->sh * j->Wp + (p % s->OW) * s->sw;
     return 1;
 }
@@ -113,9 +111,8 @@ static void pad_image(float *restrict xp, const float *restrict img, const direc
 
 /* the image n as the tiles read it: img itself, or its padded copy in xp
  * (made when n is not the image xp already holds, *held) */
-static const float *image(const direct_job *j, const float *x, int64_t n, float *xp,
-                          int64_t *held) {
-    const float *img = x + n * j->s.C * j->s.H * j->s.W;
+static const float *image(const direct_job *j, int64_t n, float *xp, int64_t *held) {
+    const float *img = j->x + n * j->s.C * j->s.H * j->s.W;
     if (!j->pad) return img;
     if (*held != n) pad_image(xp, img, j);
     *held = n;
@@ -143,20 +140,21 @@ static float *image_scratch(direct_job *j) {
 static void forward_range(void *ctx, int64_t begin, int64_t end) {
     direct_job *j = ctx;
     const fnn_conv2d_shape *s = &j->s;
+    const int64_t mr = j->k->mr, nr = j->k->nr;
     float *xp = image_scratch(j);
     if (j->pad && !xp) return;
     int64_t held = -1, tail[FNN_DIRECT_MAX_MR];
     for (int64_t it = begin; it < end; it++) {
         int64_t n = it / j->nblocks, p0 = (it % j->nblocks) * j->block;
         int64_t p1 = p0 + j->block < j->P ? p0 + j->block : j->P;
-        const float *img = image(j, j->x, n, xp, &held);
+        const float *img = image(j, n, xp, &held);
         float *yn = j->y + n * s->O * j->P;
         for (int64_t q = 0; q < j->npanel; q++) {
-            int64_t o0 = q * j->nr, ncol = s->O - o0 < j->nr ? s->O - o0 : j->nr;
-            const float *B = j->panels + q * j->Kd * j->nr;
-            for (int64_t p = p0; p < p1; p += j->mr) {
-                int64_t m = p1 - p < j->mr ? p1 - p : j->mr;
-                j->k->tile_store(j->Kd, img, tile_rows(j->pixels + p, m, j->mr, tail), j->taps,
+            int64_t o0 = q * nr, ncol = s->O - o0 < nr ? s->O - o0 : nr;
+            const float *B = j->panels + q * j->Kd * nr;
+            for (int64_t p = p0; p < p1; p += mr) {
+                int64_t m = p1 - p < mr ? p1 - p : mr;
+                j->k->tile_store(j->Kd, img, tile_rows(j->pixels + p, m, mr, tail), j->taps,
                                  B, yn + o0 * j->P + p, j->P, m, ncol,
                                  j->bias ? j->bias + o0 : NULL, j->act);
             }
@@ -177,7 +175,7 @@ static void rows_forward_range(void *ctx, int64_t begin, int64_t end) {
     for (int64_t it = begin; it < end; it++) {
         int64_t n = it / j->nblocks, v0 = (it % j->nblocks) * j->block * rv;
         int64_t v1 = v0 + j->block * rv < j->nvec ? v0 + j->block * rv : j->nvec;
-        const float *img = image(j, j->x, n, xp, &held);
+        const float *img = image(j, n, xp, &held);
         float *yn = j->y + n * s->O * j->P;
         for (int64_t v = v0; v < v1; v += rv) {
             const int64_t *px = j->vpx + v, *yo = j->vyo + v, *w = j->vlanes + v;
@@ -216,7 +214,7 @@ static void run_forward(direct_job *j) {
     const fnn_conv2d_shape *s = &j->s;
     int64_t flops_per_pixel = 2 * s->O * j->Kd;
     int64_t b = fnn_conv_ceil_div(FNN_DIRECT_BLOCK_FLOPS, flops_per_pixel);
-    b = fnn_conv_ceil_div(b, j->mr) * j->mr;
+    b = fnn_conv_ceil_div(b, j->k->mr) * j->k->mr;
     j->block = b < j->P ? b : j->P;
     j->nblocks = fnn_conv_ceil_div(j->P, j->block);
     fnn_parallel_for(s->N * j->nblocks, fnn_conv_grain(flops_per_pixel * j->block), 1, j,
@@ -250,7 +248,7 @@ int fnn_conv2d_direct_applies(const fnn_conv2d_shape *s, int input_grad) {
 static fnn_status pack_and_run(direct_job *j, const float *weight,
                                const fnn_conv2d_shape *flip_of) {
     const fnn_conv2d_shape *s = &j->s;
-    const int64_t Kd = j->Kd, width = j->rows ? j->k->ro : j->nr;
+    const int64_t Kd = j->Kd, width = j->rows ? j->k->ro : j->k->nr;
     const int64_t npanel = fnn_conv_ceil_div(s->O, width);
     float *panels = fnn_cache_malloc(NULL, (size_t)(npanel * Kd * width) * sizeof(float));
     if (!panels) {
@@ -301,21 +299,21 @@ fnn_status fnn_conv2d_direct_input_grad(float *dx, const float *dy, const float 
 /* floats of one partial's weight part: dW^T (Kd, npanel nr), or for row vectors
  * dW (O, Kd) with a vector of lanes per element; dbias (O,) follows */
 static int64_t partial_weight_floats(const direct_job *j) {
-    return j->rows ? j->s.O * j->Kd * j->k->vw : j->Kd * j->npanel * j->nr;
+    return j->rows ? j->s.O * j->Kd * j->k->vw : j->Kd * j->npanel * j->k->nr;
 }
 
 /* the tiles' share of image n (img padded, dyn its dy (O, P)) into part */
 static void weight_grad_tiles(const direct_job *j, const float *img, const float *dyn,
                               float *dyt, float *part) {
     const fnn_conv2d_shape *s = &j->s;
-    const int64_t ld = j->npanel * j->nr, P = j->P, nr = j->nr;
+    const int64_t nr = j->k->nr, mr = j->k->mr, ld = j->npanel * nr, P = j->P;
     int64_t tail[FNN_DIRECT_MAX_MR];
     j->k->pack_transposed(dyt, dyn, s->O, P); /* dyt[q][p][l] = dy[q nr + l][p] */
     for (int64_t q = 0; q < j->npanel; q++) {
         int64_t o0 = q * nr, ncol = s->O - o0 < nr ? s->O - o0 : nr;
-        for (int64_t k0 = 0; k0 < j->Kd; k0 += j->mr) {
-            int64_t m = j->Kd - k0 < j->mr ? j->Kd - k0 : j->mr;
-            j->k->tile_accumulate(P, img, tile_rows(j->taps + k0, m, j->mr, tail), j->pixels,
+        for (int64_t k0 = 0; k0 < j->Kd; k0 += mr) {
+            int64_t m = j->Kd - k0 < mr ? j->Kd - k0 : mr;
+            j->k->tile_accumulate(P, img, tile_rows(j->taps + k0, m, mr, tail), j->pixels,
                                   dyt + q * P * nr, part + k0 * ld + o0, ld, m, ncol);
         }
     }
@@ -344,7 +342,7 @@ static void weight_grad_range(void *ctx, int64_t begin, int64_t end) {
     if (j->want_dw) {
         xp = image_scratch(j);
         if (!j->rows)
-            dyt = fnn_cache_calloc(NULL, (size_t)(j->npanel * P * j->nr), sizeof(float));
+            dyt = fnn_cache_calloc(NULL, (size_t)(j->npanel * P * j->k->nr), sizeof(float));
         if ((j->pad && !xp) || (!j->rows && !dyt)) {
             atomic_store(&j->failed, 1);
             if (xp) fnn_cache_free(NULL, xp, 0);
@@ -358,7 +356,7 @@ static void weight_grad_range(void *ctx, int64_t begin, int64_t end) {
         if (j->want_db)
             for (int64_t o = 0; o < s->O; o++) pbias[o] += fnn_conv_row_sum(dyn + o * P, P);
         if (!j->want_dw) continue;
-        const float *img = image(j, j->x, n, xp, &held);
+        const float *img = image(j, n, xp, &held);
         if (j->rows) weight_grad_rows(j, img, dyn, part);
         else weight_grad_tiles(j, img, dyn, dyt, part);
     }
@@ -370,7 +368,7 @@ fnn_status fnn_conv2d_direct_weight_grad(float *dweight, float *dbias, const flo
                                          const float *x, const fnn_conv2d_shape *s) {
     direct_job j = {.x = x, .dy = dy, .want_dw = dweight != NULL, .want_db = dbias != NULL};
     if (!plan(&j, s)) return FNN_ERR_NOMEM;
-    const int64_t ld = j.npanel * j.nr, Kd = j.Kd, vw = j.k->vw;
+    const int64_t ld = j.npanel * j.k->nr, Kd = j.Kd, vw = j.k->vw;
     const int64_t wf = partial_weight_floats(&j), pf = wf + s->O;
     j.grain = fnn_conv_partial_grain(s->N, 2 * s->O * Kd * j.P);
     int64_t nchunks = fnn_conv_ceil_div(s->N, j.grain);

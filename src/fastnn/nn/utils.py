@@ -61,9 +61,6 @@ def fuse_conv_bn_eval(conv, bn, transpose: bool = False):
 
     if conv.training or bn.training:
         raise ValueError("fuse_conv_bn_eval needs conv and bn in eval mode (call .eval())")
-    if bn.running_mean is None or bn.running_var is None:
-        raise ValueError("fuse_conv_bn_eval needs a BatchNorm with running statistics "
-                         "(track_running_stats=True)")
     weight, bias = bn.fold_into(conv.weight.data,
                                 None if conv.bias is None else conv.bias.data,
                                 axis=1 if transpose else 0)
