@@ -241,6 +241,57 @@ typedef struct {
     int64_t go, gk;         /* weight-gradient tile: channels, taps */
 } fnn_conv_kernels;
 
+/* ---- embedding (embedding.c) -------------------------------------------------- */
+/* dst (E,) += scale * src (E,) */
+typedef void (*fnn_add_scaled_row_fn)(float *dst, const float *src, int64_t E, float scale);
+typedef struct {
+    fnn_add_scaled_row_fn add_scaled_row;
+} fnn_embedding_kernels;
+
+/* ---- recurrent cells (rnn/cell.c): one block of units, m rows ---------------
+ * A block is w <= FNN_RNN_UNITS hidden units; its G gates sit side by side (gate
+ * g in columns g*w .. g*w + w - 1 of the block: rnn_api.c's interleaved layout).
+ * Arrays (m, w) have row stride ld, gate arrays (m, G*w) row stride ldg, y and
+ * dy (m, w) row stride ldy; hg (m, G*w) row stride ldhg. Cells and their letters
+ * as fastnn.h's fnn_rnn_cell. */
+#define FNN_RNN_UNITS 32
+typedef struct {
+    int64_t m, w, ld, ldg, ldy, ldhg;
+    float *gates;         /* (m, G*w) in: input projection + folded biases; out: the gates
+                             after their activations (RNN: h) */
+    const float *hg;      /* (m, G*w): h_prev @ W_hh^T (no bias) of the block */
+    const float *b_hn;    /* (w,) GRU: the hidden bias of n, or NULL */
+    const float *h_prev;  /* (m, w) */
+    float *h;             /* (m, w) the new state */
+    float *y;             /* (m, w) the output, a copy of h */
+    const float *c_prev;  /* LSTM (m, w) */
+    float *c;             /* LSTM (m, w) */
+    float *hn;            /* GRU (m, w): W_hn h_prev + b_hn, for backward */
+} fnn_rnn_cell_forward_args;
+typedef struct {
+    int64_t m, w, ld, ldg, ldy;
+    float *dgates;        /* (m, G*w) in: the forward's gates; out: d of the pre-activations
+                             on the input side (x W_ih^T + b_ih) */
+    float *dgh;           /* GRU (m, G*w), ldg: d of h_prev W_hh^T + b_hh; others NULL */
+    const float *dy;      /* (m, w) or NULL */
+    const float *dh;      /* (m, w) d of h_t from the later steps (or of h_n) */
+    float *dh_prev;       /* GRU (m, w): set to the direct part dh_t * z */
+    float *dc;            /* LSTM (m, w): in d of c_t from the later steps, out d of c_prev */
+    const float *c, *c_prev; /* LSTM (m, w) */
+    const float *h_prev;  /* GRU (m, w) */
+    const float *hn;      /* GRU (m, w) */
+} fnn_rnn_cell_backward_args;
+typedef void (*fnn_rnn_cell_forward_fn)(const fnn_rnn_cell_forward_args *a);
+typedef void (*fnn_rnn_cell_backward_fn)(const fnn_rnn_cell_backward_args *a);
+/* dst[k * ld_dst + r] = src[r * ld_src + k] for r < rows, k < K */
+typedef void (*fnn_rnn_transpose_fn)(float *dst, int64_t ld_dst, const float *src,
+                                     int64_t ld_src, int64_t rows, int64_t K);
+typedef struct {
+    fnn_rnn_cell_forward_fn forward[FNN_RNN_CELL_COUNT];
+    fnn_rnn_cell_backward_fn backward[FNN_RNN_CELL_COUNT];
+    fnn_rnn_transpose_fn transpose;
+} fnn_rnn_kernels;
+
 /* ---- the families, once ------------------------------------------------------
  * X(sub-table type, family): the one list dispatch.c, fnn_isa_tables and the
  * accessors are generated from. Each ISA's sub-table is named <type>_<isa>. */
@@ -254,7 +305,9 @@ typedef struct {
     X(fnn_fma_probe_kernels, fma_probe)      \
     X(fnn_norm_kernels, norm)                \
     X(fnn_pool_kernels, pool)                \
-    X(fnn_conv_kernels, conv)
+    X(fnn_conv_kernels, conv)                \
+    X(fnn_rnn_kernels, rnn)                  \
+    X(fnn_embedding_kernels, embedding)
 
 #define FNN_DECLARE_SUBTABLES_(type, family) \
     extern const type type##_generic, type##_avx2, type##_avx512;

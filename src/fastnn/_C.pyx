@@ -15,6 +15,8 @@ one copy of the C library (and so one ISA choice and one thread setting):
   _norm.pxi         batch norm and group norm, forward and backward
   _conv.pxi         convolution (conv1d/2d, transposed) on im2col + SGEMM
   _pool.pxi         max / average / adaptive pooling over NCHW and NCL, and backward
+  _rnn.pxi          recurrent layers (RNN, LSTM, GRU): one layer and direction per call
+  _embedding.pxi    embedding lookup and its scatter-add backward
 Validation happens with the GIL held; every kernel call is inside `with nogil`.
 Cython directives are set in one place, setup.py.
 
@@ -57,3 +59,5 @@ include "_fma_probe.pxi"
 include "_norm.pxi"
 include "_conv.pxi"
 include "_pool.pxi"
+include "_rnn.pxi"
+include "_embedding.pxi"

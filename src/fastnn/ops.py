@@ -33,6 +33,11 @@ Convolution:  conv1d, conv2d, conv_transpose1d, conv_transpose2d and their *_bac
 Pooling:      max_pool{1,2}d, avg_pool{1,2}d, adaptive_{avg,max}_pool{1,2}d and *_backward
               (NCL / NCHW or unbatched; torch's argument names; max returns (out, indices)
               with return_indices, int64 offsets into each (n, c) plane)
+Recurrent:    rnn, rnn_backward: one layer and direction of an RNN (tanh / relu), LSTM
+              or GRU over a whole time-major sequence per call (lengths= for
+              variable-length batches); the workspace rnn returns feeds rnn_backward
+Embedding:    embedding, embedding_backward (int64 indices, padding_idx,
+              scale_grad_by_freq)
 """
 from fastnn._C import (
     ACTIVATIONS,
@@ -97,6 +102,8 @@ from fastnn._C import (
     adaptive_max_pool2d_backward,
 )
 
+from fastnn._C import rnn, rnn_backward, embedding, embedding_backward
+
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "gelu", "gelu_backward", "silu", "silu_backward",
@@ -126,3 +133,4 @@ __all__ += [
     "adaptive_max_pool1d_backward",
     "adaptive_max_pool2d_backward",
 ]
+__all__ += ["rnn", "rnn_backward", "embedding", "embedding_backward"]

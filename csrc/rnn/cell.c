@@ -1,0 +1,188 @@
+/*
+ * rnn/cell.c - the recurrent cells' pointwise passes, forward and backward, one ISA.
+ *
+ * Each call runs one block of w <= FNN_RNN_UNITS hidden units over m rows (kernels.h:
+ * fnn_rnn_cell_forward_args / _backward_args give every array's shape). rnn_api.c
+ * calls the forward right after the recurrent GEMM has filled the block's tile hg,
+ * while it is in L1, and the backward once per step before the dh GEMM. Vectors run
+ * along the units; each element's arithmetic is the same wherever the block starts.
+ * Gates are post-activation in the saved tile, so backward needs no transcendental
+ * except LSTM's tanh(c). Sigmoid and tanh come from vmath.h.
+ */
+#include "../simd.h"
+#include "../kernels.h"
+#include "../vmath.h"
+
+/* the vectors of one row: lanes [u, u + n) of the block, n = vf_lanes(w - u) */
+#define FOR_LANES(u, n, w) for (int64_t u = 0, n = vf_lanes(w); u < (w); u += FNN_VW, n = vf_lanes((w) - u))
+
+FNN_INLINE vf load(const float *p, int64_t n) { return vf_load_w(p, n, 0.0f); }
+FNN_INLINE void store(float *p, vf v, int64_t n) { vf_store_w(p, v, n); }
+FNN_INLINE vf one(void) { return vf_set1(1.0f); }
+/* ReLU that never returns a negative zero or a flushed denormal's sign */
+FNN_INLINE vf relu(vf x) { return vf_add(vf_max(vf_zero(), x), vf_zero()); }
+
+/* ---- vanilla RNN: h = act(a), a = x-part + h-part (G = 1) ---------------------- */
+FNN_INLINE void rnn_forward(const fnn_rnn_cell_forward_args *a, int is_relu) {
+    for (int64_t i = 0; i < a->m; i++) {
+        float *g = a->gates + i * a->ldg;
+        const float *hg = a->hg + i * a->ldhg;
+        FOR_LANES(u, n, a->w) {
+            vf pre = vf_add(load(g + u, n), load(hg + u, n));
+            vf h = is_relu ? relu(pre) : vf_tanh(pre);
+            store(g + u, h, n);
+            store(a->h + i * a->ld + u, h, n);
+            store(a->y + i * a->ldy + u, h, n);
+        }
+    }
+}
+static void FNN_K(rnn_tanh_forward)(const fnn_rnn_cell_forward_args *a) { rnn_forward(a, 0); }
+static void FNN_K(rnn_relu_forward)(const fnn_rnn_cell_forward_args *a) { rnn_forward(a, 1); }
+
+FNN_INLINE vf rows_dh(const fnn_rnn_cell_backward_args *a, int64_t i, int64_t u, int64_t n) {
+    vf dh = load(a->dh + i * a->ld + u, n);
+    return a->dy ? vf_add(dh, load(a->dy + i * a->ldy + u, n)) : dh;
+}
+
+/* da = dh * act'(a) from h: relu passes where h > 0, tanh multiplies by 1 - h^2 */
+FNN_INLINE void rnn_backward(const fnn_rnn_cell_backward_args *a, int is_relu) {
+    for (int64_t i = 0; i < a->m; i++) {
+        float *g = a->dgates + i * a->ldg;
+        FOR_LANES(u, n, a->w) {
+            vf h = load(g + u, n), dh = rows_dh(a, i, u, n);
+            vf da = is_relu ? vf_select(vf_gt(h, vf_zero()), dh, vf_zero())
+                            : vf_mul(dh, vf_fnmadd(h, h, one()));
+            store(g + u, da, n);
+        }
+    }
+}
+static void FNN_K(rnn_tanh_backward)(const fnn_rnn_cell_backward_args *a) { rnn_backward(a, 0); }
+static void FNN_K(rnn_relu_backward)(const fnn_rnn_cell_backward_args *a) { rnn_backward(a, 1); }
+
+/* ---- LSTM: gates (i, f, g, o) -------------------------------------------------
+ * i, f, o = sigmoid, g = tanh; c = f c_prev + i g; h = o tanh(c). */
+static void FNN_K(lstm_forward)(const fnn_rnn_cell_forward_args *a) {
+    const int64_t w = a->w;
+    for (int64_t r = 0; r < a->m; r++) {
+        float *g = a->gates + r * a->ldg;
+        const float *hg = a->hg + r * a->ldhg;
+        FOR_LANES(u, n, w) {
+            vf i = vf_sigmoid(vf_add(load(g + u, n), load(hg + u, n)));
+            vf f = vf_sigmoid(vf_add(load(g + w + u, n), load(hg + w + u, n)));
+            vf gg = vf_tanh(vf_add(load(g + 2 * w + u, n), load(hg + 2 * w + u, n)));
+            vf o = vf_sigmoid(vf_add(load(g + 3 * w + u, n), load(hg + 3 * w + u, n)));
+            vf c = vf_fmadd(f, load(a->c_prev + r * a->ld + u, n), vf_mul(i, gg));
+            vf h = vf_mul(o, vf_tanh(c));
+            store(g + u, i, n);
+            store(g + w + u, f, n);
+            store(g + 2 * w + u, gg, n);
+            store(g + 3 * w + u, o, n);
+            store(a->c + r * a->ld + u, c, n);
+            store(a->h + r * a->ld + u, h, n);
+            store(a->y + r * a->ldy + u, h, n);
+        }
+    }
+}
+
+/* dh_t = dh + dy; tc = tanh(c); dc_t = dc + dh_t o (1 - tc^2);
+ * d pre-activations: i: dc_t g i (1-i), f: dc_t c_prev f (1-f), g: dc_t i (1-g^2),
+ * o: dh_t tc o (1-o); dc_prev = dc_t f */
+static void FNN_K(lstm_backward)(const fnn_rnn_cell_backward_args *a) {
+    const int64_t w = a->w;
+    for (int64_t r = 0; r < a->m; r++) {
+        float *g = a->dgates + r * a->ldg;
+        FOR_LANES(u, n, w) {
+            vf i = load(g + u, n), f = load(g + w + u, n);
+            vf gg = load(g + 2 * w + u, n), o = load(g + 3 * w + u, n);
+            vf tc = vf_tanh(load(a->c + r * a->ld + u, n));
+            vf dh = rows_dh(a, r, u, n);
+            float *dcp = a->dc + r * a->ld + u;
+            vf dc = vf_fmadd(vf_mul(dh, o), vf_fnmadd(tc, tc, one()), load(dcp, n));
+            vf di = vf_mul(vf_mul(dc, gg), vf_mul(i, vf_sub(one(), i)));
+            vf df = vf_mul(vf_mul(dc, load(a->c_prev + r * a->ld + u, n)),
+                           vf_mul(f, vf_sub(one(), f)));
+            vf dg = vf_mul(vf_mul(dc, i), vf_fnmadd(gg, gg, one()));
+            vf d_o = vf_mul(vf_mul(dh, tc), vf_mul(o, vf_sub(one(), o)));
+            store(g + u, di, n);
+            store(g + w + u, df, n);
+            store(g + 2 * w + u, dg, n);
+            store(g + 3 * w + u, d_o, n);
+            store(dcp, vf_mul(dc, f), n);
+        }
+    }
+}
+
+/* ---- GRU: gates (r, z, n), torch's form -------------------------------------
+ * r, z = sigmoid(x-part + h-part), hn = h-part of n + b_hn,
+ * n = tanh(x-part of n + r hn), h = n + z (h_prev - n). */
+static void FNN_K(gru_forward)(const fnn_rnn_cell_forward_args *a) {
+    const int64_t w = a->w;
+    for (int64_t i = 0; i < a->m; i++) {
+        float *g = a->gates + i * a->ldg;
+        const float *hg = a->hg + i * a->ldhg;
+        FOR_LANES(u, n, w) {
+            vf r = vf_sigmoid(vf_add(load(g + u, n), load(hg + u, n)));
+            vf z = vf_sigmoid(vf_add(load(g + w + u, n), load(hg + w + u, n)));
+            vf hn = load(hg + 2 * w + u, n);
+            if (a->b_hn) hn = vf_add(hn, load(a->b_hn + u, n));
+            vf nn = vf_tanh(vf_fmadd(r, hn, load(g + 2 * w + u, n)));
+            vf hp = load(a->h_prev + i * a->ld + u, n);
+            vf h = vf_fmadd(z, vf_sub(hp, nn), nn);
+            store(g + u, r, n);
+            store(g + w + u, z, n);
+            store(g + 2 * w + u, nn, n);
+            store(a->hn + i * a->ld + u, hn, n);
+            store(a->h + i * a->ld + u, h, n);
+            store(a->y + i * a->ldy + u, h, n);
+        }
+    }
+}
+
+/* dh_t = dh + dy; dn = dh_t (1-z) (1-n^2) (d of n's pre-activation);
+ * dz = dh_t (h_prev - n) z (1-z); dr = dn hn r (1-r); dh_prev (direct) = dh_t z.
+ * Input side (r, z, n): (dr, dz, dn); hidden side: (dr, dz, dn r). */
+static void FNN_K(gru_backward)(const fnn_rnn_cell_backward_args *a) {
+    const int64_t w = a->w;
+    for (int64_t i = 0; i < a->m; i++) {
+        float *g = a->dgates + i * a->ldg;
+        float *gh = a->dgh + i * a->ldg;
+        FOR_LANES(u, n, w) {
+            vf r = load(g + u, n), z = load(g + w + u, n), nn = load(g + 2 * w + u, n);
+            vf hp = load(a->h_prev + i * a->ld + u, n), hn = load(a->hn + i * a->ld + u, n);
+            vf dh = rows_dh(a, i, u, n);
+            vf dn = vf_mul(vf_mul(dh, vf_sub(one(), z)), vf_fnmadd(nn, nn, one()));
+            vf dz = vf_mul(vf_mul(dh, vf_sub(hp, nn)), vf_mul(z, vf_sub(one(), z)));
+            vf dr = vf_mul(vf_mul(dn, hn), vf_mul(r, vf_sub(one(), r)));
+            store(g + u, dr, n);
+            store(g + w + u, dz, n);
+            store(g + 2 * w + u, dn, n);
+            store(gh + u, dr, n);
+            store(gh + w + u, dz, n);
+            store(gh + 2 * w + u, vf_mul(dn, r), n);
+            store(a->dh_prev + i * a->ld + u, vf_mul(dh, z), n);
+        }
+    }
+}
+
+/* dst[k * ld_dst + r] = src[r * ld_src + k]: whole vector blocks transposed in
+ * registers, the edges one by one */
+static void FNN_K(rnn_transpose)(float *dst, int64_t ld_dst, const float *src, int64_t ld_src,
+                                 int64_t rows, int64_t K) {
+    for (int64_t r0 = 0; r0 < rows; r0 += FNN_VW) {
+        const int64_t nr = vf_lanes(rows - r0);
+        int64_t k0 = 0;
+        for (; k0 + FNN_VW <= K; k0 += FNN_VW)
+            vf_transpose_block(dst + k0 * ld_dst + r0, ld_dst, src + r0 * ld_src + k0, ld_src, nr);
+        for (; k0 < K; k0++)
+            for (int64_t r = 0; r < nr; r++) dst[k0 * ld_dst + r0 + r] = src[(r0 + r) * ld_src + k0];
+    }
+}
+
+const fnn_rnn_kernels FNN_K(fnn_rnn_kernels) = {
+    .forward = {[FNN_RNN_TANH] = FNN_K(rnn_tanh_forward), [FNN_RNN_RELU] = FNN_K(rnn_relu_forward),
+                [FNN_RNN_LSTM] = FNN_K(lstm_forward), [FNN_RNN_GRU] = FNN_K(gru_forward)},
+    .backward = {[FNN_RNN_TANH] = FNN_K(rnn_tanh_backward),
+                 [FNN_RNN_RELU] = FNN_K(rnn_relu_backward),
+                 [FNN_RNN_LSTM] = FNN_K(lstm_backward), [FNN_RNN_GRU] = FNN_K(gru_backward)},
+    .transpose = FNN_K(rnn_transpose),
+};

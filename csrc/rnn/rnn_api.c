@@ -1,0 +1,452 @@
+/*
+ * rnn/rnn_api.c - recurrent layers over whole sequences: fnn_rnn_forward / _backward.
+ * Compiled once. Dimension letters as fastnn.h (T, N, I, H, G); GH = G*H.
+ *
+ * Interleaved layout. Every gate array (the projection that becomes the saved gates,
+ * their gradients, the weights as this file repacks them) orders its GH columns by
+ * block of units: block b holds units b*U .. b*U + w - 1 (U = FNN_RNN_UNITS,
+ * w = min(U, H - b*U)) with its G gates side by side, column b*G*U + g*w + u. One
+ * block's tile of the recurrent product holds every gate of its units, so the cell
+ * (rnn/cell.c) runs on it while it is in L1.
+ *
+ * Forward, one call per layer and direction:
+ *   gates (T*N, GH) = x W_ih'^T + bias'     one GEMM over every step; W_ih' is w_ih
+ *                                           with its rows in the layout, bias' = b_ih +
+ *                                           b_hh (GRU: b_hh of n stays apart, inside r)
+ *   per step, per tile of rows, per block:  hg = h_prev W_hh'^T (GEMM micro-kernel, from
+ *                                           W_hh'^T packed once per call, (H, GH)), then
+ *                                           the cell: gates <- activations, h, c, y
+ * Backward, steps in reverse: the cell's backward turns the saved gates into their
+ * gradients dG in place (GRU: and the hidden side dGh apart), then dh_prev = dGh W_hh'
+ * (+ GRU's direct term). After the loop: dW_ih' = dG^T x, dW_hh' = dGh^T H_prev,
+ * db = column sums, dx = dG W_ih', each one GEMM over all T*N rows, scattered back to
+ * torch's row order.
+ *
+ * Workspace: gates (T, N, GH); h (T+1, N, H) the states; c (T+1, N, H) LSTM's cell
+ * states; hn (T, N, H) GRU's W_hn h_prev + b_hn. Step t reads state slot t and writes
+ * t + 1 (reverse: reads t + 1, writes t), so slots [0, T) (reverse [1, T]) are the
+ * previous states of steps 0 .. T-1 in time order: one GEMM gives dW_hh.
+ *
+ * Threads: a batch of >= 2 * FNN_RNN_CHUNK_ROWS rows is cut into chunks of rows that
+ * each run every step with no barrier; a smaller batch with enough work per step splits
+ * each step's blocks of units (one join per step, two in backward); below that, one
+ * thread. Each row gets the same arithmetic in every case.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels.h"
+
+#define U FNN_RNN_UNITS
+#define FNN_RNN_MR_MAX 16
+#define FNN_RNN_CHUNK_ROWS 16
+/* multiply-adds of one step's recurrent product below which one thread runs it all */
+#define FNN_RNN_SERIAL_WORK (1 << 18)
+
+static int64_t gates_of(fnn_rnn_cell cell) {
+    return cell == FNN_RNN_LSTM ? 4 : cell == FNN_RNN_GRU ? 3 : 1;
+}
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+typedef struct {
+    const fnn_rnn_shape *s;
+    const fnn_rnn_kernels *k;
+    const fnn_gemm_kernels *gk;
+    int64_t G, GH, blocks;
+    const int64_t *active;   /* (T,): rows [0, active[t]) are inside their sequence */
+    float *gates, *hs, *cs, *hn;
+    float *y;                /* forward */
+    const float *whh_t;      /* forward: (H, GH), W_hh' transposed */
+    const float *b_hn;       /* forward, GRU: (H,) or NULL */
+    const float *whh;        /* backward: (GH, H), W_hh' */
+    float *dgh;              /* backward: (T*N, GH), GRU's hidden side, else = gates */
+    const float *dy;
+    float *dh[2];            /* backward: (N, H) each, the gradient at h, by step parity */
+    float *dc;               /* backward, LSTM: (N, H) */
+} rnn_job;
+
+static int64_t slot_prev(const fnn_rnn_shape *s, int64_t t) { return s->reverse ? t + 1 : t; }
+static int64_t slot_next(const fnn_rnn_shape *s, int64_t t) { return s->reverse ? t : t + 1; }
+/* the end of the rows of [r0, r1) that are inside their sequence at step t */
+static int64_t active_end(const rnn_job *j, int64_t t, int64_t r0, int64_t r1) {
+    int64_t a = j->active[t];
+    return a < r0 ? r0 : a > r1 ? r1 : a;
+}
+
+/* rows [r0, r1) of (rows, ld) from src to dst, columns [c0, c1) */
+static void copy_rows(float *dst, const float *src, int64_t ld, int64_t r0, int64_t r1,
+                      int64_t c0, int64_t c1) {
+    for (int64_t i = r0; i < r1; i++)
+        memcpy(dst + i * ld + c0, src + i * ld + c0, (size_t)(c1 - c0) * sizeof(float));
+}
+static void zero_rows(float *dst, int64_t ld, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    for (int64_t i = r0; i < r1; i++)
+        memset(dst + i * ld + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+}
+
+/* ---- forward ------------------------------------------------------------------ */
+
+/* step t for rows [r0, r1) and unit blocks [b0, b1) */
+static void forward_step(const rnn_job *j, int64_t t, int64_t r0, int64_t r1, int64_t b0,
+                         int64_t b1) {
+    const fnn_rnn_shape *s = j->s;
+    const int64_t N = s->N, H = s->H, G = j->G, GH = j->GH;
+    const int64_t MR = j->gk->blocking->mr, NR = j->gk->blocking->nr;
+    const int64_t a = active_end(j, t, r0, r1);
+    const float *hp = j->hs + slot_prev(s, t) * N * H;
+    float *hq = j->hs + slot_next(s, t) * N * H;
+    const float *cp = j->cs ? j->cs + slot_prev(s, t) * N * H : NULL;
+    float *cq = j->cs ? j->cs + slot_next(s, t) * N * H : NULL;
+    float hg[FNN_RNN_MR_MAX * 4 * U] __attribute__((aligned(64)));
+    const fnn_gemm_epilogue ep = {.alpha = 1.0f, .beta = 0.0f, .first = 1, .last = 1};
+    for (int64_t i0 = r0; i0 < a; i0 += MR) {
+        const int64_t m = min64(MR, a - i0);
+        for (int64_t b = b0; b < b1; b++) {
+            const int64_t u0 = b * U, w = min64(U, H - u0), c0 = b * G * U;
+            for (int64_t c = 0; c < G * w; c += NR)
+                j->gk->ukernel_direct(H, hp + i0 * H, H, 0, j->whh_t + c0 + c, GH, hg + c, G * U,
+                                      m, min64(NR, G * w - c), 0, 0, &ep);
+            const int64_t row = t * N + i0;
+            fnn_rnn_cell_forward_args ca = {
+                .m = m, .w = w, .ld = H, .ldg = GH, .ldy = s->ldy, .ldhg = G * U,
+                .gates = j->gates + row * GH + c0, .hg = hg,
+                .b_hn = j->b_hn ? j->b_hn + u0 : NULL,
+                .h_prev = hp + i0 * H + u0, .h = hq + i0 * H + u0,
+                .y = j->y + row * s->ldy + u0,
+                .c_prev = cp ? cp + i0 * H + u0 : NULL, .c = cq ? cq + i0 * H + u0 : NULL,
+                .hn = j->hn ? j->hn + row * H + u0 : NULL};
+            j->k->forward[s->cell](&ca);
+        }
+    }
+    /* rows past their length: the state stays, the output is 0 */
+    const int64_t u0 = b0 * U, u1 = min64(b1 * U, H);
+    copy_rows(hq, hp, H, a, r1, u0, u1);
+    if (cq) copy_rows(cq, cp, H, a, r1, u0, u1);
+    zero_rows(j->y + t * N * s->ldy, s->ldy, a, r1, u0, u1);
+}
+
+/* a chunk of rows through every step */
+static void forward_rows(void *ctx, int64_t r0, int64_t r1) {
+    const rnn_job *j = ctx;
+    for (int64_t i = 0; i < j->s->T; i++)
+        forward_step(j, j->s->reverse ? j->s->T - 1 - i : i, r0, r1, 0, j->blocks);
+}
+
+typedef struct {
+    const rnn_job *j;
+    int64_t t, parity;
+} step_job;
+
+static void forward_blocks(void *ctx, int64_t b0, int64_t b1) {
+    const step_job *sj = ctx;
+    forward_step(sj->j, sj->t, 0, sj->j->s->N, b0, b1);
+}
+
+/* ---- backward ----------------------------------------------------------------- */
+
+/* the cells' backward of step t for rows [r0, r1), blocks [b0, b1): dG from the
+ * saved gates and dh[parity]; GRU's direct term into dh[!parity] */
+static void backward_cells(const rnn_job *j, int64_t t, int64_t parity, int64_t r0, int64_t r1,
+                           int64_t b0, int64_t b1) {
+    const fnn_rnn_shape *s = j->s;
+    const int64_t N = s->N, H = s->H, G = j->G, GH = j->GH;
+    const int64_t a = active_end(j, t, r0, r1), row = t * N + r0;
+    const float *dh = j->dh[parity];
+    float *dh_prev = j->dh[!parity];
+    const float *hp = j->hs + slot_prev(s, t) * N * H;
+    const float *cp = j->cs ? j->cs + slot_prev(s, t) * N * H : NULL;
+    const float *cq = j->cs ? j->cs + slot_next(s, t) * N * H : NULL;
+    for (int64_t b = b0; b < b1 && a > r0; b++) {
+        const int64_t u0 = b * U, w = min64(U, H - u0), c0 = b * G * U;
+        fnn_rnn_cell_backward_args ca = {
+            .m = a - r0, .w = w, .ld = H, .ldg = GH, .ldy = s->ldy,
+            .dgates = j->gates + row * GH + c0,
+            .dgh = j->dgh != j->gates ? j->dgh + row * GH + c0 : NULL,
+            .dy = j->dy ? j->dy + row * s->ldy + u0 : NULL,
+            .dh = dh + r0 * H + u0, .dh_prev = dh_prev + r0 * H + u0,
+            .dc = j->dc ? j->dc + r0 * H + u0 : NULL,
+            .c = cq ? cq + r0 * H + u0 : NULL, .c_prev = cp ? cp + r0 * H + u0 : NULL,
+            .h_prev = hp + r0 * H + u0, .hn = j->hn ? j->hn + row * H + u0 : NULL};
+        j->k->backward[s->cell](&ca);
+    }
+    /* rows outside their sequence: no gradient through this step, dh carried */
+    const int64_t u0 = b0 * U, u1 = min64(b1 * U, H);
+    const int64_t g0 = b0 * G * U, g1 = min64(b1 * G * U, GH);
+    zero_rows(j->gates + t * N * GH, GH, a, r1, g0, g1);
+    if (j->dgh != j->gates) zero_rows(j->dgh + t * N * GH, GH, a, r1, g0, g1);
+    copy_rows(dh_prev, dh, H, a, r1, u0, u1);
+}
+
+/* dh[!parity] (+)= dGh_t W_hh' for rows [r0, r1) and columns [c0, c1) */
+static void backward_product(const rnn_job *j, int64_t t, int64_t parity, int64_t r0,
+                             int64_t r1, int64_t c0, int64_t c1) {
+    const fnn_rnn_shape *s = j->s;
+    const int64_t N = s->N, H = s->H, GH = j->GH;
+    const int64_t MR = j->gk->blocking->mr, NR = j->gk->blocking->nr;
+    const int64_t a = active_end(j, t, r0, r1);
+    float *dh_prev = j->dh[!parity];
+    const float *dg = j->dgh + t * N * GH;
+    const fnn_gemm_epilogue ep = {.alpha = 1.0f, .beta = s->cell == FNN_RNN_GRU ? 1.0f : 0.0f,
+                                  .first = 1, .last = 1};
+    for (int64_t i0 = r0; i0 < a; i0 += MR)
+        for (int64_t c = c0; c < c1; c += NR)
+            j->gk->ukernel_direct(GH, dg + i0 * GH, GH, 0, j->whh + c, H, dh_prev + i0 * H + c,
+                                  H, min64(MR, a - i0), min64(NR, c1 - c), 0, 0, &ep);
+}
+
+/* the step order of backward: k = 0 is the forward's last step */
+static int64_t backward_time(const fnn_rnn_shape *s, int64_t k) {
+    return s->reverse ? k : s->T - 1 - k;
+}
+
+static void backward_rows(void *ctx, int64_t r0, int64_t r1) {
+    const rnn_job *j = ctx;
+    for (int64_t k = 0; k < j->s->T; k++) {
+        const int64_t t = backward_time(j->s, k);
+        backward_cells(j, t, k & 1, r0, r1, 0, j->blocks);
+        backward_product(j, t, k & 1, r0, r1, 0, j->s->H);
+    }
+}
+
+static void backward_blocks(void *ctx, int64_t b0, int64_t b1) {
+    const step_job *sj = ctx;
+    backward_cells(sj->j, sj->t, sj->parity, 0, sj->j->s->N, b0, b1);
+}
+
+static void backward_columns(void *ctx, int64_t c0, int64_t c1) {
+    const step_job *sj = ctx;
+    backward_product(sj->j, sj->t, sj->parity, 0, sj->j->s->N, c0, c1);
+}
+
+/* ---- the shared set-up ---------------------------------------------------------- */
+
+typedef enum { SPLIT_SERIAL, SPLIT_ROWS, SPLIT_UNITS } rnn_split;
+
+static rnn_split choose_split(const fnn_rnn_shape *s, int64_t GH) {
+    if (s->N >= 2 * FNN_RNN_CHUNK_ROWS) return SPLIT_ROWS;
+    if (s->N * GH * s->H >= FNN_RNN_SERIAL_WORK && s->H > U) return SPLIT_UNITS;
+    return SPLIT_SERIAL;
+}
+
+/* row chunks of about FNN_RNN_CHUNK_ROWS, by the batch size alone */
+static int64_t chunk_rows(int64_t N) {
+    int64_t chunks = N / FNN_RNN_CHUNK_ROWS > 0 ? N / FNN_RNN_CHUNK_ROWS : 1;
+    return (N + chunks - 1) / chunks;
+}
+
+static fnn_status check_shape(const fnn_rnn_shape *s, const int64_t *lengths) {
+    if (!s || s->T < 1 || s->N < 1 || s->input_size < 1 || s->H < 1 || s->ldy < s->H) return FNN_ERR_ARG;
+    if ((int)s->cell < 0 || s->cell >= FNN_RNN_CELL_COUNT) return FNN_ERR_ARG;
+    for (int64_t n = 0; lengths && n < s->N; n++)
+        if (lengths[n] < 1 || lengths[n] > s->T || (n > 0 && lengths[n] > lengths[n - 1]))
+            return FNN_ERR_ARG;
+    return FNN_OK;
+}
+
+int64_t fnn_rnn_workspace_floats(const fnn_rnn_shape *s) {
+    if (check_shape(s, NULL) != FNN_OK) return 0;
+    const int64_t TN = s->T * s->N, states = (s->T + 1) * s->N * s->H;
+    return TN * gates_of(s->cell) * s->H + states + (s->cell == FNN_RNN_LSTM ? states : 0) +
+           (s->cell == FNN_RNN_GRU ? TN * s->H : 0);
+}
+
+/* the parts of the workspace, and the active-rows table (T,) (malloc'ed) */
+static fnn_status job_init(rnn_job *j, const fnn_rnn_shape *s, float *workspace,
+                           const int64_t *lengths) {
+    const int64_t TN = s->T * s->N, states = (s->T + 1) * s->N * s->H;
+    *j = (rnn_job){.s = s, .k = fnn_active_rnn(), .gk = fnn_active_gemm(), .G = gates_of(s->cell)};
+    if (j->gk->blocking->mr > FNN_RNN_MR_MAX) return FNN_ERR_ARG;
+    j->GH = j->G * s->H;
+    j->blocks = (s->H + U - 1) / U;
+    j->gates = workspace;
+    j->hs = j->gates + TN * j->GH;
+    float *next = j->hs + states;
+    if (s->cell == FNN_RNN_LSTM) j->cs = next, next += states;
+    if (s->cell == FNN_RNN_GRU) j->hn = next;
+    int64_t *active = malloc((size_t)s->T * sizeof(int64_t));
+    if (!active) return FNN_ERR_NOMEM;
+    for (int64_t t = 0; t < s->T; t++) {
+        int64_t a = s->N;
+        while (lengths && a > 0 && lengths[a - 1] <= t) a--;
+        active[t] = a;
+    }
+    j->active = active;
+    return FNN_OK;
+}
+
+/* the torch row of each column of the interleaved layout, (GH,) */
+static int64_t *layout_rows(int64_t G, int64_t H) {
+    int64_t *rows = malloc((size_t)(G * H) * sizeof(int64_t));
+    for (int64_t b = 0; rows && b * U < H; b++) {
+        const int64_t u0 = b * U, w = min64(U, H - u0);
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t u = 0; u < w; u++) rows[b * G * U + g * w + u] = g * H + u0 + u;
+    }
+    return rows;
+}
+
+/* dst (GH, K) = the rows of src (GH, K) in the layout's order */
+static void gather_rows(float *dst, const float *src, const int64_t *rows, int64_t GH,
+                        int64_t K) {
+    for (int64_t c = 0; c < GH; c++)
+        memcpy(dst + c * K, src + rows[c] * K, (size_t)K * sizeof(float));
+}
+
+/* dst (GH, K) in torch's order += src (GH, K) in the layout's */
+static void scatter_add_rows(float *dst, const float *src, const int64_t *rows, int64_t GH,
+                             int64_t K) {
+    for (int64_t c = 0; c < GH; c++) {
+        float *d = dst + rows[c] * K;
+        const float *r = src + c * K;
+        for (int64_t k = 0; k < K; k++) d[k] += r[k];
+    }
+}
+
+/* body over the split: every step in each chunk of rows, or per step over units */
+static void run_forward(rnn_job *j, rnn_split split) {
+    const fnn_rnn_shape *s = j->s;
+    if (split != SPLIT_UNITS) {
+        int64_t grain = split == SPLIT_ROWS ? chunk_rows(s->N) : s->N;
+        fnn_parallel_for(s->N, grain, 1, j, forward_rows);
+        return;
+    }
+    for (int64_t i = 0; i < s->T; i++) {
+        step_job sj = {.j = j, .t = s->reverse ? s->T - 1 - i : i};
+        fnn_parallel_for(j->blocks, 1, 1, &sj, forward_blocks);
+    }
+}
+
+static void run_backward(rnn_job *j, rnn_split split) {
+    const fnn_rnn_shape *s = j->s;
+    if (split != SPLIT_UNITS) {
+        int64_t grain = split == SPLIT_ROWS ? chunk_rows(s->N) : s->N;
+        fnn_parallel_for(s->N, grain, 1, j, backward_rows);
+        return;
+    }
+    const int64_t NR = j->gk->blocking->nr;
+    for (int64_t k = 0; k < s->T; k++) {
+        step_job sj = {.j = j, .t = backward_time(s, k), .parity = k & 1};
+        fnn_parallel_for(j->blocks, 1, 1, &sj, backward_blocks);
+        fnn_parallel_for(s->H, U > NR ? U : NR, NR, &sj, backward_columns);
+    }
+}
+
+/* ---- entry points ----------------------------------------------------------------- */
+
+fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, const float *x,
+                           const float *h0, const float *c0, const float *w_ih,
+                           const float *w_hh, const float *b_ih, const float *b_hh,
+                           const int64_t *lengths, const fnn_rnn_shape *s) {
+    fnn_status st = check_shape(s, lengths);
+    if (st != FNN_OK) return st;
+    if (!y || !x || !w_ih || !w_hh || (!b_ih) != (!b_hh)) return FNN_ERR_ARG;
+    const int64_t T = s->T, N = s->N, I = s->input_size, H = s->H, G = gates_of(s->cell), GH = G * H;
+    float *own = workspace ? NULL : malloc((size_t)fnn_rnn_workspace_floats(s) * sizeof(float));
+    if (!workspace && !own) return FNN_ERR_NOMEM;
+    rnn_job j;
+    st = job_init(&j, s, workspace ? workspace : own, lengths);
+    int64_t *rows = layout_rows(G, H);
+    float *w_ih_l = malloc((size_t)(GH * I + GH) * sizeof(float));
+    float *whh_t = malloc((size_t)(H * GH) * sizeof(float));
+    if (st == FNN_OK && (!rows || !w_ih_l || !whh_t)) st = FNN_ERR_NOMEM;
+    if (st == FNN_OK) {
+        float *bias_l = w_ih_l + GH * I;
+        gather_rows(w_ih_l, w_ih, rows, GH, I);
+        for (int64_t c = 0; b_ih && c < GH; c++) {
+            const int64_t r = rows[c];
+            bias_l[c] = b_ih[r] + (s->cell == FNN_RNN_GRU && r >= 2 * H ? 0.0f : b_hh[r]);
+        }
+        for (int64_t b = 0; b < j.blocks; b++) {
+            const int64_t u0 = b * U, w = min64(U, H - u0);
+            for (int64_t g = 0; g < G; g++)
+                j.k->transpose(whh_t + b * G * U + g * w, GH, w_hh + (g * H + u0) * H, H, w, H);
+        }
+        j.y = y, j.whh_t = whh_t;
+        j.b_hn = s->cell == FNN_RNN_GRU && b_hh ? b_hh + 2 * H : NULL;
+        st = fnn_sgemm_ex(0, 1, T * N, GH, I, 1.0f, x, I, w_ih_l, I, 0.0f, j.gates, GH,
+                          b_ih ? bias_l : NULL, b_ih ? FNN_BIAS_COL : FNN_BIAS_NONE,
+                          FNN_ACT_NONE);
+    }
+    if (st == FNN_OK) {
+        const int64_t first = s->reverse ? T : 0, last = s->reverse ? 0 : T;
+        float *h_first = j.hs + first * N * H, *c_first = j.cs ? j.cs + first * N * H : NULL;
+        if (h0) memcpy(h_first, h0, (size_t)(N * H) * sizeof(float));
+        else memset(h_first, 0, (size_t)(N * H) * sizeof(float));
+        if (c_first && c0) memcpy(c_first, c0, (size_t)(N * H) * sizeof(float));
+        else if (c_first) memset(c_first, 0, (size_t)(N * H) * sizeof(float));
+        run_forward(&j, choose_split(s, GH));
+        if (h_n) memcpy(h_n, j.hs + last * N * H, (size_t)(N * H) * sizeof(float));
+        if (c_n && j.cs) memcpy(c_n, j.cs + last * N * H, (size_t)(N * H) * sizeof(float));
+    }
+    free((void *)j.active);
+    free(rows);
+    free(w_ih_l);
+    free(whh_t);
+    free(own);
+    return st;
+}
+
+fnn_status fnn_rnn_backward(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh,
+                            float *db_ih, float *db_hh, const float *dy, const float *dh_n,
+                            const float *dc_n, float *workspace, const float *x,
+                            const float *w_ih, const float *w_hh, const int64_t *lengths,
+                            const fnn_rnn_shape *s, int accumulate_dx) {
+    fnn_status st = check_shape(s, lengths);
+    if (st != FNN_OK) return st;
+    if (!workspace || !w_hh || (dx && !w_ih) || (dw_ih && !x)) return FNN_ERR_ARG;
+    const int64_t T = s->T, N = s->N, I = s->input_size, H = s->H, G = gates_of(s->cell), GH = G * H;
+    const int64_t TN = T * N, K = I > H ? I : H;
+    const int lstm = s->cell == FNN_RNN_LSTM, gru = s->cell == FNN_RNN_GRU;
+    rnn_job j;
+    st = job_init(&j, s, workspace, lengths);
+    int64_t *rows = layout_rows(G, H);
+    float *whh = malloc((size_t)(GH * H) * sizeof(float));
+    float *states = malloc((size_t)((lstm ? 3 : 2) * N * H) * sizeof(float));
+    float *dgh = gru ? malloc((size_t)(TN * GH) * sizeof(float)) : NULL;
+    float *part = malloc((size_t)(GH * K + GH) * sizeof(float));
+    if (st == FNN_OK && (!rows || !whh || !states || (gru && !dgh) || !part)) st = FNN_ERR_NOMEM;
+    if (st == FNN_OK) {
+        gather_rows(whh, w_hh, rows, GH, H);
+        j.whh = whh, j.dy = dy, j.dgh = gru ? dgh : j.gates;
+        j.dh[0] = states, j.dh[1] = states + N * H, j.dc = lstm ? states + 2 * N * H : NULL;
+        if (dh_n) memcpy(j.dh[0], dh_n, (size_t)(N * H) * sizeof(float));
+        else memset(j.dh[0], 0, (size_t)(N * H) * sizeof(float));
+        if (j.dc && dc_n) memcpy(j.dc, dc_n, (size_t)(N * H) * sizeof(float));
+        else if (j.dc) memset(j.dc, 0, (size_t)(N * H) * sizeof(float));
+        run_backward(&j, choose_split(s, GH));
+        if (dh0) memcpy(dh0, j.dh[T & 1], (size_t)(N * H) * sizeof(float));
+        if (dc0 && j.dc) memcpy(dc0, j.dc, (size_t)(N * H) * sizeof(float));
+        else if (dc0) memset(dc0, 0, (size_t)(N * H) * sizeof(float));
+    }
+    /* the merged products over all T*N rows, in the layout, then back to torch's rows */
+    float *bias_part = part + GH * K;
+    const float *h_prev = j.hs + (s->reverse ? N * H : 0);
+    if (st == FNN_OK && dw_ih) {
+        st = fnn_sgemm(1, 0, GH, I, TN, 1.0f, j.gates, GH, x, I, 0.0f, part, I);
+        if (st == FNN_OK) scatter_add_rows(dw_ih, part, rows, GH, I);
+    }
+    if (st == FNN_OK && dw_hh) {
+        st = fnn_sgemm(1, 0, GH, H, TN, 1.0f, j.dgh, GH, h_prev, H, 0.0f, part, H);
+        if (st == FNN_OK) scatter_add_rows(dw_hh, part, rows, GH, H);
+    }
+    if (st == FNN_OK && db_ih) {
+        st = fnn_linear_bias_backward(bias_part, j.gates, TN, GH, GH, 0);
+        if (st == FNN_OK) scatter_add_rows(db_ih, bias_part, rows, GH, 1);
+    }
+    if (st == FNN_OK && db_hh) {
+        st = fnn_linear_bias_backward(bias_part, j.dgh, TN, GH, GH, 0);
+        if (st == FNN_OK) scatter_add_rows(db_hh, bias_part, rows, GH, 1);
+    }
+    if (st == FNN_OK && dx) {
+        gather_rows(part, w_ih, rows, GH, I);
+        st = fnn_sgemm(0, 0, TN, I, GH, 1.0f, j.gates, GH, part, I, accumulate_dx ? 1.0f : 0.0f,
+                       dx, I);
+    }
+    free((void *)j.active);
+    free(rows);
+    free(whh);
+    free(states);
+    free(dgh);
+    free(part);
+    return st;
+}
