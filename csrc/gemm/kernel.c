@@ -158,6 +158,12 @@ static void FNN_K(gemm_ukernel_direct)(int64_t K, const float *A, int64_t lda, i
     direct_tile(K, A, lda, trans_a, B, ldb, C, ldc, m, n, row0, col0, ep, rows, nv, full)
     const int half_m = m <= (MR + 1) / 2, one_v = n <= FNN_VW;
     if (m == MR && n == NR) TILE(MR, NRV, 1);
+#if MR >= 12
+    /* a few rows left over (a recurrent step's batch of 16 = 14 + 2): a 2- or 4-row
+     * tile is bound by its loads, not by the 7 rows the half tile would compute */
+    else if (m <= 2) TILE(2, NRV, 0);
+    else if (m <= 4) TILE(4, NRV, 0);
+#endif
     else if (half_m && one_v) TILE((MR + 1) / 2, 1, 0);
     else if (half_m) TILE((MR + 1) / 2, NRV, 0);
     else if (one_v) TILE(MR, 1, 0);

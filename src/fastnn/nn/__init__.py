@@ -10,13 +10,15 @@ Files: module.py (Module), parameter.py (Parameter, flat buffers), linear.py,
 activation.py, dropout.py, batchnorm.py, normalization.py (GroupNorm), flatten.py, pooling.py (max /
 average / adaptive pools), padding.py (ZeroPad2d, ConstantPad2d), upsampling.py (Upsample),
 containers.py (Sequential, Residual, Concat, ModuleList), loss.py, grad_mode.py (no_grad), init.py (initialisers), utils.py
-(gradient clipping, fuse_conv_bn_eval), conv.py (Conv1d/2d, ConvTranspose1d/2d).
+(gradient clipping, fuse_conv_bn_eval), conv.py (Conv1d/2d, ConvTranspose1d/2d), rnn.py (RNN,
+LSTM, GRU, their cells, RNNOutput), embedding.py (Embedding).
 """
 from fastnn.nn import init, utils
 from fastnn.nn.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from fastnn.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from fastnn.nn.containers import Concat, ModuleList, Residual, Sequential
+from fastnn.nn.embedding import Embedding
 from fastnn.nn.dropout import Dropout, Dropout1d, Dropout2d
 from fastnn.nn.flatten import Flatten
 from fastnn.nn.linear import Identity, Linear
@@ -27,6 +29,7 @@ from fastnn.nn.parameter import Parameter
 from fastnn.nn.padding import ConstantPad2d, ZeroPad2d
 from fastnn.nn.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d,
                                AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d)
+from fastnn.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, RNNOutput
 from fastnn.nn.upsampling import Upsample
 
 __all__ = ["Module", "Parameter", "Linear", "Identity", "Flatten", "ReLU", "LeakyReLU",
@@ -38,3 +41,4 @@ __all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
 __all__ += ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
             "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "ZeroPad2d",
             "ConstantPad2d", "Upsample"]
+__all__ += ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNOutput", "Embedding"]
