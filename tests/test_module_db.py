@@ -45,6 +45,10 @@ MODULES = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "So
 MODULES |= {"MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
             "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "ZeroPad2d",
             "ConstantPad2d", "Upsample"}
+# several inputs / outputs: (x, hx) -> (output, h_n) or (output, (h_n, c_n)); cells
+# (x, hx) -> h or (h, c)
+RECURRENT = {"RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"}
+MODULES |= RECURRENT | {"Embedding"}
 NAMES = sorted((MODULES | LOSSES) & set(nn.__all__))
 
 def _collect():
@@ -183,6 +187,8 @@ def test_module_db_sample(name, training, index, sample):
     rng = np.random.default_rng(index)
     if name in LOSSES:
         _check_loss(tm0, name, training, sample, inputs)
+    elif name in RECURRENT:
+        _check_recurrent(tm0, name, training, sample, inputs, rng)
     else:
         _check_module(tm0, name, training, sample, inputs, rng)
 
@@ -205,7 +211,10 @@ def _check_module(tm0, name, training, sample, inputs, rng):
     g = rng.standard_normal(tuple(yt.shape)).astype(np.float32)
     yt.backward(torch.from_numpy(g.copy()))
     gx = fm.backward(g.copy())
-    close(gx, xt.grad, "input grad")
+    if xt.is_floating_point():
+        close(gx, xt.grad, "input grad")
+    else:
+        assert gx is None, "integer inputs (indices) have no gradient"
     check_param_grads(fm, tm, "one call")
 
     # two calls, backwards in reverse order
@@ -222,7 +231,8 @@ def _check_module(tm0, name, training, sample, inputs, rng):
         yti.backward(torch.from_numpy(gi.copy()))
     gxs = [fm.backward(gi.copy()) for gi in reversed(gs)][::-1]
     for i, (gxi, xti) in enumerate(zip(gxs, xts)):
-        close(gxi, xti.grad, f"two calls: input grad {i}")
+        if xti.is_floating_point():
+            close(gxi, xti.grad, f"two calls: input grad {i}")
     check_param_grads(fm, tm, "two calls (summed)")
 
 
@@ -273,3 +283,62 @@ def _check_module(tm0, name, training, sample, inputs, rng):  # noqa: F811
     g = rng.standard_normal(tuple(yt.shape)).astype(np.float32)
     yt.backward(torch.from_numpy(g.copy()))
     close(fm.backward(g.copy()), xt.grad, "input grad")
+
+
+# ---- recurrent modules: (x, hx) in, nested outputs out ---------------------------
+def _flat(value):
+    """The arrays / tensors of a nested output, in order."""
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _flat(v)]
+    return [value]
+
+
+def _recurrent_backward(fm, name, grads):
+    """fm.backward with one gradient per output, in the module's structure."""
+    if name in ("RNNCell", "GRUCell"):
+        return fm.backward(grads[0])
+    if name == "LSTMCell":
+        return fm.backward(grads[0], grads[1])
+    if name == "LSTM":
+        return fm.backward(grads[0], (grads[1], grads[2]))
+    return fm.backward(grads[0], grads[1])
+
+
+def _recurrent_call(tm, fm, name, inputs, rng, what):
+    """One forward of both with the same inputs; returns (fastnn grads, torch leaves)."""
+    ys = fastnn_forward(fm, tuple(inputs))
+    leaves = [leaf(a) for a in _flat(inputs)]
+    it = iter(leaves)
+    t_inputs = [next(it)] + ([tuple(next(it) for _ in inp) if isinstance(inp, tuple)
+                              else next(it) for inp in inputs[1:]])
+    yts = tm(*t_inputs)
+    for i, (a, b) in enumerate(zip(_flat(ys), _flat(yts))):
+        close(a, b, f"{what}: output {i}")
+    gs = [rng.standard_normal(tuple(b.shape)).astype(np.float32) for b in _flat(yts)]
+    torch.autograd.backward(_flat(yts), [torch.from_numpy(g.copy()) for g in gs])
+    return gs, leaves
+
+
+def _check_recurrent_grads(got, leaves, had_hx, what):
+    got_flat = _flat(got) if had_hx else [got]
+    for i, (a, t) in enumerate(zip(got_flat, leaves)):
+        close(a, t.grad, f"{what}: input grad {i}")
+
+
+def _check_recurrent(tm0, name, training, sample, inputs, rng):
+    inputs = list(inputs)
+    had_hx = len(inputs) > 1 and inputs[1] is not None
+    tm, fm = fresh_pair(tm0, name, training, sample)
+    gs, leaves = _recurrent_call(tm, fm, name, inputs, rng, "one call")
+    _check_recurrent_grads(_recurrent_backward(fm, name, gs), leaves, had_hx, "one call")
+    check_param_grads(fm, tm, "one call")
+
+    # two calls, backwards in reverse order
+    tm, fm = fresh_pair(tm0, name, training, sample)
+    second = [_second(inputs[0])] + inputs[1:]
+    calls = [_recurrent_call(tm, fm, name, inp, rng, f"two calls: {i}")
+             for i, inp in enumerate((inputs, second))]
+    got = [_recurrent_backward(fm, name, gs) for gs, _ in reversed(calls)][::-1]
+    for i, (g, (_, leaves)) in enumerate(zip(got, calls)):
+        _check_recurrent_grads(g, leaves, had_hx, f"two calls: {i}")
+    check_param_grads(fm, tm, "two calls (summed)")
