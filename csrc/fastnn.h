@@ -383,19 +383,22 @@ fnn_status fnn_adaptive_max_pool2d_forward(float *out, int64_t *indices, const f
 
 /* ---- recurrent layers, one layer and direction per call (rnn/rnn_api.c) ----
  * Dimension letters: T time steps, N batch, I input features, H hidden units,
- * G gates per unit (the cell's). Time-major: x (T, N, I) C-contiguous; y is the
- * output sequence, row (t, n) at y + (t*N + n)*ldy (ldy >= H: a bidirectional
- * layer's two directions write the two halves of one (T, N, 2H) array). Weights
- * as torch.nn: w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (G*H,) (both or neither),
- * gate blocks of rows in the cell's order. States h0, c0, h_n, c_n (N, H); a NULL
- * h0 / c0 is zeros. lengths (N,) int64 or NULL: the valid steps of each
- * sequence, 1 <= lengths[n] <= T, non-increasing (sorted longest first); past
- * its length a sequence's output is 0 and its state stays, so h_n is the state
- * after its last valid step (the reverse direction starts there), as torch's
+ * G gates per unit (the cell's), P the LSTM's projection size (proj_size; 0:
+ * none) and R = P or H, the width of the state h and of the output. Time-major:
+ * x (T, N, I) C-contiguous; y is the output sequence, row (t, n) at
+ * y + (t*N + n)*ldy (ldy >= R: a bidirectional layer's two directions write the
+ * two halves of one (T, N, 2R) array). Weights as torch.nn: w_ih (G*H, I),
+ * w_hh (G*H, R), b_ih, b_hh (G*H,) (both or neither), gate blocks of rows in the
+ * cell's order; w_hr (P, H) with a projection (h = (o tanh(c)) w_hr^T), else
+ * NULL. States h0, h_n (N, R), c0, c_n (N, H); a NULL h0 / c0 is zeros.
+ * lengths (N,) int64 or NULL: the valid steps of each sequence,
+ * 1 <= lengths[n] <= T, non-increasing (sorted longest first); past its length
+ * a sequence's output is 0 and its state stays, so h_n is the state after its
+ * last valid step (the reverse direction starts there), as torch's
  * pack_padded_sequence gives. reverse: the sequence runs from t = T-1 down.
  * Threads split the batch (each runs every step of its rows) or, for a small
- * batch, the hidden units; each row's arithmetic is the same either way, so
- * results do not depend on the thread count. */
+ * batch without projection, the hidden units; each row's arithmetic is the
+ * same either way, so results do not depend on the thread count. */
 typedef enum {
     FNN_RNN_TANH = 0,   /* G = 1: h = tanh(x W_ih^T + b_ih + h_prev W_hh^T + b_hh) */
     FNN_RNN_RELU = 1,   /* G = 1, the same with relu */
@@ -409,6 +412,7 @@ typedef struct {
     int64_t T, N;          /* time steps, batch */
     int64_t input_size;    /* I (not a field named I: <complex.h> defines that) */
     int64_t H;
+    int64_t proj_size;     /* P: LSTM only, 0 <= P < H */
     int64_t ldy;
     fnn_rnn_cell cell;
     int reverse;
@@ -419,18 +423,20 @@ int64_t fnn_rnn_workspace_floats(const fnn_rnn_shape *s);
  * fnn_rnn_workspace_floats(s) floats that fnn_rnn_backward then reads. */
 fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, const float *x,
                            const float *h0, const float *c0, const float *w_ih,
-                           const float *w_hh, const float *b_ih, const float *b_hh,
-                           const int64_t *lengths, const fnn_rnn_shape *s);
+                           const float *w_hh, const float *w_hr, const float *b_ih,
+                           const float *b_hh, const int64_t *lengths, const fnn_rnn_shape *s);
 /* Backward of one fnn_rnn_forward, given its workspace (overwritten: one
  * backward per forward) and the gradients dy (rows as y, ldy) of the output
- * sequence and dh_n, dc_n of the final state (each NULL for zero). Each output
- * is skipped when NULL: dx (T, N, I) (+)= by accumulate_dx; dh0, dc0 (N, H)
- * written; dw_ih, dw_hh, db_ih, db_hh += (the weights' gradients accumulate). */
+ * sequence and dh_n (N, R), dc_n (N, H) of the final state (each NULL for
+ * zero). Each output is skipped when NULL: dx (T, N, I) (+)= by accumulate_dx;
+ * dh0 (N, R), dc0 (N, H) written; dw_ih, dw_hh, dw_hr, db_ih, db_hh += (the
+ * weights' gradients accumulate). */
 fnn_status fnn_rnn_backward(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh,
-                            float *db_ih, float *db_hh, const float *dy, const float *dh_n,
-                            const float *dc_n, float *workspace, const float *x,
-                            const float *w_ih, const float *w_hh, const int64_t *lengths,
-                            const fnn_rnn_shape *s, int accumulate_dx);
+                            float *dw_hr, float *db_ih, float *db_hh, const float *dy,
+                            const float *dh_n, const float *dc_n, float *workspace,
+                            const float *x, const float *w_ih, const float *w_hh,
+                            const float *w_hr, const int64_t *lengths, const fnn_rnn_shape *s,
+                            int accumulate_dx);
 
 /* ---- embedding lookup (embedding.c, embedding_api.c) --------------------------
  * Dimension letters: V rows of the table, E embedding size, L lookups.

@@ -37,7 +37,7 @@ def run_both(name, kw, T=5, N=3, with_hx=True, lengths=None, seed=0):
     bf = kw.get("batch_first", False)
     x = rng.standard_normal((N, T, kw["input_size"]) if bf else (T, N, kw["input_size"]))
     x = x.astype(np.float32)
-    h0 = rng.standard_normal((D * L, N, H)).astype(np.float32)
+    h0 = rng.standard_normal((D * L, N, kw.get("proj_size") or H)).astype(np.float32)
     c0 = rng.standard_normal((D * L, N, H)).astype(np.float32)
     lstm = name == "LSTM"
     hx = ((h0, c0) if lstm else h0) if with_hx else None
@@ -98,6 +98,13 @@ def test_modules_match_torch(name, layers, bidir, batch_first):
 @pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
 def test_three_layers_no_bias_no_hx(name):
     run_both(name, dict(input_size=3, hidden_size=5, num_layers=3, bias=False), with_hx=False)
+
+
+@pytest.mark.parametrize("layers,bidir,lengths", [(1, False, None), (2, True, None),
+                                                  (2, True, [2, 5, 4])])
+def test_lstm_projection(layers, bidir, lengths):
+    run_both("LSTM", dict(input_size=4, hidden_size=7, proj_size=3, num_layers=layers,
+                          bidirectional=bidir), N=3, lengths=lengths)
 
 
 def test_relu_rnn():
@@ -192,6 +199,8 @@ def test_state_dict_round_trips_with_torch(name):
     kw = dict(input_size=3, hidden_size=4)
     if name in CLASSES:
         kw.update(num_layers=2, bidirectional=True)
+    if name == "LSTM":
+        kw.update(proj_size=2)
     ours, theirs = ours_cls(**kw), theirs_cls(**kw)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     for (k, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):

@@ -22,15 +22,21 @@
  * db = column sums, dx = dG W_ih', each one GEMM over all T*N rows, scattered back to
  * torch's row order.
  *
- * Workspace: gates (T, N, GH); h (T+1, N, H) the states; c (T+1, N, H) LSTM's cell
- * states; hn (T, N, H) GRU's W_hn h_prev + b_hn. Step t reads state slot t and writes
- * t + 1 (reverse: reads t + 1, writes t), so slots [0, T) (reverse [1, T]) are the
- * previous states of steps 0 .. T-1 in time order: one GEMM gives dW_hh.
+ * A projection (LSTM proj_size P): the cells write o tanh(c) to hr (T, N, H); then
+ * h = hr w_hr^T per step (after every block of the rows: the next step needs all of
+ * h); backward turns dh into dhr = dh w_hr first and keeps dh (T, N, P) for
+ * dW_hr = dh^T hr after the loop.
+ *
+ * Workspace: gates (T, N, GH); h (T+1, N, R) the states; c (T+1, N, H) LSTM's cell
+ * states; hn (T, N, H) GRU's W_hn h_prev + b_hn; hr (T, N, H) with a projection.
+ * Step t reads state slot t and writes t + 1 (reverse: reads t + 1, writes t), so
+ * slots [0, T) (reverse [1, T]) are the previous states of steps 0 .. T-1 in time
+ * order: one GEMM gives dW_hh.
  *
  * Threads: a batch of >= 2 * FNN_RNN_CHUNK_ROWS rows is cut into chunks of rows that
  * each run every step with no barrier; a smaller batch with enough work per step splits
- * each step's blocks of units (one join per step, two in backward); below that, one
- * thread. Each row gets the same arithmetic in every case.
+ * each step's blocks of units (one join per step, two in backward); below that, and
+ * with a projection, one thread. Each row gets the same arithmetic in every case.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,15 +59,20 @@ typedef struct {
     const fnn_rnn_kernels *k;
     const fnn_gemm_kernels *gk;
     int64_t G, GH, blocks;
+    int64_t R;               /* width of h: P with a projection, else H */
     const int64_t *active;   /* (T,): rows [0, active[t]) are inside their sequence */
-    float *gates, *hs, *cs, *hn;
+    float *gates, *hs, *cs, *hn, *hr;
     float *y;                /* forward */
+    const float *whr_t;      /* forward, projection: (H, P), w_hr transposed */
+    const float *whr;        /* backward, projection: (P, H) */
+    float *dhp;              /* backward, projection: (T*N, P), dh of each step */
+    float *dhr;              /* backward, projection: (N, H), dh through the projection */
     const float *whh_t;      /* forward: (H, GH), W_hh' transposed */
     const float *b_hn;       /* forward, GRU: (H,) or NULL */
     const float *whh;        /* backward: (GH, H), W_hh' */
     float *dgh;              /* backward: (T*N, GH), GRU's hidden side, else = gates */
     const float *dy;
-    float *dh[2];            /* backward: (N, H) each, the gradient at h, by step parity */
+    float *dh[2];            /* backward: (N, R) each, the gradient at h, by step parity */
     float *dc;               /* backward, LSTM: (N, H) */
 } rnn_job;
 
@@ -86,50 +97,77 @@ static void zero_rows(float *dst, int64_t ld, int64_t r0, int64_t r1, int64_t c0
 
 /* ---- forward ------------------------------------------------------------------ */
 
-/* step t for rows [r0, r1) and unit blocks [b0, b1) */
+/* step t for rows [r0, r1) and unit blocks [b0, b1): the recurrent tile, then the cell */
 static void forward_step(const rnn_job *j, int64_t t, int64_t r0, int64_t r1, int64_t b0,
                          int64_t b1) {
     const fnn_rnn_shape *s = j->s;
-    const int64_t N = s->N, H = s->H, G = j->G, GH = j->GH;
+    const int64_t N = s->N, H = s->H, R = j->R, G = j->G, GH = j->GH;
     const int64_t MR = j->gk->blocking->mr, NR = j->gk->blocking->nr;
     const int64_t a = active_end(j, t, r0, r1);
-    const float *hp = j->hs + slot_prev(s, t) * N * H;
-    float *hq = j->hs + slot_next(s, t) * N * H;
+    const float *hp = j->hs + slot_prev(s, t) * N * R;
+    float *hq = j->hs + slot_next(s, t) * N * R;
     const float *cp = j->cs ? j->cs + slot_prev(s, t) * N * H : NULL;
     float *cq = j->cs ? j->cs + slot_next(s, t) * N * H : NULL;
     float hg[FNN_RNN_MR_MAX * 4 * U] __attribute__((aligned(64)));
     const fnn_gemm_epilogue ep = {.alpha = 1.0f, .beta = 0.0f, .first = 1, .last = 1};
     for (int64_t i0 = r0; i0 < a; i0 += MR) {
-        const int64_t m = min64(MR, a - i0);
+        const int64_t m = min64(MR, a - i0), row = t * N + i0;
         for (int64_t b = b0; b < b1; b++) {
             const int64_t u0 = b * U, w = min64(U, H - u0), c0 = b * G * U;
             for (int64_t c = 0; c < G * w; c += NR)
-                j->gk->ukernel_direct(H, hp + i0 * H, H, 0, j->whh_t + c0 + c, GH, hg + c, G * U,
+                j->gk->ukernel_direct(R, hp + i0 * R, R, 0, j->whh_t + c0 + c, GH, hg + c, G * U,
                                       m, min64(NR, G * w - c), 0, 0, &ep);
-            const int64_t row = t * N + i0;
+            /* with a projection the cell's h is o tanh(c), into hr */
+            float *h = j->hr ? j->hr + row * H + u0 : hq + i0 * H + u0;
             fnn_rnn_cell_forward_args ca = {
-                .m = m, .w = w, .ld = H, .ldg = GH, .ldy = s->ldy, .ldhg = G * U,
+                .m = m, .w = w, .ld = H, .ldg = GH, .ldy = j->hr ? H : s->ldy, .ldhg = G * U,
                 .gates = j->gates + row * GH + c0, .hg = hg,
                 .b_hn = j->b_hn ? j->b_hn + u0 : NULL,
-                .h_prev = hp + i0 * H + u0, .h = hq + i0 * H + u0,
-                .y = j->y + row * s->ldy + u0,
+                .h_prev = hp + i0 * R + u0, .h = h,
+                .y = j->hr ? h : j->y + row * s->ldy + u0,
                 .c_prev = cp ? cp + i0 * H + u0 : NULL, .c = cq ? cq + i0 * H + u0 : NULL,
                 .hn = j->hn ? j->hn + row * H + u0 : NULL};
             j->k->forward[s->cell](&ca);
         }
     }
-    /* rows past their length: the state stays, the output is 0 */
+    /* rows past their length: the state stays, the output is 0 (the projection's
+     * columns: forward_project) */
     const int64_t u0 = b0 * U, u1 = min64(b1 * U, H);
-    copy_rows(hq, hp, H, a, r1, u0, u1);
     if (cq) copy_rows(cq, cp, H, a, r1, u0, u1);
-    zero_rows(j->y + t * N * s->ldy, s->ldy, a, r1, u0, u1);
+    if (!j->hr) {
+        copy_rows(hq, hp, H, a, r1, u0, u1);
+        zero_rows(j->y + t * N * s->ldy, s->ldy, a, r1, u0, u1);
+    }
+}
+
+/* the projection of step t for rows [r0, r1): h = hr w_hr^T into the state and y */
+static void forward_project(const rnn_job *j, int64_t t, int64_t r0, int64_t r1) {
+    const fnn_rnn_shape *s = j->s;
+    const int64_t N = s->N, H = s->H, P = j->R;
+    const int64_t MR = j->gk->blocking->mr, NR = j->gk->blocking->nr;
+    const int64_t a = active_end(j, t, r0, r1);
+    const float *hp = j->hs + slot_prev(s, t) * N * P;
+    float *hq = j->hs + slot_next(s, t) * N * P;
+    const fnn_gemm_epilogue ep = {.alpha = 1.0f, .beta = 0.0f, .first = 1, .last = 1};
+    for (int64_t i0 = r0; i0 < a; i0 += MR)
+        for (int64_t c = 0; c < P; c += NR)
+            j->gk->ukernel_direct(H, j->hr + (t * N + i0) * H, H, 0, j->whr_t + c, P,
+                                  hq + i0 * P + c, P, min64(MR, a - i0), min64(NR, P - c), 0,
+                                  0, &ep);
+    for (int64_t i = r0; i < a; i++)
+        memcpy(j->y + (t * N + i) * s->ldy, hq + i * P, (size_t)P * sizeof(float));
+    copy_rows(hq, hp, P, a, r1, 0, P);
+    zero_rows(j->y + t * N * s->ldy, s->ldy, a, r1, 0, P);
 }
 
 /* a chunk of rows through every step */
 static void forward_rows(void *ctx, int64_t r0, int64_t r1) {
     const rnn_job *j = ctx;
-    for (int64_t i = 0; i < j->s->T; i++)
-        forward_step(j, j->s->reverse ? j->s->T - 1 - i : i, r0, r1, 0, j->blocks);
+    for (int64_t i = 0; i < j->s->T; i++) {
+        const int64_t t = j->s->reverse ? j->s->T - 1 - i : i;
+        forward_step(j, t, r0, r1, 0, j->blocks);
+        if (j->hr) forward_project(j, t, r0, r1);
+    }
 }
 
 typedef struct {
@@ -144,16 +182,38 @@ static void forward_blocks(void *ctx, int64_t b0, int64_t b1) {
 
 /* ---- backward ----------------------------------------------------------------- */
 
+/* the projection's backward of step t for rows [r0, r1): dh_t = dh[parity] + dy,
+ * kept in dhp for dW_hr, and dhr = dh_t w_hr, the gradient at the cells' h */
+static void backward_project(const rnn_job *j, int64_t t, int64_t parity, int64_t r0,
+                             int64_t r1) {
+    const fnn_rnn_shape *s = j->s;
+    const int64_t N = s->N, H = s->H, P = j->R;
+    const int64_t MR = j->gk->blocking->mr, NR = j->gk->blocking->nr;
+    const int64_t a = active_end(j, t, r0, r1);
+    const float *dh = j->dh[parity];
+    float *dhp = j->dhp + t * N * P;
+    for (int64_t i = r0; i < a; i++)
+        for (int64_t c = 0; c < P; c++)
+            dhp[i * P + c] = dh[i * P + c] + (j->dy ? j->dy[(t * N + i) * s->ldy + c] : 0.0f);
+    zero_rows(dhp, P, a, r1, 0, P);
+    copy_rows(j->dh[!parity], dh, P, a, r1, 0, P);
+    const fnn_gemm_epilogue ep = {.alpha = 1.0f, .beta = 0.0f, .first = 1, .last = 1};
+    for (int64_t i0 = r0; i0 < a; i0 += MR)
+        for (int64_t c = 0; c < H; c += NR)
+            j->gk->ukernel_direct(P, dhp + i0 * P, P, 0, j->whr + c, H, j->dhr + i0 * H + c, H,
+                                  min64(MR, a - i0), min64(NR, H - c), 0, 0, &ep);
+}
+
 /* the cells' backward of step t for rows [r0, r1), blocks [b0, b1): dG from the
- * saved gates and dh[parity]; GRU's direct term into dh[!parity] */
+ * saved gates and dh[parity] (or dhr); GRU's direct term into dh[!parity] */
 static void backward_cells(const rnn_job *j, int64_t t, int64_t parity, int64_t r0, int64_t r1,
                            int64_t b0, int64_t b1) {
     const fnn_rnn_shape *s = j->s;
     const int64_t N = s->N, H = s->H, G = j->G, GH = j->GH;
     const int64_t a = active_end(j, t, r0, r1), row = t * N + r0;
-    const float *dh = j->dh[parity];
+    const float *dh = j->dhr ? j->dhr : j->dh[parity];
     float *dh_prev = j->dh[!parity];
-    const float *hp = j->hs + slot_prev(s, t) * N * H;
+    const float *hp = j->hs + slot_prev(s, t) * N * j->R;
     const float *cp = j->cs ? j->cs + slot_prev(s, t) * N * H : NULL;
     const float *cq = j->cs ? j->cs + slot_next(s, t) * N * H : NULL;
     for (int64_t b = b0; b < b1 && a > r0; b++) {
@@ -162,26 +222,27 @@ static void backward_cells(const rnn_job *j, int64_t t, int64_t parity, int64_t 
             .m = a - r0, .w = w, .ld = H, .ldg = GH, .ldy = s->ldy,
             .dgates = j->gates + row * GH + c0,
             .dgh = j->dgh != j->gates ? j->dgh + row * GH + c0 : NULL,
-            .dy = j->dy ? j->dy + row * s->ldy + u0 : NULL,
+            .dy = j->dy && !j->dhr ? j->dy + row * s->ldy + u0 : NULL,
             .dh = dh + r0 * H + u0, .dh_prev = dh_prev + r0 * H + u0,
             .dc = j->dc ? j->dc + r0 * H + u0 : NULL,
             .c = cq ? cq + r0 * H + u0 : NULL, .c_prev = cp ? cp + r0 * H + u0 : NULL,
-            .h_prev = hp + r0 * H + u0, .hn = j->hn ? j->hn + row * H + u0 : NULL};
+            .h_prev = hp + r0 * j->R + u0, .hn = j->hn ? j->hn + row * H + u0 : NULL};
         j->k->backward[s->cell](&ca);
     }
-    /* rows outside their sequence: no gradient through this step, dh carried */
+    /* rows outside their sequence: no gradient through this step, dh carried (with a
+     * projection, by backward_project) */
     const int64_t u0 = b0 * U, u1 = min64(b1 * U, H);
     const int64_t g0 = b0 * G * U, g1 = min64(b1 * G * U, GH);
     zero_rows(j->gates + t * N * GH, GH, a, r1, g0, g1);
     if (j->dgh != j->gates) zero_rows(j->dgh + t * N * GH, GH, a, r1, g0, g1);
-    copy_rows(dh_prev, dh, H, a, r1, u0, u1);
+    if (!j->dhr) copy_rows(dh_prev, dh, H, a, r1, u0, u1);
 }
 
 /* dh[!parity] (+)= dGh_t W_hh' for rows [r0, r1) and columns [c0, c1) */
 static void backward_product(const rnn_job *j, int64_t t, int64_t parity, int64_t r0,
                              int64_t r1, int64_t c0, int64_t c1) {
     const fnn_rnn_shape *s = j->s;
-    const int64_t N = s->N, H = s->H, GH = j->GH;
+    const int64_t N = s->N, R = j->R, GH = j->GH;
     const int64_t MR = j->gk->blocking->mr, NR = j->gk->blocking->nr;
     const int64_t a = active_end(j, t, r0, r1);
     float *dh_prev = j->dh[!parity];
@@ -190,8 +251,8 @@ static void backward_product(const rnn_job *j, int64_t t, int64_t parity, int64_
                                   .first = 1, .last = 1};
     for (int64_t i0 = r0; i0 < a; i0 += MR)
         for (int64_t c = c0; c < c1; c += NR)
-            j->gk->ukernel_direct(GH, dg + i0 * GH, GH, 0, j->whh + c, H, dh_prev + i0 * H + c,
-                                  H, min64(MR, a - i0), min64(NR, c1 - c), 0, 0, &ep);
+            j->gk->ukernel_direct(GH, dg + i0 * GH, GH, 0, j->whh + c, R, dh_prev + i0 * R + c,
+                                  R, min64(MR, a - i0), min64(NR, c1 - c), 0, 0, &ep);
 }
 
 /* the step order of backward: k = 0 is the forward's last step */
@@ -203,8 +264,9 @@ static void backward_rows(void *ctx, int64_t r0, int64_t r1) {
     const rnn_job *j = ctx;
     for (int64_t k = 0; k < j->s->T; k++) {
         const int64_t t = backward_time(j->s, k);
+        if (j->dhr) backward_project(j, t, k & 1, r0, r1);
         backward_cells(j, t, k & 1, r0, r1, 0, j->blocks);
-        backward_product(j, t, k & 1, r0, r1, 0, j->s->H);
+        backward_product(j, t, k & 1, r0, r1, 0, j->R);
     }
 }
 
@@ -224,7 +286,8 @@ typedef enum { SPLIT_SERIAL, SPLIT_ROWS, SPLIT_UNITS } rnn_split;
 
 static rnn_split choose_split(const fnn_rnn_shape *s, int64_t GH) {
     if (s->N >= 2 * FNN_RNN_CHUNK_ROWS) return SPLIT_ROWS;
-    if (s->N * GH * s->H >= FNN_RNN_SERIAL_WORK && s->H > U) return SPLIT_UNITS;
+    if (s->N * GH * s->H >= FNN_RNN_SERIAL_WORK && s->H > U && s->proj_size == 0)
+        return SPLIT_UNITS;
     return SPLIT_SERIAL;
 }
 
@@ -234,9 +297,14 @@ static int64_t chunk_rows(int64_t N) {
     return (N + chunks - 1) / chunks;
 }
 
+static int64_t state_width(const fnn_rnn_shape *s) { return s->proj_size ? s->proj_size : s->H; }
+
 static fnn_status check_shape(const fnn_rnn_shape *s, const int64_t *lengths) {
-    if (!s || s->T < 1 || s->N < 1 || s->input_size < 1 || s->H < 1 || s->ldy < s->H) return FNN_ERR_ARG;
+    if (!s || s->T < 1 || s->N < 1 || s->input_size < 1 || s->H < 1) return FNN_ERR_ARG;
     if ((int)s->cell < 0 || s->cell >= FNN_RNN_CELL_COUNT) return FNN_ERR_ARG;
+    if (s->proj_size < 0 || s->proj_size >= s->H || (s->proj_size && s->cell != FNN_RNN_LSTM))
+        return FNN_ERR_ARG;
+    if (s->ldy < state_width(s)) return FNN_ERR_ARG;
     for (int64_t n = 0; lengths && n < s->N; n++)
         if (lengths[n] < 1 || lengths[n] > s->T || (n > 0 && lengths[n] > lengths[n - 1]))
             return FNN_ERR_ARG;
@@ -245,24 +313,27 @@ static fnn_status check_shape(const fnn_rnn_shape *s, const int64_t *lengths) {
 
 int64_t fnn_rnn_workspace_floats(const fnn_rnn_shape *s) {
     if (check_shape(s, NULL) != FNN_OK) return 0;
-    const int64_t TN = s->T * s->N, states = (s->T + 1) * s->N * s->H;
-    return TN * gates_of(s->cell) * s->H + states + (s->cell == FNN_RNN_LSTM ? states : 0) +
-           (s->cell == FNN_RNN_GRU ? TN * s->H : 0);
+    const int64_t TN = s->T * s->N, cells = (s->T + 1) * s->N * s->H;
+    return TN * gates_of(s->cell) * s->H + (s->T + 1) * s->N * state_width(s) +
+           (s->cell == FNN_RNN_LSTM ? cells : 0) + (s->cell == FNN_RNN_GRU ? TN * s->H : 0) +
+           (s->proj_size ? TN * s->H : 0);
 }
 
 /* the parts of the workspace, and the active-rows table (T,) (malloc'ed) */
 static fnn_status job_init(rnn_job *j, const fnn_rnn_shape *s, float *workspace,
                            const int64_t *lengths) {
-    const int64_t TN = s->T * s->N, states = (s->T + 1) * s->N * s->H;
-    *j = (rnn_job){.s = s, .k = fnn_active_rnn(), .gk = fnn_active_gemm(), .G = gates_of(s->cell)};
+    const int64_t TN = s->T * s->N;
+    *j = (rnn_job){.s = s, .k = fnn_active_rnn(), .gk = fnn_active_gemm(), .G = gates_of(s->cell),
+                   .R = state_width(s)};
     if (j->gk->blocking->mr > FNN_RNN_MR_MAX) return FNN_ERR_ARG;
     j->GH = j->G * s->H;
     j->blocks = (s->H + U - 1) / U;
     j->gates = workspace;
     j->hs = j->gates + TN * j->GH;
-    float *next = j->hs + states;
-    if (s->cell == FNN_RNN_LSTM) j->cs = next, next += states;
-    if (s->cell == FNN_RNN_GRU) j->hn = next;
+    float *next = j->hs + (s->T + 1) * s->N * j->R;
+    if (s->cell == FNN_RNN_LSTM) j->cs = next, next += (s->T + 1) * s->N * s->H;
+    if (s->cell == FNN_RNN_GRU) j->hn = next, next += TN * s->H;
+    if (s->proj_size) j->hr = next;
     int64_t *active = malloc((size_t)s->T * sizeof(int64_t));
     if (!active) return FNN_ERR_NOMEM;
     for (int64_t t = 0; t < s->T; t++) {
@@ -302,7 +373,7 @@ static void scatter_add_rows(float *dst, const float *src, const int64_t *rows, 
     }
 }
 
-/* body over the split: every step in each chunk of rows, or per step over units */
+/* every step in each chunk of rows, or per step over blocks of units */
 static void run_forward(rnn_job *j, rnn_split split) {
     const fnn_rnn_shape *s = j->s;
     if (split != SPLIT_UNITS) {
@@ -331,23 +402,30 @@ static void run_backward(rnn_job *j, rnn_split split) {
     }
 }
 
+static void copy_or_zero(float *dst, const float *src, int64_t n) {
+    if (src) memcpy(dst, src, (size_t)n * sizeof(float));
+    else memset(dst, 0, (size_t)n * sizeof(float));
+}
+
 /* ---- entry points ----------------------------------------------------------------- */
 
 fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, const float *x,
                            const float *h0, const float *c0, const float *w_ih,
-                           const float *w_hh, const float *b_ih, const float *b_hh,
-                           const int64_t *lengths, const fnn_rnn_shape *s) {
+                           const float *w_hh, const float *w_hr, const float *b_ih,
+                           const float *b_hh, const int64_t *lengths, const fnn_rnn_shape *s) {
     fnn_status st = check_shape(s, lengths);
     if (st != FNN_OK) return st;
-    if (!y || !x || !w_ih || !w_hh || (!b_ih) != (!b_hh)) return FNN_ERR_ARG;
-    const int64_t T = s->T, N = s->N, I = s->input_size, H = s->H, G = gates_of(s->cell), GH = G * H;
+    if (!y || !x || !w_ih || !w_hh || (!b_ih) != (!b_hh) || (!w_hr) != (s->proj_size == 0))
+        return FNN_ERR_ARG;
+    const int64_t T = s->T, N = s->N, I = s->input_size, H = s->H, R = state_width(s);
+    const int64_t G = gates_of(s->cell), GH = G * H, P = s->proj_size;
     float *own = workspace ? NULL : malloc((size_t)fnn_rnn_workspace_floats(s) * sizeof(float));
     if (!workspace && !own) return FNN_ERR_NOMEM;
     rnn_job j;
     st = job_init(&j, s, workspace ? workspace : own, lengths);
     int64_t *rows = layout_rows(G, H);
     float *w_ih_l = malloc((size_t)(GH * I + GH) * sizeof(float));
-    float *whh_t = malloc((size_t)(H * GH) * sizeof(float));
+    float *whh_t = malloc((size_t)(R * GH + H * P) * sizeof(float));
     if (st == FNN_OK && (!rows || !w_ih_l || !whh_t)) st = FNN_ERR_NOMEM;
     if (st == FNN_OK) {
         float *bias_l = w_ih_l + GH * I;
@@ -359,9 +437,10 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
         for (int64_t b = 0; b < j.blocks; b++) {
             const int64_t u0 = b * U, w = min64(U, H - u0);
             for (int64_t g = 0; g < G; g++)
-                j.k->transpose(whh_t + b * G * U + g * w, GH, w_hh + (g * H + u0) * H, H, w, H);
+                j.k->transpose(whh_t + b * G * U + g * w, GH, w_hh + (g * H + u0) * R, R, w, R);
         }
-        j.y = y, j.whh_t = whh_t;
+        if (P) j.k->transpose(whh_t + R * GH, P, w_hr, H, P, H);
+        j.y = y, j.whh_t = whh_t, j.whr_t = P ? whh_t + R * GH : NULL;
         j.b_hn = s->cell == FNN_RNN_GRU && b_hh ? b_hh + 2 * H : NULL;
         st = fnn_sgemm_ex(0, 1, T * N, GH, I, 1.0f, x, I, w_ih_l, I, 0.0f, j.gates, GH,
                           b_ih ? bias_l : NULL, b_ih ? FNN_BIAS_COL : FNN_BIAS_NONE,
@@ -369,13 +448,10 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
     }
     if (st == FNN_OK) {
         const int64_t first = s->reverse ? T : 0, last = s->reverse ? 0 : T;
-        float *h_first = j.hs + first * N * H, *c_first = j.cs ? j.cs + first * N * H : NULL;
-        if (h0) memcpy(h_first, h0, (size_t)(N * H) * sizeof(float));
-        else memset(h_first, 0, (size_t)(N * H) * sizeof(float));
-        if (c_first && c0) memcpy(c_first, c0, (size_t)(N * H) * sizeof(float));
-        else if (c_first) memset(c_first, 0, (size_t)(N * H) * sizeof(float));
+        copy_or_zero(j.hs + first * N * R, h0, N * R);
+        if (j.cs) copy_or_zero(j.cs + first * N * H, c0, N * H);
         run_forward(&j, choose_split(s, GH));
-        if (h_n) memcpy(h_n, j.hs + last * N * H, (size_t)(N * H) * sizeof(float));
+        if (h_n) memcpy(h_n, j.hs + last * N * R, (size_t)(N * R) * sizeof(float));
         if (c_n && j.cs) memcpy(c_n, j.cs + last * N * H, (size_t)(N * H) * sizeof(float));
     }
     free((void *)j.active);
@@ -387,55 +463,63 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
 }
 
 fnn_status fnn_rnn_backward(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh,
-                            float *db_ih, float *db_hh, const float *dy, const float *dh_n,
-                            const float *dc_n, float *workspace, const float *x,
-                            const float *w_ih, const float *w_hh, const int64_t *lengths,
-                            const fnn_rnn_shape *s, int accumulate_dx) {
+                            float *dw_hr, float *db_ih, float *db_hh, const float *dy,
+                            const float *dh_n, const float *dc_n, float *workspace,
+                            const float *x, const float *w_ih, const float *w_hh,
+                            const float *w_hr, const int64_t *lengths, const fnn_rnn_shape *s,
+                            int accumulate_dx) {
     fnn_status st = check_shape(s, lengths);
     if (st != FNN_OK) return st;
-    if (!workspace || !w_hh || (dx && !w_ih) || (dw_ih && !x)) return FNN_ERR_ARG;
-    const int64_t T = s->T, N = s->N, I = s->input_size, H = s->H, G = gates_of(s->cell), GH = G * H;
+    if (!workspace || !w_hh || (dx && !w_ih) || (dw_ih && !x) || (!w_hr) != (s->proj_size == 0))
+        return FNN_ERR_ARG;
+    const int64_t T = s->T, N = s->N, I = s->input_size, H = s->H, R = state_width(s);
+    const int64_t G = gates_of(s->cell), GH = G * H, P = s->proj_size;
     const int64_t TN = T * N, K = I > H ? I : H;
     const int lstm = s->cell == FNN_RNN_LSTM, gru = s->cell == FNN_RNN_GRU;
     rnn_job j;
     st = job_init(&j, s, workspace, lengths);
     int64_t *rows = layout_rows(G, H);
-    float *whh = malloc((size_t)(GH * H) * sizeof(float));
-    float *states = malloc((size_t)((lstm ? 3 : 2) * N * H) * sizeof(float));
+    float *whh = malloc((size_t)(GH * R) * sizeof(float));
+    /* dh[0], dh[1] (N, R); dc (N, H); dhr (N, H) */
+    float *states = malloc((size_t)(2 * N * R + (lstm ? N * H : 0) + (P ? N * H : 0)) *
+                           sizeof(float));
     float *dgh = gru ? malloc((size_t)(TN * GH) * sizeof(float)) : NULL;
+    float *dhp = P ? malloc((size_t)(TN * P) * sizeof(float)) : NULL;
     float *part = malloc((size_t)(GH * K + GH) * sizeof(float));
-    if (st == FNN_OK && (!rows || !whh || !states || (gru && !dgh) || !part)) st = FNN_ERR_NOMEM;
+    if (st == FNN_OK && (!rows || !whh || !states || (gru && !dgh) || (P && !dhp) || !part))
+        st = FNN_ERR_NOMEM;
     if (st == FNN_OK) {
-        gather_rows(whh, w_hh, rows, GH, H);
-        j.whh = whh, j.dy = dy, j.dgh = gru ? dgh : j.gates;
-        j.dh[0] = states, j.dh[1] = states + N * H, j.dc = lstm ? states + 2 * N * H : NULL;
-        if (dh_n) memcpy(j.dh[0], dh_n, (size_t)(N * H) * sizeof(float));
-        else memset(j.dh[0], 0, (size_t)(N * H) * sizeof(float));
-        if (j.dc && dc_n) memcpy(j.dc, dc_n, (size_t)(N * H) * sizeof(float));
-        else if (j.dc) memset(j.dc, 0, (size_t)(N * H) * sizeof(float));
+        gather_rows(whh, w_hh, rows, GH, R);
+        j.whh = whh, j.whr = w_hr, j.dhp = dhp, j.dy = dy, j.dgh = gru ? dgh : j.gates;
+        j.dh[0] = states, j.dh[1] = states + N * R;
+        float *next = states + 2 * N * R;
+        if (lstm) j.dc = next, next += N * H;
+        if (P) j.dhr = next;
+        copy_or_zero(j.dh[0], dh_n, N * R);
+        if (j.dc) copy_or_zero(j.dc, dc_n, N * H);
         run_backward(&j, choose_split(s, GH));
-        if (dh0) memcpy(dh0, j.dh[T & 1], (size_t)(N * H) * sizeof(float));
-        if (dc0 && j.dc) memcpy(dc0, j.dc, (size_t)(N * H) * sizeof(float));
-        else if (dc0) memset(dc0, 0, (size_t)(N * H) * sizeof(float));
+        if (dh0) memcpy(dh0, j.dh[T & 1], (size_t)(N * R) * sizeof(float));
+        if (dc0) copy_or_zero(dc0, j.dc, N * H);
     }
     /* the merged products over all T*N rows, in the layout, then back to torch's rows */
-    float *bias_part = part + GH * K;
-    const float *h_prev = j.hs + (s->reverse ? N * H : 0);
     if (st == FNN_OK && dw_ih) {
         st = fnn_sgemm(1, 0, GH, I, TN, 1.0f, j.gates, GH, x, I, 0.0f, part, I);
         if (st == FNN_OK) scatter_add_rows(dw_ih, part, rows, GH, I);
     }
     if (st == FNN_OK && dw_hh) {
-        st = fnn_sgemm(1, 0, GH, H, TN, 1.0f, j.dgh, GH, h_prev, H, 0.0f, part, H);
-        if (st == FNN_OK) scatter_add_rows(dw_hh, part, rows, GH, H);
+        const float *h_prev = j.hs + (s->reverse ? N * R : 0);
+        st = fnn_sgemm(1, 0, GH, R, TN, 1.0f, j.dgh, GH, h_prev, R, 0.0f, part, R);
+        if (st == FNN_OK) scatter_add_rows(dw_hh, part, rows, GH, R);
     }
-    if (st == FNN_OK && db_ih) {
+    if (st == FNN_OK && dw_hr && P)
+        st = fnn_sgemm(1, 0, P, H, TN, 1.0f, dhp, P, j.hr, H, 1.0f, dw_hr, H);
+    float *bias_part = part + GH * K;
+    if (st == FNN_OK && (db_ih || db_hh)) {
         st = fnn_linear_bias_backward(bias_part, j.gates, TN, GH, GH, 0);
-        if (st == FNN_OK) scatter_add_rows(db_ih, bias_part, rows, GH, 1);
-    }
-    if (st == FNN_OK && db_hh) {
-        st = fnn_linear_bias_backward(bias_part, j.dgh, TN, GH, GH, 0);
-        if (st == FNN_OK) scatter_add_rows(db_hh, bias_part, rows, GH, 1);
+        if (st == FNN_OK && db_ih) scatter_add_rows(db_ih, bias_part, rows, GH, 1);
+        /* LSTM and RNN: the hidden bias gets the same gradient as the input bias */
+        if (st == FNN_OK && db_hh && gru) st = fnn_linear_bias_backward(bias_part, dgh, TN, GH, GH, 0);
+        if (st == FNN_OK && db_hh) scatter_add_rows(db_hh, bias_part, rows, GH, 1);
     }
     if (st == FNN_OK && dx) {
         gather_rows(part, w_ih, rows, GH, I);
@@ -447,6 +531,7 @@ fnn_status fnn_rnn_backward(float *dx, float *dh0, float *dc0, float *dw_ih, flo
     free(whh);
     free(states);
     free(dgh);
+    free(dhp);
     free(part);
     return st;
 }

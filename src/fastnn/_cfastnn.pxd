@@ -171,19 +171,20 @@ cdef extern from "fastnn.h" nogil:
         FNN_RNN_LSTM
         FNN_RNN_GRU
     ctypedef struct fnn_rnn_shape:
-        int64_t T, N, input_size, H, ldy
+        int64_t T, N, input_size, H, proj_size, ldy
         fnn_rnn_cell cell
         int reverse
     int64_t fnn_rnn_workspace_floats(const fnn_rnn_shape *s)
     fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace,
                                const float *x, const float *h0, const float *c0,
-                               const float *w_ih, const float *w_hh, const float *b_ih,
-                               const float *b_hh, const int64_t *lengths,
+                               const float *w_ih, const float *w_hh, const float *w_hr,
+                               const float *b_ih, const float *b_hh, const int64_t *lengths,
                                const fnn_rnn_shape *s)
     fnn_status fnn_rnn_backward(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh,
-                                float *db_ih, float *db_hh, const float *dy, const float *dh_n,
-                                const float *dc_n, float *workspace, const float *x,
-                                const float *w_ih, const float *w_hh, const int64_t *lengths,
+                                float *dw_hr, float *db_ih, float *db_hh, const float *dy,
+                                const float *dh_n, const float *dc_n, float *workspace,
+                                const float *x, const float *w_ih, const float *w_hh,
+                                const float *w_hr, const int64_t *lengths,
                                 const fnn_rnn_shape *s, int accumulate_dx)
     # embedding lookup (embedding.c, embedding_api.c)
     fnn_status fnn_embedding_forward(float *out, const float *weight, const int64_t *indices,

@@ -81,31 +81,37 @@ class RNNBase(Module):
             if self.proj_size >= self.hidden_size:
                 raise ValueError(f"proj_size ({self.proj_size}) has to be smaller than "
                                  f"hidden_size ({self.hidden_size})")
-            raise ValueError("LSTM(proj_size > 0) is not supported by fastnn yet (the C "
-                             "kernel has no projection step)")
         if self.dropout > 0 and self.num_layers == 1:
             import warnings
             warnings.warn("dropout option adds dropout after all but last recurrent layer, "
                           f"so non-zero dropout expects num_layers greater than 1, but got "
                           f"dropout={self.dropout} and num_layers={self.num_layers}")
-        G, H, D = _GATES[mode], self.hidden_size, self.num_directions
+        G, H, D, R = _GATES[mode], self.hidden_size, self.num_directions, self._state_size
         for layer in range(self.num_layers):
-            n_in = self.input_size if layer == 0 else H * D
+            n_in = self.input_size if layer == 0 else R * D
             for sfx in self._suffixes():
                 name = f"l{layer}{sfx}"
                 setattr(self, f"weight_ih_{name}", Parameter(np.empty((G * H, n_in), np.float32)))
-                setattr(self, f"weight_hh_{name}", Parameter(np.empty((G * H, H), np.float32)))
+                setattr(self, f"weight_hh_{name}", Parameter(np.empty((G * H, R), np.float32)))
                 if self.bias:
                     setattr(self, f"bias_ih_{name}", Parameter(np.empty(G * H, np.float32)))
                     setattr(self, f"bias_hh_{name}", Parameter(np.empty(G * H, np.float32)))
                 else:
                     self.register_parameter(f"bias_ih_{name}", None)
                     self.register_parameter(f"bias_hh_{name}", None)
+                if self.proj_size:
+                    setattr(self, f"weight_hr_{name}",
+                            Parameter(np.empty((self.proj_size, H), np.float32)))
         self.reset_parameters()
 
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def _state_size(self) -> int:
+        """the width of h and of the output: proj_size with a projection, else hidden_size"""
+        return self.proj_size or self.hidden_size
 
     def _suffixes(self):
         return ("", "_reverse") if self.bidirectional else ("",)
@@ -119,13 +125,14 @@ class RNNBase(Module):
     def _weights(self, layer: int, d: int):
         name = f"l{layer}{self._suffixes()[d]}"
         return (getattr(self, f"weight_ih_{name}"), getattr(self, f"weight_hh_{name}"),
-                getattr(self, f"bias_ih_{name}"), getattr(self, f"bias_hh_{name}"))
+                getattr(self, f"bias_ih_{name}"), getattr(self, f"bias_hh_{name}"),
+                getattr(self, f"weight_hr_{name}") if self.proj_size else None)
 
     # ---- forward ---------------------------------------------------------------------
 
     def _split_hx(self, hx, N: int, batched: bool):
-        """(h0, c0) as (D*L, N, H) arrays or None."""
-        shape = (self.num_layers * self.num_directions, N, self.hidden_size)
+        """(h0, c0) as (D*L, N, R) and (D*L, N, H) arrays, or None."""
+        DL = self.num_layers * self.num_directions
         if hx is None:
             return None, None
         if self.mode == "lstm":
@@ -139,6 +146,7 @@ class RNNBase(Module):
             parts = (hx,)
         out = []
         for part, what in zip(parts, ("h_0", "c_0")):
+            shape = (DL, N, self._state_size if what == "h_0" else self.hidden_size)
             a = to_float32(part, what)
             shown = shape if batched else (shape[0], shape[2])
             if a.shape != shown:
@@ -177,20 +185,21 @@ class RNNBase(Module):
                 c0 = None if c0 is None else c0[:, order]
         x = np.ascontiguousarray(x)
         training = is_grad_enabled()
-        H, D = self.hidden_size, self.num_directions
+        R, D = self._state_size, self.num_directions
         inputs, workspaces, masks, h_n, c_n = [], [], [], [], []
         layer_in = x
         for layer in range(self.num_layers):
-            y = np.empty((T, N, D * H), np.float32)
+            y = np.empty((T, N, D * R), np.float32)
             for d in range(D):
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, d)
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, d)
                 k = layer * D + d
                 _, hk, ck, ws = ops.rnn(layer_in, w_ih._data, w_hh._data,
                                         None if b_ih is None else b_ih._data,
                                         None if b_hh is None else b_hh._data,
                                         None if h0 is None else h0[k],
                                         None if c0 is None else c0[k], self.mode, d == 1,
-                                        lengths, y, d * H, training)
+                                        lengths, y, d * R, training,
+                                        None if w_hr is None else w_hr._data)
                 h_n.append(hk)
                 c_n.append(ck)
                 workspaces.append(ws)
@@ -226,7 +235,8 @@ class RNNBase(Module):
     def _state_grad(self, g, N: int, batched: bool, order, what: str):
         if g is None:
             return None
-        shape = (self.num_layers * self.num_directions, N, self.hidden_size)
+        width = self._state_size if what == "grad_h_n" else self.hidden_size
+        shape = (self.num_layers * self.num_directions, N, width)
         a = to_float32(g, what)
         shown = shape if batched else (shape[0], shape[2])
         if a.shape != shown:
@@ -237,7 +247,7 @@ class RNNBase(Module):
     def backward(self, grad_output, grad_state=None, input_grad: bool = True):
         inputs, workspaces, masks, lengths, order, batched, had_hx = self._saved()
         T, N = inputs[0].shape[:2]
-        H, D, L = self.hidden_size, self.num_directions, self.num_layers
+        H, R, D, L = self.hidden_size, self._state_size, self.num_directions, self.num_layers
         if self.mode == "lstm":
             if grad_state is None:
                 grad_state = (None, None)
@@ -252,10 +262,9 @@ class RNNBase(Module):
         g = None
         if grad_output is not None:
             g = to_float32(grad_output, "grad_output")
-            want = (T, N, D * H) if not batched else (
-                (N, T, D * H) if self.batch_first else (T, N, D * H))
+            want = (N, T, D * R) if batched and self.batch_first else (T, N, D * R)
             if not batched:
-                want = (T, D * H)
+                want = (T, D * R)
             if g.shape != want:
                 raise ValueError(f"grad_output must have the output's shape {want}, got "
                                  f"{g.shape}")
@@ -266,7 +275,7 @@ class RNNBase(Module):
             if order is not None:
                 g = g[:, order]
             g = np.ascontiguousarray(g)
-        dh0 = np.zeros((L * D, N, H), np.float32)
+        dh0 = np.zeros((L * D, N, R), np.float32)
         dc0 = np.zeros((L * D, N, H), np.float32) if self.mode == "lstm" else None
         for layer in range(L - 1, -1, -1):
             if g is not None and masks[layer] is not None:
@@ -275,14 +284,15 @@ class RNNBase(Module):
             need_dx = layer > 0 or input_grad
             dx = None
             for d in range(D):
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, d)
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, d)
                 k = layer * D + d
                 grads = (_grad_param(w_ih), _grad_param(w_hh), _grad_param(b_ih),
-                         _grad_param(b_hh))
+                         _grad_param(b_hh), _grad_param(w_hr))
                 dxd, dhk, dck, *_ = ops.rnn_backward(
                     g, None if g_h is None else g_h[k], None if g_c is None else g_c[k],
                     workspaces[k], x, w_ih._data, w_hh._data, self.mode, d == 1, lengths,
-                    d * H, need_dx and dx is None, dx if need_dx else None, grads)
+                    d * R, need_dx and dx is None, dx if need_dx else None, grads,
+                    w_hr=None if w_hr is None else w_hr._data)
                 if dx is None:
                     dx = dxd
                 dh0[k] = dhk
@@ -321,6 +331,8 @@ class RNNBase(Module):
                   "bidirectional": self.bidirectional}
         if self.mode in ("rnn_tanh", "rnn_relu"):
             config["nonlinearity"] = self.mode[4:]
+        if self.mode == "lstm":
+            config["proj_size"] = self.proj_size
         return config
 
     @classmethod
@@ -328,6 +340,10 @@ class RNNBase(Module):
         from fastnn.nn.container_protocol import config_bool, config_int
         n_in = config_int(config, "input_size", 1)
         H = config_int(config, "hidden_size", 1)
+        P = config_int(config, "proj_size", 0) if "proj_size" in config else 0
+        if P >= H or (P and cls._mode != "lstm"):
+            raise ValueError(f"proj_size ({P}) must be smaller than hidden_size ({H}), LSTM only")
+        R = P or H
         layers = config_int(config, "num_layers", 1)
         D = 2 if config_bool(config, "bidirectional") else 1
         bias = config_bool(config, "bias")
@@ -336,11 +352,13 @@ class RNNBase(Module):
         for layer in range(layers):
             for sfx in ("", "_reverse")[:D]:
                 name = f"l{layer}{sfx}"
-                state[f"weight_ih_{name}"] = ((G * H, n_in if layer == 0 else D * H), "F32")
-                state[f"weight_hh_{name}"] = ((G * H, H), "F32")
+                state[f"weight_ih_{name}"] = ((G * H, n_in if layer == 0 else D * R), "F32")
+                state[f"weight_hh_{name}"] = ((G * H, R), "F32")
                 if bias:
                     state[f"bias_ih_{name}"] = ((G * H,), "F32")
                     state[f"bias_hh_{name}"] = ((G * H,), "F32")
+                if P:
+                    state[f"weight_hr_{name}"] = ((P, H), "F32")
         return state
 
     def extra_repr(self) -> str:
@@ -357,6 +375,8 @@ class RNNBase(Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s
 
 
