@@ -195,3 +195,46 @@ def rmsprop_step(p, g, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0
         p -= lr * momentum_buf
     else:
         p -= lr * g / avg
+
+
+def rnn_layer(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, mode="lstm",
+              reverse=False, lengths=None, w_hr=None):
+    """One recurrent layer and direction in float64, torch's equations: x (T, N, I);
+    returns (y (T, N, R), h_n (N, R), c_n (N, H) or None). lengths: steps past a
+    sequence's length leave its state and give 0."""
+    x, w_ih, w_hh = f64(x), f64(w_ih), f64(w_hh)
+    T, N, _ = x.shape
+    G = {"lstm": 4, "gru": 3}.get(mode, 1)
+    H = w_ih.shape[0] // G
+    R = H if w_hr is None else w_hr.shape[0]
+    b_ih = np.zeros(G * H) if b_ih is None else f64(b_ih)
+    b_hh = np.zeros(G * H) if b_hh is None else f64(b_hh)
+    h = np.zeros((N, R)) if h0 is None else f64(h0)
+    c = np.zeros((N, H)) if c0 is None else f64(c0)
+    lengths = np.full(N, T) if lengths is None else np.asarray(lengths)
+    y = np.zeros((T, N, R))
+    sig = lambda a: 1.0 / (1.0 + np.exp(-a))  # noqa: E731
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        gi = x[t] @ w_ih.T + b_ih
+        gh = h @ w_hh.T + b_hh
+        c_new = c
+        if mode == "lstm":
+            i, f, g, o = np.split(gi + gh, 4, axis=1)
+            c_new = sig(f) * c + sig(i) * np.tanh(g)
+            h_new = sig(o) * np.tanh(c_new)
+            if w_hr is not None:
+                h_new = h_new @ f64(w_hr).T
+        elif mode == "gru":
+            ir, iz, i_n = np.split(gi, 3, axis=1)
+            hr, hz, h_n = np.split(gh, 3, axis=1)
+            r, z = sig(ir + hr), sig(iz + hz)
+            n = np.tanh(i_n + r * h_n)
+            h_new = (1 - z) * n + z * h
+        else:
+            a = gi + gh
+            h_new = np.tanh(a) if mode == "rnn_tanh" else np.maximum(a, 0.0)
+        live = (lengths > t)[:, None]
+        h = np.where(live, h_new, h)
+        c = np.where(live, c_new, c)
+        y[t] = np.where(live, h_new, 0.0)
+    return y, h, (c if mode == "lstm" else None)
