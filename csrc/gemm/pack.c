@@ -20,30 +20,37 @@
  * into panels of `width` lanes, lane l of step k at panel[k * width + l]. */
 void FNN_K(fnn_gemm_pack)(float *dst, const float *X, int64_t ld, int lanes_adjacent, int64_t l0,
                           int64_t k0, int64_t nlanes, int64_t kc, int64_t width) {
+    if (lanes_adjacent) {
+        /* step by step, each source row read once from start to end (a panel at a
+         * time would walk kc rows `ld` apart per panel, re-reading shared lines) */
+        for (int64_t k = 0; k < kc; k++) {
+            const float *src = X + (k0 + k) * ld + l0;
+            for (int64_t p = 0; p < nlanes; p += width) {
+                float *dst_k = dst + p * kc + k * width;
+                int64_t lanes = nlanes - p < width ? nlanes - p : width;
+                for (int64_t l = 0; l < width; l += FNN_VW) {
+                    vf v = l < lanes ? vf_load_w(src + p + l, vf_lanes(lanes - l), 0.0f)
+                                     : vf_zero();
+                    vf_store_w(dst_k + l, v, vf_lanes(width - l));
+                }
+            }
+        }
+        return;
+    }
+    /* lanes along k: FNN_VW x FNN_VW blocks through registers, the ragged k tail by hand */
     for (int64_t p = 0; p < nlanes; p += width) {
         float *panel = dst + p * kc;
         int64_t lanes = nlanes - p < width ? nlanes - p : width;
-        if (lanes_adjacent) {
-            for (int64_t k = 0; k < kc; k++) {
-                const float *src = X + (k0 + k) * ld + l0 + p;
-                for (int64_t l = 0; l < width; l += FNN_VW) {
-                    vf v = l < lanes ? vf_load_w(src + l, vf_lanes(lanes - l), 0.0f) : vf_zero();
-                    vf_store_w(panel + k * width + l, v, vf_lanes(width - l));
-                }
-            }
-        } else {
-            /* FNN_VW x FNN_VW blocks through registers, the ragged k tail by hand */
-            int64_t kfull = kc / FNN_VW * FNN_VW;
-            for (int64_t k = 0; k < kfull; k += FNN_VW)
-                for (int64_t l = 0; l < lanes; l += FNN_VW)
-                    vf_transpose_block(panel + k * width + l, width, X + (l0 + p + l) * ld + k0 + k,
-                                       ld, lanes - l < FNN_VW ? lanes - l : FNN_VW);
-            for (int64_t l = 0; l < lanes; l++) {
-                const float *src = X + (l0 + p + l) * ld + k0;
-                for (int64_t k = kfull; k < kc; k++) panel[k * width + l] = src[k];
-            }
-            for (int64_t k = 0; k < kc && lanes < width; k++)
-                memset(panel + k * width + lanes, 0, (size_t)(width - lanes) * sizeof(float));
+        int64_t kfull = kc / FNN_VW * FNN_VW;
+        for (int64_t k = 0; k < kfull; k += FNN_VW)
+            for (int64_t l = 0; l < lanes; l += FNN_VW)
+                vf_transpose_block(panel + k * width + l, width, X + (l0 + p + l) * ld + k0 + k,
+                                   ld, lanes - l < FNN_VW ? lanes - l : FNN_VW);
+        for (int64_t l = 0; l < lanes; l++) {
+            const float *src = X + (l0 + p + l) * ld + k0;
+            for (int64_t k = kfull; k < kc; k++) panel[k * width + l] = src[k];
         }
+        for (int64_t k = 0; k < kc && lanes < width; k++)
+            memset(panel + k * width + lanes, 0, (size_t)(width - lanes) * sizeof(float));
     }
 }
