@@ -425,8 +425,8 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
                            const float *h0, const float *c0, const float *w_ih,
                            const float *w_hh, const float *w_hr, const float *b_ih,
                            const float *b_hh, const int64_t *lengths, const fnn_rnn_shape *s);
-/* Backward of one fnn_rnn_forward, given its workspace (overwritten: one
- * backward per forward) and the gradients dy (rows as y, ldy) of the output
+/* Backward of one fnn_rnn_forward, given its workspace (which holds x too;
+ * overwritten: one backward per forward) and the gradients dy (rows as y, ldy) of the output
  * sequence and dh_n (N, R), dc_n (N, H) of the final state (each NULL for
  * zero). Each output is skipped when NULL: dx (T, N, I) (+)= by accumulate_dx;
  * dh0 (N, R), dc0 (N, H) written; dw_ih, dw_hh, dw_hr, db_ih, db_hh += (the
@@ -434,9 +434,8 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
 fnn_status fnn_rnn_backward(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh,
                             float *dw_hr, float *db_ih, float *db_hh, const float *dy,
                             const float *dh_n, const float *dc_n, float *workspace,
-                            const float *x, const float *w_ih, const float *w_hh,
-                            const float *w_hr, const int64_t *lengths, const fnn_rnn_shape *s,
-                            int accumulate_dx);
+                            const float *w_ih, const float *w_hh, const float *w_hr,
+                            const int64_t *lengths, const fnn_rnn_shape *s, int accumulate_dx);
 
 /* ---- embedding lookup (embedding.c, embedding_api.c) --------------------------
  * Dimension letters: V rows of the table, E embedding size, L lookups.

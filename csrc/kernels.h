@@ -251,17 +251,18 @@ typedef struct {
 /* ---- recurrent cells (rnn/cell.c): one block of units, m rows ---------------
  * A block is w <= FNN_RNN_UNITS hidden units; its G gates sit side by side (gate
  * g in columns g*w .. g*w + w - 1 of the block: rnn_api.c's interleaved layout).
- * Arrays (m, w) have row stride ld, gate arrays (m, G*w) row stride ldg, y and
- * dy (m, w) row stride ldy; hg (m, G*w) row stride ldhg. Cells and their letters
- * as fastnn.h's fnn_rnn_cell. */
+ * Arrays (m, w) have row stride ld, except h and h_prev (row stride ldh); gate
+ * arrays (m, G*w) row stride ldg; y and dy (m, w) row stride ldy; the tile hg row
+ * stride ldhg. Cells and their letters as fastnn.h's fnn_rnn_cell. */
 #define FNN_RNN_UNITS 32
 typedef struct {
-    int64_t m, w, ld, ldg, ldy, ldhg;
-    float *gates;         /* (m, G*w) in: input projection + folded biases; out: the gates
-                             after their activations (RNN: h) */
-    const float *hg;      /* (m, G*w): h_prev @ W_hh^T (no bias) of the block */
+    int64_t m, w, ld, ldh, ldg, ldy, ldhg;
+    const float *hg;      /* (m, G*w): [x | h_prev] W'^T of the block, without bias; GRU
+                             (m, 4*w): r, z (both parts), then n's x part and h part */
+    const float *bias;    /* (G*w,): b_ih + b_hh (GRU n: b_in alone), or NULL */
     const float *b_hn;    /* (w,) GRU: the hidden bias of n, or NULL */
-    const float *h_prev;  /* (m, w) */
+    float *gates;         /* (m, G*w) out: the gates after their activations (RNN: h) */
+    const float *h_prev;  /* (m, w) GRU */
     float *h;             /* (m, w) the new state */
     float *y;             /* (m, w) the output, a copy of h */
     const float *c_prev;  /* LSTM (m, w) */
@@ -269,7 +270,7 @@ typedef struct {
     float *hn;            /* GRU (m, w): W_hn h_prev + b_hn, for backward */
 } fnn_rnn_cell_forward_args;
 typedef struct {
-    int64_t m, w, ld, ldg, ldy;
+    int64_t m, w, ld, ldh, ldg, ldy;
     float *dgates;        /* (m, G*w) in: the forward's gates; out: d of the pre-activations
                              on the input side (x W_ih^T + b_ih) */
     float *dgh;           /* GRU (m, G*w), ldg: d of h_prev W_hh^T + b_hh; others NULL */
@@ -278,7 +279,7 @@ typedef struct {
     float *dh_prev;       /* GRU (m, w): set to the direct part dh_t * z */
     float *dc;            /* LSTM (m, w): in d of c_t from the later steps, out d of c_prev */
     const float *c, *c_prev; /* LSTM (m, w) */
-    const float *h_prev;  /* GRU (m, w) */
+    const float *h_prev;  /* GRU (m, w), row stride ldh */
     const float *hn;      /* GRU (m, w) */
 } fnn_rnn_cell_backward_args;
 typedef void (*fnn_rnn_cell_forward_fn)(const fnn_rnn_cell_forward_args *a);
@@ -286,10 +287,18 @@ typedef void (*fnn_rnn_cell_backward_fn)(const fnn_rnn_cell_backward_args *a);
 /* dst[k * ld_dst + r] = src[r * ld_src + k] for r < rows, k < K */
 typedef void (*fnn_rnn_transpose_fn)(float *dst, int64_t ld_dst, const float *src,
                                      int64_t ld_src, int64_t rows, int64_t K);
+/* C (m, n) = A (m, K) B (K, n) (+ C when accumulate), row strides lda, ldb, ldc, for
+ * m <= FNN_RNN_FEW_ROWS: a step of one or two sequences. Every element sums its K
+ * products in order from zero, as the GEMM micro-kernel does, so results match it. */
+#define FNN_RNN_FEW_ROWS 2
+typedef void (*fnn_rnn_few_rows_product_fn)(int64_t K, const float *A, int64_t lda,
+                                            const float *B, int64_t ldb, float *C, int64_t ldc,
+                                            int64_t m, int64_t n, int accumulate);
 typedef struct {
     fnn_rnn_cell_forward_fn forward[FNN_RNN_CELL_COUNT];
     fnn_rnn_cell_backward_fn backward[FNN_RNN_CELL_COUNT];
     fnn_rnn_transpose_fn transpose;
+    fnn_rnn_few_rows_product_fn few_rows_product;
 } fnn_rnn_kernels;
 
 /* ---- the families, once ------------------------------------------------------

@@ -3,8 +3,9 @@
  *
  * Each call runs one block of w <= FNN_RNN_UNITS hidden units over m rows (kernels.h:
  * fnn_rnn_cell_forward_args / _backward_args give every array's shape). rnn_api.c
- * calls the forward right after the recurrent GEMM has filled the block's tile hg,
- * while it is in L1, and the backward once per step before the dh GEMM. Vectors run
+ * calls the forward right after the step's GEMM ([x_t | h_prev] times the packed
+ * weights) has filled the block's tile hg, while it is in L1, and the backward once
+ * per step before the dh GEMM. Vectors run
  * along the units; each element's arithmetic is the same wherever the block starts.
  * Gates are post-activation in the saved tile, so backward needs no transcendental
  * except LSTM's tanh(c). Sigmoid and tanh come from vmath.h.
@@ -23,15 +24,20 @@ FNN_INLINE vf one(void) { return vf_set1(1.0f); }
 FNN_INLINE vf relu(vf x) { return vf_add(vf_max(vf_zero(), x), vf_zero()); }
 
 /* ---- vanilla RNN: h = act(a), a = x-part + h-part (G = 1) ---------------------- */
+/* the bias of lanes [u, u + n) of gate block k, or 0 */
+FNN_INLINE vf bias_of(const fnn_rnn_cell_forward_args *a, int64_t k, int64_t u, int64_t n) {
+    return a->bias ? load(a->bias + k * a->w + u, n) : vf_zero();
+}
+
 FNN_INLINE void rnn_forward(const fnn_rnn_cell_forward_args *a, int is_relu) {
     for (int64_t i = 0; i < a->m; i++) {
         float *g = a->gates + i * a->ldg;
         const float *hg = a->hg + i * a->ldhg;
         FOR_LANES(u, n, a->w) {
-            vf pre = vf_add(load(g + u, n), load(hg + u, n));
+            vf pre = vf_add(load(hg + u, n), bias_of(a, 0, u, n));
             vf h = is_relu ? relu(pre) : vf_tanh(pre);
             store(g + u, h, n);
-            store(a->h + i * a->ld + u, h, n);
+            store(a->h + i * a->ldh + u, h, n);
             store(a->y + i * a->ldy + u, h, n);
         }
     }
@@ -67,10 +73,10 @@ static void FNN_K(lstm_forward)(const fnn_rnn_cell_forward_args *a) {
         float *g = a->gates + r * a->ldg;
         const float *hg = a->hg + r * a->ldhg;
         FOR_LANES(u, n, w) {
-            vf i = vf_sigmoid(vf_add(load(g + u, n), load(hg + u, n)));
-            vf f = vf_sigmoid(vf_add(load(g + w + u, n), load(hg + w + u, n)));
-            vf gg = vf_tanh(vf_add(load(g + 2 * w + u, n), load(hg + 2 * w + u, n)));
-            vf o = vf_sigmoid(vf_add(load(g + 3 * w + u, n), load(hg + 3 * w + u, n)));
+            vf i = vf_sigmoid(vf_add(load(hg + u, n), bias_of(a, 0, u, n)));
+            vf f = vf_sigmoid(vf_add(load(hg + w + u, n), bias_of(a, 1, u, n)));
+            vf gg = vf_tanh(vf_add(load(hg + 2 * w + u, n), bias_of(a, 2, u, n)));
+            vf o = vf_sigmoid(vf_add(load(hg + 3 * w + u, n), bias_of(a, 3, u, n)));
             vf c = vf_fmadd(f, load(a->c_prev + r * a->ld + u, n), vf_mul(i, gg));
             vf h = vf_mul(o, vf_tanh(c));
             store(g + u, i, n);
@@ -78,7 +84,7 @@ static void FNN_K(lstm_forward)(const fnn_rnn_cell_forward_args *a) {
             store(g + 2 * w + u, gg, n);
             store(g + 3 * w + u, o, n);
             store(a->c + r * a->ld + u, c, n);
-            store(a->h + r * a->ld + u, h, n);
+            store(a->h + r * a->ldh + u, h, n);
             store(a->y + r * a->ldy + u, h, n);
         }
     }
@@ -113,26 +119,26 @@ static void FNN_K(lstm_backward)(const fnn_rnn_cell_backward_args *a) {
 }
 
 /* ---- GRU: gates (r, z, n), torch's form -------------------------------------
- * r, z = sigmoid(x-part + h-part), hn = h-part of n + b_hn,
- * n = tanh(x-part of n + r hn), h = n + z (h_prev - n). */
+ * r, z = sigmoid(x-part + h-part + biases), hn = h-part of n + b_hn,
+ * n = tanh(x-part of n + b_in + r hn), h = n + z (h_prev - n). */
 static void FNN_K(gru_forward)(const fnn_rnn_cell_forward_args *a) {
     const int64_t w = a->w;
     for (int64_t i = 0; i < a->m; i++) {
         float *g = a->gates + i * a->ldg;
         const float *hg = a->hg + i * a->ldhg;
         FOR_LANES(u, n, w) {
-            vf r = vf_sigmoid(vf_add(load(g + u, n), load(hg + u, n)));
-            vf z = vf_sigmoid(vf_add(load(g + w + u, n), load(hg + w + u, n)));
-            vf hn = load(hg + 2 * w + u, n);
+            vf r = vf_sigmoid(vf_add(load(hg + u, n), bias_of(a, 0, u, n)));
+            vf z = vf_sigmoid(vf_add(load(hg + w + u, n), bias_of(a, 1, u, n)));
+            vf hn = load(hg + 3 * w + u, n);
             if (a->b_hn) hn = vf_add(hn, load(a->b_hn + u, n));
-            vf nn = vf_tanh(vf_fmadd(r, hn, load(g + 2 * w + u, n)));
-            vf hp = load(a->h_prev + i * a->ld + u, n);
+            vf nn = vf_tanh(vf_fmadd(r, hn, vf_add(load(hg + 2 * w + u, n), bias_of(a, 2, u, n))));
+            vf hp = load(a->h_prev + i * a->ldh + u, n);
             vf h = vf_fmadd(z, vf_sub(hp, nn), nn);
             store(g + u, r, n);
             store(g + w + u, z, n);
             store(g + 2 * w + u, nn, n);
             store(a->hn + i * a->ld + u, hn, n);
-            store(a->h + i * a->ld + u, h, n);
+            store(a->h + i * a->ldh + u, h, n);
             store(a->y + i * a->ldy + u, h, n);
         }
     }
@@ -148,7 +154,7 @@ static void FNN_K(gru_backward)(const fnn_rnn_cell_backward_args *a) {
         float *gh = a->dgh + i * a->ldg;
         FOR_LANES(u, n, w) {
             vf r = load(g + u, n), z = load(g + w + u, n), nn = load(g + 2 * w + u, n);
-            vf hp = load(a->h_prev + i * a->ld + u, n), hn = load(a->hn + i * a->ld + u, n);
+            vf hp = load(a->h_prev + i * a->ldh + u, n), hn = load(a->hn + i * a->ld + u, n);
             vf dh = rows_dh(a, i, u, n);
             vf dn = vf_mul(vf_mul(dh, vf_sub(one(), z)), vf_fnmadd(nn, nn, one()));
             vf dz = vf_mul(vf_mul(dh, vf_sub(hp, nn)), vf_mul(z, vf_sub(one(), z)));
@@ -178,6 +184,60 @@ static void FNN_K(rnn_transpose)(float *dst, int64_t ld_dst, const float *src, i
     }
 }
 
+/* the few-rows product over columns in groups of RV vectors: 8 (16) independent
+ * accumulators per k instead of a micro-tile's 2 (4) whose FMA chains it would wait on,
+ * and B's rows read as runs of RV vectors */
+#define RV 8
+FNN_INLINE void few_rows_group(int64_t K, const float *A, int64_t lda, const float *B,
+                               int64_t ldb, float *C, int64_t ldc, int64_t n, int accumulate,
+                               int rows) {
+    vf acc[FNN_RNN_FEW_ROWS][RV];
+    vm cols[RV];
+#pragma GCC unroll 8
+    for (int v = 0; v < RV; v++) {
+        int64_t w = n - v * FNN_VW;
+        cols[v] = vm_first(w <= 0 ? 0 : vf_lanes(w));
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < FNN_RNN_FEW_ROWS; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < RV; v++) acc[i][v] = vf_zero();
+    const int nv = (int)((n + FNN_VW - 1) / FNN_VW);
+    for (int64_t k = 0; k < K; k++) {
+        vf b[RV];
+#pragma GCC unroll 8
+        for (int v = 0; v < RV; v++)
+            if (v < nv) b[v] = vf_load_masked(B + k * ldb + v * FNN_VW, cols[v]);
+#pragma GCC unroll 2
+        for (int i = 0; i < rows; i++) {
+            const vf a = vf_set1(A[i * lda + k]);
+#pragma GCC unroll 8
+            for (int v = 0; v < RV; v++)
+                if (v < nv) acc[i][v] = vf_fmadd(a, b[v], acc[i][v]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < rows; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < RV; v++) {
+            if (v >= nv) break;
+            float *c = C + i * ldc + v * FNN_VW;
+            vf r = acc[i][v];
+            if (accumulate) r = vf_add(vf_load_masked(c, cols[v]), r);
+            vf_store_masked(c, r, cols[v]);
+        }
+}
+
+static void FNN_K(few_rows_product)(int64_t K, const float *A, int64_t lda, const float *B,
+                                    int64_t ldb, float *C, int64_t ldc, int64_t m, int64_t n,
+                                    int accumulate) {
+    for (int64_t c = 0; c < n; c += RV * FNN_VW) {
+        const int64_t w = n - c < RV * FNN_VW ? n - c : RV * FNN_VW;
+        if (m == 1) few_rows_group(K, A, lda, B + c, ldb, C + c, ldc, w, accumulate, 1);
+        else few_rows_group(K, A, lda, B + c, ldb, C + c, ldc, w, accumulate, 2);
+    }
+}
+
 const fnn_rnn_kernels FNN_K(fnn_rnn_kernels) = {
     .forward = {[FNN_RNN_TANH] = FNN_K(rnn_tanh_forward), [FNN_RNN_RELU] = FNN_K(rnn_relu_forward),
                 [FNN_RNN_LSTM] = FNN_K(lstm_forward), [FNN_RNN_GRU] = FNN_K(gru_forward)},
@@ -185,4 +245,5 @@ const fnn_rnn_kernels FNN_K(fnn_rnn_kernels) = {
                  [FNN_RNN_RELU] = FNN_K(rnn_relu_backward),
                  [FNN_RNN_LSTM] = FNN_K(lstm_backward), [FNN_RNN_GRU] = FNN_K(gru_backward)},
     .transpose = FNN_K(rnn_transpose),
+    .few_rows_product = FNN_K(few_rows_product),
 };

@@ -1,37 +1,39 @@
 /*
  * rnn/rnn_api.c - recurrent layers over whole sequences: fnn_rnn_forward / _backward.
- * Compiled once. Dimension letters as fastnn.h (T, N, I, H, G); GH = G*H.
+ * Compiled once. Dimension letters as fastnn.h (T, N, I, H, G, P, R); GH = G*H and
+ * K = I + R, the width of a step's GEMM operand [x_t | h_prev].
  *
- * Interleaved layout. Every gate array (the projection that becomes the saved gates,
- * their gradients, the weights as this file repacks them) orders its GH columns by
- * block of units: block b holds units b*U .. b*U + w - 1 (U = FNN_RNN_UNITS,
- * w = min(U, H - b*U)) with its G gates side by side, column b*G*U + g*w + u. One
- * block's tile of the recurrent product holds every gate of its units, so the cell
- * (rnn/cell.c) runs on it while it is in L1.
+ * Interleaved layout. Every gate array (the saved gates, their gradients, the
+ * weights as this file repacks them) orders its GH columns by block of units: block
+ * b holds units b*U .. b*U + w - 1 (U = FNN_RNN_UNITS, w = min(U, H - b*U)) with its G
+ * gates side by side, column b*G*U + g*w + u. One block's tile of a step's product
+ * holds every gate of its units, so the cell (rnn/cell.c) runs on it while it is in L1.
  *
- * Forward, one call per layer and direction:
- *   gates (T*N, GH) = x W_ih'^T + bias'     one GEMM over every step; W_ih' is w_ih
- *                                           with its rows in the layout, bias' = b_ih +
- *                                           b_hh (GRU: b_hh of n stays apart, inside r)
- *   per step, per tile of rows, per block:  hg = h_prev W_hh'^T (GEMM micro-kernel, from
- *                                           W_hh'^T packed once per call, (H, GH)), then
- *                                           the cell: gates <- activations, h, c, y
+ * Forward, one call per layer and direction. W' (K, GH) = [w_ih | w_hh]^T with its
+ * columns in the layout, packed once per call block by block (block b's (K, G*w) is
+ * contiguous, at K * b*G*U). Per step, per tile of rows, per block:
+ *   hg = [x_t | h_prev] W'[:, block]     one micro-kernel pass over K = I + R (the
+ *                                        input projection rides along with the
+ *                                        recurrent product; GRU runs n's two parts
+ *                                        apart: r multiplies only the hidden one)
+ *   the cell: + bias, activations, c and h, into the saved gates, the state and y
  * Backward, steps in reverse: the cell's backward turns the saved gates into their
- * gradients dG in place (GRU: and the hidden side dGh apart), then dh_prev = dGh W_hh'
- * (+ GRU's direct term). After the loop: dW_ih' = dG^T x, dW_hh' = dGh^T H_prev,
- * db = column sums, dx = dG W_ih', each one GEMM over all T*N rows, scattered back to
- * torch's row order.
+ * gradients dG in place (GRU: the hidden side dGh apart), then dh_prev = dGh W_hh'
+ * (+ GRU's direct term). After the loop, over all T*N rows at once: [dW_ih' | dW_hh']
+ * = dG^T [x | h_prev] (one GEMM; GRU: two, dG and dGh), db = column sums, dx = dG W_ih',
+ * then back to torch's row order.
  *
  * A projection (LSTM proj_size P): the cells write o tanh(c) to hr (T, N, H); then
  * h = hr w_hr^T per step (after every block of the rows: the next step needs all of
  * h); backward turns dh into dhr = dh w_hr first and keeps dh (T, N, P) for
  * dW_hr = dh^T hr after the loop.
  *
- * Workspace: gates (T, N, GH); h (T+1, N, R) the states; c (T+1, N, H) LSTM's cell
- * states; hn (T, N, H) GRU's W_hn h_prev + b_hn; hr (T, N, H) with a projection.
- * Step t reads state slot t and writes t + 1 (reverse: reads t + 1, writes t), so
- * slots [0, T) (reverse [1, T]) are the previous states of steps 0 .. T-1 in time
- * order: one GEMM gives dW_hh.
+ * Workspace: gates (T, N, GH); xh (T+1, N, K) state slots; c (T+1, N, H) LSTM's cell
+ * states; hn (T, N, H) GRU's W_hn h_prev + b_hn; hr (T, N, H) with a projection. Step
+ * t reads slot t and writes the h part of slot t + 1 (reverse: reads t + 1, writes t);
+ * the slot a step reads holds x_t in its first I columns. So slots [0, T) (reverse
+ * [1, T]) are [x_t | h_prev] of steps 0 .. T-1 in time order, the weight gradient's
+ * one operand, and the last slot written is h_n.
  *
  * Threads: a batch of >= 2 * FNN_RNN_CHUNK_ROWS rows is cut into chunks of rows that
  * each run every step with no barrier; a smaller batch with enough work per step splits
@@ -46,7 +48,7 @@
 #define U FNN_RNN_UNITS
 #define FNN_RNN_MR_MAX 16
 #define FNN_RNN_CHUNK_ROWS 16
-/* multiply-adds of one step's recurrent product below which one thread runs it all */
+/* multiply-adds of one step's product below which one thread runs it all */
 #define FNN_RNN_SERIAL_WORK (1 << 18)
 
 static int64_t gates_of(fnn_rnn_cell cell) {
@@ -59,21 +61,24 @@ typedef struct {
     const fnn_rnn_kernels *k;
     const fnn_gemm_kernels *gk;
     int64_t G, GH, blocks;
-    int64_t R;               /* width of h: P with a projection, else H */
+    int64_t I, R, K;         /* input width, state width (P or H), I + R */
     const int64_t *active;   /* (T,): rows [0, active[t]) are inside their sequence */
-    float *gates, *hs, *cs, *hn, *hr;
-    float *y;                /* forward */
-    const float *whr_t;      /* forward, projection: (H, P), w_hr transposed */
-    const float *whr;        /* backward, projection: (P, H) */
-    float *dhp;              /* backward, projection: (T*N, P), dh of each step */
-    float *dhr;              /* backward, projection: (N, H), dh through the projection */
-    const float *whh_t;      /* forward: (H, GH), W_hh' transposed */
-    const float *b_hn;       /* forward, GRU: (H,) or NULL */
-    const float *whh;        /* backward: (GH, H), W_hh' */
-    float *dgh;              /* backward: (T*N, GH), GRU's hidden side, else = gates */
+    float *gates, *xh, *cs, *hn, *hr;
+    /* forward */
+    float *y;
+    const float *w_t;        /* [w_ih | w_hh]^T in the layout, block by block: (K, G*w) each */
+    const float *bias;       /* (GH,) in the layout, or NULL */
+    const float *b_hn;       /* GRU: (H,) or NULL */
+    const float *whr_t;      /* projection: (H, P), w_hr transposed */
+    /* backward */
+    const float *whh;        /* (GH, R): w_hh's rows in the layout */
+    const float *whr;        /* projection: (P, H) */
+    float *dhp;              /* projection: (T*N, P), dh of each step */
+    float *dhr;              /* projection: (N, H), dh through the projection */
+    float *dgh;              /* (T*N, GH), GRU's hidden side, else = gates */
     const float *dy;
-    float *dh[2];            /* backward: (N, R) each, the gradient at h, by step parity */
-    float *dc;               /* backward, LSTM: (N, H) */
+    float *dh[2];            /* (N, R) each, the gradient at h, by step parity */
+    float *dc;               /* LSTM: (N, H) */
 } rnn_job;
 
 static int64_t slot_prev(const fnn_rnn_shape *s, int64_t t) { return s->reverse ? t + 1 : t; }
@@ -82,6 +87,10 @@ static int64_t slot_next(const fnn_rnn_shape *s, int64_t t) { return s->reverse 
 static int64_t active_end(const rnn_job *j, int64_t t, int64_t r0, int64_t r1) {
     int64_t a = j->active[t];
     return a < r0 ? r0 : a > r1 ? r1 : a;
+}
+/* row n of state slot q, and the h part of it */
+static float *slot_row(const rnn_job *j, int64_t q, int64_t n) {
+    return j->xh + (q * j->s->N + n) * j->K;
 }
 
 /* rows [r0, r1) of (rows, ld) from src to dst, columns [c0, c1) */
@@ -97,34 +106,57 @@ static void zero_rows(float *dst, int64_t ld, int64_t r0, int64_t r1, int64_t c0
 
 /* ---- forward ------------------------------------------------------------------ */
 
-/* step t for rows [r0, r1) and unit blocks [b0, b1): the recurrent tile, then the cell */
+/* C tile (m <= MR, n) with row stride ldc = A (m, K) B (K, n) (+ C when beta is 1), A
+ * row stride lda, B ldb: micro-tiles of the GEMM, or for one or two rows the few-rows
+ * product (the same sums, from more independent accumulators) */
+static void product(const rnn_job *j, int64_t K, const float *A, int64_t lda, const float *B,
+                    int64_t ldb, float *C, int64_t ldc, int64_t m, int64_t n, float beta) {
+    if (m <= FNN_RNN_FEW_ROWS) {
+        j->k->few_rows_product(K, A, lda, B, ldb, C, ldc, m, n, beta != 0.0f);
+        return;
+    }
+    const fnn_gemm_epilogue ep = {.alpha = 1.0f, .beta = beta, .first = 1, .last = 1};
+    const int64_t NR = j->gk->blocking->nr;
+    for (int64_t c = 0; c < n; c += NR)
+        j->gk->ukernel_direct(K, A, lda, 0, B + c, ldb, C + c, ldc, m, min64(NR, n - c), 0, 0,
+                              &ep);
+}
+
+/* step t for rows [r0, r1) and unit blocks [b0, b1): the block's tile, then the cell */
 static void forward_step(const rnn_job *j, int64_t t, int64_t r0, int64_t r1, int64_t b0,
                          int64_t b1) {
     const fnn_rnn_shape *s = j->s;
-    const int64_t N = s->N, H = s->H, R = j->R, G = j->G, GH = j->GH;
-    const int64_t MR = j->gk->blocking->mr, NR = j->gk->blocking->nr;
-    const int64_t a = active_end(j, t, r0, r1);
-    const float *hp = j->hs + slot_prev(s, t) * N * R;
-    float *hq = j->hs + slot_next(s, t) * N * R;
-    const float *cp = j->cs ? j->cs + slot_prev(s, t) * N * H : NULL;
-    float *cq = j->cs ? j->cs + slot_next(s, t) * N * H : NULL;
+    const int64_t N = s->N, H = s->H, I = j->I, K = j->K, G = j->G, GH = j->GH;
+    const int64_t MR = j->gk->blocking->mr;
+    const int64_t a = active_end(j, t, r0, r1), p = slot_prev(s, t), q = slot_next(s, t);
+    const int gru = s->cell == FNN_RNN_GRU;
+    const float *cp = j->cs ? j->cs + p * N * H : NULL;
+    float *cq = j->cs ? j->cs + q * N * H : NULL;
     float hg[FNN_RNN_MR_MAX * 4 * U] __attribute__((aligned(64)));
-    const fnn_gemm_epilogue ep = {.alpha = 1.0f, .beta = 0.0f, .first = 1, .last = 1};
+    const int64_t ldhg = 4 * U;
     for (int64_t i0 = r0; i0 < a; i0 += MR) {
         const int64_t m = min64(MR, a - i0), row = t * N + i0;
+        const float *xh = slot_row(j, p, i0);
         for (int64_t b = b0; b < b1; b++) {
-            const int64_t u0 = b * U, w = min64(U, H - u0), c0 = b * G * U;
-            for (int64_t c = 0; c < G * w; c += NR)
-                j->gk->ukernel_direct(R, hp + i0 * R, R, 0, j->whh_t + c0 + c, GH, hg + c, G * U,
-                                      m, min64(NR, G * w - c), 0, 0, &ep);
+            const int64_t u0 = b * U, w = min64(U, H - u0), c0 = b * G * U, Gw = G * w;
+            const float *wb = j->w_t + K * c0; /* the block's (K, Gw) */
+            if (gru) { /* r, z over all of K; n's x part, then its h part */
+                product(j, K, xh, K, wb, Gw, hg, ldhg, m, 2 * w, 0.0f);
+                product(j, I, xh, K, wb + 2 * w, Gw, hg + 2 * w, ldhg, m, w, 0.0f);
+                product(j, K - I, xh + I, K, wb + I * Gw + 2 * w, Gw, hg + 3 * w, ldhg, m, w,
+                        0.0f);
+            } else {
+                product(j, K, xh, K, wb, Gw, hg, ldhg, m, Gw, 0.0f);
+            }
             /* with a projection the cell's h is o tanh(c), into hr */
-            float *h = j->hr ? j->hr + row * H + u0 : hq + i0 * H + u0;
+            float *h = j->hr ? j->hr + row * H + u0 : slot_row(j, q, i0) + I + u0;
             fnn_rnn_cell_forward_args ca = {
-                .m = m, .w = w, .ld = H, .ldg = GH, .ldy = j->hr ? H : s->ldy, .ldhg = G * U,
-                .gates = j->gates + row * GH + c0, .hg = hg,
+                .m = m, .w = w, .ld = H, .ldh = j->hr ? H : K, .ldg = GH,
+                .ldy = j->hr ? H : s->ldy, .ldhg = ldhg,
+                .hg = hg, .bias = j->bias ? j->bias + c0 : NULL,
                 .b_hn = j->b_hn ? j->b_hn + u0 : NULL,
-                .h_prev = hp + i0 * R + u0, .h = h,
-                .y = j->hr ? h : j->y + row * s->ldy + u0,
+                .gates = j->gates + row * GH + c0,
+                .h_prev = xh + I + u0, .h = h, .y = j->hr ? h : j->y + row * s->ldy + u0,
                 .c_prev = cp ? cp + i0 * H + u0 : NULL, .c = cq ? cq + i0 * H + u0 : NULL,
                 .hn = j->hn ? j->hn + row * H + u0 : NULL};
             j->k->forward[s->cell](&ca);
@@ -135,7 +167,9 @@ static void forward_step(const rnn_job *j, int64_t t, int64_t r0, int64_t r1, in
     const int64_t u0 = b0 * U, u1 = min64(b1 * U, H);
     if (cq) copy_rows(cq, cp, H, a, r1, u0, u1);
     if (!j->hr) {
-        copy_rows(hq, hp, H, a, r1, u0, u1);
+        for (int64_t i = a; i < r1; i++)
+            memcpy(slot_row(j, q, i) + I + u0, slot_row(j, p, i) + I + u0,
+                   (size_t)(u1 - u0) * sizeof(float));
         zero_rows(j->y + t * N * s->ldy, s->ldy, a, r1, u0, u1);
     }
 }
@@ -143,20 +177,16 @@ static void forward_step(const rnn_job *j, int64_t t, int64_t r0, int64_t r1, in
 /* the projection of step t for rows [r0, r1): h = hr w_hr^T into the state and y */
 static void forward_project(const rnn_job *j, int64_t t, int64_t r0, int64_t r1) {
     const fnn_rnn_shape *s = j->s;
-    const int64_t N = s->N, H = s->H, P = j->R;
-    const int64_t MR = j->gk->blocking->mr, NR = j->gk->blocking->nr;
-    const int64_t a = active_end(j, t, r0, r1);
-    const float *hp = j->hs + slot_prev(s, t) * N * P;
-    float *hq = j->hs + slot_next(s, t) * N * P;
-    const fnn_gemm_epilogue ep = {.alpha = 1.0f, .beta = 0.0f, .first = 1, .last = 1};
+    const int64_t N = s->N, H = s->H, P = j->R, I = j->I, K = j->K;
+    const int64_t MR = j->gk->blocking->mr;
+    const int64_t a = active_end(j, t, r0, r1), p = slot_prev(s, t), q = slot_next(s, t);
     for (int64_t i0 = r0; i0 < a; i0 += MR)
-        for (int64_t c = 0; c < P; c += NR)
-            j->gk->ukernel_direct(H, j->hr + (t * N + i0) * H, H, 0, j->whr_t + c, P,
-                                  hq + i0 * P + c, P, min64(MR, a - i0), min64(NR, P - c), 0,
-                                  0, &ep);
+        product(j, H, j->hr + (t * N + i0) * H, H, j->whr_t, P, slot_row(j, q, i0) + I, K,
+                min64(MR, a - i0), P, 0.0f);
     for (int64_t i = r0; i < a; i++)
-        memcpy(j->y + (t * N + i) * s->ldy, hq + i * P, (size_t)P * sizeof(float));
-    copy_rows(hq, hp, P, a, r1, 0, P);
+        memcpy(j->y + (t * N + i) * s->ldy, slot_row(j, q, i) + I, (size_t)P * sizeof(float));
+    for (int64_t i = a; i < r1; i++)
+        memcpy(slot_row(j, q, i) + I, slot_row(j, p, i) + I, (size_t)P * sizeof(float));
     zero_rows(j->y + t * N * s->ldy, s->ldy, a, r1, 0, P);
 }
 
@@ -188,7 +218,7 @@ static void backward_project(const rnn_job *j, int64_t t, int64_t parity, int64_
                              int64_t r1) {
     const fnn_rnn_shape *s = j->s;
     const int64_t N = s->N, H = s->H, P = j->R;
-    const int64_t MR = j->gk->blocking->mr, NR = j->gk->blocking->nr;
+    const int64_t MR = j->gk->blocking->mr;
     const int64_t a = active_end(j, t, r0, r1);
     const float *dh = j->dh[parity];
     float *dhp = j->dhp + t * N * P;
@@ -197,11 +227,9 @@ static void backward_project(const rnn_job *j, int64_t t, int64_t parity, int64_
             dhp[i * P + c] = dh[i * P + c] + (j->dy ? j->dy[(t * N + i) * s->ldy + c] : 0.0f);
     zero_rows(dhp, P, a, r1, 0, P);
     copy_rows(j->dh[!parity], dh, P, a, r1, 0, P);
-    const fnn_gemm_epilogue ep = {.alpha = 1.0f, .beta = 0.0f, .first = 1, .last = 1};
     for (int64_t i0 = r0; i0 < a; i0 += MR)
-        for (int64_t c = 0; c < H; c += NR)
-            j->gk->ukernel_direct(P, dhp + i0 * P, P, 0, j->whr + c, H, j->dhr + i0 * H + c, H,
-                                  min64(MR, a - i0), min64(NR, H - c), 0, 0, &ep);
+        product(j, P, dhp + i0 * P, P, j->whr, H, j->dhr + i0 * H, H, min64(MR, a - i0), H,
+                0.0f);
 }
 
 /* the cells' backward of step t for rows [r0, r1), blocks [b0, b1): dG from the
@@ -209,24 +237,24 @@ static void backward_project(const rnn_job *j, int64_t t, int64_t parity, int64_
 static void backward_cells(const rnn_job *j, int64_t t, int64_t parity, int64_t r0, int64_t r1,
                            int64_t b0, int64_t b1) {
     const fnn_rnn_shape *s = j->s;
-    const int64_t N = s->N, H = s->H, G = j->G, GH = j->GH;
+    const int64_t N = s->N, H = s->H, G = j->G, GH = j->GH, I = j->I;
     const int64_t a = active_end(j, t, r0, r1), row = t * N + r0;
     const float *dh = j->dhr ? j->dhr : j->dh[parity];
     float *dh_prev = j->dh[!parity];
-    const float *hp = j->hs + slot_prev(s, t) * N * j->R;
     const float *cp = j->cs ? j->cs + slot_prev(s, t) * N * H : NULL;
     const float *cq = j->cs ? j->cs + slot_next(s, t) * N * H : NULL;
+    const float *hp = slot_row(j, slot_prev(s, t), r0) + I;
     for (int64_t b = b0; b < b1 && a > r0; b++) {
         const int64_t u0 = b * U, w = min64(U, H - u0), c0 = b * G * U;
         fnn_rnn_cell_backward_args ca = {
-            .m = a - r0, .w = w, .ld = H, .ldg = GH, .ldy = s->ldy,
+            .m = a - r0, .w = w, .ld = H, .ldh = j->K, .ldg = GH, .ldy = s->ldy,
             .dgates = j->gates + row * GH + c0,
             .dgh = j->dgh != j->gates ? j->dgh + row * GH + c0 : NULL,
             .dy = j->dy && !j->dhr ? j->dy + row * s->ldy + u0 : NULL,
             .dh = dh + r0 * H + u0, .dh_prev = dh_prev + r0 * H + u0,
             .dc = j->dc ? j->dc + r0 * H + u0 : NULL,
             .c = cq ? cq + r0 * H + u0 : NULL, .c_prev = cp ? cp + r0 * H + u0 : NULL,
-            .h_prev = hp + r0 * j->R + u0, .hn = j->hn ? j->hn + row * H + u0 : NULL};
+            .h_prev = hp + u0, .hn = j->hn ? j->hn + row * H + u0 : NULL};
         j->k->backward[s->cell](&ca);
     }
     /* rows outside their sequence: no gradient through this step, dh carried (with a
@@ -241,18 +269,13 @@ static void backward_cells(const rnn_job *j, int64_t t, int64_t parity, int64_t 
 /* dh[!parity] (+)= dGh_t W_hh' for rows [r0, r1) and columns [c0, c1) */
 static void backward_product(const rnn_job *j, int64_t t, int64_t parity, int64_t r0,
                              int64_t r1, int64_t c0, int64_t c1) {
-    const fnn_rnn_shape *s = j->s;
-    const int64_t N = s->N, R = j->R, GH = j->GH;
-    const int64_t MR = j->gk->blocking->mr, NR = j->gk->blocking->nr;
+    const int64_t N = j->s->N, R = j->R, GH = j->GH;
+    const int64_t MR = j->gk->blocking->mr;
     const int64_t a = active_end(j, t, r0, r1);
-    float *dh_prev = j->dh[!parity];
     const float *dg = j->dgh + t * N * GH;
-    const fnn_gemm_epilogue ep = {.alpha = 1.0f, .beta = s->cell == FNN_RNN_GRU ? 1.0f : 0.0f,
-                                  .first = 1, .last = 1};
     for (int64_t i0 = r0; i0 < a; i0 += MR)
-        for (int64_t c = c0; c < c1; c += NR)
-            j->gk->ukernel_direct(GH, dg + i0 * GH, GH, 0, j->whh + c, R, dh_prev + i0 * R + c,
-                                  R, min64(MR, a - i0), min64(NR, c1 - c), 0, 0, &ep);
+        product(j, GH, dg + i0 * GH, GH, j->whh + c0, R, j->dh[!parity] + i0 * R + c0, R,
+                min64(MR, a - i0), c1 - c0, j->s->cell == FNN_RNN_GRU ? 1.0f : 0.0f);
 }
 
 /* the step order of backward: k = 0 is the forward's last step */
@@ -313,25 +336,26 @@ static fnn_status check_shape(const fnn_rnn_shape *s, const int64_t *lengths) {
 
 int64_t fnn_rnn_workspace_floats(const fnn_rnn_shape *s) {
     if (check_shape(s, NULL) != FNN_OK) return 0;
-    const int64_t TN = s->T * s->N, cells = (s->T + 1) * s->N * s->H;
-    return TN * gates_of(s->cell) * s->H + (s->T + 1) * s->N * state_width(s) +
-           (s->cell == FNN_RNN_LSTM ? cells : 0) + (s->cell == FNN_RNN_GRU ? TN * s->H : 0) +
-           (s->proj_size ? TN * s->H : 0);
+    const int64_t TN = s->T * s->N, slots = (s->T + 1) * s->N;
+    return TN * gates_of(s->cell) * s->H + slots * (s->input_size + state_width(s)) +
+           (s->cell == FNN_RNN_LSTM ? slots * s->H : 0) +
+           (s->cell == FNN_RNN_GRU ? TN * s->H : 0) + (s->proj_size ? TN * s->H : 0);
 }
 
 /* the parts of the workspace, and the active-rows table (T,) (malloc'ed) */
 static fnn_status job_init(rnn_job *j, const fnn_rnn_shape *s, float *workspace,
                            const int64_t *lengths) {
-    const int64_t TN = s->T * s->N;
+    const int64_t TN = s->T * s->N, slots = (s->T + 1) * s->N;
     *j = (rnn_job){.s = s, .k = fnn_active_rnn(), .gk = fnn_active_gemm(), .G = gates_of(s->cell),
-                   .R = state_width(s)};
+                   .I = s->input_size, .R = state_width(s)};
     if (j->gk->blocking->mr > FNN_RNN_MR_MAX) return FNN_ERR_ARG;
+    j->K = j->I + j->R;
     j->GH = j->G * s->H;
     j->blocks = (s->H + U - 1) / U;
     j->gates = workspace;
-    j->hs = j->gates + TN * j->GH;
-    float *next = j->hs + (s->T + 1) * s->N * j->R;
-    if (s->cell == FNN_RNN_LSTM) j->cs = next, next += (s->T + 1) * s->N * s->H;
+    j->xh = j->gates + TN * j->GH;
+    float *next = j->xh + slots * j->K;
+    if (s->cell == FNN_RNN_LSTM) j->cs = next, next += slots * s->H;
     if (s->cell == FNN_RNN_GRU) j->hn = next, next += TN * s->H;
     if (s->proj_size) j->hr = next;
     int64_t *active = malloc((size_t)s->T * sizeof(int64_t));
@@ -363,13 +387,14 @@ static void gather_rows(float *dst, const float *src, const int64_t *rows, int64
         memcpy(dst + c * K, src + rows[c] * K, (size_t)K * sizeof(float));
 }
 
-/* dst (GH, K) in torch's order += src (GH, K) in the layout's */
-static void scatter_add_rows(float *dst, const float *src, const int64_t *rows, int64_t GH,
-                             int64_t K) {
+/* dst (GH, n) in torch's order, row stride ld_dst, += src (GH, n) in the layout's,
+ * row stride ld_src */
+static void scatter_add_rows(float *dst, int64_t ld_dst, const float *src, int64_t ld_src,
+                             const int64_t *rows, int64_t GH, int64_t n) {
     for (int64_t c = 0; c < GH; c++) {
-        float *d = dst + rows[c] * K;
-        const float *r = src + c * K;
-        for (int64_t k = 0; k < K; k++) d[k] += r[k];
+        float *d = dst + rows[c] * ld_dst;
+        const float *r = src + c * ld_src;
+        for (int64_t k = 0; k < n; k++) d[k] += r[k];
     }
 }
 
@@ -418,46 +443,48 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
     if (!y || !x || !w_ih || !w_hh || (!b_ih) != (!b_hh) || (!w_hr) != (s->proj_size == 0))
         return FNN_ERR_ARG;
     const int64_t T = s->T, N = s->N, I = s->input_size, H = s->H, R = state_width(s);
-    const int64_t G = gates_of(s->cell), GH = G * H, P = s->proj_size;
+    const int64_t G = gates_of(s->cell), GH = G * H, P = s->proj_size, K = I + R;
     float *own = workspace ? NULL : malloc((size_t)fnn_rnn_workspace_floats(s) * sizeof(float));
     if (!workspace && !own) return FNN_ERR_NOMEM;
     rnn_job j;
     st = job_init(&j, s, workspace ? workspace : own, lengths);
     int64_t *rows = layout_rows(G, H);
-    float *w_ih_l = malloc((size_t)(GH * I + GH) * sizeof(float));
-    float *whh_t = malloc((size_t)(R * GH + H * P) * sizeof(float));
-    if (st == FNN_OK && (!rows || !w_ih_l || !whh_t)) st = FNN_ERR_NOMEM;
+    float *packed = malloc((size_t)(K * GH + GH + H * P) * sizeof(float));
+    if (st == FNN_OK && (!rows || !packed)) st = FNN_ERR_NOMEM;
     if (st == FNN_OK) {
-        float *bias_l = w_ih_l + GH * I;
-        gather_rows(w_ih_l, w_ih, rows, GH, I);
+        float *w_t = packed, *bias = packed + K * GH, *whr_t = bias + GH;
+        for (int64_t b = 0; b < j.blocks; b++) {
+            const int64_t u0 = b * U, w = min64(U, H - u0), Gw = G * w;
+            for (int64_t g = 0; g < G; g++) {
+                float *col = w_t + K * b * G * U + g * w;
+                j.k->transpose(col, Gw, w_ih + (g * H + u0) * I, I, w, I);
+                j.k->transpose(col + I * Gw, Gw, w_hh + (g * H + u0) * R, R, w, R);
+            }
+        }
         for (int64_t c = 0; b_ih && c < GH; c++) {
             const int64_t r = rows[c];
-            bias_l[c] = b_ih[r] + (s->cell == FNN_RNN_GRU && r >= 2 * H ? 0.0f : b_hh[r]);
+            bias[c] = b_ih[r] + (s->cell == FNN_RNN_GRU && r >= 2 * H ? 0.0f : b_hh[r]);
         }
-        for (int64_t b = 0; b < j.blocks; b++) {
-            const int64_t u0 = b * U, w = min64(U, H - u0);
-            for (int64_t g = 0; g < G; g++)
-                j.k->transpose(whh_t + b * G * U + g * w, GH, w_hh + (g * H + u0) * R, R, w, R);
-        }
-        if (P) j.k->transpose(whh_t + R * GH, P, w_hr, H, P, H);
-        j.y = y, j.whh_t = whh_t, j.whr_t = P ? whh_t + R * GH : NULL;
+        if (P) j.k->transpose(whr_t, P, w_hr, H, P, H);
+        j.y = y, j.w_t = w_t, j.bias = b_ih ? bias : NULL, j.whr_t = P ? whr_t : NULL;
         j.b_hn = s->cell == FNN_RNN_GRU && b_hh ? b_hh + 2 * H : NULL;
-        st = fnn_sgemm_ex(0, 1, T * N, GH, I, 1.0f, x, I, w_ih_l, I, 0.0f, j.gates, GH,
-                          b_ih ? bias_l : NULL, b_ih ? FNN_BIAS_COL : FNN_BIAS_NONE,
-                          FNN_ACT_NONE);
-    }
-    if (st == FNN_OK) {
+        /* x_t into the slot step t reads, the initial state into the first slot */
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t n = 0; n < N; n++)
+                memcpy(slot_row(&j, slot_prev(s, t), n), x + (t * N + n) * I,
+                       (size_t)I * sizeof(float));
         const int64_t first = s->reverse ? T : 0, last = s->reverse ? 0 : T;
-        copy_or_zero(j.hs + first * N * R, h0, N * R);
+        for (int64_t n = 0; n < N; n++)
+            copy_or_zero(slot_row(&j, first, n) + I, h0 ? h0 + n * R : NULL, R);
         if (j.cs) copy_or_zero(j.cs + first * N * H, c0, N * H);
         run_forward(&j, choose_split(s, GH));
-        if (h_n) memcpy(h_n, j.hs + last * N * R, (size_t)(N * R) * sizeof(float));
+        for (int64_t n = 0; h_n && n < N; n++)
+            memcpy(h_n + n * R, slot_row(&j, last, n) + I, (size_t)R * sizeof(float));
         if (c_n && j.cs) memcpy(c_n, j.cs + last * N * H, (size_t)(N * H) * sizeof(float));
     }
     free((void *)j.active);
     free(rows);
-    free(w_ih_l);
-    free(whh_t);
+    free(packed);
     free(own);
     return st;
 }
@@ -465,16 +492,14 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
 fnn_status fnn_rnn_backward(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh,
                             float *dw_hr, float *db_ih, float *db_hh, const float *dy,
                             const float *dh_n, const float *dc_n, float *workspace,
-                            const float *x, const float *w_ih, const float *w_hh,
-                            const float *w_hr, const int64_t *lengths, const fnn_rnn_shape *s,
-                            int accumulate_dx) {
+                            const float *w_ih, const float *w_hh, const float *w_hr,
+                            const int64_t *lengths, const fnn_rnn_shape *s, int accumulate_dx) {
     fnn_status st = check_shape(s, lengths);
     if (st != FNN_OK) return st;
-    if (!workspace || !w_hh || (dx && !w_ih) || (dw_ih && !x) || (!w_hr) != (s->proj_size == 0))
+    if (!workspace || !w_hh || (dx && !w_ih) || (!w_hr) != (s->proj_size == 0))
         return FNN_ERR_ARG;
     const int64_t T = s->T, N = s->N, I = s->input_size, H = s->H, R = state_width(s);
-    const int64_t G = gates_of(s->cell), GH = G * H, P = s->proj_size;
-    const int64_t TN = T * N, K = I > H ? I : H;
+    const int64_t G = gates_of(s->cell), GH = G * H, P = s->proj_size, K = I + R, TN = T * N;
     const int lstm = s->cell == FNN_RNN_LSTM, gru = s->cell == FNN_RNN_GRU;
     rnn_job j;
     st = job_init(&j, s, workspace, lengths);
@@ -501,25 +526,29 @@ fnn_status fnn_rnn_backward(float *dx, float *dh0, float *dc0, float *dw_ih, flo
         if (dh0) memcpy(dh0, j.dh[T & 1], (size_t)(N * R) * sizeof(float));
         if (dc0) copy_or_zero(dc0, j.dc, N * H);
     }
-    /* the merged products over all T*N rows, in the layout, then back to torch's rows */
-    if (st == FNN_OK && dw_ih) {
-        st = fnn_sgemm(1, 0, GH, I, TN, 1.0f, j.gates, GH, x, I, 0.0f, part, I);
-        if (st == FNN_OK) scatter_add_rows(dw_ih, part, rows, GH, I);
-    }
-    if (st == FNN_OK && dw_hh) {
-        const float *h_prev = j.hs + (s->reverse ? N * R : 0);
-        st = fnn_sgemm(1, 0, GH, R, TN, 1.0f, j.dgh, GH, h_prev, R, 0.0f, part, R);
-        if (st == FNN_OK) scatter_add_rows(dw_hh, part, rows, GH, R);
+    /* the merged products over all T*N rows, in the layout, then back to torch's rows:
+     * part (GH, K) = dG^T [x | h_prev] (GRU: the hidden columns from dGh) */
+    const float *xh = st == FNN_OK ? slot_row(&j, s->reverse ? 1 : 0, 0) : NULL;
+    if (st == FNN_OK && (dw_ih || dw_hh)) {
+        if (gru) {
+            st = fnn_sgemm(1, 0, GH, I, TN, 1.0f, j.gates, GH, xh, K, 0.0f, part, K);
+            if (st == FNN_OK)
+                st = fnn_sgemm(1, 0, GH, R, TN, 1.0f, dgh, GH, xh + I, K, 0.0f, part + I, K);
+        } else {
+            st = fnn_sgemm(1, 0, GH, K, TN, 1.0f, j.gates, GH, xh, K, 0.0f, part, K);
+        }
+        if (st == FNN_OK && dw_ih) scatter_add_rows(dw_ih, I, part, K, rows, GH, I);
+        if (st == FNN_OK && dw_hh) scatter_add_rows(dw_hh, R, part + I, K, rows, GH, R);
     }
     if (st == FNN_OK && dw_hr && P)
         st = fnn_sgemm(1, 0, P, H, TN, 1.0f, dhp, P, j.hr, H, 1.0f, dw_hr, H);
     float *bias_part = part + GH * K;
     if (st == FNN_OK && (db_ih || db_hh)) {
         st = fnn_linear_bias_backward(bias_part, j.gates, TN, GH, GH, 0);
-        if (st == FNN_OK && db_ih) scatter_add_rows(db_ih, bias_part, rows, GH, 1);
+        if (st == FNN_OK && db_ih) scatter_add_rows(db_ih, 1, bias_part, 1, rows, GH, 1);
         /* LSTM and RNN: the hidden bias gets the same gradient as the input bias */
         if (st == FNN_OK && db_hh && gru) st = fnn_linear_bias_backward(bias_part, dgh, TN, GH, GH, 0);
-        if (st == FNN_OK && db_hh) scatter_add_rows(db_hh, bias_part, rows, GH, 1);
+        if (st == FNN_OK && db_hh) scatter_add_rows(db_hh, 1, bias_part, 1, rows, GH, 1);
     }
     if (st == FNN_OK && dx) {
         gather_rows(part, w_ih, rows, GH, I);

@@ -183,9 +183,9 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_rnn_backward(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh,
                                 float *dw_hr, float *db_ih, float *db_hh, const float *dy,
                                 const float *dh_n, const float *dc_n, float *workspace,
-                                const float *x, const float *w_ih, const float *w_hh,
-                                const float *w_hr, const int64_t *lengths,
-                                const fnn_rnn_shape *s, int accumulate_dx)
+                                const float *w_ih, const float *w_hh, const float *w_hr,
+                                const int64_t *lengths, const fnn_rnn_shape *s,
+                                int accumulate_dx)
     # embedding lookup (embedding.c, embedding_api.c)
     fnn_status fnn_embedding_forward(float *out, const float *weight, const int64_t *indices,
                                      int64_t L, int64_t V, int64_t E)

@@ -151,7 +151,7 @@ def rnn_backward(grad_output, grad_h_n, grad_c_n, workspace, input, w_ih, w_hh, 
                  reverse=False, lengths=None, grad_output_offset=0, input_grad=True,
                  input_grad_out=None, weight_grads=None, bias=True, w_hr=None):
     """Gradients of one rnn() call given its workspace (consumed: one backward per
-    forward) and the gradients of its output (T, N, W) at columns grad_output_offset
+    forward; it holds the forward's input, so `input` here only gives the shapes) and the gradients of its output (T, N, W) at columns grad_output_offset
     .. + R (or None) and of h_n (N, R), c_n (N, H) (or None). Returns (grad_input or
     None, grad_h0, grad_c0 or None, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh,
     grad_w_hr or None); w_hr as the forward's.
@@ -225,13 +225,12 @@ def rnn_backward(grad_output, grad_h_n, grad_c_n, workspace, input, w_ih, w_hh, 
     cdef const float *ghp = NULL if ghn is None else cfptr(ghn)
     cdef const float *gcp = NULL if gcn is None else cfptr(gcn)
     cdef float *wsp = fptr(workspace)
-    cdef const float *xp = cfptr(x)
     cdef const float *wip = cfptr(wi)
     cdef const float *whp = cfptr(wh)
     cdef const int64_t *lp = NULL if la is None else <const int64_t *>cnp.PyArray_DATA(la)
     cdef fnn_status status
     with nogil:
         status = fnn_rnn_backward(dxp, dh0p, dc0p, dwip, dwhp, dwrp, dbip, dbhp, gyp, ghp, gcp,
-                                  wsp, xp, wip, whp, whrp, lp, &s, accumulate)
+                                  wsp, wip, whp, whrp, lp, &s, accumulate)
     check_status(status, name)
     return dx, dh0, dc0, dwi, dwh, dbi, dbh, dwr
