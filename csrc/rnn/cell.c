@@ -184,58 +184,67 @@ static void FNN_K(rnn_transpose)(float *dst, int64_t ld_dst, const float *src, i
     }
 }
 
-/* the few-rows product over columns in groups of RV vectors: 8 (16) independent
+/* the few-rows product over columns in groups of RV vectors: up to 8 (16) independent
  * accumulators per k instead of a micro-tile's 2 (4) whose FMA chains it would wait on,
- * and B's rows read as runs of RV vectors */
+ * and B's rows read as runs of RV vectors. rows and nv (vectors of the group) are
+ * constants at each call, so the loops unroll and acc stays in registers. */
 #define RV 8
 FNN_INLINE void few_rows_group(int64_t K, const float *A, int64_t lda, const float *B,
                                int64_t ldb, float *C, int64_t ldc, int64_t n, int accumulate,
-                               int rows) {
+                               int rows, int nv) {
     vf acc[FNN_RNN_FEW_ROWS][RV];
-    vm cols[RV];
-#pragma GCC unroll 8
-    for (int v = 0; v < RV; v++) {
-        int64_t w = n - v * FNN_VW;
-        cols[v] = vm_first(w <= 0 ? 0 : vf_lanes(w));
-    }
+    const vm last = vm_first(vf_lanes(n - (nv - 1) * FNN_VW));
 #pragma GCC unroll 2
-    for (int i = 0; i < FNN_RNN_FEW_ROWS; i++)
+    for (int i = 0; i < rows; i++)
 #pragma GCC unroll 8
-        for (int v = 0; v < RV; v++) acc[i][v] = vf_zero();
-    const int nv = (int)((n + FNN_VW - 1) / FNN_VW);
+        for (int v = 0; v < nv; v++) acc[i][v] = vf_zero();
     for (int64_t k = 0; k < K; k++) {
+        const float *bk = B + k * ldb;
         vf b[RV];
 #pragma GCC unroll 8
-        for (int v = 0; v < RV; v++)
-            if (v < nv) b[v] = vf_load_masked(B + k * ldb + v * FNN_VW, cols[v]);
+        for (int v = 0; v < nv - 1; v++) b[v] = vf_load(bk + v * FNN_VW);
+        b[nv - 1] = vf_load_masked(bk + (nv - 1) * FNN_VW, last);
 #pragma GCC unroll 2
         for (int i = 0; i < rows; i++) {
             const vf a = vf_set1(A[i * lda + k]);
 #pragma GCC unroll 8
-            for (int v = 0; v < RV; v++)
-                if (v < nv) acc[i][v] = vf_fmadd(a, b[v], acc[i][v]);
+            for (int v = 0; v < nv; v++) acc[i][v] = vf_fmadd(a, b[v], acc[i][v]);
         }
     }
 #pragma GCC unroll 2
     for (int i = 0; i < rows; i++)
 #pragma GCC unroll 8
-        for (int v = 0; v < RV; v++) {
-            if (v >= nv) break;
+        for (int v = 0; v < nv; v++) {
             float *c = C + i * ldc + v * FNN_VW;
+            const vm cols = v == nv - 1 ? last : vm_first(FNN_VW);
             vf r = acc[i][v];
-            if (accumulate) r = vf_add(vf_load_masked(c, cols[v]), r);
-            vf_store_masked(c, r, cols[v]);
+            if (accumulate) r = vf_add(vf_load_masked(c, cols), r);
+            vf_store_masked(c, r, cols);
         }
 }
 
 static void FNN_K(few_rows_product)(int64_t K, const float *A, int64_t lda, const float *B,
                                     int64_t ldb, float *C, int64_t ldc, int64_t m, int64_t n,
                                     int accumulate) {
+#define GROUP(rows, nv) few_rows_group(K, A, lda, B + c, ldb, C + c, ldc, w, accumulate, rows, nv)
+#define GROUPS(rows)                                                           \
+    switch ((w + FNN_VW - 1) / FNN_VW) {                                       \
+    case 1: GROUP(rows, 1); break;                                             \
+    case 2: GROUP(rows, 2); break;                                             \
+    case 3: GROUP(rows, 3); break;                                             \
+    case 4: GROUP(rows, 4); break;                                             \
+    case 5: GROUP(rows, 5); break;                                             \
+    case 6: GROUP(rows, 6); break;                                             \
+    case 7: GROUP(rows, 7); break;                                             \
+    default: GROUP(rows, 8); break;                                            \
+    }
     for (int64_t c = 0; c < n; c += RV * FNN_VW) {
         const int64_t w = n - c < RV * FNN_VW ? n - c : RV * FNN_VW;
-        if (m == 1) few_rows_group(K, A, lda, B + c, ldb, C + c, ldc, w, accumulate, 1);
-        else few_rows_group(K, A, lda, B + c, ldb, C + c, ldc, w, accumulate, 2);
+        if (m == 1) GROUPS(1)
+        else GROUPS(2)
     }
+#undef GROUPS
+#undef GROUP
 }
 
 const fnn_rnn_kernels FNN_K(fnn_rnn_kernels) = {
