@@ -308,6 +308,9 @@ static void backward_columns(void *ctx, int64_t c0, int64_t c1) {
 typedef enum { SPLIT_SERIAL, SPLIT_ROWS, SPLIT_UNITS } rnn_split;
 
 static rnn_split choose_split(const fnn_rnn_shape *s, int64_t GH) {
+    /* projections run on one thread: their batch split gave thread-dependent bits
+     * (under investigation, issue 11's note) */
+    if (s->proj_size) return SPLIT_SERIAL;
     if (s->N >= 2 * FNN_RNN_CHUNK_ROWS) return SPLIT_ROWS;
     if (s->N * GH * s->H >= FNN_RNN_SERIAL_WORK && s->H > U && s->proj_size == 0)
         return SPLIT_UNITS;
