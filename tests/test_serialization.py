@@ -421,6 +421,10 @@ def test_every_builtin_layer_describes_its_state():
               nn.AdaptiveAvgPool1d(4), nn.AdaptiveAvgPool2d((None, 2)), nn.AdaptiveMaxPool1d(3),
               nn.AdaptiveMaxPool2d(2), nn.ZeroPad2d((1, 0, 2, -1)), nn.ConstantPad2d(1, 0.5),
               nn.Upsample(scale_factor=2)]  # pooling, padding, upsampling
+    cases += [nn.RNN(3, 4, nonlinearity="relu"), nn.LSTM(3, 5, num_layers=2, proj_size=2),
+              nn.GRU(2, 3, bias=False, bidirectional=True), nn.RNNCell(2, 3),
+              nn.LSTMCell(2, 3), nn.GRUCell(2, 3, bias=False),
+              nn.Embedding(7, 3, padding_idx=1)]  # the recurrent family
     for name, cls in layers.items():
         try:
             cases.append(cls())  # every layer constructible without arguments
