@@ -166,7 +166,9 @@ static void forward_step(const rnn_job *j, int64_t t, int64_t r0, int64_t r1, in
      * columns: forward_project) */
     const int64_t u0 = b0 * U, u1 = min64(b1 * U, H);
     if (cq) copy_rows(cq, cp, H, a, r1, u0, u1);
-    if (!j->hr) {
+    /* hr of such rows meets zero gradients in dW_hr: make it zeros, not stale memory */
+    if (j->hr) zero_rows(j->hr + t * N * H, H, a, r1, u0, u1);
+    else {
         for (int64_t i = a; i < r1; i++)
             memcpy(slot_row(j, q, i) + I + u0, slot_row(j, p, i) + I + u0,
                    (size_t)(u1 - u0) * sizeof(float));

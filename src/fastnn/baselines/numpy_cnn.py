@@ -30,6 +30,8 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
+from fastnn.baselines import ParamDict
+
 K = 3  # every convolution is 3x3, padding 1, stride 1
 
 
@@ -57,7 +59,7 @@ def _col2im(dcols: np.ndarray, shape: Tuple[int, int, int, int]) -> np.ndarray:
     return dxp[:, 1:-1, 1:-1, :]
 
 
-class NumpyCNN:
+class NumpyCNN(ParamDict):
     def __init__(self, in_shape: Sequence[int] = (3, 32, 32), channels: Sequence[int] = (16, 32),
                  num_classes: int = 10, seed: int = 0, lr: float = 0.01, momentum: float = 0.0):
         c_in, h, w = in_shape
@@ -154,10 +156,3 @@ class NumpyCNN:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self._forward(x)[0]
-
-    def state_dict(self) -> Dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def load_state_dict(self, state: Dict[str, np.ndarray]) -> None:
-        for k, v in self.params.items():
-            v[...] = np.asarray(state[k], np.float32).reshape(v.shape)

@@ -23,9 +23,9 @@ no input gradient (x needs none).
 """
 from __future__ import annotations
 
-from typing import Dict
-
 import numpy as np
+
+from fastnn.baselines import ParamDict
 
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
@@ -35,7 +35,7 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
     return np.reciprocal(out, out=out)
 
 
-class NumpyLSTM:
+class NumpyLSTM(ParamDict):
     def __init__(self, input_size: int = 64, hidden_size: int = 128, num_classes: int = 10,
                  seed: int = 0, lr: float = 0.01):
         rng = np.random.default_rng(seed)
@@ -113,13 +113,3 @@ class NumpyLSTM:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self._forward(x)[0]
-
-    def state_dict(self) -> Dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def load_state_dict(self, state: Dict[str, np.ndarray]) -> None:
-        for k in self.params:
-            if state[k].shape != self.params[k].shape:
-                raise ValueError(f"{k}: expected shape {self.params[k].shape}, got "
-                                 f"{state[k].shape}")
-            self.params[k] = np.array(state[k], dtype=np.float32)

@@ -95,21 +95,41 @@ def _make_inputs(model_name: str):
     return make
 
 
+def fastnn_case_call(model, op, inputs):
+    """the timed call of a fastnn model started from inputs["state"]: op's training step
+    on (x, y), or without an optimizer one forward in eval mode without gradients"""
+    import fastnn
+    model.load_state_dict(inputs["state"])
+    x, y = inputs["x"], inputs["y"]
+    if op.optimizer is None:
+        model.eval()
+
+        def infer():
+            with fastnn.no_grad():
+                return model(x)
+        return infer
+    return fastnn_training_step(model, op, x, y)
+
+
+def torch_case_call(model, op, inputs):
+    """the same for a torch model (forward under torch.no_grad, logits as NumPy)"""
+    import torch
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in inputs["state"].items()})
+    if op.optimizer is None:
+        model.eval()
+        x = torch.from_numpy(inputs["x"])
+
+        def infer():
+            with torch.no_grad():
+                return model(x).numpy()
+        return infer
+    return torch_training_step(model, op, inputs["x"], inputs["y"])
+
+
 def _fastnn_builder(op: CnnOp):
     def build(inputs):
-        import fastnn
         from fastnn import nn
-        model = nn.Sequential(*cnn_layers(nn, op.name, nn.Residual))
-        model.load_state_dict(inputs["state"])
-        x, y = inputs["x"], inputs["y"]
-        if op.optimizer is None:
-            model.eval()
-
-            def infer():
-                with fastnn.no_grad():
-                    return model(x)
-            return infer
-        return fastnn_training_step(model, op, x, y)
+        return fastnn_case_call(nn.Sequential(*cnn_layers(nn, op.name, nn.Residual)), op, inputs)
     return build
 
 
@@ -135,18 +155,8 @@ def _torch_builder(op: CnnOp):
             def forward(self, x):
                 return x + self.body(x)
 
-        model = torch.nn.Sequential(*cnn_layers(torch.nn, op.name, Residual))
-        model.load_state_dict({k: torch.from_numpy(np.array(v))
-                               for k, v in inputs["state"].items()})
-        x, y = torch.from_numpy(inputs["x"]), torch.from_numpy(inputs["y"])
-        if op.optimizer is None:
-            model.eval()
-
-            def infer():
-                with torch.no_grad():
-                    return model(x).numpy()
-            return infer
-        return torch_training_step(model, op, inputs["x"], inputs["y"])
+        return torch_case_call(torch.nn.Sequential(*cnn_layers(torch.nn, op.name, Residual)),
+                               op, inputs)
     return build
 
 

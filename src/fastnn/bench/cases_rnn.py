@@ -30,8 +30,8 @@ from typing import Dict
 
 import numpy as np
 
-from .cases_cnn import CnnCase
-from .cases_mlp import TrainingOp, _warmed, fastnn_training_step, torch_training_step
+from .cases_cnn import CnnCase, fastnn_case_call, torch_case_call
+from .cases_mlp import TrainingOp, _warmed
 from .core import normal
 
 SGD = ("sgd", (("lr", 0.01),))
@@ -80,20 +80,9 @@ def _make_inputs(op_name: str):
 
 def _fastnn_builder(op: RnnOp):
     def build(inputs):
-        import fastnn
         from fastnn import nn
         rnn, head = rnn_modules(nn, op.name)
-        model = nn.Sequential(rnn, nn.RNNOutput("last"), head)
-        model.load_state_dict(inputs["state"])
-        x, y = inputs["x"], inputs["y"]
-        if op.optimizer is None:
-            model.eval()
-
-            def infer():
-                with fastnn.no_grad():
-                    return model(x)
-            return infer
-        return fastnn_training_step(model, op, x, y)
+        return fastnn_case_call(nn.Sequential(rnn, nn.RNNOutput("last"), head), op, inputs)
     return build
 
 
@@ -122,18 +111,7 @@ def _torch_builder(op: RnnOp):
                 out, _ = self._modules["0"](x)
                 return self._modules["2"](out[-1])
 
-        model = Net()
-        model.load_state_dict({k: torch.from_numpy(np.array(v))
-                               for k, v in inputs["state"].items()})
-        if op.optimizer is None:
-            model.eval()
-            x = torch.from_numpy(inputs["x"])
-
-            def infer():
-                with torch.no_grad():
-                    return model(x).numpy()
-            return infer
-        return torch_training_step(model, op, inputs["x"], inputs["y"])
+        return torch_case_call(Net(), op, inputs)
     return build
 
 
