@@ -357,4 +357,13 @@ FNN_FAMILIES(FNN_ACCESSOR_)
 typedef void (*fnn_range_body)(void *ctx, int64_t begin, int64_t end);
 void fnn_parallel_for(int64_t n, int64_t grain, int64_t align, void *ctx, fnn_range_body body);
 
+/* Run body(ctx, phase, item) for every item of [0, items) of phases [0, phases) in
+ * order: every thread that joins claims items one at a time, and starts on an item
+ * of phase p only once every item of the phases before p has finished. One wait per
+ * phase instead of a fork and join: for short dependent steps (a recurrent layer's
+ * time steps split over its units). A thread that never joins costs nothing; one
+ * thread runs all in order. (runtime/threads.c) */
+typedef void (*fnn_phase_body)(void *ctx, int64_t phase, int64_t item);
+void fnn_parallel_phases(int64_t phases, int64_t items, void *ctx, fnn_phase_body body);
+
 #endif /* FNN_KERNELS_H */

@@ -30,7 +30,10 @@ def call(a, mode, reverse=False, lengths=None):
                    reverse, lengths, w_hr=a["w_hr"])
 
 
-CASES = [(5, 3, 4, 6, 0), (4, 40, 5, 37, 0), (3, 5, 9, 70, 0), (3, 8, 6, 300, 0)]
+# (T, N, I, H, P): one or two sequences take the input projection out of the step loop,
+# and with H = 150 split their units among the threads
+CASES = [(5, 3, 4, 6, 0), (4, 40, 5, 37, 0), (3, 5, 9, 70, 0), (3, 8, 6, 300, 0),
+         (4, 1, 5, 150, 0), (3, 2, 7, 37, 0)]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -93,7 +96,8 @@ def test_gradients_match_finite_differences(isa, mode, P, reverse, ragged):
 
 
 @pytest.mark.parametrize("mode,N,H,P", [(m, N, H, 0) for m in ("lstm", "gru")
-                                         for N, H in ((64, 40), (8, 300), (3, 20))]
+                                         for N, H in ((64, 40), (8, 300), (3, 20), (1, 150),
+                                                      (2, 100))]
                          + [("lstm", 40, 33, 7)])
 def test_threads_bitwise(isa, mode, N, H, P):
     """The batch split, the unit split and one thread give the same bits."""

@@ -17,6 +17,9 @@
  *                                        recurrent product; GRU runs n's two parts
  *                                        apart: r multiplies only the hidden one)
  *   the cell: + bias, activations, c and h, into the saved gates, the state and y
+ * One or two sequences (N <= FNN_RNN_FEW_ROWS) would stream all of W' per step for a
+ * row or two: their input projection x W'[:I] of every step is one GEMM per block into
+ * the saved gates first, and each step adds h_prev W'[I:] to it (`hoisted`).
  * Backward, steps in reverse: the cell's backward turns the saved gates into their
  * gradients dG in place (GRU: the hidden side dGh apart), then dh_prev = dGh W_hh'
  * (+ GRU's direct term). After the loop, over all T*N rows at once: [dW_ih' | dW_hh']
@@ -37,8 +40,8 @@
  *
  * Threads: a batch of >= 2 * FNN_RNN_CHUNK_ROWS rows is cut into chunks of rows that
  * each run every step with no barrier; a smaller batch with enough work per step splits
- * each step's blocks of units (one join per step, two in backward); below that, and
- * with a projection, one thread. Each row gets the same arithmetic in every case.
+ * each step's blocks of units among the threads (fnn_parallel_phases: a wait per step,
+ * two in backward); below that, and with a projection, one thread. Each row gets the same arithmetic in every case.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +52,7 @@
 #define FNN_RNN_MR_MAX 16
 #define FNN_RNN_CHUNK_ROWS 16
 /* multiply-adds of one step's product below which one thread runs it all */
-#define FNN_RNN_SERIAL_WORK (1 << 18)
+#define FNN_RNN_SERIAL_WORK (1 << 16)
 
 static int64_t gates_of(fnn_rnn_cell cell) {
     return cell == FNN_RNN_LSTM ? 4 : cell == FNN_RNN_GRU ? 3 : 1;
@@ -61,6 +64,8 @@ typedef struct {
     const fnn_rnn_kernels *k;
     const fnn_gemm_kernels *gk;
     int64_t G, GH, blocks;
+    int64_t parts;           /* a unit split's parts: contiguous runs of blocks, one per thread */
+    int hoisted;             /* the input projection of every step is in gates before the steps */
     int64_t I, R, K;         /* input width, state width (P or H), I + R */
     const int64_t *active;   /* (T,): rows [0, active[t]) are inside their sequence */
     float *gates, *xh, *cs, *hn, *hr;
@@ -140,13 +145,17 @@ static void forward_step(const rnn_job *j, int64_t t, int64_t r0, int64_t r1, in
         for (int64_t b = b0; b < b1; b++) {
             const int64_t u0 = b * U, w = min64(U, H - u0), c0 = b * G * U, Gw = G * w;
             const float *wb = j->w_t + K * c0; /* the block's (K, Gw) */
-            if (gru) { /* r, z over all of K; n's x part, then its h part */
-                product(j, K, xh, K, wb, Gw, hg, ldhg, m, 2 * w, 0.0f);
-                product(j, I, xh, K, wb + 2 * w, Gw, hg + 2 * w, ldhg, m, w, 0.0f);
+            /* r, z (GRU) or every gate over all of K; with the input projection already in
+             * the gates, over the h part only, added to it */
+            const int64_t k0 = j->hoisted ? I : 0;
+            for (int64_t i = 0; j->hoisted && i < m; i++)
+                memcpy(hg + i * ldhg, j->gates + (row + i) * GH + c0, (size_t)Gw * sizeof(float));
+            product(j, K - k0, xh + k0, K, wb + k0 * Gw, Gw, hg, ldhg, m, gru ? 2 * w : Gw,
+                    (float)j->hoisted);
+            if (gru) { /* n's x part (unless in the gates already), then its h part */
+                if (!j->hoisted) product(j, I, xh, K, wb + 2 * w, Gw, hg + 2 * w, ldhg, m, w, 0.0f);
                 product(j, K - I, xh + I, K, wb + I * Gw + 2 * w, Gw, hg + 3 * w, ldhg, m, w,
                         0.0f);
-            } else {
-                product(j, K, xh, K, wb, Gw, hg, ldhg, m, Gw, 0.0f);
             }
             /* with a projection the cell's h is o tanh(c), into hr */
             float *h = j->hr ? j->hr + row * H + u0 : slot_row(j, q, i0) + I + u0;
@@ -202,14 +211,13 @@ static void forward_rows(void *ctx, int64_t r0, int64_t r1) {
     }
 }
 
-typedef struct {
-    const rnn_job *j;
-    int64_t t, parity;
-} step_job;
+static int64_t part_begin(const rnn_job *j, int64_t part) { return part * j->blocks / j->parts; }
 
-static void forward_blocks(void *ctx, int64_t b0, int64_t b1) {
-    const step_job *sj = ctx;
-    forward_step(sj->j, sj->t, 0, sj->j->s->N, b0, b1);
+/* phase i = the i-th step, item = a part of the blocks of units */
+static void forward_part(void *ctx, int64_t i, int64_t part) {
+    const rnn_job *j = ctx;
+    forward_step(j, j->s->reverse ? j->s->T - 1 - i : i, 0, j->s->N, part_begin(j, part),
+                 part_begin(j, part + 1));
 }
 
 /* ---- backward ----------------------------------------------------------------- */
@@ -295,14 +303,14 @@ static void backward_rows(void *ctx, int64_t r0, int64_t r1) {
     }
 }
 
-static void backward_blocks(void *ctx, int64_t b0, int64_t b1) {
-    const step_job *sj = ctx;
-    backward_cells(sj->j, sj->t, sj->parity, 0, sj->j->s->N, b0, b1);
-}
-
-static void backward_columns(void *ctx, int64_t c0, int64_t c1) {
-    const step_job *sj = ctx;
-    backward_product(sj->j, sj->t, sj->parity, 0, sj->j->s->N, c0, c1);
+/* phases 2k and 2k + 1 = backward step k's cells, then its dh product; item = a
+ * part of the blocks of units, and the same columns of dh */
+static void backward_part(void *ctx, int64_t phase, int64_t part) {
+    const rnn_job *j = ctx;
+    const int64_t k = phase / 2, t = backward_time(j->s, k), N = j->s->N;
+    const int64_t b0 = part_begin(j, part), b1 = part_begin(j, part + 1);
+    if (phase % 2 == 0) backward_cells(j, t, k & 1, 0, N, b0, b1);
+    else backward_product(j, t, k & 1, 0, N, b0 * U, min64(b1 * U, j->R));
 }
 
 /* ---- the shared set-up ---------------------------------------------------------- */
@@ -411,10 +419,8 @@ static void run_forward(rnn_job *j, rnn_split split) {
         fnn_parallel_for(s->N, grain, 1, j, forward_rows);
         return;
     }
-    for (int64_t i = 0; i < s->T; i++) {
-        step_job sj = {.j = j, .t = s->reverse ? s->T - 1 - i : i};
-        fnn_parallel_for(j->blocks, 1, 1, &sj, forward_blocks);
-    }
+    j->parts = min64(fnn_get_num_threads(), j->blocks);
+    fnn_parallel_phases(s->T, j->parts, j, forward_part);
 }
 
 static void run_backward(rnn_job *j, rnn_split split) {
@@ -424,12 +430,8 @@ static void run_backward(rnn_job *j, rnn_split split) {
         fnn_parallel_for(s->N, grain, 1, j, backward_rows);
         return;
     }
-    const int64_t NR = j->gk->blocking->nr;
-    for (int64_t k = 0; k < s->T; k++) {
-        step_job sj = {.j = j, .t = backward_time(s, k), .parity = k & 1};
-        fnn_parallel_for(j->blocks, 1, 1, &sj, backward_blocks);
-        fnn_parallel_for(s->H, U > NR ? U : NR, NR, &sj, backward_columns);
-    }
+    j->parts = min64(fnn_get_num_threads(), j->blocks);
+    fnn_parallel_phases(2 * s->T, j->parts, j, backward_part);
 }
 
 static void copy_or_zero(float *dst, const float *src, int64_t n) {
@@ -456,6 +458,7 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
     int64_t *rows = layout_rows(G, H);
     float *packed = malloc((size_t)(K * GH + GH + H * P) * sizeof(float));
     if (st == FNN_OK && (!rows || !packed)) st = FNN_ERR_NOMEM;
+    const int64_t first = s->reverse ? T : 0, last = s->reverse ? 0 : T;
     if (st == FNN_OK) {
         float *w_t = packed, *bias = packed + K * GH, *whr_t = bias + GH;
         for (int64_t b = 0; b < j.blocks; b++) {
@@ -478,10 +481,18 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
             for (int64_t n = 0; n < N; n++)
                 memcpy(slot_row(&j, slot_prev(s, t), n), x + (t * N + n) * I,
                        (size_t)I * sizeof(float));
-        const int64_t first = s->reverse ? T : 0, last = s->reverse ? 0 : T;
         for (int64_t n = 0; n < N; n++)
             copy_or_zero(slot_row(&j, first, n) + I, h0 ? h0 + n * R : NULL, R);
         if (j.cs) copy_or_zero(j.cs + first * N * H, c0, N * H);
+        /* one or two sequences: their steps stream the weights for a row or two, so the
+         * input projection of all steps goes first, as one GEMM per block */
+        j.hoisted = N <= FNN_RNN_FEW_ROWS;
+        for (int64_t b = 0; j.hoisted && st == FNN_OK && b < j.blocks; b++) {
+            const int64_t c0 = b * G * U, Gw = G * min64(U, H - b * U);
+            st = fnn_sgemm(0, 0, T * N, Gw, I, 1.0f, x, I, w_t + K * c0, Gw, 0.0f, j.gates + c0, GH);
+        }
+    }
+    if (st == FNN_OK) {
         run_forward(&j, choose_split(s, GH));
         for (int64_t n = 0; h_n && n < N; n++)
             memcpy(h_n + n * R, slot_row(&j, last, n) + I, (size_t)R * sizeof(float));

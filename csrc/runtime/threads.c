@@ -318,3 +318,37 @@ void fnn_parallel_for(int64_t n, int64_t grain, int64_t align, void *ctx, fnn_ra
     atomic_store(&pool.busy, 0);
     fp_exit(saved);
 }
+
+/* ---- phases: items claimed in one global order, a wait at each phase boundary ----
+ * Item g = phase * items + item comes from one counter, so every item before g was
+ * claimed earlier by a thread that is running it: waiting for them cannot deadlock,
+ * whichever threads join. */
+typedef struct {
+    fnn_phase_body body;
+    void *ctx;
+    int64_t items, total;
+    _Alignas(64) atomic_llong next; /* the next unclaimed item */
+    _Alignas(64) atomic_llong done; /* items finished */
+} phase_job;
+
+static void run_phases(void *ctx, int64_t begin, int64_t end) {
+    (void)begin, (void)end;
+    phase_job *pj = ctx;
+    for (;;) {
+        int64_t g = atomic_fetch_add_explicit(&pj->next, 1, memory_order_relaxed);
+        if (g >= pj->total) return;
+        int64_t phase = g / pj->items, first = phase * pj->items;
+        while (atomic_load_explicit(&pj->done, memory_order_acquire) < first) FNN_PAUSE();
+        pj->body(pj->ctx, phase, g - first);
+        atomic_fetch_add_explicit(&pj->done, 1, memory_order_release);
+    }
+}
+
+void fnn_parallel_phases(int64_t phases, int64_t items, void *ctx, fnn_phase_body body) {
+    if (phases <= 0 || items <= 0) return;
+    phase_job pj = {.body = body, .ctx = ctx, .items = items, .total = phases * items};
+    atomic_init(&pj.next, 0);
+    atomic_init(&pj.done, 0);
+    int64_t threads = fnn_get_num_threads();
+    fnn_parallel_for(threads < items ? threads : items, 1, 1, &pj, run_phases);
+}
