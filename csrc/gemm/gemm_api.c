@@ -168,17 +168,39 @@ static void gemm_tiles(void *ctx, int64_t begin, int64_t end) {
 }
 
 /* op(A) (is_a) or op(B) with every K block packed once, as gemm_rect would
- * pack each: block pc starts at pc * lanes_pad floats, lane l of it at l * kc */
+ * pack each: block pc starts at pc * lanes_pad floats, lane l of it at l * kc.
+ * The K blocks and runs of FNN_PACK_PANELS panels are packed by the threads. */
+#define FNN_PACK_PANELS 16
+typedef struct {
+    const gemm_problem *p;
+    float *dst;
+    int is_a;
+    int64_t lanes, lanes_pad, width, runs; /* runs of panels per K block */
+} pack_job;
+
+static void pack_runs(void *ctx, int64_t begin, int64_t end) {
+    const pack_job *j = ctx;
+    const gemm_problem *p = j->p;
+    const int64_t KC = p->k->blocking->kc, run = FNN_PACK_PANELS * j->width;
+    for (int64_t r = begin; r < end; r++) {
+        const int64_t pc = r / j->runs * KC, kc = p->K - pc < KC ? p->K - pc : KC;
+        const int64_t l0 = r % j->runs * run, n = j->lanes - l0 < run ? j->lanes - l0 : run;
+        float *dst = j->dst + pc * j->lanes_pad + l0 * kc;
+        if (j->is_a) p->k->pack(dst, p->A, p->lda, p->trans_a, l0, pc, n, kc, j->width);
+        else p->k->pack(dst, p->B, p->ldb, !p->trans_b, l0, pc, n, kc, j->width);
+    }
+}
+
 static float *pack_whole(const gemm_problem *p, int is_a, int64_t *lanes_pad) {
     const fnn_gemm_blocking *bs = p->k->blocking;
     const int64_t width = is_a ? bs->mr : bs->nr, lanes = is_a ? p->M : p->N;
     *lanes_pad = round_up(lanes, width);
     float *dst = aligned_buffer(*lanes_pad * p->K);
-    for (int64_t pc = 0; dst && pc < p->K; pc += bs->kc) {
-        int64_t kc = p->K - pc < bs->kc ? p->K - pc : bs->kc;
-        if (is_a) p->k->pack(dst + pc * *lanes_pad, p->A, p->lda, p->trans_a, 0, pc, lanes, kc, width);
-        else p->k->pack(dst + pc * *lanes_pad, p->B, p->ldb, !p->trans_b, 0, pc, lanes, kc, width);
-    }
+    if (!dst) return NULL;
+    pack_job j = {.p = p, .dst = dst, .is_a = is_a, .lanes = lanes, .lanes_pad = *lanes_pad,
+                  .width = width, .runs = (lanes + FNN_PACK_PANELS * width - 1) /
+                                          (FNN_PACK_PANELS * width)};
+    fnn_parallel_for((p->K + bs->kc - 1) / bs->kc * j.runs, 1, 1, &j, pack_runs);
     return dst;
 }
 
