@@ -10,15 +10,15 @@
  * holds every gate of its units, so the cell (rnn/cell.c) runs on it while it is in L1.
  *
  * Forward, one call per layer and direction. W' (K, GH) = [w_ih | w_hh]^T with its
- * columns in the layout, packed once per call block by block (block b's (K, G*w) is
- * contiguous, at K * b*G*U). Per step, per tile of rows, per block:
+ * columns in the layout, packed once per call (the threads take blocks of units; block
+ * b's (K, G*w) starts at column b*G*U). Per step, per tile of rows, per block:
  *   hg = [x_t | h_prev] W'[:, block]     one micro-kernel pass over K = I + R (the
  *                                        input projection rides along with the
  *                                        recurrent product; GRU runs n's two parts
  *                                        apart: r multiplies only the hidden one)
  *   the cell: + bias, activations, c and h, into the saved gates, the state and y
  * One or two sequences (N <= FNN_RNN_FEW_ROWS) would stream all of W' per step for a
- * row or two: their input projection x W'[:I] of every step is one GEMM per block into
+ * row or two: their input projection x W'[:I] of every step is one GEMM into
  * the saved gates first, and each step adds h_prev W'[I:] to it (`hoisted`).
  * Backward, steps in reverse: the cell's backward turns the saved gates into their
  * gradients dG in place (GRU: the hidden side dGh apart), then dh_prev = dGh W_hh'
@@ -71,7 +71,7 @@ typedef struct {
     float *gates, *xh, *cs, *hn, *hr;
     /* forward */
     float *y;
-    const float *w_t;        /* [w_ih | w_hh]^T in the layout, block by block: (K, G*w) each */
+    const float *w_t;        /* (K, GH): [w_ih | w_hh]^T, its columns in the layout */
     const float *bias;       /* (GH,) in the layout, or NULL */
     const float *b_hn;       /* GRU: (H,) or NULL */
     const float *whr_t;      /* projection: (H, P), w_hr transposed */
@@ -144,17 +144,17 @@ static void forward_step(const rnn_job *j, int64_t t, int64_t r0, int64_t r1, in
         const float *xh = slot_row(j, p, i0);
         for (int64_t b = b0; b < b1; b++) {
             const int64_t u0 = b * U, w = min64(U, H - u0), c0 = b * G * U, Gw = G * w;
-            const float *wb = j->w_t + K * c0; /* the block's (K, Gw) */
+            const float *wb = j->w_t + c0; /* the block's (K, Gw), row stride GH */
             /* r, z (GRU) or every gate over all of K; with the input projection already in
              * the gates, over the h part only, added to it */
             const int64_t k0 = j->hoisted ? I : 0;
             for (int64_t i = 0; j->hoisted && i < m; i++)
                 memcpy(hg + i * ldhg, j->gates + (row + i) * GH + c0, (size_t)Gw * sizeof(float));
-            product(j, K - k0, xh + k0, K, wb + k0 * Gw, Gw, hg, ldhg, m, gru ? 2 * w : Gw,
+            product(j, K - k0, xh + k0, K, wb + k0 * GH, GH, hg, ldhg, m, gru ? 2 * w : Gw,
                     (float)j->hoisted);
             if (gru) { /* n's x part (unless in the gates already), then its h part */
-                if (!j->hoisted) product(j, I, xh, K, wb + 2 * w, Gw, hg + 2 * w, ldhg, m, w, 0.0f);
-                product(j, K - I, xh + I, K, wb + I * Gw + 2 * w, Gw, hg + 3 * w, ldhg, m, w,
+                if (!j->hoisted) product(j, I, xh, K, wb + 2 * w, GH, hg + 2 * w, ldhg, m, w, 0.0f);
+                product(j, K - I, xh + I, K, wb + I * GH + 2 * w, GH, hg + 3 * w, ldhg, m, w,
                         0.0f);
             }
             /* with a projection the cell's h is o tanh(c), into hr */
@@ -439,6 +439,27 @@ static void copy_or_zero(float *dst, const float *src, int64_t n) {
     else memset(dst, 0, (size_t)n * sizeof(float));
 }
 
+/* W' (K, GH) = [w_ih | w_hh]^T with its columns in the layout, blocks [b0, b1) */
+typedef struct {
+    const rnn_job *j;
+    float *w_t;
+    const float *w_ih, *w_hh;
+} pack_job;
+
+static void pack_blocks(void *ctx, int64_t b0, int64_t b1) {
+    const pack_job *pj = ctx;
+    const rnn_job *j = pj->j;
+    const int64_t H = j->s->H, I = j->I, R = j->R, G = j->G, GH = j->GH;
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t u0 = b * U, w = min64(U, H - u0);
+        for (int64_t g = 0; g < G; g++) {
+            float *col = pj->w_t + b * G * U + g * w;
+            j->k->transpose(col, GH, pj->w_ih + (g * H + u0) * I, I, w, I);
+            j->k->transpose(col + I * GH, GH, pj->w_hh + (g * H + u0) * R, R, w, R);
+        }
+    }
+}
+
 /* ---- entry points ----------------------------------------------------------------- */
 
 fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, const float *x,
@@ -461,14 +482,8 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
     const int64_t first = s->reverse ? T : 0, last = s->reverse ? 0 : T;
     if (st == FNN_OK) {
         float *w_t = packed, *bias = packed + K * GH, *whr_t = bias + GH;
-        for (int64_t b = 0; b < j.blocks; b++) {
-            const int64_t u0 = b * U, w = min64(U, H - u0), Gw = G * w;
-            for (int64_t g = 0; g < G; g++) {
-                float *col = w_t + K * b * G * U + g * w;
-                j.k->transpose(col, Gw, w_ih + (g * H + u0) * I, I, w, I);
-                j.k->transpose(col + I * Gw, Gw, w_hh + (g * H + u0) * R, R, w, R);
-            }
-        }
+        pack_job pj = {.j = &j, .w_t = w_t, .w_ih = w_ih, .w_hh = w_hh};
+        fnn_parallel_for(j.blocks, 1, 1, &pj, pack_blocks);
         for (int64_t c = 0; b_ih && c < GH; c++) {
             const int64_t r = rows[c];
             bias[c] = b_ih[r] + (s->cell == FNN_RNN_GRU && r >= 2 * H ? 0.0f : b_hh[r]);
@@ -487,10 +502,7 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
         /* one or two sequences: their steps stream the weights for a row or two, so the
          * input projection of all steps goes first, as one GEMM per block */
         j.hoisted = N <= FNN_RNN_FEW_ROWS;
-        for (int64_t b = 0; j.hoisted && st == FNN_OK && b < j.blocks; b++) {
-            const int64_t c0 = b * G * U, Gw = G * min64(U, H - b * U);
-            st = fnn_sgemm(0, 0, T * N, Gw, I, 1.0f, x, I, w_t + K * c0, Gw, 0.0f, j.gates + c0, GH);
-        }
+        if (j.hoisted) st = fnn_sgemm(0, 0, T * N, GH, I, 1.0f, x, I, w_t, GH, 0.0f, j.gates, GH);
     }
     if (st == FNN_OK) {
         run_forward(&j, choose_split(s, GH));
