@@ -15,6 +15,8 @@
 #include "../simd.h"
 #include "gemm.h"
 
+#define FNN_PACK_AHEAD 8 /* rows a lanes-adjacent pack prefetches ahead */
+
 /* X holds lane l, step k at X[(k0 + k) * ld + l0 + l] when lanes_adjacent,
  * else at X[(l0 + l) * ld + k0 + k]; lanes l0 .. l0 + nlanes - 1 are packed
  * into panels of `width` lanes, lane l of step k at panel[k * width + l]. */
@@ -25,6 +27,11 @@ void FNN_K(fnn_gemm_pack)(float *dst, const float *X, int64_t ld, int lanes_adja
          * time would walk kc rows `ld` apart per panel, re-reading shared lines) */
         for (int64_t k = 0; k < kc; k++) {
             const float *src = X + (k0 + k) * ld + l0;
+            /* rows `ld` apart defeat the hardware prefetcher when ld is long and the
+             * lanes few (a slice of a weight gradient's dY^T): fetch a few rows ahead */
+            if (k + FNN_PACK_AHEAD < kc)
+                for (int64_t l = 0; l < nlanes; l += 64 / (int64_t)sizeof(float))
+                    __builtin_prefetch(src + FNN_PACK_AHEAD * ld + l, 0, 3);
             for (int64_t p = 0; p < nlanes; p += width) {
                 float *dst_k = dst + p * kc + k * width;
                 int64_t lanes = nlanes - p < width ? nlanes - p : width;
