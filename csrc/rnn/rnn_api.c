@@ -41,7 +41,8 @@
  * Threads: a batch of >= 2 * FNN_RNN_CHUNK_ROWS rows is cut into chunks of rows that
  * each run every step with no barrier; a smaller batch with enough work per step splits
  * each step's blocks of units among the threads (fnn_parallel_phases: a wait per step,
- * two in backward); below that, and with a projection, one thread. Each row gets the same arithmetic in every case.
+ * two in backward; not with a projection, whose product needs all of the step's h);
+ * below that, one thread. Each row gets the same arithmetic in every case.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -318,11 +319,10 @@ static void backward_part(void *ctx, int64_t phase, int64_t part) {
 typedef enum { SPLIT_SERIAL, SPLIT_ROWS, SPLIT_UNITS } rnn_split;
 
 static rnn_split choose_split(const fnn_rnn_shape *s, int64_t GH) {
-    /* projections run on one thread: their batch split gave thread-dependent bits
-     * (under investigation, issue 11's note) */
-    if (s->proj_size) return SPLIT_SERIAL;
     if (s->N >= 2 * FNN_RNN_CHUNK_ROWS) return SPLIT_ROWS;
-    if (s->N * GH * s->H >= FNN_RNN_SERIAL_WORK && s->H > U && s->proj_size == 0)
+    /* a projection needs all of h after each step's cells: no unit split */
+    if (s->proj_size) return SPLIT_SERIAL;
+    if (s->N * GH * s->H >= FNN_RNN_SERIAL_WORK && s->H > U)
         return SPLIT_UNITS;
     return SPLIT_SERIAL;
 }
