@@ -47,6 +47,21 @@ def test_bench_json_output(tmp_path):
     assert case["case"] == "mse_loss/1M"
     assert set(case["times"]) == {"fastnn", "numpy"}   # fastnn is always included
     assert case["times"]["fastnn"]["median_s"] > 0 and case["speedup_vs_numpy"] > 0
+    if bench.cpu_steal_ticks() is not None:   # Linux: the run's stolen share is recorded
+        assert 0.0 <= doc["cpu_steal_during"] <= 100.0
+
+
+def test_cpu_steal_ticks_reads_proc_stat(tmp_path, monkeypatch):
+    import builtins
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 5 50 800 10 0 5 30 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open",
+                        lambda path, *a, **k: real_open(stat if path == "/proc/stat" else path,
+                                                        *a, **k))
+    assert bench.cpu_steal_ticks() == (30, 1000)   # steal, user..steal
+    stat.write_text("intr 1 2\n")
+    assert bench.cpu_steal_ticks() is None
 
 
 @pytest.mark.parametrize("argv", [["bench", "--ops", "nope"], ["bench", "--libs", "jax"],

@@ -1,4 +1,4 @@
-"""What the benchmark ran on: CPU model, CPU pressure, library versions and
+"""What the benchmark ran on: CPU model, CPU pressure and steal, library versions and
 thread counts (including NumPy's BLAS, read back from OpenBLAS itself)."""
 from __future__ import annotations
 
@@ -44,6 +44,22 @@ def cpu_stall_total() -> Optional[float]:
     """Cumulative CPU stall time (`some total`, microseconds), or None; the
     difference over an interval divided by its length is that interval's pressure."""
     return _pressure_field("total")
+
+
+def cpu_steal_ticks() -> Optional[tuple]:
+    """(steal, total) clock ticks of all CPUs from /proc/stat's `cpu` line, or None:
+    the time a hypervisor gave this VM's CPUs to other guests. The difference of
+    steal over the difference of total, over an interval, is the share of CPU time
+    stolen in it, which /proc/pressure/cpu does not see."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        if fields[0] != "cpu" or len(fields) < 9:
+            return None
+        ticks = [int(v) for v in fields[1:]]
+        return ticks[7], sum(ticks[:8])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _numpy_blas_name() -> str:

@@ -17,7 +17,7 @@ from .cases_rnn import RNN_OP_NAMES, build_rnn_cases
 from .cases_conv import CONV_LAYER_OP_NAMES, build_conv_layer_cases
 from .cases_mlp import MLP_OP_NAMES, build_mlp_cases
 from .core import DEFAULT_THREADS, FULL, LIBS, QUICK, parse_size
-from .machine import cpu_model, cpu_pressure, cpu_stall_total
+from .machine import cpu_model, cpu_pressure, cpu_stall_total, cpu_steal_ticks
 from .workers import WorkerPool
 
 SUITES = ("elementwise", "gemm", "mlp", "cnn", "rnn", "all")
@@ -260,7 +260,7 @@ def run(args) -> int:
               f"other processes compete for the CPU and timings will be noisy", file=sys.stderr)
 
     out = sys.stdout
-    stall0, t0 = cpu_stall_total(), time.monotonic()
+    stall0, steal0, t0 = cpu_stall_total(), cpu_steal_ticks(), time.monotonic()
     peak = None
     records, problems = [], []
     with WorkerPool(libs, args.threads, sizes) as pool:
@@ -335,8 +335,14 @@ def run(args) -> int:
             print(f"  {case_id:<40} {lib:<6} {form}", file=out)
     for lib, items in slower.items():
         print(f"fastnn slower than {lib}: {', '.join(items) if items else 'none'}", file=out)
-    stall1, elapsed = cpu_stall_total(), time.monotonic() - t0
-    during = None
+    stall1, steal1, elapsed = cpu_stall_total(), cpu_steal_ticks(), time.monotonic() - t0
+    during = stolen = None
+    if steal0 is not None and steal1 is not None and steal1[1] > steal0[1]:
+        stolen = 100.0 * (steal1[0] - steal0[0]) / (steal1[1] - steal0[1])
+        print(f"CPU time stolen by the hypervisor during the run: {stolen:.1f}%", file=out)
+        if stolen > 3:
+            print(f"warning: {stolen:.1f}% of the CPU time went to other guests of the "
+                  f"host; timings are unreliable, rerun when it is quiet", file=sys.stderr)
     if stall0 is not None and stall1 is not None and elapsed > 0:
         during = 100.0 * (stall1 - stall0) / 1e6 / elapsed
         print(f"CPU pressure during the run: {during:.1f}% (wall time {elapsed:.0f} s)", file=out)
@@ -349,7 +355,7 @@ def run(args) -> int:
     if args.json:
         doc = {"machine": cpu_model(), "threads": args.threads, "suite": args.suite,
                "settings": settings, "cpu_pressure_avg10_before": pressure,
-               "cpu_pressure_during": during, "wall_s": elapsed, "info": pool.info,
+               "cpu_pressure_during": during, "cpu_steal_during": stolen, "wall_s": elapsed, "info": pool.info,
                "fma_peak": peak, "cases": records}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)
