@@ -92,6 +92,6 @@ def test_demo_lstm_against_torch_from_the_same_weights():
 
 def test_char_lstm_beats_a_bigram_model():
     module = load("char_lstm")
-    result = module.main(steps=250, hidden=128, max_chars=150_000, verbose=False)
+    result = module.main(steps=250, hidden=128, max_bytes=150_000, verbose=False)
     assert result["val_loss"] < result["bigram_loss"] - 0.15
     assert len(result["sample"]) > 100
