@@ -99,9 +99,14 @@ def test_the_stdlib_corpus():
     assert c.decode(c.encode("def f():")) == "def f():"
 
 
-def test_without_sources_it_falls_back_to_fastnns_own(tmp_path):
-    root, files = stdlib_files(tmp_path)
+def test_a_python_without_sources_falls_back_to_fastnns_own(tmp_path, monkeypatch):
+    import sysconfig
+    monkeypatch.setattr(sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
+    root, files = stdlib_files()
     assert root != tmp_path and "data/text.py" in files
+    assert stdlib_files(tmp_path) == (tmp_path, [])   # a given root is taken as it is
+    with pytest.raises(ValueError, match="0 .py files"):
+        stdlib_corpus(root=tmp_path)
 
 
 @pytest.mark.parametrize("kwargs,match", [

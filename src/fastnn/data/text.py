@@ -117,15 +117,14 @@ class TextCorpus:
 
 def stdlib_files(root: Optional[Path] = None) -> Tuple[Path, List[str]]:
     """(root, the .py files under it as sorted relative paths) without site-packages,
-    tests and idlelib: the standard library's by default, fastnn's own sources when
-    it has none"""
-    root = Path(sysconfig.get_paths()["stdlib"]) if root is None else Path(root)
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py")
-                   if not EXCLUDED_DIRS & set(p.relative_to(root).parts[:-1]))
-    own = Path(__file__).resolve().parent.parent
-    if not files and root != own:
-        return stdlib_files(own)
-    return root, files
+    tests and idlelib. By default the standard library's, or fastnn's own sources when
+    this Python has none."""
+    if root is None:
+        base, files = stdlib_files(Path(sysconfig.get_paths()["stdlib"]))
+        return (base, files) if files else stdlib_files(Path(__file__).resolve().parent.parent)
+    root = Path(root)
+    return root, sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py")
+                        if not EXCLUDED_DIRS & set(p.relative_to(root).parts[:-1]))
 
 
 def stdlib_corpus(max_bytes: int = 2_000_000, level: str = "char", val_every: int = 10,
