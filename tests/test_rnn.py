@@ -57,19 +57,23 @@ def reference_loss(a, mode, reverse, lengths, gy, gh, gc):
     return loss + ((c * gc).sum() if c is not None else 0.0)
 
 
-FD_CASES = [("lstm", 0), ("gru", 0), ("rnn_tanh", 0), ("rnn_relu", 0), ("lstm", 3)]
+# (mode, P, (T, N, I, H)): small layers on one thread, and two sequences of 100-120
+# units, whose input projection leaves the step loop and whose units the threads split
+FD_CASES = [("lstm", 0, (4, 3, 3, 5)), ("gru", 0, (4, 3, 3, 5)), ("rnn_tanh", 0, (4, 3, 3, 5)),
+            ("rnn_relu", 0, (4, 3, 3, 5)), ("lstm", 3, (4, 3, 3, 5)),
+            ("lstm", 0, (3, 2, 3, 100)), ("gru", 0, (3, 2, 3, 120))]
 
 
-@pytest.mark.parametrize("mode,P", FD_CASES)
+@pytest.mark.parametrize("mode,P,shape", FD_CASES)
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("ragged", [False, True])
-def test_gradients_match_finite_differences(isa, mode, P, reverse, ragged):
+def test_gradients_match_finite_differences(isa, mode, P, shape, reverse, ragged):
     """Central differences of the float64 reference at sampled entries of every input."""
     rng = np.random.default_rng(7)
-    T, N, I, H = 4, 3, 3, 5
+    T, N, I, H = shape
     a = make(rng, mode, T, N, I, H, P)
     a64 = {k: None if v is None else v.astype(np.float64) for k, v in a.items()}
-    lengths = np.array([4, 3, 1]) if ragged else None
+    lengths = np.array([T, T - 1, 1][:N]) if ragged else None
     R = P or H
     gy = rng.standard_normal((T, N, R)).astype(np.float32)
     gh = rng.standard_normal((N, R)).astype(np.float32)

@@ -365,6 +365,7 @@ static fnn_status job_init(rnn_job *j, const fnn_rnn_shape *s, float *workspace,
     j->K = j->I + j->R;
     j->GH = j->G * s->H;
     j->blocks = (s->H + U - 1) / U;
+    j->parts = min64(fnn_get_num_threads(), j->blocks);
     j->gates = workspace;
     j->xh = j->gates + TN * j->GH;
     float *next = j->xh + slots * j->K;
@@ -419,7 +420,6 @@ static void run_forward(rnn_job *j, rnn_split split) {
         fnn_parallel_for(s->N, grain, 1, j, forward_rows);
         return;
     }
-    j->parts = min64(fnn_get_num_threads(), j->blocks);
     fnn_parallel_phases(s->T, j->parts, j, forward_part);
 }
 
@@ -430,7 +430,6 @@ static void run_backward(rnn_job *j, rnn_split split) {
         fnn_parallel_for(s->N, grain, 1, j, backward_rows);
         return;
     }
-    j->parts = min64(fnn_get_num_threads(), j->blocks);
     fnn_parallel_phases(2 * s->T, j->parts, j, backward_part);
 }
 
@@ -444,10 +443,10 @@ typedef struct {
     const rnn_job *j;
     float *w_t;
     const float *w_ih, *w_hh;
-} pack_job;
+} weight_pack_job;
 
 static void pack_blocks(void *ctx, int64_t b0, int64_t b1) {
-    const pack_job *pj = ctx;
+    const weight_pack_job *pj = ctx;
     const rnn_job *j = pj->j;
     const int64_t H = j->s->H, I = j->I, R = j->R, G = j->G, GH = j->GH;
     for (int64_t b = b0; b < b1; b++) {
@@ -482,7 +481,7 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
     const int64_t first = s->reverse ? T : 0, last = s->reverse ? 0 : T;
     if (st == FNN_OK) {
         float *w_t = packed, *bias = packed + K * GH, *whr_t = bias + GH;
-        pack_job pj = {.j = &j, .w_t = w_t, .w_ih = w_ih, .w_hh = w_hh};
+        weight_pack_job pj = {.j = &j, .w_t = w_t, .w_ih = w_ih, .w_hh = w_hh};
         fnn_parallel_for(j.blocks, 1, 1, &pj, pack_blocks);
         for (int64_t c = 0; b_ih && c < GH; c++) {
             const int64_t r = rows[c];
@@ -500,7 +499,7 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
             copy_or_zero(slot_row(&j, first, n) + I, h0 ? h0 + n * R : NULL, R);
         if (j.cs) copy_or_zero(j.cs + first * N * H, c0, N * H);
         /* one or two sequences: their steps stream the weights for a row or two, so the
-         * input projection of all steps goes first, as one GEMM per block */
+         * input projection of all steps goes first, as one GEMM */
         j.hoisted = N <= FNN_RNN_FEW_ROWS;
         if (j.hoisted) st = fnn_sgemm(0, 0, T * N, GH, I, 1.0f, x, I, w_t, GH, 0.0f, j.gates, GH);
     }

@@ -17,7 +17,8 @@ Modules
                        cases time; it lives in the product: fastnn demo uses it too)
     timing             ``prepare`` (build, check, pick the fastest formulation),
                        ``time_call``, ``measure_fma_peak``
-    machine            CPU model, /proc/pressure/cpu, steal (/proc/stat), library versions and threads
+    machine            CPU model, /proc/pressure/cpu, steal (/proc/stat), library
+                       versions and threads
     workers            one worker process per library and the parent-side ``WorkerPool``
                        (``python -m fastnn.bench --worker LIB --threads N``)
     report             ``fastnn bench``'s options (``add_arguments``), the run and its
@@ -59,7 +60,8 @@ __all__ = [
     "LOSS_SIZE", "MLP_OPS", "MLP_OP_NAMES", "MlpCase", "MlpOp", "OPS", "OP_NAMES", "Op",
     "Prepared", "QUICK", "ROWS", "SQUARE_SIZES", "SUITES", "Worker", "WorkerPool",
     "build_cases", "build_gemm_cases", "build_mlp_cases", "check_result", "cpu_model",
-    "cpu_pressure", "cpu_stall_total", "cpu_steal_ticks", "format_size", "library_context", "library_versions",
+    "cpu_pressure", "cpu_stall_total", "cpu_steal_ticks", "format_size", "library_context",
+    "library_versions",
     "measure_fma_peak", "numpy_blas_threads", "parse_size", "prepare", "reference_result",
     "set_threads", "time_call", "worker_cases", "worker_main", "add_arguments", "run",
 ]

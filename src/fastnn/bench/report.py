@@ -355,7 +355,8 @@ def run(args) -> int:
     if args.json:
         doc = {"machine": cpu_model(), "threads": args.threads, "suite": args.suite,
                "settings": settings, "cpu_pressure_avg10_before": pressure,
-               "cpu_pressure_during": during, "cpu_steal_during": stolen, "wall_s": elapsed, "info": pool.info,
+               "cpu_pressure_during": during, "cpu_steal_during": stolen, "wall_s": elapsed,
+               "info": pool.info,
                "fma_peak": peak, "cases": records}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)
