@@ -327,6 +327,42 @@ fnn_status fnn_group_norm_backward(float *dinp, float *dweight, float *dbias, co
                                    const float *weight, int64_t N, int64_t C, int64_t S,
                                    int64_t G, int accumulate);
 
+/* ---- LayerNorm and RMSNorm over the last axis (layer_norm.c, layer_norm_api.c)
+ * Dimension letters: M rows (every leading axis), D the normalized size (the
+ * product of normalized_shape). inp, residual, sum, out, dout, dinp (M, D);
+ * weight, bias, dweight, dbias (D,), weight / bias NULL meaning 1 / 0; mean, rstd
+ * (M,). Statistics are float64 sums (two passes for LayerNorm: a row of equal
+ * values gives exactly bias). Threads split rows; the weight and bias gradients
+ * are summed over fixed blocks of rows and the blocks added in order, so results
+ * do not depend on the thread count. eps must be finite and >= 0; D >= 1.
+ *
+ * LayerNorm: mean = mean(x), rstd = 1 / sqrt(biased variance + eps),
+ * out = (x - mean) * rstd * weight + bias. */
+fnn_status fnn_layer_norm_forward(float *out, float *mean, float *rstd, const float *inp,
+                                  const float *weight, const float *bias, int64_t M, int64_t D,
+                                  float eps);
+/* The same of x = inp + residual, with x written to sum (a pre-LN block's residual
+ * stream); sum must not alias out. */
+fnn_status fnn_add_layer_norm_forward(float *sum, float *out, float *mean, float *rstd,
+                                      const float *inp, const float *residual,
+                                      const float *weight, const float *bias, int64_t M,
+                                      int64_t D, float eps);
+/* xhat = (inp - mean) * rstd, g = dout * weight:
+ *   dinp (+)= rstd * (g - mean(g) - xhat * mean(g * xhat))     (means over each row)
+ *   dweight += sum over rows of dout * xhat;  dbias += sum of dout
+ * Each output is skipped when NULL; scratch of 2 * D floats per block of rows. */
+fnn_status fnn_layer_norm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                   const float *mean, const float *rstd, const float *inp,
+                                   const float *weight, int64_t M, int64_t D, int accumulate);
+/* RMSNorm: rstd = 1 / sqrt(mean(x^2) + eps), out = x * rstd * weight. */
+fnn_status fnn_rms_norm_forward(float *out, float *rstd, const float *inp, const float *weight,
+                                int64_t M, int64_t D, float eps);
+/* dinp (+)= rstd * (g - xhat * mean(g * xhat)), xhat = inp * rstd, g = dout * weight;
+ * dweight += sum over rows of dout * xhat */
+fnn_status fnn_rms_norm_backward(float *dinp, float *dweight, const float *dout,
+                                 const float *rstd, const float *inp, const float *weight,
+                                 int64_t M, int64_t D, int accumulate);
+
 /* ---- convolution (conv/conv_api.c) ------------------------------------------
  * 2-D convolution, NCHW, zero padding: x (N, C, H, W), weight (O, C/groups,
  * KH, KW), y (N, O, OH, OW); output pixel (oh, ow) reads input rows

@@ -175,6 +175,27 @@ typedef struct {
     fnn_dx_plane_fn dx_plane;
     fnn_dx_cols_fn dx_cols;
 } fnn_norm_kernels;
+/* ---- LayerNorm and RMSNorm (layer_norm.c): R rows of D floats ----------------
+ * Row arrays (R, D) C-contiguous; weight, bias (D,) or NULL; mean, rstd (R,),
+ * mean NULL (not written, read as 0) for RMSNorm. */
+/* out = norm(inp (+ residual, then written to sum)) * weight + bias (layer_norm.c) */
+typedef void (*fnn_layer_norm_rows_forward_fn)(float *out, float *mean, float *rstd,
+                                               float *sum, const float *inp,
+                                               const float *residual, const float *weight,
+                                               const float *bias, int64_t R, int64_t D,
+                                               float eps, int rms);
+/* dinp (+)= the rows' input gradient (NULL: skipped); dweight_part, dbias_part (D,)
+ * += this block's sums over its rows in order (each NULL: skipped) */
+typedef void (*fnn_layer_norm_rows_backward_fn)(float *dinp, float *dweight_part,
+                                                float *dbias_part, const float *dout,
+                                                const float *inp, const float *mean,
+                                                const float *rstd, const float *weight,
+                                                int64_t R, int64_t D, int accumulate);
+typedef struct {
+    fnn_layer_norm_rows_forward_fn forward_rows;
+    fnn_layer_norm_rows_backward_fn backward_rows;
+} fnn_layer_norm_kernels;
+
 /* ---- pooling (pool.c): `P` planes (P, H, W) -> (P, OH, OW), geometry in g ---- */
 /* out (P, OH, OW) = window max of inp (P, H, W), indices (P, OH, OW) its argmax;
  * adaptive when `adaptive` (bins instead of kernel/stride/padding) */
@@ -313,6 +334,7 @@ typedef struct {
     X(fnn_linear_kernels, linear)            \
     X(fnn_fma_probe_kernels, fma_probe)      \
     X(fnn_norm_kernels, norm)                \
+    X(fnn_layer_norm_kernels, layer_norm)    \
     X(fnn_pool_kernels, pool)                \
     X(fnn_conv_kernels, conv)                \
     X(fnn_rnn_kernels, rnn)                  \

@@ -21,27 +21,10 @@
  */
 #include "simd.h"
 #include "kernels.h"
+#include "dsum.h"
 
 #define LANES 16 /* of dot_plane: two vectors of 8 doubles per sum */
 #define COLS 64               /* columns summed together in the cols layout (stack accumulators) */
-
-/* 8 floats / 8 doubles as GCC vector extensions: the same lane-wise IEEE operations on
- * every ISA (one zmm on AVX-512, two ymm on AVX2, four xmm on generic), no contraction */
-typedef float f8 __attribute__((vector_size(32), aligned(4))); /* loads at any float */
-typedef double d8 __attribute__((vector_size(64)));
-/* macros, not functions: a d8 argument or result would change the ABI below AVX-512 */
-#define LOAD_D8(p) __builtin_convertvector(*(const f8 *)(p), d8)
-#define D8_SET1(a) ((d8){(a), (a), (a), (a), (a), (a), (a), (a)})
-
-/* the lanes v[0..nv-1] (8 each) plus the scalar tail lanes t[0 .. 8*nv-1], in a fixed tree */
-static double lane_total(const d8 *v, int nv, const double *t) {
-    double u[4 * 8];
-    for (int i = 0; i < nv; i++)
-        for (int l = 0; l < 8; l++) u[8 * i + l] = v[i][l] + t[8 * i + l];
-    for (int h = 4 * nv; h > 0; h /= 2)
-        for (int l = 0; l < h; l++) u[l] += u[l + h];
-    return u[0];
-}
 
 /* ---- statistics ------------------------------------------------------------ */
 

@@ -39,7 +39,7 @@ RTOL, ATOL = 1e-4, 1e-5
 
 LOSSES = {"CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss", "L1Loss", "HuberLoss"}
 MODULES = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax",
-           "BatchNorm2d", "GroupNorm", "Dropout1d", "Dropout2d",
+           "BatchNorm2d", "GroupNorm", "LayerNorm", "RMSNorm", "Dropout1d", "Dropout2d",
            "LogSoftmax", "Dropout", "BatchNorm1d", "Flatten", "Identity",
            "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"}
 MODULES |= {"MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",

@@ -136,6 +136,22 @@ cdef extern from "fastnn.h" nogil:
                                        const float *dout, const float *mean, const float *invstd,
                                        const float *inp, const float *weight, int64_t N,
                                        int64_t C, int64_t S, int64_t G, int accumulate)
+    fnn_status fnn_layer_norm_forward(float *out, float *mean, float *rstd, const float *inp,
+                                      const float *weight, const float *bias, int64_t M,
+                                      int64_t D, float eps)
+    fnn_status fnn_add_layer_norm_forward(float *sum, float *out, float *mean, float *rstd,
+                                          const float *inp, const float *residual,
+                                          const float *weight, const float *bias, int64_t M,
+                                          int64_t D, float eps)
+    fnn_status fnn_layer_norm_backward(float *dinp, float *dweight, float *dbias,
+                                       const float *dout, const float *mean, const float *rstd,
+                                       const float *inp, const float *weight, int64_t M,
+                                       int64_t D, int accumulate)
+    fnn_status fnn_rms_norm_forward(float *out, float *rstd, const float *inp,
+                                    const float *weight, int64_t M, int64_t D, float eps)
+    fnn_status fnn_rms_norm_backward(float *dinp, float *dweight, const float *dout,
+                                     const float *rstd, const float *inp, const float *weight,
+                                     int64_t M, int64_t D, int accumulate)
     ctypedef struct fnn_conv2d_shape:
         int64_t N, C, H, W, O, KH, KW, OH, OW
         int64_t sh, sw, pt, pl, dh, dw, groups

@@ -23,7 +23,11 @@ Linear:       linear (fused bias + activation, optional pre-activation output),
               accumulating), linear_bias_backward (linear_bias_grad: its deprecated
               old name); ACTIVATIONS, the activation names linear fuses (from C)
 Normalization: batch_norm, batch_norm_backward, group_norm, group_norm_backward
-              (return_stats=True gives the mean / invstd backward takes)
+              (return_stats=True gives the mean / invstd backward takes);
+              layer_norm, add_layer_norm (residual add + layer_norm in one pass),
+              layer_norm_backward, rms_norm, rms_norm_backward over the trailing
+              normalized_shape axes (mean / rstd per row; backward adds into
+              grad_input when given)
 Vector math:  exp, erf (the approximations the kernels are built on)
 Optimizer updates, one torch.optim step in place on a parameter and its state:
               sgd_step, adam_step, rmsprop_step; every array must already be an
@@ -72,6 +76,8 @@ from fastnn._C import (
     rmsprop_step,
 )
 from fastnn._C import batch_norm, batch_norm_backward, group_norm, group_norm_backward
+from fastnn._C import (add_layer_norm, layer_norm, layer_norm_backward, rms_norm,
+                       rms_norm_backward)
 
 from fastnn._C import (
     conv1d,
@@ -115,6 +121,8 @@ __all__ = [
     "conv2d_backward", "conv_transpose1d_backward", "conv_transpose2d_backward",
 ]
 __all__ += ["batch_norm", "batch_norm_backward", "group_norm", "group_norm_backward"]
+__all__ += ["layer_norm", "add_layer_norm", "layer_norm_backward", "rms_norm",
+            "rms_norm_backward"]
 __all__ += [
     "max_pool1d",
     "max_pool2d",

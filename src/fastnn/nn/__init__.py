@@ -7,7 +7,8 @@
     model.backward(loss_fn.backward())   # parameter gradients accumulate in p.grad
 
 Files: module.py (Module), parameter.py (Parameter, flat buffers), linear.py,
-activation.py, dropout.py, batchnorm.py, normalization.py (GroupNorm), flatten.py, pooling.py (max /
+activation.py, dropout.py, batchnorm.py, normalization.py (GroupNorm, LayerNorm,
+RMSNorm), flatten.py, pooling.py (max /
 average / adaptive pools), padding.py (ZeroPad2d, ConstantPad2d), upsampling.py (Upsample),
 containers.py (Sequential, Residual, Concat, ModuleList), loss.py, grad_mode.py (no_grad), init.py (initialisers), utils.py
 (gradient clipping, fuse_conv_bn_eval), conv.py (Conv1d/2d, ConvTranspose1d/2d), rnn.py (RNN,
@@ -24,7 +25,7 @@ from fastnn.nn.flatten import Flatten
 from fastnn.nn.linear import Identity, Linear
 from fastnn.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
 from fastnn.nn.module import Module
-from fastnn.nn.normalization import GroupNorm
+from fastnn.nn.normalization import GroupNorm, LayerNorm, RMSNorm
 from fastnn.nn.parameter import Parameter
 from fastnn.nn.padding import ConstantPad2d, ZeroPad2d
 from fastnn.nn.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d,
@@ -36,7 +37,7 @@ __all__ = ["Module", "Parameter", "Linear", "Identity", "Flatten", "ReLU", "Leak
            "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax", "LogSoftmax", "Dropout", "BatchNorm1d",
            "Sequential", "Residual", "Concat", "ModuleList", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
            "L1Loss", "HuberLoss", "init", "utils"]
-__all__ += ["BatchNorm2d", "GroupNorm", "Dropout1d", "Dropout2d"]
+__all__ += ["BatchNorm2d", "GroupNorm", "LayerNorm", "RMSNorm", "Dropout1d", "Dropout2d"]
 __all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
 __all__ += ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
             "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "ZeroPad2d",
