@@ -305,9 +305,6 @@ typedef struct {
 } fnn_rnn_cell_backward_args;
 typedef void (*fnn_rnn_cell_forward_fn)(const fnn_rnn_cell_forward_args *a);
 typedef void (*fnn_rnn_cell_backward_fn)(const fnn_rnn_cell_backward_args *a);
-/* dst[k * ld_dst + r] = src[r * ld_src + k] for r < rows, k < K */
-typedef void (*fnn_rnn_transpose_fn)(float *dst, int64_t ld_dst, const float *src,
-                                     int64_t ld_src, int64_t rows, int64_t K);
 /* C (m, n) = A (m, K) B (K, n) (+ C when accumulate), row strides lda, ldb, ldc, for
  * m <= FNN_RNN_FEW_ROWS: a step of one or two sequences. Every element sums its K
  * products in order from zero, as the GEMM micro-kernel does, so results match it. */
@@ -318,7 +315,6 @@ typedef void (*fnn_rnn_few_rows_product_fn)(int64_t K, const float *A, int64_t l
 typedef struct {
     fnn_rnn_cell_forward_fn forward[FNN_RNN_CELL_COUNT];
     fnn_rnn_cell_backward_fn backward[FNN_RNN_CELL_COUNT];
-    fnn_rnn_transpose_fn transpose;
     fnn_rnn_few_rows_product_fn few_rows_product;
 } fnn_rnn_kernels;
 

@@ -64,10 +64,16 @@ typedef void (*fnn_gemm_pack_fn)(float *dst, const float *X, int64_t ld, int lan
                                  int64_t l0, int64_t k0, int64_t nlanes, int64_t kc,
                                  int64_t width);
 
+/* pack.c: dst[k * ld_dst + r] = src[r * ld_src + k] for r < rows, k < K (a plain
+ * transpose, for callers that need op(B) row-major: recurrent weights, attention's K) */
+typedef void (*fnn_gemm_transpose_fn)(float *dst, int64_t ld_dst, const float *src,
+                                      int64_t ld_src, int64_t rows, int64_t K);
+
 typedef struct {
     fnn_gemm_ukernel_fn ukernel;
     fnn_gemm_ukernel_direct_fn ukernel_direct;
     fnn_gemm_pack_fn pack;
+    fnn_gemm_transpose_fn transpose;
     const fnn_gemm_blocking *blocking;
 } fnn_gemm_kernels;
 
@@ -75,6 +81,8 @@ typedef struct {
 /* in the per-ISA files: pack.c's function, for kernel.c's sub-table */
 void FNN_K(fnn_gemm_pack)(float *dst, const float *X, int64_t ld, int lanes_adjacent, int64_t l0,
                           int64_t k0, int64_t nlanes, int64_t kc, int64_t width);
+void FNN_K(fnn_gemm_transpose)(float *dst, int64_t ld_dst, const float *src, int64_t ld_src,
+                               int64_t rows, int64_t K);
 #endif
 
 /* fnn_sgemm_ex (fastnn.h) that also stores the pre-activation tile into preact

@@ -175,5 +175,6 @@ const fnn_gemm_kernels FNN_K(fnn_gemm_kernels) = {
     .ukernel = FNN_K(gemm_ukernel),
     .ukernel_direct = FNN_K(gemm_ukernel_direct),
     .pack = FNN_K(fnn_gemm_pack),
+    .transpose = FNN_K(fnn_gemm_transpose),
     .blocking = &FNN_K(gemm_blocking),
 };

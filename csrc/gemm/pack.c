@@ -8,7 +8,8 @@
  * is a contiguous run along k (A as is, B transposed: a transpose). Compiled
  * once per ISA (simd.h): copies move whole vectors, transposes move
  * FNN_VW x FNN_VW blocks through registers, and only the k tail of a
- * transpose goes one float at a time.
+ * transpose goes one float at a time. The file ends with a plain transpose
+ * for callers that need an operand row-major (fnn_gemm_transpose).
  */
 #include <string.h>
 
@@ -59,5 +60,19 @@ void FNN_K(fnn_gemm_pack)(float *dst, const float *X, int64_t ld, int lanes_adja
         }
         for (int64_t k = 0; k < kc && lanes < width; k++)
             memset(panel + k * width + lanes, 0, (size_t)(width - lanes) * sizeof(float));
+    }
+}
+
+/* dst[k * ld_dst + r] = src[r * ld_src + k]: whole vector blocks transposed in
+ * registers, the edges one by one */
+void FNN_K(fnn_gemm_transpose)(float *dst, int64_t ld_dst, const float *src, int64_t ld_src,
+                               int64_t rows, int64_t K) {
+    for (int64_t r0 = 0; r0 < rows; r0 += FNN_VW) {
+        const int64_t nr = vf_lanes(rows - r0);
+        int64_t k0 = 0;
+        for (; k0 + FNN_VW <= K; k0 += FNN_VW)
+            vf_transpose_block(dst + k0 * ld_dst + r0, ld_dst, src + r0 * ld_src + k0, ld_src, nr);
+        for (; k0 < K; k0++)
+            for (int64_t r = 0; r < nr; r++) dst[k0 * ld_dst + r0 + r] = src[(r0 + r) * ld_src + k0];
     }
 }

@@ -170,20 +170,6 @@ static void FNN_K(gru_backward)(const fnn_rnn_cell_backward_args *a) {
     }
 }
 
-/* dst[k * ld_dst + r] = src[r * ld_src + k]: whole vector blocks transposed in
- * registers, the edges one by one */
-static void FNN_K(rnn_transpose)(float *dst, int64_t ld_dst, const float *src, int64_t ld_src,
-                                 int64_t rows, int64_t K) {
-    for (int64_t r0 = 0; r0 < rows; r0 += FNN_VW) {
-        const int64_t nr = vf_lanes(rows - r0);
-        int64_t k0 = 0;
-        for (; k0 + FNN_VW <= K; k0 += FNN_VW)
-            vf_transpose_block(dst + k0 * ld_dst + r0, ld_dst, src + r0 * ld_src + k0, ld_src, nr);
-        for (; k0 < K; k0++)
-            for (int64_t r = 0; r < nr; r++) dst[k0 * ld_dst + r0 + r] = src[(r0 + r) * ld_src + k0];
-    }
-}
-
 /* the few-rows product over columns in groups of RV vectors: up to 8 (16) independent
  * accumulators per k instead of a micro-tile's 2 (4) whose FMA chains it would wait on,
  * and B's rows read as runs of RV vectors. rows and nv (vectors of the group) are
@@ -253,6 +239,5 @@ const fnn_rnn_kernels FNN_K(fnn_rnn_kernels) = {
     .backward = {[FNN_RNN_TANH] = FNN_K(rnn_tanh_backward),
                  [FNN_RNN_RELU] = FNN_K(rnn_relu_backward),
                  [FNN_RNN_LSTM] = FNN_K(lstm_backward), [FNN_RNN_GRU] = FNN_K(gru_backward)},
-    .transpose = FNN_K(rnn_transpose),
     .few_rows_product = FNN_K(few_rows_product),
 };

@@ -453,8 +453,8 @@ static void pack_blocks(void *ctx, int64_t b0, int64_t b1) {
         const int64_t u0 = b * U, w = min64(U, H - u0);
         for (int64_t g = 0; g < G; g++) {
             float *col = pj->w_t + b * G * U + g * w;
-            j->k->transpose(col, GH, pj->w_ih + (g * H + u0) * I, I, w, I);
-            j->k->transpose(col + I * GH, GH, pj->w_hh + (g * H + u0) * R, R, w, R);
+            j->gk->transpose(col, GH, pj->w_ih + (g * H + u0) * I, I, w, I);
+            j->gk->transpose(col + I * GH, GH, pj->w_hh + (g * H + u0) * R, R, w, R);
         }
     }
 }
@@ -487,7 +487,7 @@ fnn_status fnn_rnn_forward(float *y, float *h_n, float *c_n, float *workspace, c
             const int64_t r = rows[c];
             bias[c] = b_ih[r] + (s->cell == FNN_RNN_GRU && r >= 2 * H ? 0.0f : b_hh[r]);
         }
-        if (P) j.k->transpose(whr_t, P, w_hr, H, P, H);
+        if (P) j.gk->transpose(whr_t, P, w_hr, H, P, H);
         j.y = y, j.w_t = w_t, j.bias = b_ih ? bias : NULL, j.whr_t = P ? whr_t : NULL;
         j.b_hn = s->cell == FNN_RNN_GRU && b_hh ? b_hh + 2 * H : NULL;
         /* x_t into the slot step t reads, the initial state into the first slot */
