@@ -487,6 +487,49 @@ fnn_status fnn_embedding_backward(float *dweight, const float *dout, const int64
                                   int64_t L, int64_t V, int64_t E, int64_t padding_idx,
                                   int scale_grad_by_freq);
 
+/* ---- scaled dot-product attention (attention.c, attention_api.c) ------------
+ * Dimension letters: B batch, H heads, L queries, S keys, E the query / key head
+ * size, Ev the value head size. Each operand is B x H matrices addressed by
+ * element strides: row r of head (b, h) of q starts at q + b*q.b + h*q.h + r*q.row,
+ * and its E (or Ev) values are contiguous. So q, k, v may be views of one packed
+ * projection (B, T, 3*H*E): q.b = T*3*H*E, q.h = E, q.row = 3*H*E, k and v offset by
+ * H*E and 2*H*E; out may be (B, L, H*Ev) with no transposing copy. The gradients
+ * dq, dk, dv take the strides of q, k, v, dout those of out.
+ *   out = softmax(scale * q k^T + mask) (dropped out) v, per head
+ * mask: an additive float mask (L, S) per head, row j of head (b, h) at
+ * mask + b*mask.b + h*mask.h + j*mask.row (strides 0 broadcast), or NULL.
+ * causal: query i sees keys j <= i only (top-left aligned, as torch's is_causal);
+ * only those scores are computed, to the micro-tile. A query that sees no key with
+ * a finite score gets zero output (and zero gradients), as torch's CPU flash kernel.
+ * drop (B, H, L, S) contiguous or NULL: the dropout factors (0 or 1 / (1 - p)) the
+ * probabilities are multiplied by. probs (B, H, L, S) and lse (B, H, L) contiguous:
+ * the probabilities before dropout and the rows' logsumexp. Each (b, h) head is
+ * computed by one thread (the forward also splits long heads into blocks of query
+ * rows), so results do not depend on the thread count. */
+typedef struct {
+    int64_t b, h, row;
+} fnn_attention_strides;
+typedef struct {
+    int64_t B, H, L, S, E, Ev;
+    fnn_attention_strides q, k, v, out, dout, mask;
+    float scale;
+    int causal;
+} fnn_attention_shape;
+/* out and lse written; probs written when not NULL (a per-thread scratch holds each
+ * head's otherwise) */
+fnn_status fnn_attention_forward(float *out, float *lse, float *probs, const float *q,
+                                 const float *k, const float *v, const float *mask,
+                                 const float *drop, const fnn_attention_shape *s);
+/* dq, dk, dv written from dout and the forward's out, lse and probs (NULL: recomputed
+ * from q, k, mask and lse), with D = rowsum(dout * out):
+ *   dv = (P drop)^T dout;  dP = dout v^T;  dS = P (dP drop - D);
+ *   dq = scale dS k;  dk = scale dS^T q */
+fnn_status fnn_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                                  const float *out, const float *lse, const float *probs,
+                                  const float *q, const float *k, const float *v,
+                                  const float *mask, const float *drop,
+                                  const fnn_attention_shape *s);
+
 #ifdef __cplusplus
 }
 #endif

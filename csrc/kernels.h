@@ -196,6 +196,22 @@ typedef struct {
     fnn_layer_norm_rows_backward_fn backward_rows;
 } fnn_layer_norm_kernels;
 
+/* ---- scaled dot-product attention (attention.c): one row of a head's scores --
+ * n valid columns, then zeros up to n_zero; mask, drop (n,) or NULL. */
+typedef struct {
+    /* p = softmax(s + mask); returns the logsumexp (-inf and p = 0 when all masked) */
+    float (*softmax_row)(float *p, const float *s, const float *mask, int64_t n,
+                         int64_t n_zero);
+    /* p = exp(s + mask - lse) */
+    void (*exp_row)(float *p, const float *s, const float *mask, float lse, int64_t n,
+                    int64_t n_zero);
+    /* ds = p * (dp * drop - d) */
+    void (*softmax_grad_row)(float *ds, const float *dp, const float *p, const float *drop,
+                             float d, int64_t n, int64_t n_zero);
+    void (*mul_row)(float *out, const float *a, const float *b, int64_t n); /* out = a * b */
+    float (*dot_row)(const float *a, const float *b, int64_t n);            /* sum a * b */
+} fnn_attention_kernels;
+
 /* ---- pooling (pool.c): `P` planes (P, H, W) -> (P, OH, OW), geometry in g ---- */
 /* out (P, OH, OW) = window max of inp (P, H, W), indices (P, OH, OW) its argmax;
  * adaptive when `adaptive` (bins instead of kernel/stride/padding) */
@@ -334,7 +350,8 @@ typedef struct {
     X(fnn_pool_kernels, pool)                \
     X(fnn_conv_kernels, conv)                \
     X(fnn_rnn_kernels, rnn)                  \
-    X(fnn_embedding_kernels, embedding)
+    X(fnn_embedding_kernels, embedding)      \
+    X(fnn_attention_kernels, attention)
 
 #define FNN_DECLARE_SUBTABLES_(type, family) \
     extern const type type##_generic, type##_avx2, type##_avx512;

@@ -208,3 +208,18 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_embedding_backward(float *dweight, const float *dout, const int64_t *indices,
                                       int64_t L, int64_t V, int64_t E, int64_t padding_idx,
                                       int scale_grad_by_freq)
+    ctypedef struct fnn_attention_strides:
+        int64_t b, h, row
+    ctypedef struct fnn_attention_shape:
+        int64_t B, H, L, S, E, Ev
+        fnn_attention_strides q, k, v, out, dout, mask
+        float scale
+        int causal
+    fnn_status fnn_attention_forward(float *out, float *lse, float *probs, const float *q,
+                                     const float *k, const float *v, const float *mask,
+                                     const float *drop, const fnn_attention_shape *s)
+    fnn_status fnn_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                                      const float *out, const float *lse, const float *probs,
+                                      const float *q, const float *k, const float *v,
+                                      const float *mask, const float *drop,
+                                      const fnn_attention_shape *s)

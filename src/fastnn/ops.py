@@ -42,6 +42,9 @@ Recurrent:    rnn, rnn_backward: one layer and direction of an RNN (tanh / relu)
               variable-length batches); the workspace rnn returns feeds rnn_backward
 Embedding:    embedding, embedding_backward (int64 indices, padding_idx,
               scale_grad_by_freq)
+Attention:    scaled_dot_product_attention (torch's arguments; causal skipping,
+              masks, dropout; strided views read and written in place) and
+              scaled_dot_product_attention_backward (from its return_context)
 """
 from fastnn._C import (
     ACTIVATIONS,
@@ -109,6 +112,7 @@ from fastnn._C import (
 )
 
 from fastnn._C import rnn, rnn_backward, embedding, embedding_backward
+from fastnn._C import scaled_dot_product_attention, scaled_dot_product_attention_backward
 
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
@@ -121,6 +125,7 @@ __all__ = [
     "conv2d_backward", "conv_transpose1d_backward", "conv_transpose2d_backward",
 ]
 __all__ += ["batch_norm", "batch_norm_backward", "group_norm", "group_norm_backward"]
+__all__ += ["scaled_dot_product_attention", "scaled_dot_product_attention_backward"]
 __all__ += ["layer_norm", "add_layer_norm", "layer_norm_backward", "rms_norm",
             "rms_norm_backward"]
 __all__ += [
