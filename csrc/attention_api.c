@@ -190,13 +190,13 @@ static void backward_heads(void *ctx, int64_t begin, int64_t end) {
         const float *qh = j->q + head_offset(&s->q, b, h), *kh = j->k + head_offset(&s->k, b, h);
         const float *doh = j->dout + head_offset(&s->dout, b, h);
         const float *oh = j->saved_out + head_offset(&s->out, b, h);
-        float *dqh = j->dq + head_offset(&s->q, b, h), *dkh = j->dk + head_offset(&s->k, b, h);
-        float *dvh = j->dv + head_offset(&s->v, b, h);
+        float *dqh = j->dq + head_offset(&s->dq, b, h), *dkh = j->dk + head_offset(&s->dk, b, h);
+        float *dvh = j->dv + head_offset(&s->dv, b, h);
         /* dv = (P drop)^T dout over the query rows that see each key */
         for (int64_t j0 = 0; j0 < S; j0 += MR) {
             int64_t m = min64(MR, S - j0), i0 = s->causal ? min64(j0, L) : 0;
             product(j->gk, m, Ev, L - i0, 1.0f, used + i0 * S + j0, S, 1,
-                    doh + i0 * s->dout.row, s->dout.row, dvh + j0 * s->v.row, s->v.row);
+                    doh + i0 * s->dout.row, s->dout.row, dvh + j0 * s->dv.row, s->dv.row);
         }
         /* dS = P (dout v^T drop - D), D = rowsum(dout * out) */
         j->gk->transpose(vt, S, j->v + head_offset(&s->v, b, h), s->v.row, S, Ev);
@@ -212,13 +212,13 @@ static void backward_heads(void *ctx, int64_t begin, int64_t end) {
                                         visible(s, i), te);
             /* dq = scale dS k */
             product(j->gk, m, E, te, s->scale, ds + r0 * S, S, 0, kh, s->k.row,
-                    dqh + r0 * s->q.row, s->q.row);
+                    dqh + r0 * s->dq.row, s->dq.row);
         }
         /* dk = scale dS^T q */
         for (int64_t j0 = 0; j0 < S; j0 += MR) {
             int64_t m = min64(MR, S - j0), i0 = s->causal ? min64(j0, L) : 0;
             product(j->gk, m, E, L - i0, s->scale, ds + i0 * S + j0, S, 1, qh + i0 * s->q.row,
-                    s->q.row, dkh + j0 * s->k.row, s->k.row);
+                    s->q.row, dkh + j0 * s->dk.row, s->dk.row);
         }
         free(buf);
     }

@@ -511,7 +511,8 @@ typedef struct {
 } fnn_attention_strides;
 typedef struct {
     int64_t B, H, L, S, E, Ev;
-    fnn_attention_strides q, k, v, out, dout, mask;
+    fnn_attention_strides q, k, v, out, mask;
+    fnn_attention_strides dout, dq, dk, dv; /* backward only */
     float scale;
     int causal;
 } fnn_attention_shape;

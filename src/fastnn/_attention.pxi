@@ -245,10 +245,10 @@ def scaled_dot_product_attention_backward(grad_out, query, key, value, out, cont
     dq = grad_like(grad_query, q, "grad_query")
     dk = grad_like(grad_key, k, "grad_key")
     dv = grad_like(grad_value, v, "grad_value")
-    cdef fnn_attention_strides dst
-    for a, ref, nm in ((dq, s.q, "grad_query"), (dk, s.k, "grad_key"), (dv, s.v, "grad_value")):
-        if not head_strides(a, &dst) or dst.b != ref.b or dst.h != ref.h or dst.row != ref.row:
-            raise ValueError(f"{nm} must have the strides of its forward operand")
+    if not (head_strides(dq, &s.dq) and head_strides(dk, &s.dk) and head_strides(dv, &s.dv)):
+        raise ValueError("grad_query, grad_key and grad_value's batch axes must each merge "
+                         "into one stride")
+    for a, nm in ((dq, "grad_query"), (dk, "grad_key"), (dv, "grad_value")):
         for src in (q, k, v, o, g, lse, probs, mask, drop):
             if src is not None and elements_overlap(a, src):
                 raise ValueError(f"{nm} must not share memory with the forward's arrays")

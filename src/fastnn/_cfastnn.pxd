@@ -212,7 +212,8 @@ cdef extern from "fastnn.h" nogil:
         int64_t b, h, row
     ctypedef struct fnn_attention_shape:
         int64_t B, H, L, S, E, Ev
-        fnn_attention_strides q, k, v, out, dout, mask
+        fnn_attention_strides q, k, v, out, mask
+        fnn_attention_strides dout, dq, dk, dv
         float scale
         int causal
     fnn_status fnn_attention_forward(float *out, float *lse, float *probs, const float *q,
