@@ -13,10 +13,12 @@ average / adaptive pools), padding.py (ZeroPad2d, ConstantPad2d), upsampling.py 
 containers.py (Sequential, Residual, Concat, ModuleList), loss.py, grad_mode.py (no_grad), init.py (initialisers), utils.py
 (gradient clipping, fuse_conv_bn_eval), conv.py (Conv1d/2d, ConvTranspose1d/2d), rnn.py (RNN,
 LSTM, GRU, their cells, RNNOutput), embedding.py (Embedding), attention.py
-(MultiheadAttention).
+(MultiheadAttention), transformer.py (Transformer encoder / decoder layers and stacks).
 """
 from fastnn.nn import init, utils
 from fastnn.nn.attention import MultiheadAttention
+from fastnn.nn.transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+                                   TransformerEncoderLayer, generate_square_subsequent_mask)
 from fastnn.nn.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from fastnn.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
@@ -44,5 +46,6 @@ __all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
 __all__ += ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
             "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "ZeroPad2d",
             "ConstantPad2d", "Upsample"]
-__all__ += ["MultiheadAttention"]
+__all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder",
+            "TransformerDecoderLayer", "TransformerDecoder", "generate_square_subsequent_mask"]
 __all__ += ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNOutput", "Embedding"]

@@ -1,0 +1,311 @@
+"""Transformer layers with PyTorch's arguments, submodules and state_dict keys:
+TransformerEncoderLayer, TransformerEncoder, TransformerDecoderLayer,
+TransformerDecoder, on MultiheadAttention, Linear (activation in its GEMM
+epilogue) and LayerNorm (residual add fused into it for post-LN).
+
+Each layer is a stack of residual sub-layers (self-attention, cross-attention,
+feed-forward), each `x + dropout(f(norm(x)))` with norm_first (pre-LN) or
+`norm(x + dropout(f(x)))` without (post-LN, the default). Layouts are (T, N, E)
+unless batch_first. activation is "relu", "gelu" or a fastnn activation module
+(nn.ReLU(), nn.GELU(approximate="tanh"), ...). backward(grad) returns the input
+gradient (the decoder: (grad_tgt, grad_memory)); parameter gradients accumulate.
+
+As PyTorch, TransformerEncoder / TransformerDecoder deep-copy the layer they are
+given num_layers times (every layer starts from the same weights), and is_causal
+None detects a causal float mask (generate_square_subsequent_mask). Unlike
+PyTorch, is_causal=True needs no mask, and eval mode runs the same kernels as
+training (there is no separate fast path that ignores the masks).
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from fastnn._args import check_int, check_real
+from fastnn.nn.attention import MultiheadAttention
+from fastnn.nn.containers import ModuleList
+from fastnn.nn.dropout import Dropout
+from fastnn.nn.linear import Linear
+from fastnn.nn.module import Module, to_float32
+from fastnn.nn.normalization import LayerNorm
+
+
+def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> np.ndarray:
+    """The (sz, sz) float mask with -inf above the diagonal and 0 elsewhere (torch's
+    nn.Transformer.generate_square_subsequent_mask)."""
+    sz = check_int(sz, "sz", 1)
+    return np.triu(np.full((sz, sz), -np.inf, np.float32), 1)
+
+
+def _is_causal_mask(mask) -> bool:
+    """Whether mask is the square causal mask (float -inf / bool True above the diagonal)."""
+    if mask is None:
+        return False
+    m = np.asarray(mask)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        return False
+    upper = np.triu(np.ones(m.shape, bool), 1)
+    if m.dtype == np.bool_:
+        return bool(np.array_equal(m, upper))
+    return bool(np.all(np.isneginf(m[upper])) and np.all(m[~upper] == 0))
+
+
+def _activation(activation):
+    """(epilogue name or None, module or None) of torch's activation argument."""
+    if isinstance(activation, str):
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu', 'gelu' or a fastnn activation module, "
+                             f"got {activation!r}")
+        return activation, None
+    if isinstance(activation, Module):
+        if activation.epilogue in Linear.epilogues:
+            return activation.epilogue, None
+        return None, activation
+    raise TypeError(f"activation must be 'relu', 'gelu' or a fastnn activation module, got "
+                    f"{type(activation).__name__}")
+
+
+class _TransformerLayer(Module):
+    """The parts encoder and decoder layers share: the feed-forward block and the
+    residual sub-layer pattern."""
+
+    def _init_common(self, d_model, nhead, dim_feedforward, dropout, activation,
+                     layer_norm_eps, batch_first, norm_first, bias):
+        """The arguments and self_attn; returns the dropout probability."""
+        self.d_model = check_int(d_model, "d_model", 1)
+        self.nhead = check_int(nhead, "nhead", 1)
+        self.dim_feedforward = check_int(dim_feedforward, "dim_feedforward", 1)
+        p = check_real(dropout, "dropout", 0.0, 1.0)
+        self.layer_norm_eps = check_real(layer_norm_eps, "layer_norm_eps", 0.0)
+        self.batch_first = bool(batch_first)
+        self.norm_first = bool(norm_first)
+        self._bias = bool(bias)
+        self._epilogue, self._activation_module = _activation(activation)
+        self.activation_name = activation if isinstance(activation, str) else None
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=p, bias=bias,
+                                            batch_first=batch_first)
+        return p
+
+    def _init_feedforward(self, p, norms):
+        """linear1, dropout, linear2, then norm1.. and dropout1.. (norms of each), in
+        torch's registration order."""
+        d, bias = self.d_model, self._bias
+        self.linear1 = Linear(d, self.dim_feedforward, bias=bias)
+        self.dropout = Dropout(p)
+        self.linear2 = Linear(self.dim_feedforward, d, bias=bias)
+        for i in range(1, norms + 1):
+            setattr(self, f"norm{i}", LayerNorm(d, eps=self.layer_norm_eps, bias=bias))
+        for i in range(1, norms + 1):
+            setattr(self, f"dropout{i}", Dropout(p))
+        if self._activation_module is not None:
+            self.activation = self._activation_module
+
+    # ---- the feed-forward block --------------------------------------------------------
+    def _ff(self, x):
+        if self._activation_module is None:
+            h = self.linear1.forward_fused(x, self._epilogue)
+        else:
+            h = self.activation(self.linear1(x))
+        return self.linear2(self.dropout(h))
+
+    def _ff_backward(self, g):
+        g = self.dropout.backward(self.linear2.backward(g))
+        if self._activation_module is not None:
+            g = self.activation.backward(g)
+        return self.linear1.backward(g)
+
+    # ---- one residual sub-layer ----------------------------------------------------------
+    def _sub(self, x, norm, drop, f):
+        """x + drop(f(norm(x))) (norm_first), else norm(x + drop(f(x)))."""
+        if self.norm_first:
+            return x + drop(f(norm(x)))
+        return norm.forward_add(x, drop(f(x)))[1]
+
+    def _sub_backward(self, g, norm, drop, f_backward):
+        """The input gradient of _sub given its output's gradient g (float32, owned)."""
+        if self.norm_first:
+            return norm.backward(f_backward(drop.backward(g)), grad_input=g)
+        ds = norm.backward(g)
+        ds += f_backward(drop.backward(ds))
+        return ds
+
+    def _own(self, grad):
+        """The incoming gradient as a float32 array this backward may write into."""
+        g = to_float32(grad, "grad_out")
+        return g.copy()
+
+
+class TransformerEncoderLayer(_TransformerLayer):
+    """torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward=2048,
+    dropout=0.1, activation="relu", layer_norm_eps=1e-5, batch_first=False,
+    norm_first=False, bias=True); forward(src, src_mask=None,
+    src_key_padding_mask=None, is_causal=False)."""
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
+                 dropout: float = 0.1, activation="relu", layer_norm_eps: float = 1e-5,
+                 batch_first: bool = False, norm_first: bool = False, bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        from fastnn.nn.batchnorm import check_device_dtype
+        check_device_dtype(device, dtype)
+        p = self._init_common(d_model, nhead, dim_feedforward, dropout, activation,
+                              layer_norm_eps, batch_first, norm_first, bias)
+        self._init_feedforward(p, 2)
+
+    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal: bool = False):
+        x = to_float32(src, "src")
+        if x.ndim not in (2, 3) or x.shape[-1] != self.d_model:
+            raise ValueError(f"src must be (T, N, {self.d_model}), (N, T, {self.d_model}) with "
+                             f"batch_first, or unbatched (T, {self.d_model}), got {x.shape}")
+
+        def attend(h):
+            return self.self_attn.forward_self(h, src_key_padding_mask, False, src_mask,
+                                               is_causal=bool(is_causal))[0]
+        x = self._sub(x, self.norm1, self.dropout1, attend)
+        return self._sub(x, self.norm2, self.dropout2, self._ff)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        g = self._sub_backward(self._own(grad_out), self.norm2, self.dropout2, self._ff_backward)
+        return self._sub_backward(g, self.norm1, self.dropout1, self.self_attn.backward)
+
+    def get_config(self) -> dict:
+        return _layer_config(self)
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, nhead={self.nhead}, norm_first={self.norm_first}"
+
+
+class TransformerDecoderLayer(_TransformerLayer):
+    """torch.nn.TransformerDecoderLayer (the encoder layer's arguments);
+    forward(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+    memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False);
+    backward returns (grad_tgt, grad_memory)."""
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
+                 dropout: float = 0.1, activation="relu", layer_norm_eps: float = 1e-5,
+                 batch_first: bool = False, norm_first: bool = False, bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        from fastnn.nn.batchnorm import check_device_dtype
+        check_device_dtype(device, dtype)
+        p = self._init_common(d_model, nhead, dim_feedforward, dropout, activation,
+                              layer_norm_eps, batch_first, norm_first, bias)
+        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=p, bias=bias,
+                                                 batch_first=batch_first)
+        self._init_feedforward(p, 3)
+
+    def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None, tgt_is_causal: bool = False,
+                memory_is_causal: bool = False):
+        x = to_float32(tgt, "tgt")
+        mem = to_float32(memory, "memory")
+        if x.ndim not in (2, 3) or x.shape[-1] != self.d_model or mem.ndim != x.ndim \
+                or mem.shape[-1] != self.d_model:
+            raise ValueError(f"tgt and memory must both be (T, N, {self.d_model}), "
+                             f"(N, T, {self.d_model}) with batch_first, or unbatched, got "
+                             f"{x.shape} and {mem.shape}")
+
+        def attend(h):
+            return self.self_attn.forward_self(h, tgt_key_padding_mask, False, tgt_mask,
+                                               is_causal=bool(tgt_is_causal))[0]
+
+        def cross(h):
+            return self.multihead_attn(h, mem, mem, memory_key_padding_mask, False, memory_mask,
+                                       is_causal=bool(memory_is_causal))[0]
+        x = self._sub(x, self.norm1, self.dropout1, attend)
+        x = self._sub(x, self.norm2, self.dropout2, cross)
+        return self._sub(x, self.norm3, self.dropout3, self._ff)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        dmem = []
+
+        def cross_backward(g):
+            dq, dk, dv = self.multihead_attn.backward(g)
+            dmem.append(dk + dv)
+            return dq
+        g = self._sub_backward(self._own(grad_out), self.norm3, self.dropout3, self._ff_backward)
+        g = self._sub_backward(g, self.norm2, self.dropout2, cross_backward)
+        g = self._sub_backward(g, self.norm1, self.dropout1, self.self_attn.backward)
+        return g, dmem[0]
+
+    def get_config(self) -> dict:
+        return _layer_config(self)
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, nhead={self.nhead}, norm_first={self.norm_first}"
+
+
+def _layer_config(layer) -> dict:
+    if layer.activation_name is None:
+        raise NotImplementedError("a layer with an activation module is saved through "
+                                  "state_dict(), not fastnn.save's architecture")
+    return {"d_model": layer.d_model, "nhead": layer.nhead,
+            "dim_feedforward": layer.dim_feedforward, "dropout": layer.dropout.p,
+            "activation": layer.activation_name, "layer_norm_eps": layer.layer_norm_eps,
+            "batch_first": layer.batch_first, "norm_first": layer.norm_first,
+            "bias": layer._bias}
+
+
+def _clones(layer: Module, n: int, name: str) -> ModuleList:
+    if not isinstance(layer, Module):
+        raise TypeError(f"{name} must be a fastnn module, got {type(layer).__name__}")
+    return ModuleList(copy.deepcopy(layer) for _ in range(check_int(n, "num_layers", 1)))
+
+
+class TransformerEncoder(Module):
+    """torch.nn.TransformerEncoder(encoder_layer, num_layers, norm=None,
+    enable_nested_tensor=True, mask_check=True): num_layers deep copies of
+    encoder_layer, then norm; forward(src, mask=None, src_key_padding_mask=None,
+    is_causal=None). enable_nested_tensor and mask_check are accepted and have no
+    effect (no nested tensors here)."""
+
+    def __init__(self, encoder_layer, num_layers: int, norm=None,
+                 enable_nested_tensor: bool = True, mask_check: bool = True):
+        super().__init__()
+        self.layers = _clones(encoder_layer, num_layers, "encoder_layer")
+        self.num_layers = len(self.layers)
+        self.norm = norm
+
+    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
+        causal = _is_causal_mask(mask) if is_causal is None else bool(is_causal)
+        x = src
+        for layer in self.layers:
+            x = layer(x, mask, src_key_padding_mask, causal)
+        return x if self.norm is None else self.norm(x)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        g = grad_out if self.norm is None else self.norm.backward(grad_out)
+        for layer in reversed(list(self.layers)):
+            g = layer.backward(g)
+        return g
+
+
+class TransformerDecoder(Module):
+    """torch.nn.TransformerDecoder(decoder_layer, num_layers, norm=None);
+    forward(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+    memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False);
+    backward returns (grad_tgt, grad_memory), memory's summed over the layers."""
+
+    def __init__(self, decoder_layer, num_layers: int, norm=None):
+        super().__init__()
+        self.layers = _clones(decoder_layer, num_layers, "decoder_layer")
+        self.num_layers = len(self.layers)
+        self.norm = norm
+
+    def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal: bool = False):
+        causal = _is_causal_mask(tgt_mask) if tgt_is_causal is None else bool(tgt_is_causal)
+        x = tgt
+        for layer in self.layers:
+            x = layer(x, memory, tgt_mask, memory_mask, tgt_key_padding_mask,
+                      memory_key_padding_mask, causal, memory_is_causal)
+        return x if self.norm is None else self.norm(x)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        g = grad_out if self.norm is None else self.norm.backward(grad_out)
+        dmem = None
+        for layer in reversed(list(self.layers)):
+            g, dm = layer.backward(g)
+            dmem = dm if dmem is None else dmem + dm
+        return g, dmem
