@@ -17,8 +17,9 @@ LSTM, GRU, their cells, RNNOutput), embedding.py (Embedding), attention.py
 """
 from fastnn.nn import init, utils
 from fastnn.nn.attention import MultiheadAttention
-from fastnn.nn.transformer import (TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
-                                   TransformerEncoderLayer, generate_square_subsequent_mask)
+from fastnn.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
+                                   TransformerEncoder, TransformerEncoderLayer,
+                                   generate_square_subsequent_mask)
 from fastnn.nn.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from fastnn.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
@@ -46,6 +47,6 @@ __all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
 __all__ += ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
             "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "ZeroPad2d",
             "ConstantPad2d", "Upsample"]
-__all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder",
+__all__ += ["MultiheadAttention", "Transformer", "TransformerEncoderLayer", "TransformerEncoder",
             "TransformerDecoderLayer", "TransformerDecoder", "generate_square_subsequent_mask"]
 __all__ += ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNOutput", "Embedding"]

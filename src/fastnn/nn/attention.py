@@ -64,6 +64,8 @@ def merge_masks(attn_mask, key_padding_mask, N: int, H: int, L: int, S: int):
                              f"(L, S) or (N*num_heads, L, S), got {mask.shape}")
     if key_padding_mask is not None:
         kpm = additive(key_padding_mask, "key_padding_mask")
+        if N == 1 and kpm.shape == (S,):  # an unbatched call's
+            kpm = kpm[None]
         if kpm.shape != (N, S):
             raise ValueError(f"key_padding_mask must have shape ({N}, {S}) (N, S), got "
                              f"{kpm.shape}")
