@@ -74,6 +74,44 @@ def merge_masks(attn_mask, key_padding_mask, N: int, H: int, L: int, S: int):
     return mask
 
 
+def _heads_view(a, num_heads: int):
+    """(N, T, H*hd) -> its (N, H, T, hd) view."""
+    N, T, F = a.shape
+    return a.reshape(N, T, num_heads, F // num_heads).transpose(0, 2, 1, 3)
+
+
+def packed_attention(qkv, num_heads: int, mask=None, dropout_p: float = 0.0,
+                     is_causal: bool = False, keep_context: bool = True,
+                     save_probs=None):
+    """Attention over a packed projection qkv (N, T, 3E) (q, k, v side by side, each
+    H heads of E/H): returns y (N, T, E), the heads' outputs side by side, and the
+    context packed_attention_backward takes (None unless keep_context). q, k, v are
+    read and y written as strided views: no head is copied."""
+    N, T, F = qkv.shape
+    E = F // 3
+    parts = qkv.reshape(N, T, 3, num_heads, E // num_heads)
+    q, k, v = (parts[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+    y = np.empty((N, T, E), np.float32)
+    result = ops.scaled_dot_product_attention(q, k, v, mask, dropout_p, is_causal,
+                                              out=_heads_view(y, num_heads),
+                                              return_context=keep_context,
+                                              save_probs=save_probs)
+    return y, (result[1] if keep_context else None)
+
+
+def packed_attention_backward(grad_y, qkv, y, context, num_heads: int):
+    """The gradient of packed_attention's qkv (N, T, 3E) given that of y (N, T, E)."""
+    N, T, F = qkv.shape
+    hd = F // 3 // num_heads
+    parts = qkv.reshape(N, T, 3, num_heads, hd)
+    dqkv = np.empty((N, T, 3, num_heads, hd), np.float32)
+    ops.scaled_dot_product_attention_backward(
+        _heads_view(grad_y, num_heads), *(parts[:, :, i].transpose(0, 2, 1, 3) for i in range(3)),
+        _heads_view(y, num_heads), context,
+        *(dqkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3)))
+    return dqkv.reshape(N, T, F)
+
+
 class MultiheadAttention(Module):
     """torch.nn.MultiheadAttention(embed_dim, num_heads, dropout=0.0, bias=True,
     add_bias_kv=False, add_zero_attn=False, kdim=None, vdim=None, batch_first=False).
@@ -176,11 +214,6 @@ class MultiheadAttention(Module):
         return ([b.data[i * E:(i + 1) * E] for i in range(3)],
                 [None if g is None else g[i * E:(i + 1) * E] for i in range(3)])
 
-    def _heads(self, a):
-        """(N, T, E) -> the (N, H, T, hd) view."""
-        N, T, _ = a.shape
-        return a.reshape(N, T, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
-
     # ---- forward -------------------------------------------------------------------
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True,
                 attn_mask=None, average_attn_weights: bool = True, is_causal: bool = False):
@@ -205,13 +238,15 @@ class MultiheadAttention(Module):
             and not self.add_zero_attn
         ws, _ = self._weights()
         bs, _ = self._biases()
+        keep = _grad_mode.enabled or need_weights
+        p = self.dropout if self.training else 0.0
+        save_probs = True if need_weights else None
         if packed:
             b = None if self.in_proj_bias is None else self.in_proj_bias.data
             qkv = ops.linear(xq, self.in_proj_weight.data, b)  # (N, L, 3E)
-            parts = qkv.reshape(N, L, 3, H, self.head_dim)
-            q, k, v = (parts[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
-            xk = xv = None
-            S = L
+            mask = merge_masks(attn_mask, key_padding_mask, N, H, L, L)
+            y, ctx = packed_attention(qkv, H, mask, p, bool(is_causal), keep, save_probs)
+            xk = xv = q = k = v = None
         else:
             xk, k_unbatched = self._batch_major(query if key is None else key, "key", self.kdim)
             xv, v_unbatched = self._batch_major(query if value is None else value, "value",
@@ -232,18 +267,17 @@ class MultiheadAttention(Module):
                                          + ([np.zeros((N, 1, E), np.float32)]
                                             if self.add_zero_attn else []), axis=1)
                           for a, bias in ((kp, self.bias_k), (vp, self.bias_v)))
-            q, k, v = self._heads(qp), self._heads(kp), self._heads(vp)
+            q, k, v = (_heads_view(a, H) for a in (qp, kp, vp))
             S = k.shape[2]
             if extra:
                 attn_mask, key_padding_mask = _pad_masks(attn_mask, key_padding_mask, extra)
-        mask = merge_masks(attn_mask, key_padding_mask, N, H, L, S)
-        training = _grad_mode.enabled
-        y = np.empty((N, L, E), np.float32)
-        result = ops.scaled_dot_product_attention(
-            q, k, v, mask, self.dropout if self.training else 0.0, bool(is_causal),
-            out=self._heads(y), return_context=training or need_weights,
-            save_probs=True if need_weights else None)
-        ctx = result[1] if isinstance(result, tuple) else None
+            mask = merge_masks(attn_mask, key_padding_mask, N, H, L, S)
+            y = np.empty((N, L, E), np.float32)
+            result = ops.scaled_dot_product_attention(q, k, v, mask, p, bool(is_causal),
+                                                      out=_heads_view(y, H),
+                                                      return_context=keep,
+                                                      save_probs=save_probs)
+            ctx = result[1] if keep else None
         out = self.out_proj(y)
         weights = None
         if need_weights:
@@ -273,12 +307,7 @@ class MultiheadAttention(Module):
         ws, gws = self._weights()
         bs, gbs = self._biases()
         if qkv is not None:  # the packed projection: gradients into one (N, L, 3E) array
-            dqkv = np.empty((N, L, 3, H, self.head_dim), np.float32)
-            views = [dqkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3)]
-            ops.scaled_dot_product_attention_backward(dy.reshape(N, L, H, self.head_dim)
-                                                      .transpose(0, 2, 1, 3), q, k, v,
-                                                      self._heads(y), ctx, *views)
-            dqkv = dqkv.reshape(N, L, 3 * E)
+            dqkv = packed_attention_backward(dy, qkv, y, ctx, H)
             b = self.in_proj_bias
             if single or not input_grad:
                 dx = ops.linear_backward(dqkv, xq, self.in_proj_weight.data,
@@ -288,8 +317,7 @@ class MultiheadAttention(Module):
                                          ws[i], gws[i], gbs[i], True) for i in range(3)]
             return tuple(self._to_layout(d, unbatched) for d in grads)
         dq, dk, dv = ops.scaled_dot_product_attention_backward(
-            dy.reshape(N, L, H, self.head_dim).transpose(0, 2, 1, 3), q, k, v, self._heads(y),
-            ctx)
+            _heads_view(dy, H), q, k, v, _heads_view(y, H), ctx)
         # back to (N, T, E), dropping the appended bias_k / zero rows into their gradients
         dq, dk, dv = (np.ascontiguousarray(a.transpose(0, 2, 1, 3)).reshape(N, -1, E)
                       for a in (dq, dk, dv))
