@@ -13,6 +13,10 @@ Modules
                        ``build_conv_layer_cases()`` (part of the CNN suite)
     cases_rnn          RNN training steps and inference: ``build_rnn_cases()`` (LSTM, GRU,
                        a 2-layer LSTM, its batch-1 inference over 64 steps)
+    cases_transformer  transformer cases in tokens/s: ``build_transformer_cases()`` (a
+                       pre-LN block, the GPT, causal attention at T=128 and 512,
+                       generation with the KV cache)
+    torch_models       torch twins of fastnn models (nanoGPT's GPT, the SDPA block)
     (fastnn.baselines.numpy_mlp.NumpyMLP is the hand-written NumPy trainer the MLP
                        cases time; it lives in the product: fastnn demo uses it too)
     timing             ``prepare`` (build, check, pick the fastest formulation),
@@ -43,6 +47,8 @@ from .cases_gemm import (GEMM_OP_NAMES, GEMM_OPS, SQUARE_SIZES, GemmCase, GemmOp
                          build_gemm_cases)
 from .cases_cnn import CNN_OP_NAMES, CNN_OPS, CnnCase, CnnOp, build_cnn_cases
 from .cases_rnn import RNN_OP_NAMES, RNN_OPS, RnnCase, RnnOp, build_rnn_cases
+from .cases_transformer import (TRANSFORMER_OP_NAMES, TRANSFORMER_OPS, TransformerCase,
+                                TransformerOp, build_transformer_cases)
 from .cases_mlp import MLP_OP_NAMES, MLP_OPS, MlpCase, MlpOp, build_mlp_cases
 from .core import (DEFAULT_THREADS, FULL, LIBS, QUICK, Case, CheckError, Op, check_result,
                    format_size, parse_size)
@@ -55,7 +61,9 @@ from .report import SUITES, add_arguments, run
 
 __all__ = [
     "BLAS_THREAD_VARS", "CLASSES", "CNN_OPS", "CNN_OP_NAMES", "CnnCase", "CnnOp",
-    "build_cnn_cases", "build_rnn_cases", "RNN_OP_NAMES", "RNN_OPS", "RnnCase", "RnnOp", "Case", "CheckError", "DEFAULT_SIZES", "DEFAULT_THREADS",
+    "build_cnn_cases", "build_rnn_cases", "RNN_OP_NAMES", "RNN_OPS", "RnnCase", "RnnOp",
+    "build_transformer_cases", "TRANSFORMER_OP_NAMES", "TRANSFORMER_OPS", "TransformerCase",
+    "TransformerOp", "Case", "CheckError", "DEFAULT_SIZES", "DEFAULT_THREADS",
     "ELEMENTWISE", "FULL", "GEMM_OPS", "GEMM_OP_NAMES", "GemmCase", "GemmOp", "LIBS",
     "LOSS_SIZE", "MLP_OPS", "MLP_OP_NAMES", "MlpCase", "MlpOp", "OPS", "OP_NAMES", "Op",
     "Prepared", "QUICK", "ROWS", "SQUARE_SIZES", "SUITES", "Worker", "WorkerPool",

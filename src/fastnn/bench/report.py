@@ -14,13 +14,14 @@ from .cases_elementwise import DEFAULT_SIZES, OP_NAMES, build_cases
 from .cases_gemm import GEMM_OP_NAMES, build_gemm_cases
 from .cases_cnn import CNN_OP_NAMES, build_cnn_cases
 from .cases_rnn import RNN_OP_NAMES, build_rnn_cases
+from .cases_transformer import TRANSFORMER_OP_NAMES, build_transformer_cases
 from .cases_conv import CONV_LAYER_OP_NAMES, build_conv_layer_cases
 from .cases_mlp import MLP_OP_NAMES, build_mlp_cases
 from .core import DEFAULT_THREADS, FULL, LIBS, QUICK, parse_size
 from .machine import cpu_model, cpu_pressure, cpu_stall_total, cpu_steal_ticks
 from .workers import WorkerPool
 
-SUITES = ("elementwise", "gemm", "mlp", "cnn", "rnn", "all")
+SUITES = ("elementwise", "gemm", "mlp", "cnn", "rnn", "transformer", "all")
 
 
 def _csv(text):
@@ -82,19 +83,21 @@ def _fmt_ratio(r):
 
 
 def _select_cases(args, sizes):
-    """(element-wise, GEMM, MLP, CNN, conv-layer and RNN cases) for --suite / --ops /
-    --quick."""
+    """(element-wise, GEMM, MLP, CNN, conv-layer, RNN and transformer cases) for --suite /
+    --ops / --quick."""
     ops = _csv(args.ops) if args.ops else None
     want_ew = args.suite in ("elementwise", "all")
     want_gemm = args.suite in ("gemm", "all")
     want_mlp = args.suite in ("mlp", "all")
     want_cnn = args.suite in ("cnn", "all")
     want_rnn = args.suite in ("rnn", "all")
+    want_tr = args.suite in ("transformer", "all")
     if ops is not None:
         known = ((OP_NAMES if want_ew else ()) + (GEMM_OP_NAMES if want_gemm else ())
                  + (MLP_OP_NAMES if want_mlp else ())
                  + (CNN_OP_NAMES + CONV_LAYER_OP_NAMES if want_cnn else ())
-                 + (RNN_OP_NAMES if want_rnn else ()))
+                 + (RNN_OP_NAMES if want_rnn else ())
+                 + (TRANSFORMER_OP_NAMES if want_tr else ()))
         unknown = [o for o in ops if o not in known]
         if unknown or not ops:
             raise ValueError(f"unknown op(s) {', '.join(unknown) or '(none)'} for --suite "
@@ -112,7 +115,9 @@ def _select_cases(args, sizes):
     layers = build_conv_layer_cases(layer_ops) if want_cnn and layer_ops != [] else []
     rnn_ops = None if ops is None else [o for o in ops if o in RNN_OP_NAMES]
     rnn = build_rnn_cases(rnn_ops) if want_rnn and rnn_ops != [] else []
-    return ew, gemm, mlp, cnn, layers, rnn
+    tr_ops = None if ops is None else [o for o in ops if o in TRANSFORMER_OP_NAMES]
+    tr = build_transformer_cases(tr_ops) if want_tr and tr_ops != [] else []
+    return ew, gemm, mlp, cnn, layers, rnn, tr
 
 
 class _Table:
@@ -188,8 +193,9 @@ def _mlp_table(cases, libs, others):
         out += [_fmt_rate(case.batch / res[lib]["seconds"]) if res[lib].get("ok") else "-"
                 for lib in libs]
         return out
+    unit = getattr(cases[0], "unit", "samples") if cases else "samples"
     cols = (["case", "batch"] + [f"{lib} step" for lib in libs] + [f"vs {lib}" for lib in others]
-            + [f"{lib} samples/s" for lib in libs])
+            + [f"{lib} {unit}/s" for lib in libs])
     widths = ([max([4] + [len(c.name) for c in cases]), 5]
               + [max(11, len(c)) for c in cols[2:]])
     return _Table(cols, widths, cells)
@@ -199,8 +205,13 @@ def _mlp_caption(cases):
     models = {}
     for c in cases:
         models.setdefault(c.name, c.shape_text)
-    kind = {"cnn": "CNN", "rnn": "RNN"}.get(getattr(cases[0], "suite", "") if cases else "",
-                                          "MLP")
+    suite = getattr(cases[0], "suite", "") if cases else ""
+    if suite == "transformer":
+        return ("Transformer: median time per call (a training step: forward, loss, backward, "
+                "optimizer step, zero_grad; attention: forward + backward; generate: every "
+                "token), tokens per second\n"
+                + "\n".join(f"  {c.name}: {c.shape_text}" for c in cases))
+    kind = {"cnn": "CNN", "rnn": "RNN"}.get(suite, "MLP")
     return (f"{kind} training: median time per step (forward, cross-entropy, backward, optimizer "
             "step, zero_grad; an inference case: one forward)\n"
             + "\n".join(f"  {name}: {text}" for name, text in models.items()))
@@ -239,7 +250,7 @@ def run(args) -> int:
             sizes = [parse_size(s) for s in _csv(args.sizes)]
         else:
             sizes = list(DEFAULT_SIZES)
-        ew_cases, gemm_cases, mlp_cases, cnn_cases, layer_cases, rnn_cases = \
+        ew_cases, gemm_cases, mlp_cases, cnn_cases, layer_cases, rnn_cases, tr_cases = \
             _select_cases(args, sizes)
     except ValueError as e:
         print(f"fastnn bench: {e}", file=sys.stderr)
@@ -284,7 +295,7 @@ def run(args) -> int:
             caption = ("GEMM: GFLOP/s = 2*M*N*K*batch / median time; "
                        "% peak = fastnn GFLOP/s / FMA peak")
             tables.append((gemm_cases, _gemm_table(gemm_cases, libs, others, peak), caption))
-        for step_cases in (mlp_cases, cnn_cases, rnn_cases):
+        for step_cases in (mlp_cases, cnn_cases, rnn_cases, tr_cases):
             if step_cases:
                 tables.append((step_cases, _mlp_table(step_cases, libs, others),
                                _mlp_caption(step_cases)))
@@ -321,7 +332,7 @@ def run(args) -> int:
         for line in overhead:
             print(line, file=out)
 
-    cases = ew_cases + gemm_cases + mlp_cases + cnn_cases + layer_cases + rnn_cases
+    cases = ew_cases + gemm_cases + mlp_cases + cnn_cases + layer_cases + rnn_cases + tr_cases
     notes = sorted({c.op.note for c in cases if c.op.note})
     if notes:
         print("", file=out)
@@ -417,11 +428,11 @@ def _record(case, res, libs, peak=None):
             times[lib] = {"error": r.get("error"), "kind": r.get("kind")}
     rec = {"case": case.id, "op": case.name, "size": case.size, "shape": list(case.shape),
            "elements": case.elements, "times": times}
-    if getattr(case, "suite", "") in ("mlp", "cnn", "rnn"):
+    if getattr(case, "suite", "") in ("mlp", "cnn", "rnn", "transformer"):
         rec.update(suite=case.suite, model=case.shape_text, batch=case.batch, layers=case.layers)
         for lib, t in times.items():
             if "median_s" in t:
-                t["samples_per_s"] = case.batch / t["median_s"]
+                t[f"{getattr(case, 'unit', 'samples')}_per_s"] = case.batch / t["median_s"]
                 if case.name == "overhead":
                     t["per_layer_s"] = t["median_s"] / case.layers
     elif case.flops:

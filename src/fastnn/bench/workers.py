@@ -24,6 +24,7 @@ from .cases_elementwise import DEFAULT_SIZES, build_cases
 from .cases_gemm import build_gemm_cases
 from .cases_cnn import build_cnn_cases
 from .cases_rnn import build_rnn_cases
+from .cases_transformer import build_transformer_cases
 from .cases_conv import build_conv_layer_cases
 from .cases_mlp import build_mlp_cases
 from .core import DEFAULT_THREADS, FULL, LIBS, Case, CheckError, parse_size
@@ -36,9 +37,10 @@ BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 def worker_cases(sizes) -> list:
     """Every case a worker can time: the element-wise table at `sizes`, the GEMM
-    table, the MLP training-step table, the CNN table and its conv layers, the RNN table."""
+    table, the MLP training-step table, the CNN table and its conv layers, the RNN and
+    transformer tables."""
     return (build_cases(sizes) + build_gemm_cases() + build_mlp_cases() + build_cnn_cases()
-            + build_conv_layer_cases() + build_rnn_cases())
+            + build_conv_layer_cases() + build_rnn_cases() + build_transformer_cases())
 
 
 def worker_main(lib: str, threads: int, sizes) -> int:
