@@ -287,6 +287,34 @@ class GPT(Module):
                 "n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.n_embd,
                 "dropout": self.dropout, "bias": self.bias}
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        from fastnn.nn.container_protocol import config_bool, config_int
+        V, T = config_int(config, "vocab_size", 1), config_int(config, "block_size", 1)
+        L, C = config_int(config, "n_layer", 1), config_int(config, "n_embd", 1)
+        bias = config_bool(config, "bias")
+        state = {"transformer.wte.weight": ((V, C), "F32"),
+                 "transformer.wpe.weight": ((T, C), "F32")}
+
+        def add(name, rows, cols=None):
+            if cols is not None:
+                state[f"{name}.weight"] = ((rows, cols), "F32")
+            else:
+                state[f"{name}.weight"] = ((rows,), "F32")
+            if bias:
+                state[f"{name}.bias"] = ((rows,), "F32")
+        for i in range(L):
+            h = f"transformer.h.{i}"
+            add(f"{h}.ln_1", C)
+            add(f"{h}.attn.c_attn", 3 * C, C)
+            add(f"{h}.attn.c_proj", C, C)
+            add(f"{h}.ln_2", C)
+            add(f"{h}.mlp.c_fc", 4 * C, C)
+            add(f"{h}.mlp.c_proj", C, 4 * C)
+        add("transformer.ln_f", C)
+        state["lm_head.weight"] = ((V, C), "F32")
+        return state
+
     def extra_repr(self) -> str:
         return (f"vocab_size={self.vocab_size}, block_size={self.block_size}, "
                 f"n_layer={self.n_layer}, n_head={self.n_head}, n_embd={self.n_embd}")

@@ -24,6 +24,7 @@ import numpy as np
 
 from fastnn._args import check_int, check_real
 from fastnn.nn.attention import MultiheadAttention
+from fastnn.nn.container_protocol import Container
 from fastnn.nn.containers import ModuleList
 from fastnn.nn.dropout import Dropout
 from fastnn.nn.linear import Linear
@@ -172,6 +173,10 @@ class TransformerEncoderLayer(_TransformerLayer):
     def get_config(self) -> dict:
         return _layer_config(self)
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return _layer_state_shapes(config, ("self_attn",), 2)
+
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, nhead={self.nhead}, norm_first={self.norm_first}"
 
@@ -232,8 +237,31 @@ class TransformerDecoderLayer(_TransformerLayer):
     def get_config(self) -> dict:
         return _layer_config(self)
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return _layer_state_shapes(config, ("self_attn", "multihead_attn"), 3)
+
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, nhead={self.nhead}, norm_first={self.norm_first}"
+
+
+def _layer_state_shapes(config: dict, attentions, norms: int) -> dict:
+    """The state of an encoder (attentions ("self_attn",), 2 norms) or decoder layer."""
+    from fastnn.nn.container_protocol import config_bool, config_int
+    d, ff = config_int(config, "d_model", 1), config_int(config, "dim_feedforward", 1)
+    bias = config_bool(config, "bias")
+    mha = MultiheadAttention.state_shapes({"embed_dim": d, "num_heads": 1, "bias": bias,
+                                           "add_bias_kv": False, "kdim": d, "vdim": d})
+    state = {f"{a}.{k}": v for a in attentions for k, v in mha.items()}
+    for name, shape in (("linear1", (ff, d)), ("linear2", (d, ff))):
+        state[f"{name}.weight"] = (shape, "F32")
+        if bias:
+            state[f"{name}.bias"] = ((shape[0],), "F32")
+    for i in range(1, norms + 1):
+        state[f"norm{i}.weight"] = ((d,), "F32")
+        if bias:
+            state[f"norm{i}.bias"] = ((d,), "F32")
+    return state
 
 
 def _layer_config(layer) -> dict:
@@ -253,7 +281,20 @@ def _clones(layer: Module, n: int, name: str) -> ModuleList:
     return ModuleList(copy.deepcopy(layer) for _ in range(check_int(n, "num_layers", 1)))
 
 
-class TransformerEncoder(Module):
+def _stack_from_children(cls, children):
+    """A stack rebuilt by fastnn.load: its children "layers" (and "norm"), no copies."""
+    parts = dict(children)
+    layers = parts.get("layers")
+    if not isinstance(layers, ModuleList) or set(parts) - {"layers", "norm"}:
+        raise ValueError(f"{cls.__name__} is rebuilt from children \"layers\" (a ModuleList) "
+                         f"and optionally \"norm\", got {list(parts)}")
+    stack = cls.__new__(cls)
+    Module.__init__(stack)
+    stack.layers, stack.num_layers, stack.norm = layers, len(layers), parts.get("norm")
+    return stack
+
+
+class TransformerEncoder(Container, Module):
     """torch.nn.TransformerEncoder(encoder_layer, num_layers, norm=None,
     enable_nested_tensor=True, mask_check=True): num_layers deep copies of
     encoder_layer, then norm; forward(src, mask=None, src_key_padding_mask=None,
@@ -266,6 +307,10 @@ class TransformerEncoder(Module):
         self.layers = _clones(encoder_layer, num_layers, "encoder_layer")
         self.num_layers = len(self.layers)
         self.norm = norm
+
+    @classmethod
+    def from_children(cls, children, **config):
+        return _stack_from_children(cls, children)
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         causal = _is_causal_mask(mask) if is_causal is None else bool(is_causal)
@@ -281,7 +326,7 @@ class TransformerEncoder(Module):
         return g
 
 
-class TransformerDecoder(Module):
+class TransformerDecoder(Container, Module):
     """torch.nn.TransformerDecoder(decoder_layer, num_layers, norm=None);
     forward(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
     memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False);
@@ -292,6 +337,10 @@ class TransformerDecoder(Module):
         self.layers = _clones(decoder_layer, num_layers, "decoder_layer")
         self.num_layers = len(self.layers)
         self.norm = norm
+
+    @classmethod
+    def from_children(cls, children, **config):
+        return _stack_from_children(cls, children)
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal: bool = False):
@@ -311,7 +360,7 @@ class TransformerDecoder(Module):
         return g, dmem
 
 
-class Transformer(Module):
+class Transformer(Container, Module):
     """torch.nn.Transformer(d_model=512, nhead=8, num_encoder_layers=6,
     num_decoder_layers=6, dim_feedforward=2048, dropout=0.1, activation="relu",
     custom_encoder=None, custom_decoder=None, layer_norm_eps=1e-5,
@@ -339,6 +388,22 @@ class Transformer(Module):
         self.d_model, self.nhead, self.batch_first = d_model, nhead, bool(batch_first)
 
     generate_square_subsequent_mask = staticmethod(generate_square_subsequent_mask)
+
+    def container_config(self) -> dict:
+        return {"d_model": self.d_model, "nhead": self.nhead, "batch_first": self.batch_first}
+
+    @classmethod
+    def from_children(cls, children, **config):
+        parts = dict(children)
+        if set(parts) != {"encoder", "decoder"}:
+            raise ValueError(f"Transformer is rebuilt from children \"encoder\" and "
+                             f"\"decoder\", got {list(parts)}")
+        model = cls.__new__(cls)
+        Module.__init__(model)
+        model.encoder, model.decoder = parts["encoder"], parts["decoder"]
+        model.d_model, model.nhead = config["d_model"], config["nhead"]
+        model.batch_first = bool(config["batch_first"])
+        return model
 
     def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
                 src_key_padding_mask=None, tgt_key_padding_mask=None,

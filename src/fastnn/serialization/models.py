@@ -2,6 +2,7 @@
 before anything is allocated); the layout is in fastnn.serialization's docstring."""
 from __future__ import annotations
 
+from fastnn.nn.container_protocol import Container
 from fastnn.nn.module import Module
 from fastnn.serialization.architecture import Plan, build, describe
 from fastnn.serialization.files import Reader, compare, dumps, header, state_signature, write
@@ -18,8 +19,7 @@ def save(model: Module, path) -> None:
     if not isinstance(model, Module):
         raise TypeError(f"fastnn.save takes a fastnn.nn.Module, got {type(model).__name__}")
     architecture = describe(model, "model", 0)
-    slots = [v for m in _walk(model) for registry in ("_parameters", "_buffers")
-             for v in m.__dict__[registry].values() if v is not None]
+    slots = [v for leaf in _leaves(model) for v in _unique_slots(leaf)]
     if len({id(v) for v in slots}) != len(slots):
         raise ValueError("cannot save a model that uses one module or parameter in two places "
                          "(tied weights): fastnn.load would build them apart; save its "
@@ -28,11 +28,27 @@ def save(model: Module, path) -> None:
     write(path, model.state_dict(), {**header("model"), "architecture": dumps(architecture)})
 
 
-def _walk(module: Module):
-    """Every module position in the tree, shared ones as often as they appear."""
+def _leaves(module: Module):
+    """Every described module position (a layer, or a container's own state), shared
+    ones as often as they appear. A layer is rebuilt whole by its constructor, so
+    what it shares inside itself (GPT's tied head) comes back shared."""
     yield module
-    for _, child in module.named_children():
-        yield from _walk(child)
+    if isinstance(module, Container):
+        for _, child in module.named_children():
+            yield from _leaves(child)
+
+
+def _unique_slots(module: Module):
+    """The parameters and buffers a described position holds: a container's own, or
+    everything under a layer, each once."""
+    seen = {}
+    mods = [module] if isinstance(module, Container) else list(module.modules())
+    for m in mods:
+        for registry in ("_parameters", "_buffers"):
+            for v in m.__dict__[registry].values():
+                if v is not None:
+                    seen.setdefault(id(v), v)
+    return list(seen.values())
 
 
 def load(path) -> Module:

@@ -1,11 +1,12 @@
-"""Which classes fastnn.load may build: fastnn.nn's modules, and the classes
-registered with register_module. A file names classes only by these names."""
+"""Which classes fastnn.load may build: fastnn.nn's modules, fastnn.models' models,
+and the classes registered with register_module. A file names classes only by
+these names."""
 from __future__ import annotations
 
 import functools
 from typing import Dict, Optional, Tuple
 
-from fastnn import nn
+from fastnn import models, nn
 from fastnn.nn.module import Module
 
 _registered: Dict[str, type] = {}
@@ -13,12 +14,14 @@ _registered: Dict[str, type] = {}
 
 @functools.lru_cache(maxsize=None)
 def builtins() -> Dict[str, type]:
-    """fastnn.nn's module classes by name (every Module subclass in fastnn.nn.__all__)."""
+    """fastnn.nn's and fastnn.models' module classes by name (every Module subclass in
+    their __all__)."""
     found = {}
-    for name in nn.__all__:
-        obj = getattr(nn, name)
-        if isinstance(obj, type) and issubclass(obj, Module) and obj is not Module:
-            found[name] = obj
+    for package in (nn, models):
+        for name in package.__all__:
+            obj = getattr(package, name)
+            if isinstance(obj, type) and issubclass(obj, Module) and obj is not Module:
+                found[name] = obj
     return found
 
 
@@ -36,7 +39,8 @@ def register_module(cls):
         return cls
     if builtin is not None:
         raise ValueError(f"cannot register {cls.__module__}.{cls.__qualname__}: {name!r} is "
-                         f"fastnn.nn.{name}; give the class another name")
+                         f"{builtin.__module__.rsplit('.', 1)[0]}.{name}; give the class "
+                         f"another name")
     old = _registered.get(name)
     if old is not None and old is not cls and \
             (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
