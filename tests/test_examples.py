@@ -95,3 +95,22 @@ def test_char_lstm_beats_a_bigram_model():
     result = module.main(steps=250, hidden=128, max_bytes=150_000, verbose=False)
     assert result["val_loss"] < result["bigram_loss"] - 0.15
     assert len(result["sample"]) > 100
+
+
+def test_encoder_classifier_reaches_95_percent_on_digits():
+    pytest.importorskip("sklearn")
+    assert load("encoder_classifier").main(epochs=20, verbose=False) > 0.95
+
+
+def test_char_gpt_beats_a_bigram_model():
+    result = load("char_gpt").main(steps=200, block_size=64, n_layer=2, n_embd=64,
+                                   verbose=False)
+    assert result["val_loss"] < result["bigram_loss"]
+    assert len(result["sample"]) > 300
+
+
+def test_demo_gpt_beats_the_bigram_model(capsys):
+    from fastnn import cli
+    assert cli.main(["demo", "--model", "gpt", "--minutes", "0.75"]) == 0
+    out = capsys.readouterr().out
+    assert "(better)" in out and "sample" in out
