@@ -135,7 +135,8 @@ fnn_status fnn_log_softmax_backward(float *dinp, const float *dout, const float 
  * not accumulated: a loss starts the backward pass). Sums are taken in double
  * over fixed blocks, so the loss does not depend on the thread count. */
 
-/* logits is (N, C), labels is (N,) int64, dlogits is (N, C).
+/* logits is (N, C), labels is (N,) int64, dlogits is (N, C); dlogits may be logits
+ * itself (the gradient overwrites the logits in place, row by row).
  * Rows whose label is ignore_index contribute nothing and are not counted;
  * if every row is ignored the loss is NaN and dlogits is zero (as PyTorch). */
 fnn_status fnn_cross_entropy_forward_backward(float *loss, float *dlogits,

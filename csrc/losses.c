@@ -31,6 +31,8 @@ static double FNN_K(cross_entropy)(float *dlogits, const float *logits,
             for (int64_t i = 0; i < C; i += FNN_VW) vf_store_w(dx + i, vf_zero(), vf_lanes(C - i));
             continue;
         }
+        const int64_t y = labels[r];
+        const float x_y = x[y]; /* read before dx is written: dlogits may alias logits */
         vf vmax = vf_set1(-INFINITY);
         for (int64_t i = 0; i < C; i += FNN_VW)
             vmax = vf_max(vmax, vf_load_w(x + i, vf_lanes(C - i), -INFINITY));
@@ -47,8 +49,7 @@ static double FNN_K(cross_entropy)(float *dlogits, const float *logits,
         }
         float sum = vf_reduce_add(vsum);
         double log_sum = log((double)sum);
-        int64_t y = labels[r];
-        total += (1.0 - label_smoothing) * (log_sum - (double)(x[y] - max));
+        total += (1.0 - label_smoothing) * (log_sum - (double)(x_y - max));
         if (label_smoothing > 0.0f) { /* 0 * inf */
             double mean_d = (double)vf_reduce_add(vd) / (double)C;
             total += label_smoothing * (log_sum - mean_d);

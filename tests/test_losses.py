@@ -178,3 +178,25 @@ def test_bce_large_logits_and_targets_near_one(offset, isa, rng):
         want, want_grad = ref.binary_cross_entropy_with_logits(x, t)
         np.testing.assert_allclose(loss, want, rtol=1e-5)
         np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-12)
+
+
+def test_cross_entropy_writes_its_gradient_in_place(isa, rng):
+    """out=logits: the gradient overwrites the logits (a large vocabulary's second
+    (N, C) array saved), with the same loss and bits as the out-of-place call."""
+    x = rng.standard_normal((70, 517)).astype(np.float32)
+    y = rng.integers(0, 517, 70)
+    y[[3, 9]] = -1
+    for smoothing in (0.0, 0.2):
+        want_loss, want = ops.cross_entropy(x, y, smoothing, ignore_index=-1)
+        buf = x.copy()
+        loss, grad = ops.cross_entropy(buf, y, smoothing, ignore_index=-1, out=buf)
+        assert grad is buf and loss == want_loss
+        np.testing.assert_array_equal(grad, want)
+    other = np.empty_like(x)
+    assert ops.cross_entropy(x, y, ignore_index=-1, out=other)[1] is other
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        ops.cross_entropy(x[:, :, None], y[:, None], out=np.empty((70, 517, 1), np.float32))
+    with pytest.raises(ValueError, match="labels must be in"):
+        buf = x.copy()
+        ops.cross_entropy(buf, np.full(70, 600), out=buf)
+    np.testing.assert_array_equal(buf, x)  # a bad label is found before anything is written

@@ -19,9 +19,11 @@ cdef fnn_status cross_entropy_kernel(float[:, ::1] dlogits,        # OUT (N, C)
     return st
 
 
-cdef object cross_entropy_2d(object x, object y, float smoothing, int64_t ignore_index):
-    """x (N, C) float32, y (N,) int64 -> (loss, dlogits (N, C))."""
-    grad = new_float32(x.shape)
+cdef object cross_entropy_2d(object x, object y, float smoothing, int64_t ignore_index,
+                             object grad=None):
+    """x (N, C) float32, y (N,) int64 -> (loss, dlogits (N, C)), into grad when given."""
+    if grad is None:
+        grad = new_float32(x.shape)
     cdef float loss = 0.0
     cdef fnn_status st = cross_entropy_kernel(grad, x, y, smoothing, ignore_index, &loss)
     if st == FNN_ERR_LABEL:
@@ -33,15 +35,38 @@ cdef object cross_entropy_2d(object x, object y, float smoothing, int64_t ignore
     return float(loss), grad
 
 
-def cross_entropy(logits, labels, label_smoothing=0.0, ignore_index=-100):
+def cross_entropy(logits, labels, label_smoothing=0.0, ignore_index=-100, out=None):
     """Mean cross-entropy of logits against integer class labels, and its gradient.
 
     Shapes as torch.nn.functional.cross_entropy: logits (N, C) with labels (N,),
     logits (C,) with a scalar label, or logits (N, C, d1, ...) with labels
     (N, d1, ...). Labels equal to ignore_index add nothing and are not counted;
     label_smoothing in [0, 1] mixes the target with the uniform distribution.
-    Returns (loss, grad_logits), grad_logits shaped like logits.
+    Returns (loss, grad_logits), grad_logits shaped like logits. out= (logits
+    (N, C) only) receives grad_logits and may be the logits array itself: the
+    gradient then overwrites the logits in place, and a large vocabulary's
+    (N, C) gradient needs no second array.
     """
+    if out is not None:
+        if out is logits:
+            check_out_dims(out, cnp.PyArray_NDIM(<cnp.ndarray>out),
+                           cnp.PyArray_DIMS(<cnp.ndarray>out), "out")
+        x = as_float32(logits, "logits")
+        y = as_labels(labels, "labels")
+        if x.ndim != 2:
+            raise ValueError(f"cross_entropy: out= takes logits of shape (N, C), got {x.shape}")
+        g = make_out(out, tuple(x.shape))
+        if g is not x:
+            x = apart_from(x, g)
+        if y.shape != x.shape[:1]:
+            raise ValueError(f"labels must have shape {x.shape[:1]} for logits of shape "
+                             f"{x.shape}, got {y.shape}")
+        smoothing = as_real(label_smoothing, "label_smoothing")
+        if not 0.0 <= smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {smoothing}")
+        if x.shape[1] == 0:
+            raise ValueError(f"logits must have at least one class, got shape {x.shape}")
+        return cross_entropy_2d(x, y, smoothing, as_int64(ignore_index, "ignore_index"), g)
     x = as_float32(logits, "logits")
     y = as_labels(labels, "labels")
     smoothing = as_real(label_smoothing, "label_smoothing")

@@ -61,7 +61,7 @@ def run_gpt(minutes: float = 3.0, steps: int = 100_000, n_layer: int = 4, n_head
     """Train until `steps` steps or `minutes` minutes, whichever comes first; returns
     {"val_loss", "bigram_loss", "steps", "seconds", "tokens_per_s", "sample"}."""
     import fastnn
-    from fastnn import models, nn
+    from fastnn import models, nn, ops
     from fastnn.data import stdlib_corpus
     from tqdm import tqdm
     fastnn.manual_seed(seed)
@@ -69,7 +69,6 @@ def run_gpt(minutes: float = 3.0, steps: int = 100_000, n_layer: int = 4, n_head
     V = corpus.vocab_size
     model = models.GPT(V, block_size, n_layer, n_head, n_embd)
     opt = _optimizer(model, lr)
-    loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(seed)
     budget = 60.0 * minutes
     if verbose:
@@ -89,8 +88,9 @@ def run_gpt(minutes: float = 3.0, steps: int = 100_000, n_layer: int = 4, n_head
             group["lr"] = rate
         x, y = corpus.batch("train", BATCH, block_size, rng)
         logits = model(x)
-        loss = loss_fn(logits.reshape(-1, V), y.reshape(-1))
-        model.backward(loss_fn.backward().reshape(logits.shape))
+        rows = logits.reshape(-1, V)  # the cross-entropy gradient overwrites the logits
+        loss, _ = ops.cross_entropy(rows, y.reshape(-1), out=rows)
+        model.backward(logits)
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad()

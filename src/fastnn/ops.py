@@ -8,8 +8,8 @@ aligned, C-contiguous float32 ndarray of the result's shape (else TypeError
 for the dtype, ValueError for shape, layout or alignment). Every output is
 computed from the inputs as they were on entry: an input that overlaps an
 output (out=, preactivation=, grad_weight=, grad_bias=) is copied first,
-except that the element-wise ops, softmax and linear_bias_backward take out=
-exactly an input (in place); two outputs of one call must not overlap
+except that the element-wise ops, softmax, linear_bias_backward and
+cross_entropy take out= exactly an input (in place); two outputs of one call must not overlap
 (ValueError). Backward functions return the gradient with respect to the
 forward input; they overwrite `out`.
 
