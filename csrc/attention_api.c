@@ -13,9 +13,11 @@
  * over query rows i >= j0) then read only zeros or valid entries, because both
  * tilings start at multiples of MR: every row i >= j0 has te(i) >= min(S, j0 + MR).
  *
- * Threads: the forward's work items are blocks of QUERY_BLOCK query rows of one
- * head, the backward's whole heads (dk and dv sum over every query row). Each item
- * runs on one thread in a fixed order, so results do not depend on the thread count.
+ * Threads: the forward's work items are whole heads, or blocks of QUERY_BLOCK query
+ * rows when there are fewer than 4 heads per thread; the backward's are whole heads
+ * (dk and dv sum over every query row). Blocks start at multiples of MR, so a row
+ * meets the same tiles either way, and each item runs on one thread in a fixed
+ * order: results do not depend on the thread count.
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -134,7 +136,9 @@ fnn_status fnn_attention_forward(float *out, float *lse, float *probs, const flo
                   .lse = lse, .probs = probs, .q = q, .k = k, .v = v, .mask = mask,
                   .drop = drop, .status = FNN_OK};
     int64_t MR = j.gk->blocking->mr;
-    j.qblock = (QUERY_BLOCK + MR - 1) / MR * MR;
+    j.qblock = s->B * s->H >= 4 * (int64_t)fnn_get_num_threads()
+                   ? (s->L + MR - 1) / MR * MR
+                   : (QUERY_BLOCK + MR - 1) / MR * MR;
     j.blocks = (s->L + j.qblock - 1) / j.qblock;
     fnn_parallel_for(s->B * s->H * j.blocks, 1, 1, &j, forward_items);
     return (fnn_status)atomic_load(&j.status);

@@ -116,15 +116,27 @@ class _TransformerLayer(Module):
             g = self.activation.backward(g)
         return self.linear1.backward(g)
 
-    # ---- one residual sub-layer ----------------------------------------------------------
-    def _sub(self, x, norm, drop, f):
-        """x + drop(f(norm(x))) (norm_first), else norm(x + drop(f(x)))."""
-        if self.norm_first:
-            return x + drop(f(norm(x)))
-        return norm.forward_add(x, drop(f(x)))[1]
+    # ---- the residual sub-layers ------------------------------------------------------
+    def _sublayers(self, x, subs):
+        """The residual sub-layers subs [(norm, drop, f), ...] in order: each
+        x + drop(f(norm(x))) (norm_first), else norm(x + drop(f(x))). Pre-LN runs each
+        residual add fused with the next sub-layer's norm (LayerNorm.forward_add)."""
+        if not self.norm_first:
+            for norm, drop, f in subs:
+                x = norm.forward_add(x, drop(f(x)))[1]
+            return x
+        h = subs[0][0](x)
+        for i, (_, drop, f) in enumerate(subs):
+            y = drop(f(h))
+            if i + 1 < len(subs):
+                x, h = subs[i + 1][0].forward_add(x, y)
+            else:
+                x = x + y
+        return x
 
     def _sub_backward(self, g, norm, drop, f_backward):
-        """The input gradient of _sub given its output's gradient g (float32, owned)."""
+        """The input gradient of one sub-layer given its output's gradient g (float32,
+        owned), the sub-layers taken in reverse order."""
         if self.norm_first:
             return norm.backward(f_backward(drop.backward(g)), grad_input=g)
         ds = norm.backward(g)
@@ -163,8 +175,8 @@ class TransformerEncoderLayer(_TransformerLayer):
         def attend(h):
             return self.self_attn.forward_self(h, src_key_padding_mask, False, src_mask,
                                                is_causal=bool(is_causal))[0]
-        x = self._sub(x, self.norm1, self.dropout1, attend)
-        return self._sub(x, self.norm2, self.dropout2, self._ff)
+        return self._sublayers(x, [(self.norm1, self.dropout1, attend),
+                                   (self.norm2, self.dropout2, self._ff)])
 
     def backward(self, grad_out, input_grad: bool = True):
         g = self._sub_backward(self._own(grad_out), self.norm2, self.dropout2, self._ff_backward)
@@ -218,9 +230,9 @@ class TransformerDecoderLayer(_TransformerLayer):
         def cross(h):
             return self.multihead_attn(h, mem, mem, memory_key_padding_mask, False, memory_mask,
                                        is_causal=bool(memory_is_causal))[0]
-        x = self._sub(x, self.norm1, self.dropout1, attend)
-        x = self._sub(x, self.norm2, self.dropout2, cross)
-        return self._sub(x, self.norm3, self.dropout3, self._ff)
+        return self._sublayers(x, [(self.norm1, self.dropout1, attend),
+                                   (self.norm2, self.dropout2, cross),
+                                   (self.norm3, self.dropout3, self._ff)])
 
     def backward(self, grad_out, input_grad: bool = True):
         dmem = []
