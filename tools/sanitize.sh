@@ -50,7 +50,8 @@ DEFAULT_TESTS=(tests/test_activations.py tests/test_softmax.py tests/test_losses
     tests/test_containers.py tests/test_serialization.py tests/test_training.py
     tests/test_contexts.py tests/test_inputs.py tests/test_optim.py tests/test_lr_scheduler.py
     tests/test_memory.py tests/test_fuzz.py tests/test_gemm_fuzz.py tests/test_campaigns.py
-    tests/test_conv.py tests/test_pooling.py tests/test_norm.py)
+    tests/test_conv.py tests/test_pooling.py tests/test_norm.py tests/test_rnn.py
+    tests/test_layer_norm.py tests/test_attention.py tests/test_transformer.py tests/test_gpt.py)
 # Deselected under the sanitizers, by design of the test, not of the code:
 # - the hostile-files child caps RLIMIT_AS at 4 GiB, and ASan's shadow memory alone is
 #   terabytes of address space (tests/fuzzing.py skips its cap under FASTNN_SANITIZED);
