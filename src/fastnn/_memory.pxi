@@ -80,7 +80,9 @@ cdef object copy_float32(object a):
 
 
 def new_float32_array(shape):
-    """new_float32 for tests and benchmarks: a fresh float32 array of `shape`."""
+    """An uninitialised float32 C-contiguous array of `shape` whose memory, when large,
+    comes from fastnn's block cache (a freed block is reused: no page faults); what
+    fastnn.ops.empty gives the layers for their large temporaries."""
     return new_float32(tuple(shape))
 
 

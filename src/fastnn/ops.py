@@ -42,6 +42,8 @@ Recurrent:    rnn, rnn_backward: one layer and direction of an RNN (tanh / relu)
               variable-length batches); the workspace rnn returns feeds rnn_backward
 Embedding:    embedding, embedding_backward (int64 indices, padding_idx,
               scale_grad_by_freq)
+Memory:       empty(shape): an uninitialised float32 array, large ones from the block
+              cache behind every kernel's fresh outputs (no page faults on reuse)
 Attention:    scaled_dot_product_attention (torch's arguments; causal skipping,
               masks, dropout; strided views read and written in place) and
               scaled_dot_product_attention_backward (from its return_context)
@@ -113,6 +115,7 @@ from fastnn._C import (
 
 from fastnn._C import rnn, rnn_backward, embedding, embedding_backward
 from fastnn._C import scaled_dot_product_attention, scaled_dot_product_attention_backward
+from fastnn._C import new_float32_array as empty
 
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
@@ -125,7 +128,7 @@ __all__ = [
     "conv2d_backward", "conv_transpose1d_backward", "conv_transpose2d_backward",
 ]
 __all__ += ["batch_norm", "batch_norm_backward", "group_norm", "group_norm_backward"]
-__all__ += ["scaled_dot_product_attention", "scaled_dot_product_attention_backward"]
+__all__ += ["scaled_dot_product_attention", "scaled_dot_product_attention_backward", "empty"]
 __all__ += ["layer_norm", "add_layer_norm", "layer_norm_backward", "rms_norm",
             "rms_norm_backward"]
 __all__ += [

@@ -78,7 +78,7 @@ class CausalSelfAttention(Module):
         parts = self.c_attn(x).reshape(B, n, 3, H, hd)
         cache_k[:, :, pos:pos + n] = parts[:, :, 1].transpose(0, 2, 1, 3)
         cache_v[:, :, pos:pos + n] = parts[:, :, 2].transpose(0, 2, 1, 3)
-        y = np.empty((B, n, C), np.float32)
+        y = ops.empty((B, n, C))
         ops.scaled_dot_product_attention(parts[:, :, 0].transpose(0, 2, 1, 3),
                                          cache_k[:, :, :pos + n], cache_v[:, :, :pos + n],
                                          is_causal=n > 1,

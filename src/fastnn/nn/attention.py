@@ -91,7 +91,7 @@ def packed_attention(qkv, num_heads: int, mask=None, dropout_p: float = 0.0,
     E = F // 3
     parts = qkv.reshape(N, T, 3, num_heads, E // num_heads)
     q, k, v = (parts[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
-    y = np.empty((N, T, E), np.float32)
+    y = ops.empty((N, T, E))
     result = ops.scaled_dot_product_attention(q, k, v, mask, dropout_p, is_causal,
                                               out=_heads_view(y, num_heads),
                                               return_context=keep_context,
@@ -104,7 +104,7 @@ def packed_attention_backward(grad_y, qkv, y, context, num_heads: int):
     N, T, F = qkv.shape
     hd = F // 3 // num_heads
     parts = qkv.reshape(N, T, 3, num_heads, hd)
-    dqkv = np.empty((N, T, 3, num_heads, hd), np.float32)
+    dqkv = ops.empty((N, T, 3, num_heads, hd))
     ops.scaled_dot_product_attention_backward(
         _heads_view(grad_y, num_heads), *(parts[:, :, i].transpose(0, 2, 1, 3) for i in range(3)),
         _heads_view(y, num_heads), context,
@@ -272,7 +272,7 @@ class MultiheadAttention(Module):
             if extra:
                 attn_mask, key_padding_mask = _pad_masks(attn_mask, key_padding_mask, extra)
             mask = merge_masks(attn_mask, key_padding_mask, N, H, L, S)
-            y = np.empty((N, L, E), np.float32)
+            y = ops.empty((N, L, E))
             result = ops.scaled_dot_product_attention(q, k, v, mask, p, bool(is_causal),
                                                       out=_heads_view(y, H),
                                                       return_context=keep,

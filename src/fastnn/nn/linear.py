@@ -53,7 +53,7 @@ class Linear(Module):
         bias = d["bias"]
         preactivation = None
         if epilogue in _FROM_PREACTIVATION:  # filled from the same tiles as the output
-            preactivation = np.empty(np.shape(x)[:-1] + (self.out_features,), np.float32)
+            preactivation = ops.empty(np.shape(x)[:-1] + (self.out_features,))
         # x is kept as given: ops.linear and ops.linear_backward both convert it
         y = ops.linear(x, d["weight"]._data, None if bias is None else bias._data, epilogue,
                        None, preactivation)
