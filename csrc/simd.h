@@ -16,7 +16,8 @@
  *   is fused everywhere (slow on generic; use it only where exactness matters).
  *   vf_loadn / vf_storen move the first n < FNN_VW lanes (tails); vf_loadn
  *   zero-fills the other lanes, vf_loadn_or fills them with a given value;
- *   vm_first(n) is the mask of the first n lanes (0 <= n <= FNN_VW);
+ *   vm_first(n) is the mask of the first n lanes (0 <= n <= FNN_VW); vm_all(m)
+ *   says whether every lane of a mask is set (for a branch that skips work);
  *   vf_load_masked reads the lanes of a mask, zero elsewhere, touching no
  *   memory for the others; vf_store_masked writes only the lanes of a mask.
  *   vf_transpose_block transposes `rows` <= FNN_VW rows of FNN_VW floats into
@@ -83,6 +84,7 @@ FNN_INLINE vm vf_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
 FNN_INLINE vm vf_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
 FNN_INLINE vm vf_isnan(vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
 FNN_INLINE vf vf_select(vm m, vf if_true, vf if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+FNN_INLINE int vm_all(vm m) { return m == (__mmask16)0xFFFF; }
 /* 2^n for integral-valued float n in [-126, 127] */
 FNN_INLINE vf vf_pow2i(vf n) {
     vi e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
@@ -164,6 +166,7 @@ FNN_INLINE vm vf_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
 FNN_INLINE vm vf_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
 FNN_INLINE vm vf_isnan(vf a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
 FNN_INLINE vf vf_select(vm m, vf if_true, vf if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
+FNN_INLINE int vm_all(vm m) { return _mm256_movemask_ps(m) == 0xFF; }
 FNN_INLINE vf vf_pow2i(vf n) {
     vi e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_castsi256_ps(e);
@@ -241,6 +244,7 @@ FNN_INLINE vm vf_lt(vf a, vf b) { return a < b; }
 FNN_INLINE vm vf_gt(vf a, vf b) { return a > b; }
 FNN_INLINE vm vf_isnan(vf a) { return a != a; }
 FNN_INLINE vf vf_select(vm m, vf if_true, vf if_false) { return m ? if_true : if_false; }
+FNN_INLINE int vm_all(vm m) { return m != 0; }
 FNN_INLINE vf vf_pow2i(vf n) {
     int32_t i = n == n ? (int32_t)n : 0; /* NaN -> int is undefined in C */
     return fnn_float((uint32_t)(i + 127) << 23);

@@ -164,9 +164,10 @@ FNN_INLINE fnn_normal_parts vf_normal_parts(vf x) {
     vf lo = vf_mul(vf_fma_exact(xa, xa, vf_neg(sq)), vf_set1(0.5f));
     vf e = vf_exp(vf_neg(hi));
     r.e = vf_fnmadd(e, lo, e);
-    r.half_g = vf_mul(vf_erfc_g(a), vf_set1(0.5f));
-    r.core = vf_fmadd(vf_erf_small(vf_mul(x, vf_set1(FNN_SQRT1_2))), vf_set1(0.5f), vf_set1(0.5f));
     r.is_core = vf_lt(a, vf_set1(FNN_ERF_SPLIT));
+    /* the tail's G (a division and 10 terms) only when some lane needs it */
+    r.half_g = vm_all(r.is_core) ? vf_zero() : vf_mul(vf_erfc_g(a), vf_set1(0.5f));
+    r.core = vf_fmadd(vf_erf_small(vf_mul(x, vf_set1(FNN_SQRT1_2))), vf_set1(0.5f), vf_set1(0.5f));
     return r;
 }
 
@@ -181,6 +182,10 @@ FNN_INLINE vf vf_normal_pdf(fnn_normal_parts p) { return vf_mul(p.e, vf_set1(FNN
 /* x Phi(x); in the lower tail as (x G/2) e, so that Phi's subnormal range
  * (x < -13) is never formed on the way to a normal result */
 FNN_INLINE vf vf_gelu_erf(vf x) {
+    vf a = vf_mul(vf_abs(x), vf_set1(FNN_SQRT1_2));
+    if (vm_all(vf_lt(a, vf_set1(FNN_ERF_SPLIT)))) /* every lane near 0: the core alone */
+        return vf_mul(x, vf_fmadd(vf_erf_small(vf_mul(x, vf_set1(FNN_SQRT1_2))), vf_set1(0.5f),
+                                  vf_set1(0.5f)));
     fnn_normal_parts p = vf_normal_parts(x);
     vf lower = vf_mul(vf_mul(x, p.half_g), p.e);
     vf upper = vf_mul(x, vf_fnmadd(p.e, p.half_g, vf_set1(1.0f)));
