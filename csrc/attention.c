@@ -28,7 +28,8 @@ static void zero_tail(float *p, int64_t n, int64_t n_zero) {
 static float FNN_K(softmax_row)(float *p, const float *s, const float *mask, int64_t n,
                                 int64_t n_zero) {
     vf vmax = vf_set1(-INFINITY);
-    for (int64_t j = 0; j < n; j += FNN_VW) vmax = vf_max(vmax, load_plus(s, mask, j, vf_lanes(n - j)));
+    for (int64_t j = 0; j < n; j += FNN_VW)
+        vmax = vf_max(vmax, load_plus(s, mask, j, vf_lanes(n - j)));
     float mx = vf_reduce_max(vmax);
     if (mx == -INFINITY) {
         zero_tail(p, 0, n_zero);

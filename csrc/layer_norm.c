@@ -128,7 +128,8 @@ static void FNN_K(backward_rows)(float *dinp, float *dweight_part, float *dbias_
                 vf_store_w(dweight_part + s,
                            vf_fmadd(g, xhat, vf_load_w(dweight_part + s, w, 0.0f)), w);
             }
-            if (dbias_part) vf_store_w(dbias_part + s, vf_add(vf_load_w(dbias_part + s, w, 0.0f), g), w);
+            if (dbias_part)
+                vf_store_w(dbias_part + s, vf_add(vf_load_w(dbias_part + s, w, 0.0f), g), w);
         }
     }
 }

@@ -84,8 +84,8 @@ static void backward_blocks(void *ctx, int64_t begin, int64_t end) {
         float *part = j->parts ? j->parts + b * 2 * j->D : NULL;
         j->k->backward_rows(j->dinp ? j->dinp + o : NULL, j->want_dweight ? part : NULL,
                             j->want_dbias ? part + j->D : NULL, j->dout + o, j->inp + o,
-                            j->saved_mean ? j->saved_mean + r0 : NULL, j->saved_rstd + r0, j->weight, r1 - r0,
-                            j->D, j->accumulate);
+                            j->saved_mean ? j->saved_mean + r0 : NULL, j->saved_rstd + r0,
+                            j->weight, r1 - r0, j->D, j->accumulate);
     }
 }
 

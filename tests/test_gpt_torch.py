@@ -31,7 +31,8 @@ def test_matches_nanogpt(rng, bias):
         loss = loss_fn(logits.reshape(-1, 37), y.reshape(-1))
         fm.backward(loss_fn.backward().reshape(logits.shape))
         tl = tm(torch.from_numpy(x))
-        tloss = torch.nn.functional.cross_entropy(tl.reshape(-1, 37), torch.from_numpy(y).reshape(-1))
+        tloss = torch.nn.functional.cross_entropy(tl.reshape(-1, 37),
+                                                  torch.from_numpy(y).reshape(-1))
         tloss.backward()
         close(logits, tl, f"step {step} logits")
         assert abs(loss - tloss.item()) < 1e-5

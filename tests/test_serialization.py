@@ -428,7 +428,8 @@ def test_every_builtin_layer_describes_its_state():
     cases += [nn.LayerNorm((2, 3)), nn.LayerNorm(4, bias=False), nn.RMSNorm(3),
               nn.MultiheadAttention(8, 2), nn.MultiheadAttention(4, 2, bias=False, kdim=3,
                                                                  vdim=5, add_bias_kv=True),
-              nn.TransformerEncoderLayer(8, 2, 16), nn.TransformerEncoderLayer(8, 2, 12, bias=False),
+              nn.TransformerEncoderLayer(8, 2, 16),
+              nn.TransformerEncoderLayer(8, 2, 12, bias=False),
               nn.TransformerDecoderLayer(8, 2, 16), models.GPT(11, 6, 2, 2, 8),
               models.GPT(5, 4, 1, 1, 4, bias=False)]  # the transformer family
     for name, cls in layers.items():

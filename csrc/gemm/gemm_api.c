@@ -113,7 +113,8 @@ static fnn_status gemm_rect(const gemm_problem *p, int64_t i0, int64_t i1, int64
                                                  b_panels + jr * kc, NR,
                                                  p->C + (ic + ir) * p->ldc + jc + jr, p->ldc,
                                                  mc - ir < MR ? mc - ir : MR,
-                                                 nc - jr < NR ? nc - jr : NR, ic + ir, jc + jr, &ep);
+                                                 nc - jr < NR ? nc - jr : NR, ic + ir, jc + jr,
+                                                 &ep);
                     continue;
                 }
                 const float *a_panels = p->A_packed ? p->A_packed + pc * p->M_pad + ic * kc : Ap;

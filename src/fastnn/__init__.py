@@ -12,8 +12,9 @@
     fastnn.empty_cache()                # free the cached blocks of large outputs
 
 Modules: ops (kernels), nn (layers, losses), optim (optimizers, lr_scheduler),
-data (DataLoader, samplers, text corpora), models (GPT), callbacks, training (fit / predict / evaluate,
-which it attaches to nn.Module), serialization (save / load), random.
+data (DataLoader, samplers, text corpora), models (GPT), callbacks, training
+(fit / predict / evaluate, which it attaches to nn.Module), serialization
+(save / load), random.
 Imports go one way: _C -> ops -> nn -> optim -> {data, models, training, callbacks,
 serialization} -> cli (tests/test_layering.py checks).
 

@@ -1,7 +1,8 @@
 """The ``fastnn`` command.
 
     fastnn demo  [--dataset digits|mnist] [--epochs N] [--batch-size B] [--threads N]
-    fastnn bench [--suite elementwise|gemm|mlp|cnn|rnn|transformer|all] [--threads N] [--sizes 1M,16M]
+    fastnn bench [--suite elementwise|gemm|mlp|cnn|rnn|transformer|all] [--threads N]
+                 [--sizes 1M,16M]
                  [--ops relu,gelu,square,...] [--libs fastnn,numpy,torch] [--quick]
                  [--rounds R] [--json PATH]
 

@@ -49,7 +49,8 @@ def _layer_norm_backward(g, w, cache):
     gw = g * w
     dx = rstd * (gw - gw.mean(axis=-1, keepdims=True)
                  - xhat * (gw * xhat).mean(axis=-1, keepdims=True))
-    return dx, (g * xhat).reshape(-1, g.shape[-1]).sum(axis=0), g.reshape(-1, g.shape[-1]).sum(axis=0)
+    rows = g.shape[-1]
+    return dx, (g * xhat).reshape(-1, rows).sum(axis=0), g.reshape(-1, rows).sum(axis=0)
 
 
 class NumpyTransformerBlock(ParamDict):

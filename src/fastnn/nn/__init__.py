@@ -8,12 +8,13 @@
 
 Files: module.py (Module), parameter.py (Parameter, flat buffers), linear.py,
 activation.py, dropout.py, batchnorm.py, normalization.py (GroupNorm, LayerNorm,
-RMSNorm), flatten.py, pooling.py (max /
-average / adaptive pools), padding.py (ZeroPad2d, ConstantPad2d), upsampling.py (Upsample),
-containers.py (Sequential, Residual, Concat, ModuleList), loss.py, grad_mode.py (no_grad), init.py (initialisers), utils.py
-(gradient clipping, fuse_conv_bn_eval), conv.py (Conv1d/2d, ConvTranspose1d/2d), rnn.py (RNN,
-LSTM, GRU, their cells, RNNOutput), embedding.py (Embedding), attention.py
-(MultiheadAttention), transformer.py (Transformer encoder / decoder layers and stacks).
+RMSNorm), flatten.py, pooling.py (max / average / adaptive pools), padding.py
+(ZeroPad2d, ConstantPad2d), upsampling.py (Upsample), containers.py (Sequential,
+Residual, Concat, ModuleList), loss.py, grad_mode.py (no_grad), init.py
+(initialisers), utils.py (gradient clipping, fuse_conv_bn_eval), conv.py (Conv1d/2d,
+ConvTranspose1d/2d), rnn.py (RNN, LSTM, GRU, their cells, RNNOutput), embedding.py
+(Embedding), attention.py (MultiheadAttention), transformer.py (Transformer encoder /
+decoder layers and stacks).
 """
 from fastnn.nn import init, utils
 from fastnn.nn.attention import MultiheadAttention
@@ -40,7 +41,8 @@ from fastnn.nn.upsampling import Upsample
 
 __all__ = ["Module", "Parameter", "Linear", "Identity", "Flatten", "ReLU", "LeakyReLU",
            "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax", "LogSoftmax", "Dropout", "BatchNorm1d",
-           "Sequential", "Residual", "Concat", "ModuleList", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
+           "Sequential", "Residual", "Concat", "ModuleList", "CrossEntropyLoss", "MSELoss",
+           "BCEWithLogitsLoss",
            "L1Loss", "HuberLoss", "init", "utils"]
 __all__ += ["BatchNorm2d", "GroupNorm", "LayerNorm", "RMSNorm", "Dropout1d", "Dropout2d"]
 __all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]

@@ -251,8 +251,8 @@ class MultiheadAttention(Module):
             xk, k_unbatched = self._batch_major(query if key is None else key, "key", self.kdim)
             xv, v_unbatched = self._batch_major(query if value is None else value, "value",
                                                 self.vdim)
-            if k_unbatched != unbatched or v_unbatched != unbatched or xk.shape[:2] != xv.shape[:2] \
-                    or xk.shape[0] != N:
+            if (k_unbatched != unbatched or v_unbatched != unbatched
+                    or xk.shape[:2] != xv.shape[:2] or xk.shape[0] != N):
                 raise ValueError(f"key and value must have the same batch and length, and the "
                                  f"query's batch, got query {np.shape(query)}, key "
                                  f"{np.shape(key)}, value {np.shape(value)}")
