@@ -126,6 +126,21 @@ def test_save_and_load_layers_and_stacks(tmp_path, rng):
         assert type(loaded) is type(m)
 
 
+@pytest.mark.parametrize("activation", [nn.GELU("tanh"), nn.SiLU(), nn.LeakyReLU(0.1)])
+def test_layers_with_activation_modules_save_and_load(tmp_path, rng, activation):
+    """A module activation is saved by class and options ([class, option, value, ...]);
+    one the GEMM epilogue has stays fused into linear1, the others are a child module."""
+    layer = nn.TransformerEncoderLayer(8, 2, 16, 0.0, activation, batch_first=True)
+    assert layer.get_config()["activation"][0] == type(activation).__name__
+    fastnn.save(layer, tmp_path / "layer.fastnn")
+    loaded = fastnn.load(tmp_path / "layer.fastnn")
+    x = rand(rng, 2, 5, 8)
+    np.testing.assert_array_equal(loaded(x), layer(x))
+    assert ("activation" in dict(loaded.named_children())) == (activation.epilogue is None)
+    with pytest.raises(ValueError, match="activation must name"):
+        nn.TransformerEncoderLayer(8, 2, 16, activation=["Linear", "in_features", 3])
+
+
 def test_encoder_copies_are_independent(rng):
     enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 3)
     assert len(enc.layers) == 3

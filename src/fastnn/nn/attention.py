@@ -33,11 +33,8 @@ from fastnn.nn.batchnorm import check_device_dtype
 from fastnn.nn.grad_mode import _mode as _grad_mode
 from fastnn.nn.linear import Linear
 from fastnn.nn.module import Module, to_float32
-from fastnn.nn.parameter import Parameter
+from fastnn.nn.parameter import Parameter, grad_buffer
 
-
-def _grad(p):
-    return p._grad if p is not None and p.requires_grad else None
 
 
 def merge_masks(attn_mask, key_padding_mask, N: int, H: int, L: int, S: int):
@@ -200,17 +197,17 @@ class MultiheadAttention(Module):
         """(W_q, W_k, W_v) and their gradient buffers (views of in_proj_weight when packed)."""
         E = self.embed_dim
         if self._qkv_same_embed_dim:
-            w, g = self.in_proj_weight.data, _grad(self.in_proj_weight)
+            w, g = self.in_proj_weight.data, grad_buffer(self.in_proj_weight)
             return ([w[i * E:(i + 1) * E] for i in range(3)],
                     [None if g is None else g[i * E:(i + 1) * E] for i in range(3)])
         ps = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)
-        return [p.data for p in ps], [_grad(p) for p in ps]
+        return [p.data for p in ps], [grad_buffer(p) for p in ps]
 
     def _biases(self):
         E, b = self.embed_dim, self.in_proj_bias
         if b is None:
             return [None] * 3, [None] * 3
-        g = _grad(b)
+        g = grad_buffer(b)
         return ([b.data[i * E:(i + 1) * E] for i in range(3)],
                 [None if g is None else g[i * E:(i + 1) * E] for i in range(3)])
 
@@ -236,8 +233,6 @@ class MultiheadAttention(Module):
         N, L = xq.shape[0], xq.shape[1]
         packed = key is None and self._qkv_same_embed_dim and self.bias_k is None \
             and not self.add_zero_attn
-        ws, _ = self._weights()
-        bs, _ = self._biases()
         keep = _grad_mode.enabled or need_weights
         p = self.dropout if self.training else 0.0
         save_probs = True if need_weights else None
@@ -251,6 +246,8 @@ class MultiheadAttention(Module):
             xk, k_unbatched = self._batch_major(query if key is None else key, "key", self.kdim)
             xv, v_unbatched = self._batch_major(query if value is None else value, "value",
                                                 self.vdim)
+            ws, _ = self._weights()
+            bs, _ = self._biases()
             if (k_unbatched != unbatched or v_unbatched != unbatched
                     or xk.shape[:2] != xv.shape[:2] or xk.shape[0] != N):
                 raise ValueError(f"key and value must have the same batch and length, and the "
@@ -303,19 +300,21 @@ class MultiheadAttention(Module):
             raise ValueError(f"grad_output must have the output's shape, got "
                              f"{np.shape(grad_output)}")
         dy = self.out_proj.backward(np.ascontiguousarray(g))
-        N, L = xq.shape[0], xq.shape[1]
-        ws, gws = self._weights()
-        bs, gbs = self._biases()
+        N = xq.shape[0]
         if qkv is not None:  # the packed projection: gradients into one (N, L, 3E) array
             dqkv = packed_attention_backward(dy, qkv, y, ctx, H)
-            b = self.in_proj_bias
             if single or not input_grad:
                 dx = ops.linear_backward(dqkv, xq, self.in_proj_weight.data,
-                                         _grad(self.in_proj_weight), _grad(b), input_grad)
+                                         grad_buffer(self.in_proj_weight),
+                                         grad_buffer(self.in_proj_bias), input_grad)
                 return None if dx is None else self._to_layout(dx, unbatched)
+            ws, gws = self._weights()
+            bs, gbs = self._biases()
             grads = [ops.linear_backward(np.ascontiguousarray(dqkv[..., i * E:(i + 1) * E]), xq,
                                          ws[i], gws[i], gbs[i], True) for i in range(3)]
             return tuple(self._to_layout(d, unbatched) for d in grads)
+        ws, gws = self._weights()
+        bs, gbs = self._biases()
         dq, dk, dv = ops.scaled_dot_product_attention_backward(
             _heads_view(dy, H), q, k, v, _heads_view(y, H), ctx)
         # back to (N, T, E), dropping the appended bias_k / zero rows into their gradients

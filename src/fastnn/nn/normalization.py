@@ -14,7 +14,7 @@ import numpy as np
 
 from fastnn import ops
 from fastnn._args import check_int, check_real
-from fastnn.nn.parameter import Parameter
+from fastnn.nn.parameter import Parameter, grad_buffer
 from fastnn.nn.batchnorm import (add_affine, affine_backward_args, affine_state_shapes,
                                  check_device_dtype)
 from fastnn.nn.module import Module, to_float32
@@ -99,9 +99,6 @@ def _check_trailing(module, x) -> None:
                          f"{x.shape}")
 
 
-def _grad_of(p):
-    return p._grad if p is not None and p.requires_grad else None
-
 
 class LayerNorm(Module):
     """torch.nn.LayerNorm(normalized_shape, eps=1e-5, elementwise_affine=True,
@@ -155,7 +152,7 @@ class LayerNorm(Module):
     def backward(self, grad_out, input_grad: bool = True, grad_input=None):
         """d/dx of this call, added into grad_input when given (then returned)."""
         x, mean, rstd = self._saved()
-        gw, gb = _grad_of(self.weight), _grad_of(self.bias)
+        gw, gb = grad_buffer(self.weight), grad_buffer(self.bias)
         if not input_grad and gw is None and gb is None:
             return None
         return ops.layer_norm_backward(
@@ -214,7 +211,7 @@ class RMSNorm(Module):
     def backward(self, grad_out, input_grad: bool = True, grad_input=None):
         """d/dx of this call, added into grad_input when given (then returned)."""
         x, rstd = self._saved()
-        gw = _grad_of(self.weight)
+        gw = grad_buffer(self.weight)
         if not input_grad and gw is None:
             return None
         return ops.rms_norm_backward(

@@ -178,3 +178,9 @@ def flatten_parameters(params: Iterable[Parameter]) -> FlatBuffer:
         if start is not None:
             return FlatBuffer(params, flat, start)
     return FlatBuffer(params)
+
+
+def grad_buffer(p):
+    """The gradient buffer a layer's backward adds into for parameter p: p.grad, or
+    None when p is None or needs no gradient."""
+    return p._grad if p is not None and p.requires_grad else None

@@ -30,7 +30,7 @@ from fastnn._args import check_int, check_real
 from fastnn.nn import init
 from fastnn.nn.grad_mode import is_grad_enabled
 from fastnn.nn.module import Module, Stateless, to_float32
-from fastnn.nn.parameter import Parameter
+from fastnn.nn.parameter import Parameter, grad_buffer
 from fastnn.random import generator
 
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
@@ -52,9 +52,6 @@ def _check_lengths(lengths, T: int, N: int):
                          f"values in [{arr.min()}, {arr.max()}]")
     return arr
 
-
-def _grad_param(p):
-    return p._grad if p is not None and p.requires_grad else None
 
 
 class RNNBase(Module):
@@ -286,8 +283,8 @@ class RNNBase(Module):
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, d)
                 k = layer * D + d
-                grads = (_grad_param(w_ih), _grad_param(w_hh), _grad_param(b_ih),
-                         _grad_param(b_hh), _grad_param(w_hr))
+                grads = (grad_buffer(w_ih), grad_buffer(w_hh), grad_buffer(b_ih),
+                         grad_buffer(b_hh), grad_buffer(w_hr))
                 dxd, dhk, dck, *_ = ops.rnn_backward(
                     g, None if g_h is None else g_h[k], None if g_c is None else g_c[k],
                     workspaces[k], x, w_ih._data, w_hh._data, self.mode, d == 1, lengths,
@@ -493,8 +490,8 @@ class RNNCellBase(Module):
         N = x.shape[0]
         gh = self._state(grad_h, N, batched, "grad_h")
         gc = self._state(grad_c, N, batched, "grad_c")
-        grads = (_grad_param(self.weight_ih), _grad_param(self.weight_hh),
-                 _grad_param(self.bias_ih), _grad_param(self.bias_hh))
+        grads = (grad_buffer(self.weight_ih), grad_buffer(self.weight_hh),
+                 grad_buffer(self.bias_ih), grad_buffer(self.bias_hh))
         dx, dh0, dc0, *_ = ops.rnn_backward(None, gh, gc, ws, x[None], self.weight_ih._data,
                                             self.weight_hh._data, self._mode,
                                             input_grad=input_grad, weight_grads=grads)

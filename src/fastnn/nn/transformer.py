@@ -7,7 +7,9 @@ Each layer is a stack of residual sub-layers (self-attention, cross-attention,
 feed-forward), each `x + dropout(f(norm(x)))` with norm_first (pre-LN) or
 `norm(x + dropout(f(x)))` without (post-LN, the default). Layouts are (T, N, E)
 unless batch_first. activation is "relu", "gelu" or a fastnn activation module
-(nn.ReLU(), nn.GELU(approximate="tanh"), ...). backward(grad) returns the input
+(nn.ReLU(), nn.GELU(approximate="tanh"), nn.SiLU(), ...; one the GEMM epilogue has is
+fused into linear1; get_config saves a module as [class, option, value, ...]).
+Pre-LN runs each residual add fused with the next norm. backward(grad) returns the input
 gradient (the decoder: (grad_tgt, grad_memory)); parameter gradients accumulate.
 
 As PyTorch, TransformerEncoder / TransformerDecoder deep-copy the layer they are
@@ -24,6 +26,7 @@ import numpy as np
 
 from fastnn._args import check_int, check_real
 from fastnn.nn.attention import MultiheadAttention
+from fastnn.nn.batchnorm import check_device_dtype
 from fastnn.nn.container_protocol import Container
 from fastnn.nn.containers import ModuleList
 from fastnn.nn.dropout import Dropout
@@ -52,28 +55,55 @@ def _is_causal_mask(mask) -> bool:
     return bool(np.all(np.isneginf(m[upper])) and np.all(m[~upper] == 0))
 
 
+def _activation_from_config(spec: list) -> Module:
+    """The activation module a saved config names: [class name, option, value, ...],
+    the class one of fastnn.nn.activation's modules (JSON lists hold no dicts)."""
+    from fastnn.nn import activation as activations
+    cls = getattr(activations, str(spec[0]), None) if spec else None
+    if not (isinstance(cls, type) and issubclass(cls, Module)) or len(spec) % 2 != 1:
+        raise ValueError(f"activation must name a fastnn.nn activation module as [class, "
+                         f"option, value, ...], got {spec!r}")
+    return cls(**dict(zip(spec[1::2], spec[2::2])))
+
+
 def _activation(activation):
-    """(epilogue name or None, module or None) of torch's activation argument."""
+    """(epilogue name or None, module or None, JSON form) of torch's activation argument:
+    "relu", "gelu", a fastnn activation module, or its JSON form [class, option, value,
+    ...] (what get_config saves).
+    A module whose activation the GEMM epilogue has (nn.ReLU(), nn.GELU("tanh"), ...) is
+    fused into linear1 like the names."""
+    if isinstance(activation, (list, tuple)):
+        activation = _activation_from_config(list(activation))
     if isinstance(activation, str):
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu', 'gelu' or a fastnn activation module, "
                              f"got {activation!r}")
-        return activation, None
+        return activation, None, activation
     if isinstance(activation, Module):
+        spec = [type(activation).__name__]
+        for option, value in activation.get_config().items():
+            spec += [option, value]
         if activation.epilogue in Linear.epilogues:
-            return activation.epilogue, None
-        return None, activation
+            return activation.epilogue, None, spec
+        return None, activation, spec
     raise TypeError(f"activation must be 'relu', 'gelu' or a fastnn activation module, got "
                     f"{type(activation).__name__}")
 
 
 class _TransformerLayer(Module):
-    """The parts encoder and decoder layers share: the feed-forward block and the
-    residual sub-layer pattern."""
+    """What encoder and decoder layers share: torch's constructor arguments, the
+    attention, feed-forward and norm submodules (registered in torch's order), the
+    residual sub-layer pattern, the config and the state shapes. A subclass names its
+    attention submodules in `_attentions`; it has one norm and dropout more than those."""
 
-    def _init_common(self, d_model, nhead, dim_feedforward, dropout, activation,
-                     layer_norm_eps, batch_first, norm_first, bias):
-        """The arguments and self_attn; returns the dropout probability."""
+    _attentions: tuple = ()
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
+                 dropout: float = 0.1, activation="relu", layer_norm_eps: float = 1e-5,
+                 batch_first: bool = False, norm_first: bool = False, bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        check_device_dtype(device, dtype)
         self.d_model = check_int(d_model, "d_model", 1)
         self.nhead = check_int(nhead, "nhead", 1)
         self.dim_feedforward = check_int(dim_feedforward, "dim_feedforward", 1)
@@ -82,11 +112,12 @@ class _TransformerLayer(Module):
         self.batch_first = bool(batch_first)
         self.norm_first = bool(norm_first)
         self._bias = bool(bias)
-        self._epilogue, self._activation_module = _activation(activation)
-        self.activation_name = activation if isinstance(activation, str) else None
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=p, bias=bias,
-                                            batch_first=batch_first)
-        return p
+        self._epilogue, self._activation_module, self._activation_config = \
+            _activation(activation)
+        for name in self._attentions:
+            setattr(self, name, MultiheadAttention(d_model, nhead, dropout=p, bias=bias,
+                                                   batch_first=batch_first))
+        self._init_feedforward(p, len(self._attentions) + 1)
 
     def _init_feedforward(self, p, norms):
         """linear1, dropout, linear2, then norm1.. and dropout1.. (norms of each), in
@@ -148,6 +179,34 @@ class _TransformerLayer(Module):
         g = to_float32(grad, "grad_out")
         return g.copy()
 
+    def get_config(self) -> dict:
+        return {"d_model": self.d_model, "nhead": self.nhead,
+                "dim_feedforward": self.dim_feedforward, "dropout": self.dropout.p,
+                "activation": self._activation_config, "layer_norm_eps": self.layer_norm_eps,
+                "batch_first": self.batch_first, "norm_first": self.norm_first,
+                "bias": self._bias}
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        from fastnn.nn.container_protocol import config_bool, config_int
+        d, ff = config_int(config, "d_model", 1), config_int(config, "dim_feedforward", 1)
+        bias = config_bool(config, "bias")
+        mha = MultiheadAttention.state_shapes({"embed_dim": d, "num_heads": 1, "bias": bias,
+                                               "add_bias_kv": False, "kdim": d, "vdim": d})
+        state = {f"{a}.{k}": v for a in cls._attentions for k, v in mha.items()}
+        for name, shape in (("linear1", (ff, d)), ("linear2", (d, ff))):
+            state[f"{name}.weight"] = (shape, "F32")
+            if bias:
+                state[f"{name}.bias"] = ((shape[0],), "F32")
+        for i in range(1, len(cls._attentions) + 2):
+            state[f"norm{i}.weight"] = ((d,), "F32")
+            if bias:
+                state[f"norm{i}.bias"] = ((d,), "F32")
+        return state
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, nhead={self.nhead}, norm_first={self.norm_first}"
+
 
 class TransformerEncoderLayer(_TransformerLayer):
     """torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward=2048,
@@ -155,16 +214,7 @@ class TransformerEncoderLayer(_TransformerLayer):
     norm_first=False, bias=True); forward(src, src_mask=None,
     src_key_padding_mask=None, is_causal=False)."""
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
-                 dropout: float = 0.1, activation="relu", layer_norm_eps: float = 1e-5,
-                 batch_first: bool = False, norm_first: bool = False, bias: bool = True,
-                 device=None, dtype=None):
-        super().__init__()
-        from fastnn.nn.batchnorm import check_device_dtype
-        check_device_dtype(device, dtype)
-        p = self._init_common(d_model, nhead, dim_feedforward, dropout, activation,
-                              layer_norm_eps, batch_first, norm_first, bias)
-        self._init_feedforward(p, 2)
+    _attentions = ("self_attn",)
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal: bool = False):
         x = to_float32(src, "src")
@@ -182,15 +232,6 @@ class TransformerEncoderLayer(_TransformerLayer):
         g = self._sub_backward(self._own(grad_out), self.norm2, self.dropout2, self._ff_backward)
         return self._sub_backward(g, self.norm1, self.dropout1, self.self_attn.backward)
 
-    def get_config(self) -> dict:
-        return _layer_config(self)
-
-    @classmethod
-    def state_shapes(cls, config: dict) -> dict:
-        return _layer_state_shapes(config, ("self_attn",), 2)
-
-    def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, nhead={self.nhead}, norm_first={self.norm_first}"
 
 
 class TransformerDecoderLayer(_TransformerLayer):
@@ -199,18 +240,7 @@ class TransformerDecoderLayer(_TransformerLayer):
     memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False);
     backward returns (grad_tgt, grad_memory)."""
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
-                 dropout: float = 0.1, activation="relu", layer_norm_eps: float = 1e-5,
-                 batch_first: bool = False, norm_first: bool = False, bias: bool = True,
-                 device=None, dtype=None):
-        super().__init__()
-        from fastnn.nn.batchnorm import check_device_dtype
-        check_device_dtype(device, dtype)
-        p = self._init_common(d_model, nhead, dim_feedforward, dropout, activation,
-                              layer_norm_eps, batch_first, norm_first, bias)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=p, bias=bias,
-                                                 batch_first=batch_first)
-        self._init_feedforward(p, 3)
+    _attentions = ("self_attn", "multihead_attn")
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal: bool = False,
@@ -246,45 +276,6 @@ class TransformerDecoderLayer(_TransformerLayer):
         g = self._sub_backward(g, self.norm1, self.dropout1, self.self_attn.backward)
         return g, dmem[0]
 
-    def get_config(self) -> dict:
-        return _layer_config(self)
-
-    @classmethod
-    def state_shapes(cls, config: dict) -> dict:
-        return _layer_state_shapes(config, ("self_attn", "multihead_attn"), 3)
-
-    def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, nhead={self.nhead}, norm_first={self.norm_first}"
-
-
-def _layer_state_shapes(config: dict, attentions, norms: int) -> dict:
-    """The state of an encoder (attentions ("self_attn",), 2 norms) or decoder layer."""
-    from fastnn.nn.container_protocol import config_bool, config_int
-    d, ff = config_int(config, "d_model", 1), config_int(config, "dim_feedforward", 1)
-    bias = config_bool(config, "bias")
-    mha = MultiheadAttention.state_shapes({"embed_dim": d, "num_heads": 1, "bias": bias,
-                                           "add_bias_kv": False, "kdim": d, "vdim": d})
-    state = {f"{a}.{k}": v for a in attentions for k, v in mha.items()}
-    for name, shape in (("linear1", (ff, d)), ("linear2", (d, ff))):
-        state[f"{name}.weight"] = (shape, "F32")
-        if bias:
-            state[f"{name}.bias"] = ((shape[0],), "F32")
-    for i in range(1, norms + 1):
-        state[f"norm{i}.weight"] = ((d,), "F32")
-        if bias:
-            state[f"norm{i}.bias"] = ((d,), "F32")
-    return state
-
-
-def _layer_config(layer) -> dict:
-    if layer.activation_name is None:
-        raise NotImplementedError("a layer with an activation module is saved through "
-                                  "state_dict(), not fastnn.save's architecture")
-    return {"d_model": layer.d_model, "nhead": layer.nhead,
-            "dim_feedforward": layer.dim_feedforward, "dropout": layer.dropout.p,
-            "activation": layer.activation_name, "layer_norm_eps": layer.layer_norm_eps,
-            "batch_first": layer.batch_first, "norm_first": layer.norm_first,
-            "bias": layer._bias}
 
 
 def _clones(layer: Module, n: int, name: str) -> ModuleList:
