@@ -1,10 +1,14 @@
-"""Shared checks for module tests: finite-difference gradients of a Module.
+"""Shared checks for module tests: finite-difference gradients of a Module
+(fd_check: one input, the module's own backward; fd_multi: any forward / backward pair
+over several inputs, integer inputs excluded by the caller).
 
 The objective is sum(module(x) * G) for a fixed random G, evaluated in
 float64 from the module's float32 outputs; central differences with a step
 large enough for float32 rounding, compared on a sample of coordinates.
 """
 import numpy as np
+
+from fastnn import no_grad
 
 
 def objective(module, xs, Gs):
@@ -68,3 +72,32 @@ def _fd_check_calls(module, x, rng, k, eps, rtol, atol, input_grad):
     bad = [(w, a, n) for w, a, n in checks if abs(a - n) > atol * scale + rtol * abs(n)]
     assert not bad, f"{k} call(s): analytic vs numeric gradients differ: {bad[:5]}"
     return gxs[0]
+
+
+def fd_multi(forward, backward, inputs, params, rng, eps=1e-2, samples=6):
+    """Central differences of sum(forward(*inputs) * G) against backward(G) for every
+    input (backward returns their gradients) and every (name, Parameter)."""
+    out = forward(*inputs)
+    G = rng.standard_normal(out.shape)
+    for _, p in params:
+        p.grad[...] = 0
+    forward(*inputs)
+    grads = backward(G.astype(np.float32))
+
+    def f():
+        with no_grad():
+            return float(np.sum(np.asarray(forward(*inputs), np.float64) * G))
+    targets = [(f"input {i}", a, g) for i, (a, g) in enumerate(zip(inputs, grads))]
+    targets += [(name, p.data, p.grad.copy()) for name, p in params]
+    for name, arr, grad in targets:
+        flat, gflat = arr.reshape(-1), np.asarray(grad).reshape(-1)
+        for i in rng.choice(flat.size, min(samples, flat.size), replace=False):
+            keep = flat[i]
+            flat[i] = keep + eps
+            up = f()
+            flat[i] = keep - eps
+            down = f()
+            flat[i] = keep
+            num = (up - down) / (2 * eps)
+            assert abs(gflat[i] - num) <= 3e-3 * max(1.0, abs(num)) + 3e-2 * abs(num), \
+                (name, i, gflat[i], num)

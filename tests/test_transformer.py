@@ -9,39 +9,11 @@ import pytest
 
 import fastnn
 from fastnn import nn
+from nn_checks import fd_multi
 
 
 def rand(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
-
-
-def fd_multi(forward, backward, inputs, params, rng, eps=1e-2, samples=6):
-    """Central differences of sum(forward(*inputs) * G) against backward(G) for every
-    input (backward returns their gradients) and every (name, Parameter)."""
-    out = forward(*inputs)
-    G = rng.standard_normal(out.shape)
-    for _, p in params:
-        p.grad[...] = 0
-    forward(*inputs)
-    grads = backward(G.astype(np.float32))
-
-    def f():
-        with fastnn.no_grad():
-            return float(np.sum(np.asarray(forward(*inputs), np.float64) * G))
-    targets = [(f"input {i}", a, g) for i, (a, g) in enumerate(zip(inputs, grads))]
-    targets += [(name, p.data, p.grad.copy()) for name, p in params]
-    for name, arr, grad in targets:
-        flat, gflat = arr.reshape(-1), np.asarray(grad).reshape(-1)
-        for i in rng.choice(flat.size, min(samples, flat.size), replace=False):
-            keep = flat[i]
-            flat[i] = keep + eps
-            up = f()
-            flat[i] = keep - eps
-            down = f()
-            flat[i] = keep
-            num = (up - down) / (2 * eps)
-            assert abs(gflat[i] - num) <= 3e-3 * max(1.0, abs(num)) + 3e-2 * abs(num), \
-                (name, i, gflat[i], num)
 
 
 @pytest.mark.parametrize("kw,cross,mask", [

@@ -33,6 +33,22 @@ def layout(batch_first, N, T, d):
     return (N, T, d) if batch_first else (T, N, d)
 
 
+def check_decoder(fm, tm, x, mem, rng, torch_kwargs=(), **kwargs):
+    """fm(x, mem, **kwargs) against tm with the same masks (as tensors) and
+    torch_kwargs: output, both input gradients, every parameter gradient."""
+    xt, mt = torch.tensor(x, requires_grad=True), torch.tensor(mem, requires_grad=True)
+    tkw = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+    yt = tm(xt, mt, **tkw, **dict(torch_kwargs))
+    y = fm(x, mem, **kwargs)
+    close(y, yt, "output")
+    g = rand(rng, y.shape)
+    yt.backward(torch.tensor(g))
+    dx, dmem = fm.backward(g)
+    close(dx, xt.grad, "tgt grad")
+    close(dmem, mt.grad, "memory grad")
+    check_grads(fm, tm)
+
+
 MASKS = ["none", "causal", "causal_flag_only", "float", "key_padding"]
 
 
@@ -93,17 +109,8 @@ def test_decoder_layer(rng, batch_first, norm_first, activation):
     causal = nn.generate_square_subsequent_mask(T)
     mkpm = np.zeros((N, S), bool)
     mkpm[0, -2:] = True
-    xt, mt = torch.tensor(x, requires_grad=True), torch.tensor(mem, requires_grad=True)
-    yt = tm(xt, mt, tgt_mask=torch.tensor(causal), memory_key_padding_mask=torch.tensor(mkpm),
-            tgt_is_causal=True)
-    y = fm(x, mem, tgt_mask=causal, memory_key_padding_mask=mkpm, tgt_is_causal=True)
-    close(y, yt, "output")
-    g = rand(rng, y.shape)
-    yt.backward(torch.tensor(g))
-    dx, dmem = fm.backward(g)
-    close(dx, xt.grad, "tgt grad")
-    close(dmem, mt.grad, "memory grad")
-    check_grads(fm, tm)
+    check_decoder(fm, tm, x, mem, rng, tgt_mask=causal, memory_key_padding_mask=mkpm,
+                  tgt_is_causal=True)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -148,14 +155,6 @@ def test_decoder_stack(rng):
     fm = nn.TransformerDecoder(nn.TransformerDecoderLayer(d, H, 24, 0.0), 2, norm=nn.LayerNorm(d))
     sync(fm, tm)
     x, mem = rand(rng, (5, 2, d)), rand(rng, (4, 2, d))
-    xt, mt = torch.tensor(x, requires_grad=True), torch.tensor(mem, requires_grad=True)
-    causal = nn.generate_square_subsequent_mask(5)
-    yt = tm(xt, mt, tgt_mask=torch.tensor(causal), tgt_is_causal=True)
-    y = fm(x, mem, tgt_mask=causal)
-    close(y, yt, "output")
-    g = rand(rng, y.shape)
-    yt.backward(torch.tensor(g))
-    dx, dmem = fm.backward(g)
-    close(dx, xt.grad, "tgt grad")
-    close(dmem, mt.grad, "memory grad")
-    check_grads(fm, tm)
+    # fastnn detects the causal mask (tgt_is_causal None); torch is told
+    check_decoder(fm, tm, x, mem, rng, torch_kwargs={"tgt_is_causal": True},
+                  tgt_mask=nn.generate_square_subsequent_mask(5))

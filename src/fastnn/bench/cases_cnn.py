@@ -31,7 +31,7 @@ from typing import Dict
 import numpy as np
 
 from .cases_mlp import MlpCase, TrainingOp, _warmed, fastnn_training_step, torch_training_step
-from .core import normal
+from .core import normal, wanted_ops
 
 SGD = ("sgd", (("lr", 0.01),))
 SGD_MOMENTUM = ("sgd", (("lr", 0.01), ("momentum", 0.9)))
@@ -181,11 +181,7 @@ CNN_BATCHES = {"baseline": 32, "lenet5": 64, "resnet": 32, "lenet5_infer": 1}
 def build_cnn_cases(ops=None, quick: bool = False) -> list:
     """The CNN case table (ids like "baseline/32": the batch size); `ops` (names)
     keeps only those."""
-    wanted = CNN_OP_NAMES if ops is None else tuple(ops)
-    unknown = [o for o in wanted if o not in CNN_OPS]
-    if unknown:
-        raise ValueError(f"unknown CNN op(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(CNN_OP_NAMES)}")
+    wanted = wanted_ops(CNN_OP_NAMES, ops, "CNN")
     return [CnnCase(CNN_OPS[name], str(CNN_BATCHES[name]),
                     (CNN_BATCHES[name],) + CNN_OPS[name].image)
             for name in CNN_OP_NAMES if name in wanted]

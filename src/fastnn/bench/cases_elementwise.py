@@ -26,7 +26,7 @@ from typing import Dict
 
 import numpy as np
 
-from .core import Case, Op, format_size
+from .core import Case, Op, format_size, wanted_ops
 from .core import normal as _normal
 
 DEFAULT_SIZES = (1 << 20, 1 << 24)
@@ -582,10 +582,7 @@ OP_NAMES = tuple(OPS)
 def build_cases(sizes=DEFAULT_SIZES, ops=None) -> list:
     """The case table: element-wise ops at each size in `sizes`, the row-wise
     and loss ops at their fixed shapes; `ops` (names) keeps only those ops."""
-    wanted = OP_NAMES if ops is None else tuple(ops)
-    unknown = [o for o in wanted if o not in OPS]
-    if unknown:
-        raise ValueError(f"unknown op(s) {', '.join(unknown)}; choose from {', '.join(OP_NAMES)}")
+    wanted = wanted_ops(OP_NAMES, ops)
     cases = []
     for name in OP_NAMES:  # table order, whatever order `ops` came in
         if name not in wanted:

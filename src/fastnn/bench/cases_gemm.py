@@ -24,7 +24,7 @@ import dataclasses
 import math
 from typing import Callable, Dict, Optional
 
-from .core import Case, Op, normal
+from .core import Case, Op, normal, wanted_ops
 
 SQUARE_SIZES = (32, 64, 128, 256, 512, 1024, 2048)
 QUICK_SKIP = ("square/2048",)   # --quick leaves these out (like the 16M element-wise sizes)
@@ -208,11 +208,7 @@ def build_gemm_cases(ops=None, quick: bool = False) -> list:
     """The GEMM case table (ids like "square/512", "mlp_forward/64x256x784":
     [batch x] M x N x K); `ops` (names) keeps only those ops, `quick` leaves
     out the largest square size."""
-    wanted = GEMM_OP_NAMES if ops is None else tuple(ops)
-    unknown = [o for o in wanted if o not in GEMM_OPS]
-    if unknown:
-        raise ValueError(f"unknown GEMM op(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(GEMM_OP_NAMES)}")
+    wanted = wanted_ops(GEMM_OP_NAMES, ops, "GEMM")
     cases = [GemmCase(GEMM_OPS[name], _size_text(name, shape), shape)
              for name, shape in GEMM_SHAPES if name in wanted]
     if quick:

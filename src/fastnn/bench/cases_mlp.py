@@ -39,7 +39,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .core import Case, Op, normal
+from .core import Case, Op, normal, wanted_ops
 
 MLP_SIZES = (784, 256, 128, 10)
 MLP_BATCHES = (32, 64, 256, 1024)
@@ -245,11 +245,7 @@ def build_mlp_cases(ops=None, quick: bool = False) -> list:
     """The training-step case table (ids like "mlp_sgd/64", "overhead/1": the
     batch size); `ops` (names) keeps only those ops. `quick` is accepted for
     symmetry with the other suites and changes nothing (every case is short)."""
-    wanted = MLP_OP_NAMES if ops is None else tuple(ops)
-    unknown = [o for o in wanted if o not in MLP_OPS]
-    if unknown:
-        raise ValueError(f"unknown MLP op(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(MLP_OP_NAMES)}")
+    wanted = wanted_ops(MLP_OP_NAMES, ops, "MLP")
     cases = []
     for name in MLP_OP_NAMES:
         if name not in wanted:

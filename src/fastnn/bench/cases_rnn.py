@@ -32,7 +32,7 @@ import numpy as np
 
 from .cases_cnn import CnnCase, fastnn_case_call, torch_case_call
 from .cases_mlp import TrainingOp, _warmed
-from .core import normal
+from .core import normal, wanted_ops
 
 SGD = ("sgd", (("lr", 0.01),))
 RTOL = 1e-3
@@ -135,11 +135,7 @@ RNN_BATCHES = {"lstm": 32, "gru": 32, "lstm2": 32, "lstm2_infer": 1}
 
 def build_rnn_cases(ops=None) -> list:
     """The RNN case table (ids like "lstm/32": the batch size); `ops` keeps only those."""
-    wanted = RNN_OP_NAMES if ops is None else tuple(ops)
-    unknown = [o for o in wanted if o not in RNN_OPS]
-    if unknown:
-        raise ValueError(f"unknown RNN op(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(RNN_OP_NAMES)}")
+    wanted = wanted_ops(RNN_OP_NAMES, ops, "RNN")
     return [RnnCase(RNN_OPS[name], str(RNN_BATCHES[name]),
                     (RNN_BATCHES[name], RNN_OPS[name].steps, 64))
             for name in RNN_OP_NAMES if name in wanted]

@@ -33,7 +33,7 @@ from typing import Dict
 import numpy as np
 
 from .cases_mlp import MlpCase, TrainingOp, _warmed
-from .core import normal
+from .core import normal, wanted_ops
 
 ADAMW = ("adamw", (("lr", 1e-3),))
 D, HEADS, FF = 128, 4, 512
@@ -292,10 +292,6 @@ _SHAPES = {"block": ("8x128", (1024, 8, 128)), "block_layer": ("8x128", (1024, 8
 
 def build_transformer_cases(ops=None) -> list:
     """The transformer case table (ids like "block/8x128"); `ops` keeps only those."""
-    wanted = TRANSFORMER_OP_NAMES if ops is None else tuple(ops)
-    unknown = [o for o in wanted if o not in TRANSFORMER_OPS]
-    if unknown:
-        raise ValueError(f"unknown transformer op(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(TRANSFORMER_OP_NAMES)}")
+    wanted = wanted_ops(TRANSFORMER_OP_NAMES, ops, "transformer")
     return [TransformerCase(TRANSFORMER_OPS[name], *_SHAPES[name])
             for name in TRANSFORMER_OP_NAMES if name in wanted]

@@ -149,3 +149,13 @@ def check_result(case: Case, lib: str, result, reference) -> None:
                 f"place(s) (rtol={rtol}, atol={atol}); first at {tuple(int(k) for k in j)}: "
                 f"{g[j]!r} vs {w[j]!r}")
 
+
+def wanted_ops(names: tuple, ops, kind: str = "") -> tuple:
+    """The op names a case table keeps: all of `names` when `ops` is None, else `ops`
+    (ValueError naming the unknown ones and the choices)."""
+    wanted = names if ops is None else tuple(ops)
+    unknown = [o for o in wanted if o not in names]
+    if unknown:
+        raise ValueError(f"unknown {kind + ' ' if kind else ''}op(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(names)}")
+    return wanted
