@@ -1,5 +1,5 @@
 """Imports go one way (DESIGN.md, "Layers of the system"):
-_C -> ops -> nn -> optim -> {data, training, callbacks, serialization} -> cli,
+_C -> ops -> nn -> optim -> {data, training, callbacks, serialization, distributed} -> cli,
 and bench is a tool beside the product that only the CLI's bench command imports.
 
 Every import statement of every module under src/fastnn (those inside functions
@@ -22,7 +22,7 @@ LAYERS = {
     "fastnn.nn": 2,
     "fastnn.optim": 3,
     "fastnn.data": 4, "fastnn.training": 4, "fastnn.callbacks": 4, "fastnn.serialization": 4,
-    "fastnn.metrics": 4, "fastnn.baselines": 4, "fastnn.models": 4,
+    "fastnn.metrics": 4, "fastnn.baselines": 4, "fastnn.models": 4, "fastnn.distributed": 4,
     "fastnn": 5,           # the package itself: fastnn/__init__.py imports the library
     "fastnn.demo": 6, "fastnn.demo_gpt": 6,
     "fastnn.cli": 7,

@@ -14,9 +14,9 @@
 Modules: ops (kernels), nn (layers, losses), optim (optimizers, lr_scheduler),
 data (DataLoader, samplers, text corpora), models (GPT), callbacks, training
 (fit / predict / evaluate, which it attaches to nn.Module), serialization
-(save / load), random.
+(save / load), distributed (data-parallel training over MPI), random.
 Imports go one way: _C -> ops -> nn -> optim -> {data, models, training, callbacks,
-serialization} -> cli (tests/test_layering.py checks).
+serialization, distributed} -> cli (tests/test_layering.py checks).
 
 At import the CPU is inspected once and the widest kernel path it supports
 (avx512, avx2 or generic) is chosen; FASTNN_ISA=generic|avx2|avx512 forces a
@@ -26,7 +26,7 @@ run on). fastnn's own thread pool survives fork() and other processes taking
 cores, and gives bitwise the same results for any thread count; kernels flush
 denormals to zero (fastnn.set_flush_denormal(False) keeps them).
 """
-from fastnn import callbacks, data, models, nn, ops, optim, training
+from fastnn import callbacks, data, distributed, models, nn, ops, optim, training
 from fastnn._config import (__version__, empty_cache, get_flush_denormal, get_num_threads,
                             num_threads, set_flush_denormal, set_num_threads, show_config)
 from fastnn.nn.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -34,7 +34,8 @@ from fastnn.random import get_rng_state, manual_seed, set_rng_state
 from fastnn.serialization import (load, load_checkpoint, load_state_dict, register_module,
                                   save, save_checkpoint)
 
-__all__ = ["ops", "nn", "optim", "data", "models", "callbacks", "training", "show_config",
+__all__ = ["ops", "nn", "optim", "data", "models", "callbacks", "training", "distributed",
+           "show_config",
            "empty_cache",
            "set_num_threads", "get_num_threads", "num_threads", "set_flush_denormal",
            "get_flush_denormal", "manual_seed", "get_rng_state",

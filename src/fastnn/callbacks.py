@@ -7,7 +7,10 @@
 
 Epoch hooks receive `logs`, the epoch's dict of "loss", metrics, "val_*", "lr"
 and "time"; batch hooks the batch's {"loss": ...}. A callback stops training by
-setting ``self.model.stop_training = True``.
+setting ``self.model.stop_training = True``. Under MPI (fastnn.distributed),
+fit runs the callbacks that write files (rank_zero_only: ModelCheckpoint,
+CSVLogger) on rank 0 only, gives every rank the same logs, and stops all ranks
+when any callback on any rank asks to.
 
 Each training step calls, in order: on_batch_begin(batch), forward, loss,
 model.backward, on_after_backward(batch, logs), on_before_step(batch, logs),
@@ -33,6 +36,10 @@ from fastnn._args import check_int
 
 
 class Callback:
+    # Under MPI, fit() runs a callback that writes files (checkpoints, logs) on rank 0
+    # only; the others run on every rank, seeing the same logs there.
+    rank_zero_only = False
+
     def __init__(self):
         self.model = None
         self.optimizer = None
@@ -123,7 +130,8 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """fastnn.save(model, filepath) after each epoch, or only when `monitor`
     improves (save_best_only). filepath may use {epoch} and log keys, e.g.
-    "ckpt-{epoch:02d}-{val_loss:.3f}.safetensors"."""
+    "ckpt-{epoch:02d}-{val_loss:.3f}.safetensors". Under MPI, rank 0 writes."""
+    rank_zero_only = True
 
     def __init__(self, filepath: str, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto", verbose: int = 0):
@@ -197,7 +205,9 @@ class LearningRateScheduler(Callback):
 
 
 class CSVLogger(Callback):
-    """One CSV row per epoch: epoch, then the logged values in sorted order."""
+    """One CSV row per epoch: epoch, then the logged values in sorted order (written
+    by rank 0 under MPI)."""
+    rank_zero_only = True
 
     def __init__(self, filename: str, separator: str = ",", append: bool = False):
         super().__init__()

@@ -19,6 +19,12 @@ run reproducible; sampler= gives the order instead (its set_epoch(epoch), if it
 has one, is called at each epoch start). predict and evaluate run inside
 fastnn.no_grad(): their forwards keep nothing for a backward.
 
+Under MPI (after fastnn.distributed.init(), several ranks) fit trains
+data-parallel: each rank takes its share of every epoch (batch_size is per
+rank), gradients are averaged before each step, and the logs, stopping and
+callbacks' decisions agree on every rank; writing callbacks and the progress
+bar run on rank 0. See fastnn.distributed.replicas.
+
 fit, predict and evaluate are also methods of every nn.Module: this module
 attaches them to nn.Module when it is imported (import fastnn does), because nn
 sits below training in the import order and must not import it.
@@ -39,6 +45,7 @@ from fastnn import nn, optim
 from fastnn._args import check_int, check_real
 from fastnn.callbacks import Callback
 from fastnn.data import DataLoader
+from fastnn.distributed.replicas import INTERRUPTED, STOP_TRAINING, Replicas
 from fastnn.metrics import make_metrics
 from fastnn.nn.grad_mode import no_grad
 
@@ -177,7 +184,8 @@ def _format_logs(logs: dict) -> str:
 def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
         batch_size: int = 32, shuffle: Optional[bool] = None, validation_data=None,
         validation_split: float = 0.0, callbacks=None, metrics=("accuracy",), verbose: int = 1,
-        initial_epoch: int = 0, sampler=None, stop_on_nonfinite: bool = True) -> History:
+        initial_epoch: int = 0, sampler=None, stop_on_nonfinite: bool = True,
+        distributed: Optional[bool] = None) -> History:
     """Train `model` on (X, y); returns a History. See the module docstring.
 
     shuffle (default: True unless a sampler is given) draws a new order every
@@ -196,7 +204,11 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
     so the History and the weights stay at hand. stop_on_nonfinite=False
     trains on regardless, as Keras's fit does (the NaN then reaches the
     weights); add fastnn.callbacks.TerminateOnNaN() to stop after such a
-    batch instead, as in Keras."""
+    batch instead, as in Keras.
+
+    distributed: None trains data-parallel when fastnn.distributed.init() was
+    called and there are several ranks, True insists on it (RuntimeError
+    without init()), False trains this process alone regardless."""
     X = _as_inputs(X)
     y = _as_targets(y, len(X))
     epochs = check_int(epochs, "epochs", 1)
@@ -219,6 +231,20 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
     opt = make_optimizer(optimizer, model)
     make_metrics(metrics)  # check the names before training starts
     model.__dict__["_training_config"] = {"loss": loss_fn, "metrics": metrics}
+    replicas = Replicas.for_fit(distributed)
+    if shuffle is None:
+        shuffle = sampler is None
+    if replicas is not None:
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        sampler, shuffle = replicas.sampler(len(X), shuffle, sampler), False
+        if validation_data is not None:
+            validation_data = replicas.share(*validation_data)
+        if not replicas.is_writer:
+            verbose = 0
+    loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, sampler=sampler)
+    if replicas is not None:
+        opt = replicas.prepare(model, opt, len(loader))
 
     history = History()
     cbs = [history] + list(callbacks or [])
@@ -227,9 +253,8 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
             raise TypeError(f"callbacks must be fastnn.callbacks.Callback objects, got "
                             f"{type(cb).__name__}")
         cb.set_context(model, opt)
-    if shuffle is None:
-        shuffle = sampler is None
-    loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, sampler=sampler)
+    if replicas is not None and not replicas.is_writer:
+        cbs = [cb for cb in cbs if not cb.rank_zero_only]
     model.stop_training = False
     for cb in cbs:
         cb.on_train_begin()
@@ -242,7 +267,8 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
             model.train()
             logs, nonfinite = _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt,
                                            desc=f"Epoch {epoch + 1}/{epochs}",
-                                           bar=verbose == 1, stop_on_nonfinite=stop_on_nonfinite)
+                                           bar=verbose == 1, stop_on_nonfinite=stop_on_nonfinite,
+                                           replicas=replicas)
             if nonfinite is not None:
                 batch, value = nonfinite
                 history.nonfinite = {"epoch": epoch, "batch": batch, "loss": value}
@@ -254,8 +280,9 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
                               RuntimeWarning, stacklevel=3)
                 break
             if validation_data is not None and not interrupt.requested:
-                val = evaluate(model, *validation_data, loss=loss_fn, metrics=metrics,
-                               batch_size=max(batch_size, 256))
+                sums = _evaluate_sums(model, *validation_data, loss_fn, metrics,
+                                      batch_size=max(batch_size, 256))
+                val = _results(replicas.sum(sums) if replicas is not None else sums, metrics)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             logs["lr"] = float(opt.param_groups[0]["lr"])
             logs["time"] = time.perf_counter() - start
@@ -269,6 +296,8 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
                 cb.on_epoch_end(epoch, logs)
             if verbose == 2:
                 print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)}")
+            if replicas is not None:  # a rank-0-only callback may have asked
+                model.stop_training = replicas.any(model.stop_training)
             if model.stop_training:
                 break
     for cb in cbs:
@@ -277,9 +306,11 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
 
 
 def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str,
-                 bar: bool, stop_on_nonfinite: bool):
+                 bar: bool, stop_on_nonfinite: bool, replicas=None):
     """One pass over loader: (the epoch's logs, None), or (logs of the batches before,
-    (batch, loss)) when stop_on_nonfinite and that batch's loss is not finite."""
+    (batch, loss)) when stop_on_nonfinite and that batch's loss is not finite.
+    With replicas (several ranks), the batch loss and every stop are agreed
+    before each backward, and the logs are summed over the ranks."""
     from tqdm.auto import tqdm
     meters = make_metrics(metrics)
     total_loss, seen = 0.0, 0
@@ -295,11 +326,19 @@ def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str
                 cb.on_batch_begin(batch)
             opt.zero_grad()
             out = model(xb)
-            loss = loss_fn(out, yb)
+            loss = own_loss = loss_fn(out, yb)
+            if replicas is not None:
+                loss, stop = replicas.agree_on_batch(own_loss, len(xb), _stop_bits(
+                    model, interrupt))
+                if stop:  # some rank asked to stop after its previous batch
+                    _apply_stop_bits(stop, model, interrupt)
+                    break
             if stop_on_nonfinite and not math.isfinite(loss):
                 nonfinite = (batch, loss)
                 break
             model.backward(loss_fn.backward(), input_grad=False)
+            if replicas is not None:
+                opt.synchronize()  # callbacks see the averaged gradients
             logs = {"loss": loss}
             for cb in after_backward:
                 cb.on_after_backward(batch, logs)
@@ -307,7 +346,7 @@ def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str
                 cb.on_before_step(batch, logs)
             opt.step()
             n = len(xb)
-            total_loss += loss * n
+            total_loss += own_loss * n
             seen += n
             for m in meters:
                 m.update(out, yb)
@@ -320,16 +359,45 @@ def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str
                     last_shown = now
                     progress.set_postfix_str(_postfix(total_loss / seen, meters,
                                                       seen / (now - start)), refresh=False)
-            if interrupt.requested or model.stop_training:
-                break
+            if replicas is None and (interrupt.requested or model.stop_training):
+                break  # several ranks leave together, at the next agreement
         if bar and seen:
             progress.set_postfix_str(_postfix(total_loss / seen, meters,
                                               seen / (time.perf_counter() - start)))
     finally:
         progress.close()
-    logs = {"loss": total_loss / seen if seen else float("nan")}
-    logs.update({m.name: m.result() for m in meters})
-    return logs, nonfinite
+    sums = [total_loss, seen] + [v for m in meters for v in (m.total, m.count)]
+    if replicas is not None:
+        sums = replicas.sum(sums + [_stop_bits(model, interrupt) & STOP_TRAINING,
+                                    _stop_bits(model, interrupt) & INTERRUPTED])
+        _apply_stop_bits((STOP_TRAINING if sums[-2] else 0) | (INTERRUPTED if sums[-1] else 0),
+                         model, interrupt)
+        sums = sums[:-2]
+    return _results(sums, metrics), nonfinite
+
+
+def _stop_bits(model, interrupt) -> int:
+    return (STOP_TRAINING if model.stop_training else 0) | \
+        (INTERRUPTED if interrupt.requested else 0)
+
+
+def _apply_stop_bits(bits: int, model, interrupt) -> None:
+    """What one rank asked for, done on all."""
+    if bits & STOP_TRAINING:
+        model.stop_training = True
+    if bits & INTERRUPTED:
+        interrupt.requested = True
+
+
+def _results(sums, metrics) -> Dict[str, float]:
+    """{"loss", metric names...} from [loss sum, samples, metric total, count, ...]."""
+    total, seen = sums[0], sums[1]
+    result = {"loss": float(total / seen) if seen else float("nan")}
+    meters = make_metrics(metrics)
+    for k, m in enumerate(meters):
+        m.total, m.count = sums[2 + 2 * k], sums[3 + 2 * k]
+        result[m.name] = float(m.result())
+    return result
 
 
 def _overriding(cbs, hook: str) -> list:
@@ -382,6 +450,12 @@ def evaluate(model, X, y, loss=None, metrics=None, batch_size: int = 256) -> Dic
     X = _as_inputs(X)
     y = _as_targets(y, len(X))
     batch_size = check_int(batch_size, "batch_size", 1)
+    make_metrics(metrics)
+    return _results(_evaluate_sums(model, X, y, loss_fn, metrics, batch_size), metrics)
+
+
+def _evaluate_sums(model, X, y, loss_fn, metrics, batch_size: int) -> list:
+    """[loss sum, samples, metric total, count, ...] over (X, y) in inference mode."""
     meters = make_metrics(metrics)
     total, seen = 0.0, 0
     with _inference(model):
@@ -392,9 +466,7 @@ def evaluate(model, X, y, loss=None, metrics=None, batch_size: int = 256) -> Dic
             seen += len(xb)
             for m in meters:
                 m.update(out, yb)
-    result = {"loss": total / seen if seen else float("nan")}
-    result.update({m.name: m.result() for m in meters})
-    return result
+    return [total, seen] + [v for m in meters for v in (m.total, m.count)]
 
 
 # ---- the methods every nn.Module gets ---------------------------------------------

@@ -222,6 +222,13 @@ class Module:
         if stack:
             stack.pop()
 
+    def has_pending_backward(self) -> bool:
+        """Whether a forward of the current training step still waits for its
+        backward (after this module's last backward of a step: False, so its
+        parameters' gradients are complete; a data-parallel overlap relies on it)."""
+        stack = self.__dict__["_contexts"]
+        return bool(stack) and stack[-1][0] == _step.value
+
     def clear_saved(self) -> None:
         """Drop the unconsumed forward contexts of this module and its sub-modules."""
         for m in self.modules():
