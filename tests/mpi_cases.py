@@ -16,7 +16,7 @@ import fastnn
 import fastnn.distributed as dist
 from fastnn import nn, optim
 from fastnn.distributed import world
-from fastnn.distributed.optimizer import sum_in_rank_order
+from fastnn.distributed.world import sum_in_rank_order
 
 dist.init()
 RANK, SIZE = dist.get_rank(), dist.get_world_size()

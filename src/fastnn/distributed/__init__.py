@@ -27,9 +27,9 @@ from fastnn.distributed.checkpoints import load_checkpoint, save_checkpoint
 from fastnn.distributed.optimizer import DistributedOptimizer
 from fastnn.distributed.sampler import DistributedSampler
 from fastnn.distributed.world import (barrier, get_local_rank, get_local_world_size, get_rank,
-                                      get_world_size, init, is_initialized)
+                                      get_world_size, init, is_initialized, sum_over_ranks)
 
 __all__ = ["init", "is_initialized", "get_rank", "get_world_size", "get_local_rank",
-           "get_local_world_size", "barrier", "broadcast_parameters",
+           "get_local_world_size", "barrier", "sum_over_ranks", "broadcast_parameters",
            "broadcast_optimizer_state", "DistributedOptimizer", "DistributedSampler",
            "save_checkpoint", "load_checkpoint"]

@@ -26,22 +26,24 @@ def broadcast_parameters(model, root: int = 0) -> None:
     one per buffer. `model` is a Module, or a dict of arrays such as a
     state_dict() whose arrays are the ones to overwrite."""
     root = check_root(root)
-    if get_world_size() == 1:
-        return
     if isinstance(model, Module):
-        bcast_(model.flat_buffer().data, root)
+        flat = model.flat_buffer().data
         arrays = [buf for _, buf in model.named_buffers()]
     elif isinstance(model, dict):
-        arrays = list(model.values())
+        flat = None
+        arrays = [v.data if isinstance(v, Parameter) else v for v in model.values()]
     else:
         raise TypeError(f"broadcast_parameters takes a fastnn.nn.Module or a dict of arrays, "
                         f"got {type(model).__name__}")
     for arr in arrays:
-        if isinstance(arr, Parameter):
-            arr = arr.data
         if not isinstance(arr, np.ndarray) or not arr.flags.c_contiguous:
             raise ValueError("broadcast_parameters: every array must be a C-contiguous NumPy "
                              "array (it is overwritten in place)")
+    if get_world_size() == 1:
+        return
+    if flat is not None:
+        bcast_(flat, root)
+    for arr in arrays:
         bcast_(arr if arr.ndim else arr.reshape(1), root)
 
 

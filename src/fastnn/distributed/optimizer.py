@@ -123,7 +123,7 @@ class _GradientAverager:
         if n > 1:
             if self.deterministic:
                 for grad in grads:
-                    sum_in_rank_order(world.allgather(grad), out=grad)
+                    world.sum_in_rank_order(world.allgather(grad), out=grad)
             elif self.buckets is not None:
                 self.buckets.finish()
             else:
@@ -139,17 +139,6 @@ class _GradientAverager:
         self.synchronized = False
         if self.buckets is not None:
             self.buckets.reset()
-
-
-def sum_in_rank_order(stacked: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """out := stacked[0] + stacked[1] + ..., left to right in stacked's dtype: what
-    deterministic mode does with the gathered gradients (and fit with its sums)."""
-    if out is None:
-        out = np.empty_like(stacked[0])
-    np.copyto(out, stacked[0])
-    for part in stacked[1:]:
-        np.add(out, part, out=out)
-    return out
 
 
 class _Buckets:

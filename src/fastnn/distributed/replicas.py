@@ -26,7 +26,7 @@ import numpy as np
 
 from fastnn.distributed import world
 from fastnn.distributed.broadcast import broadcast_optimizer_state, broadcast_parameters
-from fastnn.distributed.optimizer import DistributedOptimizer, _Averaging, sum_in_rank_order
+from fastnn.distributed.optimizer import DistributedOptimizer, _Averaging
 from fastnn.distributed.sampler import DistributedSampler
 from fastnn.random import generator
 
@@ -94,7 +94,7 @@ class Replicas:
         """(the batch loss over all ranks, the OR of every rank's stop bits)."""
         mine = np.array([loss * n, n, stop], dtype=np.float64)
         every = world.allgather(mine)
-        total = sum_in_rank_order(every[:, :2])
+        total = world.sum_in_rank_order(every[:, :2])
         bits = 0
         for b in every[:, 2]:
             bits |= int(b)
@@ -102,7 +102,7 @@ class Replicas:
 
     def sum(self, values: List[float]) -> np.ndarray:
         """Every rank's values summed in rank order (the same bits on every rank)."""
-        return sum_in_rank_order(world.allgather(np.asarray(values, dtype=np.float64)))
+        return world.sum_over_ranks(values)
 
     def any(self, flag: bool) -> bool:
         """Whether any rank's flag is set."""

@@ -35,7 +35,7 @@ import numpy as np
 from fastnn._config import __version__, runtime_info, set_num_threads
 
 __all__ = ["init", "is_initialized", "get_rank", "get_world_size", "get_local_rank",
-           "get_local_world_size", "barrier"]
+           "get_local_world_size", "barrier", "sum_over_ranks"]
 
 # environment variables that launchers set in every rank they start
 _LAUNCHER_SIZES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
@@ -244,6 +244,24 @@ def allgather_object(obj) -> list:
     if _world.comm is None or _world.size == 1:
         return [obj]
     return _world.comm.allgather(obj)
+
+
+def sum_over_ranks(values) -> np.ndarray:
+    """Every rank's values (numbers, float64) summed in rank order, left to right:
+    the same bits on every rank (for metrics; gradients go through
+    DistributedOptimizer)."""
+    return sum_in_rank_order(allgather(np.ascontiguousarray(values, dtype=np.float64)))
+
+
+def sum_in_rank_order(stacked: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """out := stacked[0] + stacked[1] + ..., left to right in stacked's dtype (what
+    deterministic mode does with gathered gradients, and fit with its sums)."""
+    if out is None:
+        out = np.empty_like(stacked[0])
+    np.copyto(out, stacked[0])
+    for part in stacked[1:]:
+        np.add(out, part, out=out)
+    return out
 
 
 def check_root(root) -> int:
