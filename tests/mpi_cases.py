@@ -7,6 +7,7 @@ job, so mpirun exits non-zero and the driver shows this rank's traceback.
 The 1-process references are computed by every rank itself, from the same seed.
 """
 import os
+import signal
 import sys
 import time
 
@@ -65,6 +66,11 @@ def case_collectives():
     a = np.full(5, RANK + 1, np.float32)
     world.allreduce_(a)
     assert (a == SIZE * (SIZE + 1) / 2).all(), a
+    world.ALLREDUCE_PIECE_BYTES, piece = 12, world.ALLREDUCE_PIECE_BYTES  # 3 floats a piece
+    long = np.arange(10, dtype=np.float32) * (RANK + 1)
+    world.allreduce_(long)
+    world.ALLREDUCE_PIECE_BYTES = piece
+    assert (long == np.arange(10) * SIZE * (SIZE + 1) / 2).all(), long
     b = np.arange(4, dtype=np.float64) * (RANK + 1)
     world.bcast_(b, root=SIZE - 1)
     assert (b == np.arange(4) * SIZE).all(), b
@@ -338,9 +344,10 @@ def case_checkpoint_resume(path: str):
     checkpoint_run(path, resume=True)
 
 
-def case_fault(path: str):
-    """Rank 1 raises mid-training while rank 0 checkpoints every batch; the job must
-    end (non-zero) within seconds, and the checkpoint stays whole."""
+def case_fault(path: str, how: str = "raise"):
+    """Rank 1 raises (or is killed, how="kill") mid-training while rank 0
+    checkpoints every batch; the job must end (non-zero) within seconds, and the
+    checkpoint stays whole."""
     X, y = data(n=4096, features=64)
     model = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 4))
 
@@ -349,6 +356,9 @@ def case_fault(path: str):
             if RANK == 0:
                 fastnn.save_checkpoint(path, model, epoch=batch)
             if RANK == 1 and batch == 5:
+                print("rank 1 fails on purpose", file=sys.stderr, flush=True)
+                if how == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
                 raise RuntimeError("rank 1 fails on purpose")
 
     print(f"rank {RANK} starts at {time.time():.3f}", flush=True)

@@ -83,10 +83,12 @@ def test_checkpoint_resumes_on_another_rank_count(ranks, tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("launcher", [("-m", "mpi4py"), ()], ids=["mpi4py_run", "excepthook"])
-def test_exception_on_one_rank_ends_the_job(ranks, tmp_path, launcher):
+@pytest.mark.parametrize("launcher,how", [(("-m", "mpi4py"), "raise"), ((), "raise"),
+                                          (("-m", "mpi4py"), "kill")],
+                         ids=["mpi4py_run", "excepthook", "sigkill"])
+def test_failure_on_one_rank_ends_the_job(ranks, tmp_path, launcher, how):
     path = tmp_path / "ckpt.safetensors"
-    proc, seconds = mpirun(ranks, "fault", path, launcher=launcher, limit=60)
+    proc, seconds = mpirun(ranks, "fault", path, how, launcher=launcher, limit=60)
     assert proc.returncode != 0, proc.stdout
     assert "rank 1 fails on purpose" in proc.stderr, proc.stderr
     assert seconds < 30, f"the job took {seconds:.1f} s to end after the exception"
@@ -126,3 +128,13 @@ def test_demo_distributed_launches_mpirun_itself():
     assert "mpirun -np 3 --bind-to none" in proc.stdout
     assert proc.stdout.count("Epoch 1/8 - ") == 1           # rank 0 prints
     assert "parameters identical on every rank: yes" in proc.stdout
+
+
+def test_ranks_on_different_kernel_paths_refuse_to_start():
+    code = "import fastnn.distributed as d; d.init(); print('started')"
+    rank = [sys.executable, "-m", "mpi4py", "-c", code]
+    cmd = [MPIRUN, "--bind-to", "none", "-np", "1", "-x", "FASTNN_ISA=generic", *rank, ":",
+           "-np", "1", *rank]
+    proc = subprocess.run(cmd, env=mpi_env(), capture_output=True, text=True, timeout=LIMIT)
+    assert proc.returncode != 0 and "started" not in proc.stdout, proc.stdout
+    assert "different fastnn builds or kernel paths" in proc.stderr, proc.stderr

@@ -107,6 +107,7 @@ class _GradientAverager:
         self.op = op
         self.deterministic = deterministic
         self.synchronized = False
+        self.model, self.bucket_bytes = model, bucket_bytes
         self.buckets: Optional[_Buckets] = None
         if model is not None:
             self.buckets = _Buckets(optimizer, model, bucket_bytes)
@@ -124,9 +125,12 @@ class _GradientAverager:
             if self.deterministic:
                 for grad in grads:
                     world.sum_in_rank_order(world.allgather(grad), out=grad)
-            elif self.buckets is not None:
+            elif self.buckets is not None and not self.buckets.stale():
                 self.buckets.finish()
             else:
+                if self.buckets is not None:  # the parameters moved to new buffers
+                    self.buckets.finish()
+                    self.buckets = _Buckets(self.optimizer, self.model, self.bucket_bytes)
                 for grad in grads:
                     world.allreduce_(grad)
             if self.op == "average":
@@ -150,8 +154,8 @@ class _Buckets:
         self.slices: List[np.ndarray] = []    # bucket k's view of a gradient buffer
         self.members: List[int] = []          # parameters per bucket
         self.bucket_of: Dict[int, int] = {}   # id(param) -> bucket
-        for i, group in enumerate(optimizer.param_groups):
-            grad = optimizer._buffer(i).grad
+        self.grads = [optimizer._buffer(i).grad for i in range(len(optimizer.param_groups))]
+        for group, grad in zip(optimizer.param_groups, self.grads):
             end, size, count = grad.size, 0, 0
             offsets = np.cumsum([0] + [p.size for p in group["params"]])
             for k in range(len(group["params"]) - 1, -1, -1):
@@ -171,6 +175,11 @@ class _Buckets:
                 self.owners[id(module)] = own
                 _hook_backward(module, self)
         self.reset()
+
+    def stale(self) -> bool:
+        """Whether the groups' gradients now live in other buffers than the slices'."""
+        opt = self.optimizer
+        return any(opt._buffer(i).grad is not grad for i, grad in enumerate(self.grads))
 
     def reset(self) -> None:
         self.remaining = list(self.members)

@@ -80,12 +80,12 @@ def init(comm=None, num_threads: Optional[int] = None) -> None:
         raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
     try:
         from mpi4py import MPI
-    except ImportError:
+    except (ImportError, OSError, RuntimeError) as err:  # no mpi4py, or no MPI library
         if comm is not None or launcher_size() > 1:
             raise ImportError(
                 f"fastnn.distributed.init needs mpi4py to join the {launcher_size()} "
                 f"processes this job was started with: pip install \"fastnn[mpi]\" (and an MPI "
-                f"library, e.g. apt-get install openmpi-bin libopenmpi-dev)") from None
+                f"library, e.g. apt-get install openmpi-bin libopenmpi-dev); {err}") from None
         _world.initialized = True
         if num_threads is not None:
             set_num_threads(num_threads)
@@ -185,10 +185,22 @@ def _mpi_buffer(buf: np.ndarray, name: str):
     raise TypeError(f"{name} must be float32, float64 or int64, got {buf.dtype}")
 
 
+# Open MPI 4.1's Allreduce of one long buffer slows down past a few MB (2 ranks on one
+# host: 16M floats take 27 ms in one call, 8 ms as 2 MiB pieces; benchmarks/RESULTS.md),
+# so allreduce_ sends consecutive pieces of at most this many bytes.
+ALLREDUCE_PIECE_BYTES = 2 << 20
+
+
 def allreduce_(buf: np.ndarray) -> np.ndarray:
-    """buf := the element-wise sum of every rank's buf, in place."""
+    """buf := the element-wise sum of every rank's buf, in place (1-D pieces of at most
+    ALLREDUCE_PIECE_BYTES, one Allreduce each)."""
     if _world.comm is not None and _world.size > 1:
-        _world.comm.Allreduce(_world.mpi.IN_PLACE, _mpi_buffer(buf, "buf"), op=_world.mpi.SUM)
+        _mpi_buffer(buf, "buf")
+        flat = buf.reshape(-1)
+        step = max(1, ALLREDUCE_PIECE_BYTES // buf.itemsize)
+        for start in range(0, flat.size, step):
+            _world.comm.Allreduce(_world.mpi.IN_PLACE, _mpi_buffer(flat[start:start + step],
+                                                                   "buf"), op=_world.mpi.SUM)
     return buf
 
 
