@@ -194,13 +194,13 @@ class _Buckets:
                 self.marked.add(id(p))
                 self.remaining[self.bucket_of[id(p)]] -= 1
         while self.next < len(self.slices) and self.remaining[self.next] == 0:
-            self.requests.append(world.iallreduce_(self.slices[self.next]))
+            self.requests += world.iallreduce_(self.slices[self.next])
             self.next += 1
         world.test_all(self.requests)
 
     def finish(self) -> None:
         while self.next < len(self.slices):
-            self.requests.append(world.iallreduce_(self.slices[self.next]))
+            self.requests += world.iallreduce_(self.slices[self.next])
             self.next += 1
         world.wait_all(self.requests)
         self.requests = []

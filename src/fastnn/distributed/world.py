@@ -204,26 +204,27 @@ def allreduce_(buf: np.ndarray) -> np.ndarray:
     return buf
 
 
-def iallreduce_(buf: np.ndarray):
-    """Start allreduce_(buf); returns a request for wait_all / test_all (None in one
-    process, where there is nothing to do)."""
+def iallreduce_(buf: np.ndarray) -> list:
+    """Start allreduce_(buf), in the same pieces; returns their requests for wait_all /
+    test_all (none in one process, where there is nothing to do)."""
     if _world.comm is None or _world.size == 1:
-        return None
-    return _world.comm.Iallreduce(_world.mpi.IN_PLACE, _mpi_buffer(buf, "buf"),
-                                  op=_world.mpi.SUM)
+        return []
+    _mpi_buffer(buf, "buf")
+    flat = buf.reshape(-1)
+    step = max(1, ALLREDUCE_PIECE_BYTES // buf.itemsize)
+    return [_world.comm.Iallreduce(_world.mpi.IN_PLACE, _mpi_buffer(flat[i:i + step], "buf"),
+                                   op=_world.mpi.SUM) for i in range(0, flat.size, step)]
 
 
 def wait_all(requests: list) -> None:
     """Block until every started request is done."""
-    live = [r for r in requests if r is not None]
-    if live:
-        _world.mpi.Request.Waitall(live)
+    if requests:
+        _world.mpi.Request.Waitall(requests)
 
 
 def test_all(requests: list) -> bool:
     """Let MPI move started requests on (Open MPI progresses only inside calls)."""
-    live = [r for r in requests if r is not None]
-    return _world.mpi.Request.Testall(live) if live else True
+    return _world.mpi.Request.Testall(requests) if requests else True
 
 
 def allgather(buf: np.ndarray) -> np.ndarray:
