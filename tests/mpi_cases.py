@@ -167,6 +167,66 @@ def case_agreement():
         train_ranks(cnn, Xc, yc, batch=4, steps=3, dist_kwargs=dict(kwargs))
 
 
+def tiny_gpt(seed: int):
+    from fastnn.models import GPT
+    fastnn.manual_seed(seed)
+    return GPT(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.0)
+
+
+def gpt_steps(model, opt, steps: int = 3):
+    tokens = np.random.default_rng(RANK).integers(0, 11, (4, 9))
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(steps):
+        opt.zero_grad()
+        logits = model(tokens[:, :-1])
+        loss_fn(logits.reshape(-1, 11), tokens[:, 1:].reshape(-1))
+        model.backward(loss_fn.backward().reshape(logits.shape))
+        opt.step()
+    return model.flat_buffer().data.copy()
+
+
+def case_overlap_edges():
+    """Overlap with a tied weight (GPT's lm_head is wte), a param group added after
+    wrapping, and a second backward in one step (refused)."""
+    runs = []
+    for overlap in (False, True):
+        model = tiny_gpt(SEED)
+        opt = optim.AdamW(model.parameters(), lr=1e-2)
+        opt = dist.DistributedOptimizer(opt, overlap=overlap, model=model if overlap else None,
+                                        bucket_cap_mb=0.0005)
+        runs.append(gpt_steps(model, opt))
+        same_on_every_rank(runs[-1], f"GPT parameters, overlap={overlap}")
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5, atol=1e-5)  # 3 ranks: sum order
+    if SIZE == 2:
+        assert np.array_equal(runs[1], runs[0])
+    # a group added after wrapping is averaged too
+    model = mlp(seed=SEED)
+    layers = list(model.children())
+    opt = optim.SGD(layers[0].parameters(), lr=0.1)
+    opt = dist.DistributedOptimizer(opt, overlap=True, model=model, bucket_cap_mb=0.001)
+    opt.add_param_group({"params": [p for m in layers[1:] for p in m.parameters()]})
+    X, y = data()
+    loss_fn = nn.CrossEntropyLoss()
+    for step in range(3):
+        opt.zero_grad()
+        idx = np.arange(8) + 8 * RANK
+        loss_fn(model(X[idx]), y[idx])
+        model.backward(loss_fn.backward(), input_grad=False)
+        opt.step()
+        same_on_every_rank(model.flat_buffer().data, "after add_param_group")
+    # two backwards in one step: the second one is refused on every rank
+    opt.zero_grad()
+    for attempt in range(2):
+        loss_fn(model(X[:8]), y[:8])
+        try:
+            model.backward(loss_fn.backward(), input_grad=False)
+        except RuntimeError as err:
+            assert attempt == 1 and "takes one backward per step" in str(err), err
+    opt.synchronize()  # the first backward's buckets complete
+    opt.step()
+    same_on_every_rank(model.flat_buffer().data, "after a refused second backward")
+
+
 def case_equivalence():
     """N ranks x batch b against one process with the N*b samples."""
     X, y = data()
@@ -287,6 +347,13 @@ def case_fit(folder: str):
         assert len(rows) == len(h.epoch) + 1, rows  # one writer: a header and a row an epoch
         loaded = fastnn.load(ckpt)
         assert isinstance(loaded, nn.Sequential)
+    # BatchNorm's running statistics: rank 0's on every rank after fit (as torch's DDP)
+    fastnn.manual_seed(RANK)
+    bn = nn.Sequential(nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+    h = bn.fit(X, y, epochs=2, batch_size=32, validation_split=0.2, verbose=0)
+    for name, buf in bn.named_buffers():
+        same_on_every_rank(buf, f"BatchNorm buffer {name} after fit")
+    same_on_every_rank(np.array(h.history["val_loss"]), "validation loss with BatchNorm")
     # one rank asks to stop in epoch 1 after batch 3: every rank leaves there
     fastnn.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 10))

@@ -79,7 +79,8 @@ def test_sampler_defaults_to_this_world_and_feeds_a_dataloader():
     ({"num_replicas": 2, "rank": 2}, ValueError, r"rank must be in \[0, num_replicas - 1\]"),
     ({"num_replicas": 2, "rank": -1}, ValueError, "rank"),
     ({"rank": 1.0}, TypeError, "rank must be an int"),
-    ({"seed": -1}, ValueError, "seed"),
+    ({"seed": 1.5}, TypeError, "seed"),
+    ({"shuffle": 1}, TypeError, "shuffle must be True or False"),
 ])
 def test_sampler_rejects(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -158,10 +159,16 @@ def test_distributed_optimizer_rejects():
     opt = optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(TypeError, match="wraps a fastnn.optim optimizer"):
         dist.DistributedOptimizer(model)
-    with pytest.raises(ValueError, match="op must be one of"):
+    with pytest.raises(ValueError, match="op must be 'average' or 'sum'"):
         dist.DistributedOptimizer(opt, op="max")
     with pytest.raises(ValueError, match="overlap=True needs model="):
         dist.DistributedOptimizer(opt, overlap=True)
+    with pytest.raises(ValueError, match="model= is only for overlap=True"):
+        dist.DistributedOptimizer(opt, model=model)
+    with pytest.raises(TypeError, match="model must be a fastnn.nn.Module"):
+        dist.DistributedOptimizer(opt, overlap=True, model="x")
+    with pytest.raises(TypeError, match="deterministic must be True or False"):
+        dist.DistributedOptimizer(opt, deterministic="no")
     with pytest.raises(ValueError, match="choose one"):
         dist.DistributedOptimizer(opt, overlap=True, deterministic=True, model=model)
     with pytest.raises(ValueError, match="bucket_cap_mb"):
@@ -187,6 +194,7 @@ def test_overlap_buckets_follow_the_backward():
         buckets_start(module)
         started.append(buckets.next)
     buckets.module_done = record
+    buckets.armed = True  # as the optimizer's zero_grad does on several ranks
     loss_fn = nn.CrossEntropyLoss()
     loss_fn(model(np.ones((2, 6), np.float32)), np.array([0, 1]))
     model.backward(loss_fn.backward(), input_grad=False)
@@ -282,5 +290,53 @@ for bad in ({"num_threads": 0}, {"num_threads": 1.5}, {"comm": 3}):
 """)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("ValueError num_threads") and lines[1].startswith("ValueError")
+    assert lines[0].startswith("ValueError num_threads") and lines[1].startswith("TypeError")
     assert lines[2].startswith(("TypeError comm", "ImportError")), lines
+
+
+def test_copies_of_a_distributed_optimizer_stay_distributed():
+    import pickle
+    model = make()
+    inner = optim.Adam(model.parameters(), lr=1e-2)
+    opt = dist.DistributedOptimizer(inner, deterministic=True)
+    train(model, opt, steps=2)
+    for twin in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+        assert type(twin).__name__ == "Adam" and hasattr(twin, "synchronize")
+        assert twin._gradient_averager.options["deterministic"] is True
+        assert twin.state_dict()["state"][0]["step"] == 2
+    plain = pickle.loads(pickle.dumps(inner))  # the wrapped one stays a plain Adam
+    assert type(plain) is optim.Adam and not hasattr(plain, "synchronize")
+    with opt.skip_synchronize():
+        assert opt._gradient_averager.synchronized
+    assert not opt._gradient_averager.synchronized
+
+
+def test_overlap_hooks_do_not_survive_copies_of_the_model():
+    import pickle
+    model = make()
+    dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1), overlap=True, model=model)
+    assert "backward" in model[0].__dict__
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        hook = twin[0].__dict__.get("backward")
+        assert hook is None or getattr(hook, "__self__", None) is twin[0]
+        loss_fn = nn.CrossEntropyLoss()
+        loss_fn(twin(np.ones((2, 6), np.float32)), np.array([0, 1]))
+        twin.backward(loss_fn.backward(), input_grad=False)
+
+
+def test_broadcast_buffers_checks_its_argument():
+    dist.broadcast_buffers(nn.BatchNorm1d(3))
+    with pytest.raises(TypeError, match="broadcast_buffers takes a fastnn.nn.Module"):
+        dist.broadcast_buffers({"a": np.zeros(2)})
+    with pytest.raises(TypeError, match="root must be an int"):
+        dist.broadcast_buffers(nn.BatchNorm1d(3), root="0")
+
+
+def test_in_one_process_an_exception_after_init_is_a_plain_traceback():
+    proc = run_python("""
+import fastnn.distributed as dist
+dist.init()
+raise ValueError("plain failure")
+""")
+    assert proc.returncode == 1 and "ValueError: plain failure" in proc.stderr
+    assert "MPI_ABORT" not in proc.stderr

@@ -59,8 +59,8 @@ def ranks(request):
     return request.param
 
 
-@pytest.mark.parametrize("case", ["collectives", "broadcast", "agreement", "equivalence",
-                                  "sampler"])
+@pytest.mark.parametrize("case", ["collectives", "broadcast", "agreement", "overlap_edges",
+                                  "equivalence", "sampler"])
 def test_case(ranks, case):
     run_case(ranks, case)
 

@@ -265,10 +265,12 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
                 cb.on_epoch_begin(epoch)
             start = time.perf_counter()
             model.train()
-            logs, nonfinite = _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt,
-                                           desc=f"Epoch {epoch + 1}/{epochs}",
-                                           bar=verbose == 1, stop_on_nonfinite=stop_on_nonfinite,
-                                           replicas=replicas)
+            logs, nonfinite, agreed_interrupt = _train_epoch(
+                model, loader, loss_fn, opt, metrics, cbs, interrupt,
+                desc=f"Epoch {epoch + 1}/{epochs}", bar=verbose == 1,
+                stop_on_nonfinite=stop_on_nonfinite, replicas=replicas)
+            # several ranks act on the interrupt they agreed on; a Ctrl-C reaching one
+            # of them from now on waits for the next agreement
             if nonfinite is not None:
                 batch, value = nonfinite
                 history.nonfinite = {"epoch": epoch, "batch": batch, "loss": value}
@@ -279,14 +281,18 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
                               f"the learning rate; stop_on_nonfinite=False trains on",
                               RuntimeWarning, stacklevel=3)
                 break
-            if validation_data is not None and not interrupt.requested:
+            interrupted = (lambda: agreed_interrupt) if replicas is not None else \
+                (lambda: interrupt.requested)
+            if replicas is not None:
+                replicas.sync_buffers(model)  # one model in eval mode on every rank
+            if validation_data is not None and not interrupted():
                 sums = _evaluate_sums(model, *validation_data, loss_fn, metrics,
                                       batch_size=max(batch_size, 256))
                 val = _results(replicas.sum(sums) if replicas is not None else sums, metrics)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             logs["lr"] = float(opt.param_groups[0]["lr"])
             logs["time"] = time.perf_counter() - start
-            if interrupt.requested:
+            if interrupted():
                 history.interrupted = True
                 if verbose:
                     print(f"Interrupted in epoch {epoch + 1}: stopping with the weights "
@@ -300,6 +306,8 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
                 model.stop_training = replicas.any(model.stop_training)
             if model.stop_training:
                 break
+    if replicas is not None:
+        replicas.sync_buffers(model)
     for cb in cbs:
         cb.on_train_end()
     return history
@@ -307,10 +315,11 @@ def fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs: int = 1,
 
 def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str,
                  bar: bool, stop_on_nonfinite: bool, replicas=None):
-    """One pass over loader: (the epoch's logs, None), or (logs of the batches before,
-    (batch, loss)) when stop_on_nonfinite and that batch's loss is not finite.
-    With replicas (several ranks), the batch loss and every stop are agreed
-    before each backward, and the logs are summed over the ranks."""
+    """One pass over loader: (the epoch's logs, None, interrupted), or (logs of the
+    batches before, (batch, loss), interrupted) when stop_on_nonfinite and that
+    batch's loss is not finite. With replicas (several ranks), the batch loss and
+    every stop are agreed before each backward, the logs are summed over the
+    ranks, and `interrupted` is what they agreed at the end."""
     from tqdm.auto import tqdm
     meters = make_metrics(metrics)
     total_loss, seen = 0.0, 0
@@ -367,13 +376,13 @@ def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str
     finally:
         progress.close()
     sums = [total_loss, seen] + [v for m in meters for v in (m.total, m.count)]
-    if replicas is not None:
-        sums = replicas.sum(sums + [_stop_bits(model, interrupt) & STOP_TRAINING,
-                                    _stop_bits(model, interrupt) & INTERRUPTED])
-        _apply_stop_bits((STOP_TRAINING if sums[-2] else 0) | (INTERRUPTED if sums[-1] else 0),
-                         model, interrupt)
-        sums = sums[:-2]
-    return _results(sums, metrics), nonfinite
+    if replicas is None:
+        return _results(sums, metrics), nonfinite, interrupt.requested
+    bits = _stop_bits(model, interrupt)
+    sums = replicas.sum(sums + [bits & STOP_TRAINING, bits & INTERRUPTED])
+    agreed = (STOP_TRAINING if sums[-2] else 0) | (INTERRUPTED if sums[-1] else 0)
+    _apply_stop_bits(agreed, model, interrupt)
+    return _results(sums[:-2], metrics), nonfinite, bool(agreed & INTERRUPTED)
 
 
 def _stop_bits(model, interrupt) -> int:

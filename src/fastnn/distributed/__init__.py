@@ -17,12 +17,14 @@ share of every batch, gradients averaged before each step.
         dist.save_checkpoint("ckpt.safetensors", model, opt, epoch=epoch)  # rank 0 writes
 
 world: init, ranks, barrier and the collectives (mpi4py behind them); sampler:
-DistributedSampler; broadcast: broadcast_parameters, broadcast_optimizer_state;
+DistributedSampler; broadcast: broadcast_parameters, broadcast_buffers,
+broadcast_optimizer_state;
 optimizer: DistributedOptimizer; checkpoints: save_checkpoint / load_checkpoint
 by rank 0; replicas: what fit() does on several ranks. Without init(), or
 without mpi4py, everything here works in one process as a world of one.
 """
-from fastnn.distributed.broadcast import broadcast_optimizer_state, broadcast_parameters
+from fastnn.distributed.broadcast import (broadcast_buffers, broadcast_optimizer_state,
+                                          broadcast_parameters)
 from fastnn.distributed.checkpoints import load_checkpoint, save_checkpoint
 from fastnn.distributed.optimizer import DistributedOptimizer
 from fastnn.distributed.sampler import DistributedSampler
@@ -31,5 +33,5 @@ from fastnn.distributed.world import (barrier, get_local_rank, get_local_world_s
 
 __all__ = ["init", "is_initialized", "get_rank", "get_world_size", "get_local_rank",
            "get_local_world_size", "barrier", "sum_over_ranks", "broadcast_parameters",
-           "broadcast_optimizer_state", "DistributedOptimizer", "DistributedSampler",
+           "broadcast_buffers", "broadcast_optimizer_state", "DistributedOptimizer", "DistributedSampler",
            "save_checkpoint", "load_checkpoint"]

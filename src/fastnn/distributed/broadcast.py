@@ -3,6 +3,7 @@ optimizer state copied to all the others.
 
     fastnn.distributed.broadcast_parameters(model, root=0)
     fastnn.distributed.broadcast_optimizer_state(optimizer, root=0)
+    fastnn.distributed.broadcast_buffers(model)   # BatchNorm statistics, before eval
 
 Call both on every rank before training, even with equal seeds (Horovod's
 recipe; torch's DistributedDataParallel does the first in its constructor).
@@ -12,37 +13,63 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.distributed.world import bcast_, bcast_object, check_root, get_rank, get_world_size
+from fastnn.distributed.world import (allgather_object, bcast_, bcast_object, check_root, get_rank,
+                                      get_world_size)
 from fastnn.nn.module import Module
 from fastnn.nn.parameter import Parameter
 from fastnn.optim import Optimizer
 
-__all__ = ["broadcast_parameters", "broadcast_optimizer_state"]
+__all__ = ["broadcast_parameters", "broadcast_buffers", "broadcast_optimizer_state"]
 
 
 def broadcast_parameters(model, root: int = 0) -> None:
     """Overwrite model's parameters and buffers (BatchNorm's running statistics)
     with root's, in place: one call for the parameters (the model's flat buffer),
     one per buffer. `model` is a Module, or a dict of arrays such as a
-    state_dict() whose arrays are the ones to overwrite."""
+    state_dict() whose arrays are the ones to overwrite (sent in key order).
+    ValueError on every rank when the ranks' models differ in size."""
     root = check_root(root)
     if isinstance(model, Module):
         flat = model.flat_buffer().data
-        arrays = [buf for _, buf in model.named_buffers()]
+        arrays = [flat] + [buf for _, buf in model.named_buffers()]
     elif isinstance(model, dict):
-        flat = None
-        arrays = [v.data if isinstance(v, Parameter) else v for v in model.values()]
+        arrays = [model[k].data if isinstance(model[k], Parameter) else model[k]
+                  for k in sorted(model)]
     else:
         raise TypeError(f"broadcast_parameters takes a fastnn.nn.Module or a dict of arrays, "
                         f"got {type(model).__name__}")
+    _broadcast_arrays(arrays, root, "broadcast_parameters")
+
+
+def broadcast_buffers(model: Module, root: int = 0) -> None:
+    """Overwrite model's buffers (BatchNorm's running statistics) with root's, as
+    torch's DistributedDataParallel does (broadcast_buffers=True): each rank
+    updates them from its own share of the data, so without this the ranks'
+    models differ in eval mode. fit() does it before each validation and at the
+    end; a loop of your own calls it before evaluating or saving."""
+    root = check_root(root)
+    if not isinstance(model, Module):
+        raise TypeError(f"broadcast_buffers takes a fastnn.nn.Module, got "
+                        f"{type(model).__name__}")
+    _broadcast_arrays([buf for _, buf in model.named_buffers()], root, "broadcast_buffers")
+
+
+def _broadcast_arrays(arrays: list, root: int, what: str) -> None:
     for arr in arrays:
-        if not isinstance(arr, np.ndarray) or not arr.flags.c_contiguous:
-            raise ValueError("broadcast_parameters: every array must be a C-contiguous NumPy "
-                             "array (it is overwritten in place)")
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{what}: every array must be a NumPy array, got "
+                            f"{type(arr).__name__}")
+        if not arr.flags.c_contiguous:
+            raise ValueError(f"{what}: every array must be C-contiguous (it is overwritten "
+                             f"in place)")
     if get_world_size() == 1:
         return
-    if flat is not None:
-        bcast_(flat, root)
+    shapes = [(a.shape, a.dtype.str) for a in arrays]
+    every = allgather_object(shapes)
+    if any(other != every[root] for other in every):
+        differ = [r for r, other in enumerate(every) if other != every[root]]
+        raise ValueError(f"{what}: the arrays of rank(s) {differ} differ in number, shape "
+                         f"or dtype from rank {root}'s: is the same model built everywhere?")
     for arr in arrays:
         bcast_(arr if arr.ndim else arr.reshape(1), root)
 

@@ -23,18 +23,27 @@ step() then does not do it again.
 - overlap=True (needs model=): gradients are cut into buckets of about
   bucket_cap_mb, in the reverse order of the model's parameters (the order the
   backward completes them); a bucket's non-blocking Allreduce starts as soon as
-  the backwards of every module owning its parameters are done, buckets always
-  in index order so that every rank issues the same sequence. It pays only where
-  MPI moves data while the CPU computes (Open MPI has no progress thread; see
+  the backwards of every module owning its parameters are done (both owners of a
+  tied weight), buckets always in index order so that every rank issues the
+  same sequence. The buckets are armed by this optimizer's zero_grad() until the
+  step, so a backward at another time sends nothing (without zero_grad every
+  bucket goes at the step); one backward per step (a module's second backward
+  raises RuntimeError: accumulate with overlap=False). It pays only where MPI
+  moves data while the CPU computes (Open MPI has no progress thread; see
   benchmarks/RESULTS.md), hence off by default.
+
+Copies (copy.deepcopy, pickle) of a DistributedOptimizer are DistributedOptimizers
+with the same options over the copied state.
 """
 from __future__ import annotations
 
+import contextlib
+import weakref
 from typing import Dict, List, Optional
 
 import numpy as np
 
-from fastnn._args import check_real
+from fastnn._args import check_bool, check_choice, check_real
 from fastnn.distributed import world
 from fastnn.nn.module import Module
 from fastnn.optim import Optimizer
@@ -47,25 +56,56 @@ OPS = ("average", "sum")
 class _Averaging:
     """Mixed in front of the wrapped optimizer's class."""
 
+    @property
+    def _gradient_averager(self) -> "_GradientAverager":
+        return _averagers[self]
+
     def synchronize(self) -> None:
         """Average (or sum) the gradients over ranks now, unless already done since
         the last step."""
         self._gradient_averager.synchronize()
 
+    @contextlib.contextmanager
+    def skip_synchronize(self):
+        """Inside: step() does not average (Horovod's recipe after an explicit
+        synchronize(); here step() knows it already)."""
+        averager = self._gradient_averager
+        was, averager.synchronized = averager.synchronized, True
+        try:
+            yield
+        finally:
+            averager.synchronized = was
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        self._gradient_averager.arm()
+
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         self._gradient_averager.synchronize()
         super().step()
-        self._gradient_averager.start_step()
+        self._gradient_averager.synchronized = False
         return loss
+
+    def __reduce_ex__(self, protocol):
+        # a copy or an unpickled one is the same DistributedOptimizer over copied state
+        return _rebuild, (type(self).__bases__[1], self.__dict__,
+                          self._gradient_averager.options)
+
+
+def _rebuild(base: type, state: dict, options: dict):
+    plain = object.__new__(base)
+    plain.__dict__.update(state)
+    return DistributedOptimizer(plain, **options)
 
 
 _classes: Dict[type, type] = {}
+# each DistributedOptimizer's averager: kept beside it, not in the __dict__ it shares with
+# the optimizer it wraps (which stays a plain optimizer, picklable as before)
+_averagers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _distributed_class(cls: type) -> type:
-    if issubclass(cls, _Averaging):
-        return cls
     if cls not in _classes:
         _classes[cls] = type(cls.__name__, (_Averaging, cls),
                              {"__doc__": f"{cls.__name__} whose step averages the gradients "
@@ -85,36 +125,49 @@ def DistributedOptimizer(optimizer, op: str = "average", deterministic: bool = F
                         f"{type(optimizer).__name__}")
     if isinstance(optimizer, _Averaging):
         raise ValueError("this optimizer is a DistributedOptimizer already")
-    if op not in OPS:
-        raise ValueError(f"op must be one of {OPS}, got {op!r}")
+    op = check_choice(op, "op", OPS)
+    deterministic, overlap = check_bool(deterministic, "deterministic"), \
+        check_bool(overlap, "overlap")
     if overlap and deterministic:
         raise ValueError("overlap=True reduces buckets with Allreduce; deterministic=True "
                          "gathers instead: choose one")
-    if overlap and not isinstance(model, Module):
-        raise ValueError(f"overlap=True needs model= (the Module whose backward fills the "
-                         f"gradients), got {type(model).__name__}")
-    bucket_bytes = int(check_real(bucket_cap_mb, "bucket_cap_mb", 0.0, low_open=True) * 2**20)
+    if model is not None and not isinstance(model, Module):
+        raise TypeError(f"model must be a fastnn.nn.Module, got {type(model).__name__}")
+    if overlap != (model is not None):
+        raise ValueError("overlap=True needs model= (the Module whose backward fills the "
+                         "gradients), and model= is only for overlap=True")
+    bucket_mb = check_real(bucket_cap_mb, "bucket_cap_mb", 0.0, low_open=True)
     wrapped = object.__new__(_distributed_class(type(optimizer)))
     wrapped.__dict__ = optimizer.__dict__
-    wrapped._gradient_averager = _GradientAverager(wrapped, op, bool(deterministic),
-                                                   model if overlap else None, bucket_bytes)
+    _averagers[wrapped] = _GradientAverager(wrapped, dict(
+        op=op, deterministic=deterministic, overlap=overlap, model=model,
+        bucket_cap_mb=bucket_mb))
     return wrapped
 
 
 class _GradientAverager:
-    def __init__(self, optimizer, op: str, deterministic: bool, model, bucket_bytes: int):
+    def __init__(self, optimizer, options: dict):
         self.optimizer = optimizer
-        self.op = op
-        self.deterministic = deterministic
+        self.options = options
         self.synchronized = False
-        self.model, self.bucket_bytes = model, bucket_bytes
         self.buckets: Optional[_Buckets] = None
-        if model is not None:
-            self.buckets = _Buckets(optimizer, model, bucket_bytes)
+        if options["overlap"]:
+            self.buckets = self.new_buckets()
+
+    def new_buckets(self) -> "_Buckets":
+        return _Buckets(self.optimizer, self.options["model"],
+                        int(self.options["bucket_cap_mb"] * 2**20))
 
     def gradients(self) -> List[np.ndarray]:
         opt = self.optimizer
         return [opt._buffer(i).grad for i in range(len(opt.param_groups))]
+
+    def arm(self) -> None:
+        """A step's backward comes: let the overlap's buckets go as they fill."""
+        if self.buckets is not None and world.get_world_size() > 1:
+            if self.buckets.stale():
+                self.buckets = self.new_buckets()
+            self.buckets.armed = True
 
     def synchronize(self) -> None:
         if self.synchronized:
@@ -122,76 +175,100 @@ class _GradientAverager:
         n = world.get_world_size()
         grads = self.gradients()
         if n > 1:
-            if self.deterministic:
+            if self.options["deterministic"]:
                 for grad in grads:
                     world.sum_in_rank_order(world.allgather(grad), out=grad)
-            elif self.buckets is not None and not self.buckets.stale():
+            elif self.buckets is not None:
+                if not self.buckets.armed and self.buckets.stale():
+                    self.buckets = self.new_buckets()
                 self.buckets.finish()
             else:
-                if self.buckets is not None:  # the parameters moved to new buffers
-                    self.buckets.finish()
-                    self.buckets = _Buckets(self.optimizer, self.model, self.bucket_bytes)
                 for grad in grads:
                     world.allreduce_(grad)
-            if self.op == "average":
+            if self.options["op"] == "average":
                 scale = np.float32(1.0 / n)
                 for grad in grads:
                     np.multiply(grad, scale, out=grad)
         self.synchronized = True
 
-    def start_step(self) -> None:
-        self.synchronized = False
-        if self.buckets is not None:
-            self.buckets.reset()
-
 
 class _Buckets:
-    """Overlap: slices of the groups' gradient buffers, reduced as their
-    parameters' owners finish their backward, in bucket-index order."""
+    """Overlap: slices of the groups' gradient buffers, reduced as the modules
+    owning their parameters finish their backward, in bucket-index order. Armed
+    by the optimizer's zero_grad() until the next synchronize(): a backward at
+    any other time (a saliency map after step, an abandoned optimizer's hooks)
+    sends nothing."""
 
     def __init__(self, optimizer, model: Module, bucket_bytes: int):
         self.optimizer = optimizer
+        self.params = [[id(p) for p in g["params"]] for g in optimizer.param_groups]
+        self.grads = [optimizer._buffer(i).grad for i in range(len(optimizer.param_groups))]
         self.slices: List[np.ndarray] = []    # bucket k's view of a gradient buffer
+        self.slice_group: List[int] = []      # the group whose buffer bucket k views
         self.members: List[int] = []          # parameters per bucket
         self.bucket_of: Dict[int, int] = {}   # id(param) -> bucket
-        self.grads = [optimizer._buffer(i).grad for i in range(len(optimizer.param_groups))]
-        for group, grad in zip(optimizer.param_groups, self.grads):
+        for i, (group, grad) in enumerate(zip(optimizer.param_groups, self.grads)):
             end, size, count = grad.size, 0, 0
             offsets = np.cumsum([0] + [p.size for p in group["params"]])
             for k in range(len(group["params"]) - 1, -1, -1):
                 p = group["params"][k]
                 self.bucket_of[id(p)] = len(self.slices)
-                size += p.size * 4
+                size += p.size * grad.itemsize
                 count += 1
                 if size >= bucket_bytes or k == 0:
                     self.slices.append(grad[offsets[k]:end])
+                    self.slice_group.append(i)
                     self.members.append(count)
                     end, size, count = offsets[k], 0, 0
-        self.owners = {}
+        self.owners: Dict[int, list] = {}      # id(module) -> its own parameters here
+        self.owner_count: Dict[int, int] = {}  # id(param) -> modules owning it (ties: 2)
         for module in model.modules():
             own = [p for p in module._parameters.values()
                    if p is not None and id(p) in self.bucket_of]
             if own:
                 self.owners[id(module)] = own
+                for p in own:
+                    self.owner_count[id(p)] = self.owner_count.get(id(p), 0) + 1
                 _hook_backward(module, self)
+        self.armed = False
         self.reset()
 
     def stale(self) -> bool:
-        """Whether the groups' gradients now live in other buffers than the slices'."""
+        """Whether the groups or their gradient buffers changed since (a param group
+        added, parameters moved to another buffer, a deep copy of the optimizer)."""
         opt = self.optimizer
-        return any(opt._buffer(i).grad is not grad for i, grad in enumerate(self.grads))
+        if len(opt.param_groups) != len(self.grads):
+            return True
+        for i, group in enumerate(opt.param_groups):
+            if [id(p) for p in group["params"]] != self.params[i] \
+                    or opt._buffer(i).grad is not self.grads[i]:
+                return True
+        return not all(np.may_share_memory(s, self.grads[g])
+                       for s, g in zip(self.slices, self.slice_group))
 
     def reset(self) -> None:
         self.remaining = list(self.members)
-        self.marked = set()
+        self.waiting = dict(self.owner_count)
+        self.done = set()
         self.next = 0
         self.requests = []
 
+    def before_backward(self, module: Module) -> None:
+        if self.armed and id(module) in self.done:
+            raise RuntimeError(
+                f"{type(module).__name__}.backward ran again after its gradients were sent: "
+                f"DistributedOptimizer(overlap=True) takes one backward per step (call "
+                f"step() first, or accumulate gradients with overlap=False)")
+
     def module_done(self, module: Module) -> None:
-        """module's backward for this step is complete: its buckets may go."""
+        """module's backward for this step is complete: buckets whose every owner is
+        done go, in index order."""
+        if not self.armed:
+            return
+        self.done.add(id(module))
         for p in self.owners.get(id(module), ()):
-            if id(p) not in self.marked:
-                self.marked.add(id(p))
+            self.waiting[id(p)] -= 1
+            if self.waiting[id(p)] == 0:
                 self.remaining[self.bucket_of[id(p)]] -= 1
         while self.next < len(self.slices) and self.remaining[self.next] == 0:
             self.requests += world.iallreduce_(self.slices[self.next])
@@ -199,33 +276,45 @@ class _Buckets:
         world.test_all(self.requests)
 
     def finish(self) -> None:
+        """Send what is left, wait for all of it, disarm."""
         while self.next < len(self.slices):
             self.requests += world.iallreduce_(self.slices[self.next])
             self.next += 1
         world.wait_all(self.requests)
-        self.requests = []
+        self.armed = False
+        self.reset()
 
 
 class _BackwardHook:
-    """Stands for one module's backward: calls it, then tells the buckets when the
-    module has no backward left this step. A copy of the module (deepcopy) gets
-    its class's plain backward instead."""
+    """Stands for one module's backward: calls it, then tells the buckets (while they
+    exist) when the module has no backward left this step. A copy of the module
+    (deepcopy, pickle) gets its class's plain backward instead."""
 
     def __init__(self, module: Module, buckets: _Buckets):
-        self.module, self.buckets = module, buckets
+        self.module, self.buckets = module, weakref.ref(buckets)
         self.backward = type(module).backward.__get__(module)
 
     def __call__(self, *grad_outputs, **kwargs):
+        buckets = self.buckets()
+        if buckets is None:
+            return self.backward(*grad_outputs, **kwargs)
+        buckets.before_backward(self.module)
         result = self.backward(*grad_outputs, **kwargs)
         if not self.module.has_pending_backward():
-            self.buckets.module_done(self.module)
+            buckets.module_done(self.module)
         return result
 
     def __deepcopy__(self, memo):
         twin = memo.get(id(self.module))
-        return self if twin is None else type(twin).backward.__get__(twin)
+        return self if twin is None else _class_backward(twin)
+
+    def __reduce__(self):
+        return _class_backward, (self.module,)
+
+
+def _class_backward(module: Module):
+    return type(module).backward.__get__(module)
 
 
 def _hook_backward(module: Module, buckets: _Buckets) -> None:
     module.__dict__["backward"] = _BackwardHook(module, buckets)
-

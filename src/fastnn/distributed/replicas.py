@@ -12,10 +12,15 @@ DistributedOptimizer and the broadcasts directly).
   non-finite loss, and leaves the epoch at the same batch when any rank asked to
   stop (a callback's model.stop_training, Ctrl-C).
 - Each epoch: the loss and metric sums (and validation on each rank's share of
-  the validation data) are gathered and summed in rank order, so every rank has
-  the same logs, bit for bit, and EarlyStopping or ReduceLROnPlateau take the
+  the validation data, after rank 0's buffers, BatchNorm's statistics, went to
+  every rank) are gathered and summed in rank order, so every rank has the same
+  logs, bit for bit (but "time"), and EarlyStopping or ReduceLROnPlateau take the
   same decision everywhere; writing callbacks (rank_zero_only: ModelCheckpoint,
-  CSVLogger) and the progress bar run on rank 0 only.
+  CSVLogger) and the progress bar run on rank 0 only. A rank_zero_only callback
+  must not call collectives (the other ranks never reach them).
+- A stop one rank asks for after batch k is agreed at batch k+1's exchange, after
+  its forward (and on_batch_begin) ran, before its backward: that batch is not
+  trained on, as in one process, but its on_batch_begin hooks did run.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ from typing import List, Tuple
 import numpy as np
 
 from fastnn.distributed import world
-from fastnn.distributed.broadcast import broadcast_optimizer_state, broadcast_parameters
+from fastnn.distributed.broadcast import (broadcast_buffers, broadcast_optimizer_state,
+                                          broadcast_parameters)
 from fastnn.distributed.optimizer import DistributedOptimizer, _Averaging
 from fastnn.distributed.sampler import DistributedSampler
 from fastnn.random import generator
@@ -72,8 +78,12 @@ class Replicas:
 
     def sampler(self, n: int, shuffle: bool, sampler):
         """The per-rank sampler fit's DataLoader uses."""
-        if sampler is not None:
-            return sampler  # the caller's, e.g. a DistributedSampler of their own
+        if sampler is not None:  # the caller's, e.g. a DistributedSampler of their own
+            if not isinstance(sampler, DistributedSampler):
+                warnings.warn(f"fit: training on {self.size} ranks with a "
+                              f"{type(sampler).__name__}, not a DistributedSampler: each rank "
+                              f"iterates all it gives", RuntimeWarning, stacklevel=3)
+            return sampler
         seed = int(generator().integers(2**62))  # every rank draws: streams stay in step
         return DistributedSampler(n, shuffle=shuffle, seed=world.bcast_object(seed))
 
@@ -89,6 +99,10 @@ class Replicas:
             optimizer = DistributedOptimizer(optimizer)
         broadcast_optimizer_state(optimizer)
         return optimizer
+
+    def sync_buffers(self, model) -> None:
+        """Rank 0's buffers (BatchNorm statistics) on every rank, as torch's DDP."""
+        broadcast_buffers(model)
 
     def agree_on_batch(self, loss: float, n: int, stop: int) -> Tuple[float, int]:
         """(the batch loss over all ranks, the OR of every rank's stop bits)."""

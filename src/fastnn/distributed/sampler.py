@@ -23,9 +23,9 @@ from typing import Optional
 
 import numpy as np
 
-from fastnn._args import check_int
+from fastnn._args import check_bool, check_int
 from fastnn.data.loader import Sampler
-from fastnn.distributed.world import get_rank, get_world_size
+from fastnn.distributed.world import get_rank, get_world_size, is_initialized, launcher_size
 
 __all__ = ["DistributedSampler"]
 
@@ -39,15 +39,20 @@ class DistributedSampler(Sampler):
                  drop_last: bool = False):
         super().__init__(data_source)
         self.dataset_size = self.num_samples
+        if (num_replicas is None or rank is None) and not is_initialized() \
+                and launcher_size() > 1:
+            raise RuntimeError(f"DistributedSampler: this process is one of {launcher_size()} "
+                               f"an MPI launcher started; call fastnn.distributed.init() first "
+                               f"(or give num_replicas and rank)")
         self.num_replicas = (get_world_size() if num_replicas is None
                              else check_int(num_replicas, "num_replicas", 1))
         self.rank = get_rank() if rank is None else check_int(rank, "rank")
         if self.rank >= self.num_replicas:
             raise ValueError(f"rank must be in [0, num_replicas - 1] = [0, "
                              f"{self.num_replicas - 1}], got {self.rank}")
-        self.shuffle = bool(shuffle)
-        self.seed = check_int(seed, "seed", high=None)
-        self.drop_last = bool(drop_last)
+        self.shuffle = check_bool(shuffle, "shuffle")
+        self.seed = check_int(seed, "seed", low=None, high=None)
+        self.drop_last = check_bool(drop_last, "drop_last")
         self.epoch = 0
         n, r = self.dataset_size, self.num_replicas
         if self.drop_last and n % r:
@@ -63,7 +68,8 @@ class DistributedSampler(Sampler):
     def order(self) -> np.ndarray:
         n = self.dataset_size
         if self.shuffle:
-            indices = np.random.Generator(np.random.PCG64(self.seed + self.epoch)).permutation(n)
+            seed = (self.seed + self.epoch) % 2**64  # any int, as torch's
+            indices = np.random.Generator(np.random.PCG64(seed)).permutation(n)
         else:
             indices = np.arange(n)
         if self.total_size > n:

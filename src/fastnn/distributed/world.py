@@ -10,12 +10,14 @@ process: rank 0 of 1, barrier() returns at once and every collective is the
 identity, so a script written for mpirun runs unchanged on a laptop.
 
 init() also
-- installs a sys.excepthook that prints the traceback and then aborts the whole
+- installs a sys.excepthook (with several ranks, outside an interactive session)
+  that prints the traceback of an uncaught exception and then aborts the whole
   job (MPI_Abort), so an exception on one rank never leaves the others waiting
   in a collective (`python -m mpi4py train.py` does the same on its own);
 - sets fastnn's threads per rank to the CPUs this process may use divided by
-  the ranks on its host, unless FASTNN_NUM_THREADS is set or num_threads is given
-  (two ranks of two threads on two cores would fight over them);
+  the ranks on its host that may use the same CPUs, unless FASTNN_NUM_THREADS is
+  set or num_threads is given (two ranks of two threads on two cores would fight
+  over them);
 - checks that every rank runs the same fastnn version on the same kernel path
   (FASTNN_ISA): replicas stay bitwise identical only if every rank computes the
   same bits.
@@ -32,13 +34,14 @@ from typing import Optional
 
 import numpy as np
 
+from fastnn._args import check_int
 from fastnn._config import __version__, runtime_info, set_num_threads
 
 __all__ = ["init", "is_initialized", "get_rank", "get_world_size", "get_local_rank",
            "get_local_world_size", "barrier", "sum_over_ranks"]
 
 # environment variables that launchers set in every rank they start
-_LAUNCHER_SIZES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+_LAUNCHER_SIZES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE")
 
 
 class _World:
@@ -75,9 +78,8 @@ def init(comm=None, num_threads: Optional[int] = None) -> None:
             raise RuntimeError("fastnn.distributed.init was already called with another "
                                "communicator")
         return
-    if num_threads is not None and (isinstance(num_threads, bool)
-                                    or not isinstance(num_threads, int) or num_threads < 1):
-        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    if num_threads is not None:
+        check_int(num_threads, "num_threads", 1, 1024)
     try:
         from mpi4py import MPI
     except (ImportError, OSError, RuntimeError) as err:  # no mpi4py, or no MPI library
@@ -98,14 +100,24 @@ def init(comm=None, num_threads: Optional[int] = None) -> None:
     _world.comm, _world.mpi = comm, MPI
     _world.rank, _world.size = comm.Get_rank(), comm.Get_size()
     _world.local_rank, _world.local_size = local.Get_rank(), local.Get_size()
+    # ranks bound to disjoint CPUs (--bind-to socket) each use their own; ranks sharing
+    # the same CPUs divide them
+    cpus = os.sched_getaffinity(0)
+    sharing = sum(1 for other in local.allgather(sorted(cpus)) if set(other) & cpus)
     local.Free()
+    try:
+        _check_same_build()
+    except RuntimeError:
+        _world.comm = _world.mpi = None
+        _world.rank, _world.size, _world.local_rank, _world.local_size = 0, 1, 0, 1
+        raise
     _world.initialized = True
-    _install_abort_hook()
+    if _world.size > 1 and not (sys.flags.interactive or hasattr(sys, "ps1")):
+        _install_abort_hook()
     if num_threads is not None:
         set_num_threads(num_threads)
     elif not os.environ.get("FASTNN_NUM_THREADS", "").strip():
-        set_num_threads(max(1, len(os.sched_getaffinity(0)) // _world.local_size))
-    _check_same_build()
+        set_num_threads(max(1, len(cpus) // sharing))
 
 
 def _install_abort_hook() -> None:
@@ -124,7 +136,7 @@ def _install_abort_hook() -> None:
 
 def _check_same_build() -> None:
     mine = (__version__, runtime_info()["isa"])
-    every = bcast_object(allgather_object(mine))
+    every = allgather_object(mine)
     differ = sorted({f"{v} on {isa}" for v, isa in every})
     if len(differ) > 1:
         raise RuntimeError(f"the ranks run different fastnn builds or kernel paths "
@@ -174,8 +186,10 @@ def abort(code: int = 1) -> None:
 # ---- collectives (internal interface) ------------------------------------------------
 
 def _mpi_buffer(buf: np.ndarray, name: str):
-    if not isinstance(buf, np.ndarray) or not buf.flags.c_contiguous:
-        raise ValueError(f"{name} must be a C-contiguous NumPy array")
+    if not isinstance(buf, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(buf).__name__}")
+    if not buf.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
     if buf.dtype == np.float32:
         return [buf, _world.mpi.FLOAT]
     if buf.dtype == np.float64:
@@ -278,8 +292,8 @@ def sum_in_rank_order(stacked: np.ndarray, out: Optional[np.ndarray] = None) -> 
 
 
 def check_root(root) -> int:
-    """root as a rank of this world; ValueError otherwise."""
-    if isinstance(root, bool) or not isinstance(root, (int, np.integer)) \
-            or not 0 <= root < _world.size:
-        raise ValueError(f"root must be a rank in [0, {_world.size}), got {root!r}")
-    return int(root)
+    """root as a rank of this world: TypeError for a non-int, ValueError out of range."""
+    root = check_int(root, "root")
+    if root >= _world.size:
+        raise ValueError(f"root must be a rank in [0, {_world.size}), got {root}")
+    return root
