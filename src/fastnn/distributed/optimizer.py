@@ -17,7 +17,7 @@ step() then does not do it again.
   bits on every rank by construction, and the bits of one process that computes
   each rank's share into a zeroed buffer and sums them in that order. It costs
   N times the gradient memory and more traffic than an Allreduce. (N ranks
-  against one process with the N-times batch agree to about 1e-6 relative in
+  against one process with the N-times batch agree to float tolerance in
   either mode: the batch sum inside each weight-gradient GEMM is split
   differently.)
 - overlap=True (needs model=): gradients are cut into buckets of about
