@@ -161,7 +161,8 @@ fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits,
  * weight_decay >= 0, momentum >= 0, eps >= 0, betas in [0, 1), alpha in
  * [0, 1]. Pointers may be NULL only when n == 0 or their option is off.
  * A term with weight_decay == 0 is skipped, as torch does. lerp(a, b, t) is
- * a + t (b - a). */
+ * a + t (b - a). maximize != 0 (torch's maximize=True) ascends: every update
+ * starts from g = -grad in place of grad. */
 
 /* torch.optim.SGD. momentum_buf may be NULL when momentum == 0; nesterov
  * needs momentum > 0 and dampening == 0; first_step: the buffer is empty.
@@ -172,7 +173,7 @@ fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits,
  *   param -= lr * g */
 fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, int64_t n,
                         float lr, float momentum, float dampening, int nesterov,
-                        float weight_decay, int first_step);
+                        float weight_decay, int first_step, int maximize);
 /* torch.optim.Adam (decoupled = 0) or AdamW (decoupled = 1); amsgrad when
  * max_exp_avg_sq is not NULL. step: the 1-based count of this step (>= 1).
  *   decoupled: param *= 1 - lr * weight_decay;  g = grad
@@ -184,7 +185,8 @@ fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, in
  *   param -= lr / bc1 * exp_avg / (sqrt(v) / sqrt(bc2) + eps),  v = exp_avg_sq */
 fnn_status fnn_adam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
                          float *max_exp_avg_sq, int64_t n, float lr, float beta1, float beta2,
-                         float eps, float weight_decay, int decoupled, int64_t step);
+                         float eps, float weight_decay, int decoupled, int64_t step,
+                         int maximize);
 /* torch.optim.RMSprop; centered when grad_avg is not NULL; momentum_buf may be
  * NULL when momentum == 0.
  *   g = grad + weight_decay * param
@@ -196,7 +198,7 @@ fnn_status fnn_adam_step(float *param, const float *grad, float *exp_avg, float 
  *   else:         param -= lr * g / avg */
 fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, float *grad_avg,
                             float *momentum_buf, int64_t n, float lr, float alpha, float eps,
-                            float weight_decay, float momentum);
+                            float weight_decay, float momentum, int maximize);
 
 /* ---- SGEMM (gemm/: kernel.c, pack.c, gemm_api.c) ---------------------------
  * Row-major C := act(alpha * op(A) op(B) + beta * C + bias).

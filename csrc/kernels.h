@@ -85,10 +85,11 @@ typedef struct {
 /* ---- optimizer updates (optim.c): one step over (n,) floats, in place -----
  * The step's scalars, derived once by optim_api.c from the public arguments
  * (fastnn.h gives the formulas). An optional buffer passed as NULL turns its
- * option off: SGD and RMSprop momentum, Adam's amsgrad, centered RMSprop. */
+ * option off: SGD and RMSprop momentum, Adam's amsgrad, centered RMSprop.
+ * maximize (every rule): the update starts from -grad. */
 typedef struct {
     float neg_lr, weight_decay, momentum, one_minus_dampening;
-    int nesterov, first_step;
+    int nesterov, first_step, maximize;
 } fnn_sgd_coefs;
 typedef struct {
     float weight_decay;   /* Adam: added to the gradient, 0 for none */
@@ -96,9 +97,11 @@ typedef struct {
     float one_minus_beta1, beta2, one_minus_beta2, eps;
     float inv_sqrt_bc2;   /* 1 / sqrt(1 - beta2^step) */
     float neg_step_size;  /* -lr / (1 - beta1^step) */
+    int maximize;
 } fnn_adam_coefs;
 typedef struct {
     float neg_lr, weight_decay, alpha, one_minus_alpha, eps, momentum;
+    int maximize;
 } fnn_rmsprop_coefs;
 /* param, grad, momentum_buf (n,) */
 typedef void (*fnn_sgd_fn)(float *param, const float *grad, float *momentum_buf, int64_t n,

@@ -15,9 +15,12 @@
 #include "simd.h"
 #include "kernels.h"
 
-/* grad plus weight_decay * p (only when weight_decay != 0, as torch) */
-FNN_INLINE vf decayed_grad(const float *grad, vf p, int64_t w, float weight_decay) {
+/* grad (negated when maximize) plus weight_decay * p (only when weight_decay != 0,
+ * as torch) */
+FNN_INLINE vf decayed_grad(const float *grad, vf p, int64_t w, float weight_decay,
+                           int maximize) {
     vf g = vf_load_w(grad, w, 0.0f);
+    if (maximize) g = vf_neg(g);
     return weight_decay != 0.0f ? vf_fmadd(p, vf_set1(weight_decay), g) : g;
 }
 
@@ -35,7 +38,7 @@ FNN_INLINE vf lerp(vf a, vf b, float t) {
 
 /* ---- SGD with momentum, dampening and Nesterov ---------------------------
  * param, grad, momentum_buf (n,); momentum_buf NULL: no momentum.
- * g = grad + wd param;  buf = first_step ? g : momentum buf + (1 - dampening) g;
+ * g = (maximize ? -grad : grad) + wd param;  buf = first_step ? g : momentum buf + (1 - dampening) g;
  * g = nesterov ? g + momentum buf : buf;  param -= lr g */
 static void FNN_K(sgd_step)(float *param, const float *grad, float *momentum_buf, int64_t n,
                             const fnn_sgd_coefs *c) {
@@ -44,7 +47,7 @@ static void FNN_K(sgd_step)(float *param, const float *grad, float *momentum_buf
     for (int64_t i = 0; i < n; i += FNN_VW) {
         int64_t w = vf_lanes(n - i);
         vf p = vf_load_w(param + i, w, 0.0f);
-        vf g = decayed_grad(grad + i, p, w, c->weight_decay);
+        vf g = decayed_grad(grad + i, p, w, c->weight_decay, c->maximize);
         if (momentum_buf) {
             vf buf = c->first_step ? g
                    : vf_fmadd(g, keep, vf_mul(vf_load_w(momentum_buf + i, w, 0.0f), mom));
@@ -57,7 +60,7 @@ static void FNN_K(sgd_step)(float *param, const float *grad, float *momentum_buf
 
 /* ---- Adam / AdamW, optionally AMSGrad -------------------------------------
  * param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq (n,); max_exp_avg_sq NULL:
- * no amsgrad. param *= decay (AdamW) or g = grad + wd param (Adam);
+ * no amsgrad. g = maximize ? -grad : grad; param *= decay (AdamW) or g += wd param (Adam);
  * m = lerp(m, g, 1 - beta1);  v = beta2 v + (1 - beta2) g^2;  vmax = max(vmax, v);
  * param -= step_size m / (sqrt(v or vmax) / sqrt(bc2) + eps).
  * The division by sqrt(bc2) is a multiply by its reciprocal, as torch's CPU
@@ -71,7 +74,7 @@ static void FNN_K(adam_step)(float *param, const float *grad, float *exp_avg, fl
         int64_t w = vf_lanes(n - i);
         vf p = vf_load_w(param + i, w, 0.0f);
         if (c->decay != 1.0f) p = vf_mul(p, decay);
-        vf g = decayed_grad(grad + i, p, w, c->weight_decay);
+        vf g = decayed_grad(grad + i, p, w, c->weight_decay, c->maximize);
         vf m = lerp(vf_load_w(exp_avg + i, w, 0.0f), g, c->one_minus_beta1);
         vf v = square_avg_update(vf_load_w(exp_avg_sq + i, w, 0.0f), g, beta2, one_minus_beta2);
         vf_store_w(exp_avg + i, m, w);
@@ -88,7 +91,7 @@ static void FNN_K(adam_step)(float *param, const float *grad, float *exp_avg, fl
 /* ---- RMSprop, optionally centered, optionally with momentum ---------------
  * param, grad, square_avg, grad_avg, momentum_buf (n,); grad_avg NULL: not
  * centered; momentum_buf NULL: no momentum.
- * g = grad + wd param;  s = alpha s + (1 - alpha) g^2;
+ * g = (maximize ? -grad : grad) + wd param;  s = alpha s + (1 - alpha) g^2;
  * centered: ga = lerp(ga, g, 1 - alpha), avg = sqrt(s - ga^2) + eps, else
  * avg = sqrt(s) + eps;  momentum: buf = momentum buf + g / avg, param -= lr buf,
  * else param -= lr g / avg */
@@ -100,7 +103,7 @@ static void FNN_K(rmsprop_step)(float *param, const float *grad, float *square_a
     for (int64_t i = 0; i < n; i += FNN_VW) {
         int64_t w = vf_lanes(n - i);
         vf p = vf_load_w(param + i, w, 0.0f);
-        vf g = decayed_grad(grad + i, p, w, c->weight_decay);
+        vf g = decayed_grad(grad + i, p, w, c->weight_decay, c->maximize);
         vf s = square_avg_update(vf_load_w(square_avg + i, w, 0.0f), g, alpha, one_minus_alpha);
         vf_store_w(square_avg + i, s, w);
         if (grad_avg) {

@@ -54,7 +54,7 @@ static void rmsprop_range(void *ctx, int64_t begin, int64_t end) {
 
 fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, int64_t n,
                         float lr, float momentum, float dampening, int nesterov,
-                        float weight_decay, int first_step) {
+                        float weight_decay, int first_step, int maximize) {
     if (n < 0 || !nonneg(lr) || !nonneg(momentum) || !isfinite(dampening) ||
         !nonneg(weight_decay) || (nesterov && (momentum == 0.0f || dampening != 0.0f)))
         return FNN_ERR_ARG;
@@ -63,14 +63,16 @@ fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, in
                    .coefs.sgd = {.neg_lr = -lr, .weight_decay = weight_decay,
                                  .momentum = momentum,
                                  .one_minus_dampening = (float)(1.0 - (double)dampening),
-                                 .nesterov = nesterov != 0, .first_step = first_step != 0}};
+                                 .nesterov = nesterov != 0, .first_step = first_step != 0,
+                                 .maximize = maximize != 0}};
     fnn_parallel_for(n, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j, sgd_range);
     return FNN_OK;
 }
 
 fnn_status fnn_adam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
                          float *max_exp_avg_sq, int64_t n, float lr, float beta1, float beta2,
-                         float eps, float weight_decay, int decoupled, int64_t step) {
+                         float eps, float weight_decay, int decoupled, int64_t step,
+                         int maximize) {
     if (n < 0 || !nonneg(lr) || !below_one(beta1) || !below_one(beta2) || !nonneg(eps) ||
         !nonneg(weight_decay) || step < 1)
         return FNN_ERR_ARG;
@@ -86,14 +88,15 @@ fnn_status fnn_adam_step(float *param, const float *grad, float *exp_avg, float 
                        .one_minus_beta2 = (float)(1.0 - (double)beta2),
                        .eps = eps,
                        .inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2)),
-                       .neg_step_size = (float)(-(double)lr / bc1)}};
+                       .neg_step_size = (float)(-(double)lr / bc1),
+                       .maximize = maximize != 0}};
     fnn_parallel_for(n, FNN_GRAIN_SQRT_DIV, FNN_ALIGN_FLOATS, &j, adam_range);
     return FNN_OK;
 }
 
 fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, float *grad_avg,
                             float *momentum_buf, int64_t n, float lr, float alpha, float eps,
-                            float weight_decay, float momentum) {
+                            float weight_decay, float momentum, int maximize) {
     if (n < 0 || !nonneg(lr) || !(alpha >= 0.0f && alpha <= 1.0f) || !nonneg(eps) ||
         !nonneg(weight_decay) || !nonneg(momentum))
         return FNN_ERR_ARG;
@@ -104,7 +107,8 @@ fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, 
                    .coefs.rmsprop = {.neg_lr = -lr, .weight_decay = weight_decay,
                                      .alpha = alpha,
                                      .one_minus_alpha = (float)(1.0 - (double)alpha),
-                                     .eps = eps, .momentum = momentum}};
+                                     .eps = eps, .momentum = momentum,
+                                     .maximize = maximize != 0}};
     fnn_parallel_for(n, FNN_GRAIN_SQRT_DIV, FNN_ALIGN_FLOATS, &j, rmsprop_range);
     return FNN_OK;
 }

@@ -153,8 +153,8 @@ def binary_cross_entropy_with_logits(x, t):
 # ---- optimizer steps: in place on float64 param and state arrays, as torch.optim ----
 
 def sgd_step(p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
-             first_step=False):
-    g = f64(g)
+             first_step=False, maximize=False):
+    g = -f64(g) if maximize else f64(g)
     if weight_decay:
         g = g + weight_decay * p
     if momentum:
@@ -164,8 +164,8 @@ def sgd_step(p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_
 
 
 def adam_step(p, g, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-              decoupled=False, max_exp_avg_sq=None):
-    g = f64(g)
+              decoupled=False, max_exp_avg_sq=None, maximize=False):
+    g = -f64(g) if maximize else f64(g)
     if weight_decay and decoupled:
         p *= 1.0 - lr * weight_decay
     elif weight_decay:
@@ -180,8 +180,8 @@ def adam_step(p, g, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weigh
 
 
 def rmsprop_step(p, g, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
-                 momentum=0.0, grad_avg=None, momentum_buf=None):
-    g = f64(g)
+                 momentum=0.0, grad_avg=None, momentum_buf=None, maximize=False):
+    g = -f64(g) if maximize else f64(g)
     if weight_decay:
         g = g + weight_decay * p
     square_avg[...] = alpha * square_avg + (1.0 - alpha) * g * g

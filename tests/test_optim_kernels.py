@@ -65,6 +65,7 @@ SGD_OPTIONS = [
     {"momentum": 0.9}, {"momentum": 0.9, "weight_decay": WD}, {"momentum": 0.9, "dampening": 0.3},
     {"momentum": 0.9, "dampening": 0.3, "weight_decay": WD},
     {"momentum": 0.9, "nesterov": True}, {"momentum": 0.9, "nesterov": True, "weight_decay": WD},
+    {"maximize": True}, {"momentum": 0.9, "weight_decay": WD, "maximize": True},
 ]
 
 
@@ -99,7 +100,9 @@ def test_sgd_first_step_does_not_read_the_buffer(isa, rng):
 ADAM_OPTIONS = ([{"amsgrad": a, "decoupled": d, "weight_decay": w}
                  for a, d, w in itertools.product([False, True], [False, True], [0.0, WD])]
                 + [{"beta1": 0.3, "beta2": 0.9}, {"beta1": 0.0, "beta2": 0.0, "amsgrad": True},
-                   {"eps": 0.0, "weight_decay": WD}])
+                   {"eps": 0.0, "weight_decay": WD},
+                   {"maximize": True, "weight_decay": WD},
+                   {"maximize": True, "decoupled": True, "weight_decay": WD, "amsgrad": True}])
 
 
 def adam_buffers(opts):
@@ -139,7 +142,8 @@ def test_adam_beta1_zero_keeps_exactly_the_gradient(isa):
 # ---- RMSprop ------------------------------------------------------------------------
 RMSPROP_OPTIONS = ([{"centered": c, "momentum": m, "weight_decay": w}
                     for c, m, w in itertools.product([False, True], [0.0, 0.9], [0.0, WD])]
-                   + [{"alpha": 0.5, "centered": True, "momentum": 0.5}, {"alpha": 1.0, "eps": 1.0}])
+                   + [{"alpha": 0.5, "centered": True, "momentum": 0.5}, {"alpha": 1.0, "eps": 1.0},
+                      {"maximize": True, "centered": True, "momentum": 0.9, "weight_decay": WD}])
 
 
 def rmsprop_buffers(opts):
@@ -354,7 +358,8 @@ def torch_parity(make_opt, buffers, ours, rng):
 
 
 SGD_TORCH = [{}, {"momentum": 0.9}, {"momentum": 0.9, "dampening": 0.5, "weight_decay": 0.01},
-             {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}]
+             {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+             {"momentum": 0.9, "weight_decay": 0.01, "maximize": True}]
 
 
 @pytest.mark.parametrize("opts", SGD_TORCH, ids=opt_id)
@@ -369,14 +374,17 @@ def test_sgd_matches_torch(opts, isa, rng):
 
 ADAM_TORCH = [{}, {"weight_decay": WD, "amsgrad": True}, {"decoupled": True, "weight_decay": WD},
               {"decoupled": True, "weight_decay": WD, "amsgrad": True},
-              {"beta1": 0.3, "beta2": 0.9, "eps": 1e-6}]
+              {"beta1": 0.3, "beta2": 0.9, "eps": 1e-6},
+              {"weight_decay": WD, "amsgrad": True, "maximize": True},
+              {"decoupled": True, "weight_decay": WD, "maximize": True}]
 
 
 @pytest.mark.parametrize("opts", ADAM_TORCH, ids=opt_id)
 def test_adam_matches_torch(opts, isa, rng):
     kw = dict(lr=1e-2, betas=(opts.get("beta1", 0.9), opts.get("beta2", 0.999)),
               eps=opts.get("eps", 1e-8), weight_decay=opts.get("weight_decay", 0.0),
-              amsgrad=opts.get("amsgrad", False), foreach=False)
+              amsgrad=opts.get("amsgrad", False), maximize=opts.get("maximize", False),
+              foreach=False)
 
     def make_opt(optim, ps):
         return (optim.AdamW if opts.get("decoupled") else optim.Adam)(ps, **kw)
@@ -386,7 +394,8 @@ def test_adam_matches_torch(opts, isa, rng):
 
 
 RMSPROP_TORCH = [{}, {"centered": True}, {"momentum": 0.9},
-                 {"centered": True, "momentum": 0.9, "weight_decay": WD, "alpha": 0.9}]
+                 {"centered": True, "momentum": 0.9, "weight_decay": WD, "alpha": 0.9},
+                 {"momentum": 0.9, "weight_decay": WD, "maximize": True}]
 
 
 @pytest.mark.parametrize("opts", RMSPROP_TORCH, ids=opt_id)

@@ -110,11 +110,10 @@ def test_training_matches_torch(batches, name, kw):
     assert_params_close(fm, tm)
     # the optimizer state: torch.optim's names, shapes and values
     fsd, tsd = fopt.state_dict(), topt.state_dict()
-    assert sorted(fsd["state"]) == list(range(6))
+    assert sorted(fsd["state"]) == sorted(tsd["state"])  # plain SGD: no entries, as torch
     for i, fstate in fsd["state"].items():
-        # torch keeps no entry for plain SGD (no buffer); fastnn's holds just the step
-        tstate = tsd["state"].get(i, {})
-        assert set(fstate) - {"step"} == set(tstate) - {"step"}
+        tstate = tsd["state"][i]
+        assert set(fstate) == set(tstate)
         assert set(fstate) - {"step"} <= STATE_NAMES[name]
         if "step" in tstate:
             assert float(fstate["step"]) == float(tstate["step"]) == STEPS
@@ -279,3 +278,36 @@ def test_state_dict_torch_to_fastnn(batches, name, kw):
     train_fastnn(fm, fopt, batches[10:])
     train_torch(tm, topt, batches[10:])
     assert_params_close(fm, tm)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+def test_param_group_options_are_torchs(name):
+    """The same option names as torch's param groups (maximize and the implementation
+    switches included), with the same defaults."""
+    fopt = getattr(optim, name)([nn.Parameter(np.zeros(2, np.float32))])
+    topt = getattr(torch.optim, name)([torch.nn.Parameter(torch.zeros(2))])
+    fg, tg = fopt.param_groups[0], topt.param_groups[0]
+    assert set(fg) == set(tg)
+    for key in set(tg) - {"params"}:
+        want = tg[key]
+        assert (tuple(fg[key]) if isinstance(fg[key], (tuple, list)) else fg[key]) == \
+            (tuple(want) if isinstance(want, (tuple, list)) else want), key
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+def test_implementation_switches(name):
+    cls = getattr(optim, name)
+    p = [nn.Parameter(np.zeros(2, np.float32))]
+    lr = {"lr": 0.1}
+    cls(p, foreach=True, **lr), cls(p, foreach=False, **lr)   # accepted, no effect
+    if name != "RMSprop":
+        cls(p, fused=True, **lr)
+    with pytest.raises(ValueError, match="differentiable=True needs autograd"):
+        cls(p, differentiable=True, **lr)
+    if name != "SGD":
+        with pytest.raises(ValueError, match="capturable=True is for CUDA graphs"):
+            cls(p, capturable=True, **lr)
+    with pytest.raises(TypeError, match="maximize must be True or False"):
+        cls(p, maximize="yes", **lr)
+    with pytest.raises(TypeError, match="foreach must be True or False"):
+        cls(p, foreach=1, **lr)

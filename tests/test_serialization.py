@@ -828,9 +828,10 @@ def test_checkpoint_optimizer_state_is_checked_at_load(tmp_path, opt_name):
     lr_scheduler.StepLR(fresh, step_size=1, gamma=0.5)
     fastnn.load_checkpoint(path, model, fresh)  # the real checkpoint loads
     steps = {k: v for k, v in fresh.state_dict()["state"].items()}
-    assert {k: v["step"] for k, v in steps.items()} == \
-        {k: v["step"] for k, v in trained.state_dict()["state"].items()}
-    assert len({v["step"] for v in steps.values()}) == 2  # the frozen weight has its own
+    assert {k: v.get("step") for k, v in steps.items()} == \
+        {k: v.get("step") for k, v in trained.state_dict()["state"].items()}
+    if OPTIMIZERS[opt_name](model.parameters()).keeps_step:  # torch's SGD keeps none
+        assert len({v["step"] for v in steps.values()}) == 2  # the frozen weight has its own
 
     opt_meta = json.loads(meta["optimizer"])
     first = sorted(k for k in tensors if k.startswith("optimizer.state.0."))[0]

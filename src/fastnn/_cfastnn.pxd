@@ -75,13 +75,14 @@ cdef extern from "fastnn.h" nogil:
 
     fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, int64_t n,
                             float lr, float momentum, float dampening, int nesterov,
-                            float weight_decay, int first_step)
+                            float weight_decay, int first_step, int maximize)
     fnn_status fnn_adam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
                              float *max_exp_avg_sq, int64_t n, float lr, float beta1, float beta2,
-                             float eps, float weight_decay, int decoupled, int64_t step)
+                             float eps, float weight_decay, int decoupled, int64_t step,
+                             int maximize)
     fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, float *grad_avg,
                                 float *momentum_buf, int64_t n, float lr, float alpha, float eps,
-                                float weight_decay, float momentum)
+                                float weight_decay, float momentum, int maximize)
 
     ctypedef enum fnn_activation:
         FNN_ACT_NONE

@@ -63,10 +63,10 @@ cdef inline float *opt_fptr(object a) noexcept:
 
 
 def sgd_step(param, grad, momentum_buf, lr, momentum=0.0, dampening=0.0, nesterov=False,
-             weight_decay=0.0, first_step=False):
+             weight_decay=0.0, first_step=False, maximize=False):
     """One torch.optim.SGD step on param, in place.
 
-    g = grad + weight_decay * param; with momentum != 0,
+    g = grad (-grad with maximize) + weight_decay * param; with momentum != 0,
     momentum_buf = g on the first step (first_step=True), else
     momentum * momentum_buf + (1 - dampening) * g, and g = momentum_buf (or
     g + momentum * momentum_buf with nesterov); then param -= lr * g.
@@ -77,6 +77,7 @@ def sgd_step(param, grad, momentum_buf, lr, momentum=0.0, dampening=0.0, nestero
     cdef float dampening_ = hyper(dampening, "dampening", -FLT_MAX, FLT_MAX, False)
     cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
     cdef bint nesterov_ = bool(nesterov), first_step_ = bool(first_step)
+    cdef bint maximize_ = bool(maximize)
     if nesterov_ and (momentum_ == 0.0 or dampening_ != 0.0):
         raise ValueError(f"nesterov=True needs momentum > 0 and dampening == 0, "
                          f"got momentum={momentum!r}, dampening={dampening!r}")
@@ -95,17 +96,18 @@ def sgd_step(param, grad, momentum_buf, lr, momentum=0.0, dampening=0.0, nestero
     cdef fnn_status st
     with nogil:
         st = fnn_sgd_step(p, g, buf, n, lr_, momentum_, dampening_, nesterov_, weight_decay_,
-                          first_step_)
+                          first_step_, maximize_)
     check_status(st, "sgd_step")
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=0.999,
-              eps=1e-8, weight_decay=0.0, decoupled=False, max_exp_avg_sq=None):
+              eps=1e-8, weight_decay=0.0, decoupled=False, max_exp_avg_sq=None, maximize=False):
     """One torch.optim.Adam step (AdamW with decoupled=True; AMSGrad when
     max_exp_avg_sq is an array) on param, in place. step is this step's
     1-based count. exp_avg, exp_avg_sq (and max_exp_avg_sq) start as zeros.
 
-    decoupled: param *= 1 - lr * weight_decay, else g = grad + weight_decay * param;
+    g = grad (-grad with maximize);
+    decoupled: param *= 1 - lr * weight_decay, else g += weight_decay * param;
     exp_avg += (1 - beta1) * (g - exp_avg);
     exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g * g;
     v = exp_avg_sq, or max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq) with AMSGrad;
@@ -120,7 +122,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=
     cdef float beta2_ = hyper(beta2, "beta2", 0.0, 1.0, True)
     cdef float eps_ = hyper(eps, "eps", 0.0, FLT_MAX, False)
     cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
-    cdef bint decoupled_ = bool(decoupled)
+    cdef bint decoupled_ = bool(decoupled), maximize_ = bool(maximize)
     check_buffer(param, "param", param, True)
     check_buffer(grad, "grad", param, False)
     check_buffer(exp_avg, "exp_avg", param, True)
@@ -138,17 +140,17 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=
     cdef fnn_status st
     with nogil:
         st = fnn_adam_step(p, g, m, v, vmax, n, lr_, beta1_, beta2_, eps_, weight_decay_,
-                           decoupled_, step_)
+                           decoupled_, step_, maximize_)
     check_status(st, "adam_step")
 
 
 def rmsprop_step(param, grad, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
-                 momentum=0.0, grad_avg=None, momentum_buf=None):
+                 momentum=0.0, grad_avg=None, momentum_buf=None, maximize=False):
     """One torch.optim.RMSprop step on param, in place; centered when grad_avg
     is an array. square_avg, grad_avg and momentum_buf start as zeros;
     momentum_buf may be None when momentum == 0.
 
-    g = grad + weight_decay * param;
+    g = grad (-grad with maximize) + weight_decay * param;
     square_avg = alpha * square_avg + (1 - alpha) * g * g;
     centered: grad_avg += (1 - alpha) * (g - grad_avg),
               avg = sqrt(square_avg - grad_avg**2) + eps, else avg = sqrt(square_avg) + eps;
@@ -160,6 +162,7 @@ def rmsprop_step(param, grad, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_
     cdef float eps_ = hyper(eps, "eps", 0.0, FLT_MAX, False)
     cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
     cdef float momentum_ = hyper(momentum, "momentum", 0.0, FLT_MAX, False)
+    cdef bint maximize_ = bool(maximize)
     check_buffer(param, "param", param, True)
     check_buffer(grad, "grad", param, False)
     check_buffer(square_avg, "square_avg", param, True)
@@ -180,5 +183,6 @@ def rmsprop_step(param, grad, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_
     cdef int64_t n = nelem(param)
     cdef fnn_status st
     with nogil:
-        st = fnn_rmsprop_step(p, g, s, ga, buf, n, lr_, alpha_, eps_, weight_decay_, momentum_)
+        st = fnn_rmsprop_step(p, g, s, ga, buf, n, lr_, alpha_, eps_, weight_decay_, momentum_,
+                              maximize_)
     check_status(st, "rmsprop_step")

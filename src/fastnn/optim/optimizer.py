@@ -10,7 +10,16 @@ step is one C kernel call per group and zero_grad is one fill.
 
 state_dict() / load_state_dict() use torch.optim's layout: {"state": {index:
 {"step": ..., "exp_avg": array, ...}}, "param_groups": [{options..., "params":
-[indices]}]}, indices counting parameters across groups in order.
+[indices]}]}, indices counting parameters across groups in order (a rule
+that keeps no step count, as SGD, saves only its buffers).
+
+Every optimizer takes torch's maximize (ascend: the update starts from -grad)
+and torch's implementation switches foreach, fused, capturable and
+differentiable, which are kept in the param groups as torch keeps them:
+foreach and fused (None or a bool) change nothing, since every step here is
+already one fused C kernel call per group; capturable=True (CUDA graphs) and
+differentiable=True (autograd through the step) cannot be honoured on fastnn's
+CPU kernels without autograd and raise ValueError.
 """
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ from typing import Dict, List, Union
 
 import numpy as np
 
+from fastnn._args import check_bool
 from fastnn.nn.module import start_new_step
 
 _requires_grad = attrgetter("requires_grad")  # for all(map(...)): no Python frame per parameter
@@ -64,8 +74,25 @@ def _rounded_onto_whole(rounded, value) -> bool:
     return type(rounded) is float and rounded != value and rounded.is_integer()
 
 
+def check_common(group: dict) -> None:
+    """maximize and torch's implementation switches, where a group has them."""
+    if "maximize" in group:
+        check_bool(group["maximize"], "maximize")
+    for name in ("foreach", "fused"):
+        if name in group and group[name] is not None:
+            check_bool(group[name], name)
+    for name, why in (("capturable", "capturable=True is for CUDA graphs; fastnn steps on "
+                                     "the CPU"),
+                      ("differentiable", "differentiable=True needs autograd through the "
+                                         "step, which fastnn does not have")):
+        if name in group and check_bool(group[name], name):
+            raise ValueError(why)
+
+
 class Optimizer(ABC):
     """An update rule is a subclass giving the three methods below."""
+
+    keeps_step = True   # state_dict() holds a "step" per parameter (torch's SGD: no)
 
     @abstractmethod
     def state_names(self, group: dict) -> List[str]:
@@ -130,6 +157,7 @@ class Optimizer(ABC):
         C kernels take: lr=1e300 is a finite float but no float32, and a beta of
         1 - 1e-9 rounds to 1.0; both would otherwise fail only at the first step()."""
         rounded = {k: _as_float32(group[k], k) for k in self.defaults if k in group}
+        check_common(group)
         self.check_group(group)
         if any(_rounded_onto_whole(rounded[k], group[k]) for k in rounded):
             try:
@@ -202,10 +230,11 @@ class Optimizer(ABC):
                 end = offset + p.size
                 count = self._steps[i] if type(self._steps[i]) is int else self._steps[i][k]
                 if count > 0:
-                    entry = {"step": float(count)}
+                    entry = {"step": float(count)} if self.keeps_step else {}
                     for name, flat in self._state[i].items():
                         entry[name] = flat[offset:end].reshape(p.shape).copy()
-                    state[index] = entry
+                    if entry:
+                        state[index] = entry
                 indices.append(index)
                 index += 1
                 offset = end

@@ -8,9 +8,13 @@ from fastnn.optim.optimizer import Optimizer
 
 class RMSprop(Optimizer):
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
+                 capturable: bool = False, foreach=None, maximize: bool = False,
+                 differentiable: bool = False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered))
+                                      momentum=momentum, centered=centered,
+                                      capturable=capturable, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable))
 
     def check_group(self, group):
         check_real(group["lr"], "lr", 0.0)
@@ -27,4 +31,5 @@ class RMSprop(Optimizer):
         ops.rmsprop_step(data, grad, state["square_avg"], lr=group["lr"], alpha=group["alpha"],
                          eps=group["eps"], weight_decay=group["weight_decay"],
                          momentum=group["momentum"], grad_avg=state.get("grad_avg"),
-                         momentum_buf=state.get("momentum_buffer"))
+                         momentum_buf=state.get("momentum_buffer"),
+                         maximize=group["maximize"])

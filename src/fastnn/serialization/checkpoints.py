@@ -30,7 +30,8 @@ def save_checkpoint(path, model: Module, optimizer=None, scheduler=None, epoch=N
         sd = optimizer.state_dict()
         steps = {}
         for index, entry in sd["state"].items():
-            steps[str(index)] = float(np.asarray(entry.get("step", 0)))
+            # a rule without a step count (SGD) saves an entry only once it has stepped
+            steps[str(index)] = float(np.asarray(entry.get("step", 1)))
             for name, value in entry.items():
                 if name != "step":
                     tensors[f"optimizer.state.{index}.{name}"] = np.array(value)
