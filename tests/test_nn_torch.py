@@ -877,3 +877,25 @@ def test_load_state_dict_non_strict(case):
     assert sorted(got.unexpected_keys) == sorted(want.unexpected_keys)
     for k, v in fm.state_dict().items():
         np.testing.assert_array_equal(v, tm.state_dict()[k].numpy())
+
+
+def test_forward_arguments_are_named_as_torchs():
+    """Keyword calls as in PyTorch (layer(input=x), loss(input=p, target=t)): every
+    fastnn.nn class with a torch namesake takes torch's forward arguments by name, in
+    torch's order (fastnn may add trailing ones, such as the RNNs' lengths). The
+    containers that take several inputs (*inputs) are the exception."""
+    import inspect
+    several = {"Module", "Sequential"}
+    for name in sorted(set(nn.__all__) - several):
+        ours, theirs = getattr(nn, name), getattr(torch.nn, name, None)
+        if not (inspect.isclass(ours) and inspect.isclass(theirs)
+                and issubclass(theirs, torch.nn.Module)) or \
+                theirs.forward is torch.nn.Module.forward:
+            continue
+        mine = [p for p in inspect.signature(ours.forward).parameters if p != "self"]
+        want = [p for p in inspect.signature(theirs.forward).parameters if p != "self"]
+        assert mine[:len(want)] == want, (name, mine, want)
+    x = np.ones((2, 3), np.float32)
+    layer = nn.Linear(3, 2)
+    np.testing.assert_array_equal(layer(input=x), layer(x))
+    assert nn.MSELoss()(input=x, target=x) == 0.0

@@ -28,7 +28,8 @@ class _FromOutput(Stateless, Module):
     def get_config(self) -> dict:
         return {}
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         y = type(self).forward_op(x)
         self._save(y)
         return y
@@ -49,7 +50,8 @@ class _FromInput(Stateless, Module):
     def get_config(self) -> dict:
         return self.op_args()
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         x = to_float32(x)
         self._save(x)
         return type(self).forward_op(x, **self.op_args())
@@ -71,7 +73,8 @@ class ReLU(_FromOutput):
     def get_config(self) -> dict:
         return {"inplace": self.inplace}
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         x = to_float32(x)
         y = ops.relu(x, out=_in_place_target(x, self.inplace))
         self._save(y)
@@ -106,7 +109,8 @@ class LeakyReLU(_FromInput):
     def get_config(self) -> dict:
         return {"negative_slope": self.negative_slope, "inplace": self.inplace}
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         if not self.inplace:
             return super().forward(x)
         x = to_float32(x)
@@ -147,7 +151,8 @@ class _SoftmaxBase(Stateless, Module):
         super().__init__()
         self.dim = check_int(dim, "dim", None)
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         y = (ops.log_softmax if self.log else ops.softmax)(x, axis=self.dim)
         self._save(y)
         return y

@@ -137,7 +137,8 @@ class _BatchNorm(Module):
     # forward_fused; the backward masks grad_out by the saved output)
     epilogues = ("relu",)
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         return self.forward_fused(x, None)
 
     def forward_fused(self, x, epilogue):

@@ -54,9 +54,10 @@ class _Folded:
         yield from self.layer.parameters()
         yield from self.norm.parameters()
 
-    def forward(self, x):
+    def forward(self, input):
         # a batch of the layer's rank (an unbatched input goes module by module, where
         # the normalization refuses it as it would alone)
+        x = input  # torch's name for the argument
         if not (self.layer.training or self.norm.training or is_grad_enabled()) and \
                 np.ndim(x) == self.layer._n + 2:
             return self.layer.forward_folded(x, self.norm, self.epilogue)
@@ -199,7 +200,8 @@ class Residual(Container, Module):
         else:
             self.shortcut = _check_module(shortcut, "Residual shortcut")
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         y = to_float32(self.body(x), "Residual body output")
         s = to_float32(x if self.shortcut is None else self.shortcut(x), "Residual shortcut")
         if y.shape != s.shape:
@@ -250,7 +252,8 @@ class Concat(IndexedContainer, Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         outs = [to_float32(b(x), f"Concat branch {i} output")
                 for i, b in enumerate(self._modules.values())]
         first = outs[0]
@@ -335,6 +338,7 @@ class ModuleList(IndexedContainer, Module):
             self.append(m)
         return self
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         raise NotImplementedError("ModuleList has no forward: iterate over it in your own "
                                   "Module's forward")

@@ -23,7 +23,8 @@ class _DropoutNd(Stateless, Module):
     def _mask_shape(self, x: np.ndarray) -> tuple:
         return x.shape
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         x = to_float32(x)
         shape = self._mask_shape(x)
         if not self.training or self.p == 0.0:

@@ -16,7 +16,8 @@ class Flatten(Stateless, Module):
         self.start_dim = check_int(start_dim, "start_dim", None)
         self.end_dim = check_int(end_dim, "end_dim", None)
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         x = np.asarray(x)
         nd = max(x.ndim, 1)
         start = self.start_dim + nd if self.start_dim < 0 else self.start_dim

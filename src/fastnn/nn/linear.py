@@ -43,8 +43,8 @@ class Linear(Module):
     # `epilogue` is one of these
     epilogues = tuple(name for name in ops.ACTIVATIONS if name != "none")
 
-    def forward(self, x):
-        return self.forward_fused(x, None)
+    def forward(self, input):
+        return self.forward_fused(input, None)
 
     def forward_fused(self, x, epilogue):
         """epilogue(x @ weight.T + bias) with the activation (None or one of
@@ -98,8 +98,8 @@ class Identity(Stateless, Module):
     def get_config(self) -> dict:
         return {}
 
-    def forward(self, x):
-        return x
+    def forward(self, input):
+        return input
 
     def backward(self, grad_out, input_grad: bool = True):
         return grad_out if input_grad else None

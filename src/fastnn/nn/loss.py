@@ -22,8 +22,8 @@ class _Loss(Stateless, Module):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
         self.reduction = reduction
 
-    def __call__(self, pred, target) -> float:
-        return self.forward(pred, target)
+    def __call__(self, input, target) -> float:
+        return self.forward(input, target)
 
     def _keep(self, loss: float, grad: np.ndarray, count: int) -> float:
         """Store the gradient of the mean over `count` terms (or of the sum)."""
@@ -57,7 +57,8 @@ class CrossEntropyLoss(_Loss):
         return {"ignore_index": self.ignore_index, "reduction": self.reduction,
                 "label_smoothing": self.label_smoothing}
 
-    def forward(self, logits, target) -> float:
+    def forward(self, input, target) -> float:
+        logits = input  # torch's name for the argument
         loss, grad = ops.cross_entropy(logits, target, label_smoothing=self.label_smoothing,
                                        ignore_index=self.ignore_index)
         count = (int(np.count_nonzero(np.asarray(target) != self.ignore_index))
@@ -66,7 +67,8 @@ class CrossEntropyLoss(_Loss):
 
 
 class MSELoss(_Loss):
-    def forward(self, pred, target) -> float:
+    def forward(self, input, target) -> float:
+        pred = input  # torch's name for the argument
         loss, grad = ops.mse_loss(pred, target)
         return self._keep(loss, grad, grad.size)
 
@@ -74,7 +76,8 @@ class MSELoss(_Loss):
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on logits (a stable sigmoid + BCE), targets in [0, 1]."""
 
-    def forward(self, logits, target) -> float:
+    def forward(self, input, target) -> float:
+        logits = input  # torch's name for the argument
         loss, grad = ops.binary_cross_entropy_with_logits(logits, target)
         return self._keep(loss, grad, grad.size)
 
@@ -90,7 +93,8 @@ def _difference(pred, target):
 class L1Loss(_Loss):
     """mean |pred - target|; the gradient at a tie is 0, as PyTorch's sign()."""
 
-    def forward(self, pred, target) -> float:
+    def forward(self, input, target) -> float:
+        pred = input  # torch's name for the argument
         d = _difference(pred, target)
         n = max(d.size, 1)
         loss = float(np.abs(d, dtype=np.float64).sum()) / n if d.size else float("nan")
@@ -104,7 +108,8 @@ class HuberLoss(_Loss):
         super().__init__(reduction)
         self.delta = check_real(delta, "delta", 0.0, low_open=True)
 
-    def forward(self, pred, target) -> float:
+    def forward(self, input, target) -> float:
+        pred = input  # torch's name for the argument
         d = _difference(pred, target)
         n = max(d.size, 1)
         a = np.abs(d)

@@ -40,7 +40,8 @@ class GroupNorm(Module):
         if self.bias is not None:
             self.bias.data[...] = 0.0
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         x = to_float32(x)
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) expects input "
@@ -128,7 +129,8 @@ class LayerNorm(Module):
         return (None if self.weight is None else self.weight.data,
                 None if self.bias is None else self.bias.data)
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         x = to_float32(x)
         _check_trailing(self, x)
         weight, bias = self._affine()

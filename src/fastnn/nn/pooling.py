@@ -48,7 +48,8 @@ class _MaxPoolNd(Stateless, Module):
         self.return_indices = check_bool(return_indices, "return_indices")
         self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         fn = ops.max_pool1d if self._nd == 1 else ops.max_pool2d
         out, indices = fn(x, self.kernel_size, self.stride, self.padding, self.dilation,
                           self.ceil_mode, True)
@@ -99,7 +100,8 @@ class _ShapePool(Stateless, Module):
     def _backward_options(self):
         return self._options()
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         out = self._op()(x, *self._options())
         self._save(out.shape[:-self._nd] + _spatial(x, self._nd))
         return out
@@ -202,7 +204,8 @@ class _AdaptiveMaxPoolNd(Stateless, Module):
         self.output_size = _output_size(output_size, self._nd)
         self.return_indices = check_bool(return_indices, "return_indices")
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         fn = ops.adaptive_max_pool1d if self._nd == 1 else ops.adaptive_max_pool2d
         out, indices = fn(x, self.output_size, True)
         self._save(indices, out.shape[:-self._nd] + _spatial(x, self._nd))

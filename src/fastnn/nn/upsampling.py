@@ -80,7 +80,8 @@ class Upsample(Stateless, Module):
                 scales = (None,) * nd
         return [_source_index(n, o, s) for n, o, s in zip(spatial, outs, scales)]
 
-    def forward(self, x):
+    def forward(self, input):
+        x = input  # torch's name for the argument
         x = np.asarray(x, dtype=np.float32)
         if x.ndim not in (3, 4) or 0 in x.shape[2:]:
             raise ValueError(f"Upsample: input must be (N, C, L) or (N, C, H, W) with non-empty "
