@@ -199,6 +199,34 @@ fnn_status fnn_adam_step(float *param, const float *grad, float *exp_avg, float 
 fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, float *grad_avg,
                             float *momentum_buf, int64_t n, float lr, float alpha, float eps,
                             float weight_decay, float momentum, int maximize);
+/* torch.optim.Adagrad; lr_decay >= 0; step: the 1-based count of this step.
+ *   g = grad + weight_decay * param
+ *   clr = lr / (1 + (step - 1) * lr_decay)
+ *   sum += g * g;  param -= clr * g / (sqrt(sum) + eps) */
+fnn_status fnn_adagrad_step(float *param, const float *grad, float *sum, int64_t n, float lr,
+                            float lr_decay, float weight_decay, float eps, int64_t step,
+                            int maximize);
+/* torch.optim.Adamax; step: the 1-based count of this step.
+ *   g = grad + weight_decay * param
+ *   exp_avg = lerp(exp_avg, g, 1 - beta1)
+ *   exp_inf = max(beta2 * exp_inf, |g| + eps)
+ *   param -= lr / (1 - beta1^step) * exp_avg / exp_inf */
+fnn_status fnn_adamax_step(float *param, const float *grad, float *exp_avg, float *exp_inf,
+                           int64_t n, float lr, float beta1, float beta2, float eps,
+                           float weight_decay, int64_t step, int maximize);
+/* torch.optim.RAdam (decoupled: decoupled_weight_decay=True); step >= 1.
+ *   decoupled: param *= 1 - lr * weight_decay;  g = grad
+ *   else:      g = grad + weight_decay * param
+ *   exp_avg = lerp(exp_avg, g, 1 - beta1)
+ *   exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g * g
+ *   mhat = exp_avg / (1 - beta1^step)
+ *   rho_inf = 2 / (1 - beta2) - 1,  rho = rho_inf - 2 step beta2^step / (1 - beta2^step)
+ *   rho > 5: rect = sqrt((rho - 4)(rho - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho))
+ *            param -= lr * rect * mhat * sqrt(1 - beta2^step) / (sqrt(exp_avg_sq) + eps)
+ *   else:    param -= lr * mhat          (scalars in double, once) */
+fnn_status fnn_radam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                          int64_t n, float lr, float beta1, float beta2, float eps,
+                          float weight_decay, int decoupled, int64_t step, int maximize);
 
 /* ---- SGEMM (gemm/: kernel.c, pack.c, gemm_api.c) ---------------------------
  * Row-major C := act(alpha * op(A) op(B) + beta * C + bias).

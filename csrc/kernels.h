@@ -103,6 +103,25 @@ typedef struct {
     float neg_lr, weight_decay, alpha, one_minus_alpha, eps, momentum;
     int maximize;
 } fnn_rmsprop_coefs;
+typedef struct {
+    float neg_clr;        /* -lr / (1 + (step - 1) lr_decay) */
+    float weight_decay, eps;
+    int maximize;
+} fnn_adagrad_coefs;
+typedef struct {
+    float weight_decay, one_minus_beta1, beta2, eps;
+    float neg_clr;        /* -lr / (1 - beta1^step) */
+    int maximize;
+} fnn_adamax_coefs;
+typedef struct {
+    float weight_decay;   /* RAdam: added to the gradient, 0 for none */
+    float decay;          /* decoupled: param *= 1 - lr*weight_decay, 1 for none */
+    float one_minus_beta1, beta2, one_minus_beta2, eps;
+    float inv_bc1;        /* 1 / (1 - beta1^step) */
+    float sqrt_bc2;       /* sqrt(1 - beta2^step) */
+    float neg_lr_rect;    /* -lr * rect when rectified, else -lr */
+    int rectified, maximize;
+} fnn_radam_coefs;
 /* param, grad, momentum_buf (n,) */
 typedef void (*fnn_sgd_fn)(float *param, const float *grad, float *momentum_buf, int64_t n,
                            const fnn_sgd_coefs *c);
@@ -113,10 +132,22 @@ typedef void (*fnn_adam_fn)(float *param, const float *grad, float *exp_avg, flo
 typedef void (*fnn_rmsprop_fn)(float *param, const float *grad, float *square_avg,
                                float *grad_avg, float *momentum_buf, int64_t n,
                                const fnn_rmsprop_coefs *c);
+/* param, grad, sum (n,) */
+typedef void (*fnn_adagrad_fn)(float *param, const float *grad, float *sum, int64_t n,
+                               const fnn_adagrad_coefs *c);
+/* param, grad, exp_avg, exp_inf (n,) */
+typedef void (*fnn_adamax_fn)(float *param, const float *grad, float *exp_avg, float *exp_inf,
+                              int64_t n, const fnn_adamax_coefs *c);
+/* param, grad, exp_avg, exp_avg_sq (n,) */
+typedef void (*fnn_radam_fn)(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                             int64_t n, const fnn_radam_coefs *c);
 typedef struct {
     fnn_sgd_fn sgd;
     fnn_adam_fn adam;
     fnn_rmsprop_fn rmsprop;
+    fnn_adagrad_fn adagrad;
+    fnn_adamax_fn adamax;
+    fnn_radam_fn radam;
 } fnn_optim_kernels;
 
 /* ---- Linear layer pieces (linear.c) ----------------------------------------

@@ -1,5 +1,6 @@
 /*
- * optim.c - fused optimizer updates: SGD, Adam / AdamW, RMSprop.
+ * optim.c - fused optimizer updates: SGD, Adam / AdamW, RMSprop, Adagrad, Adamax,
+ * RAdam.
  *
  * Compiled once per ISA (see simd.h). Each kernel makes one step of
  * torch.optim's single-tensor update over n floats, in place, in one pass:
@@ -58,6 +59,22 @@ static void FNN_K(sgd_step)(float *param, const float *grad, float *momentum_buf
     }
 }
 
+/* Adam's and RAdam's shared start at element i (w lanes): param *= decay (decoupled
+ * weight decay, 1 for none), g = (maximize ? -grad : grad) + wd param,
+ * m = lerp(m, g, 1 - beta1), v = beta2 v + (1 - beta2) g^2; m and v are stored */
+FNN_INLINE void adam_moments(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                             int64_t w, float decay, float weight_decay, int maximize,
+                             float one_minus_beta1, vf beta2, vf one_minus_beta2,
+                             vf *p, vf *m, vf *v) {
+    *p = vf_load_w(param, w, 0.0f);
+    if (decay != 1.0f) *p = vf_mul(*p, vf_set1(decay));
+    vf g = decayed_grad(grad, *p, w, weight_decay, maximize);
+    *m = lerp(vf_load_w(exp_avg, w, 0.0f), g, one_minus_beta1);
+    *v = square_avg_update(vf_load_w(exp_avg_sq, w, 0.0f), g, beta2, one_minus_beta2);
+    vf_store_w(exp_avg, *m, w);
+    vf_store_w(exp_avg_sq, *v, w);
+}
+
 /* ---- Adam / AdamW, optionally AMSGrad -------------------------------------
  * param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq (n,); max_exp_avg_sq NULL:
  * no amsgrad. g = maximize ? -grad : grad; param *= decay (AdamW) or g += wd param (Adam);
@@ -67,18 +84,15 @@ static void FNN_K(sgd_step)(float *param, const float *grad, float *momentum_buf
  * division by a scalar. */
 static void FNN_K(adam_step)(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
                              float *max_exp_avg_sq, int64_t n, const fnn_adam_coefs *c) {
-    const vf decay = vf_set1(c->decay), eps = vf_set1(c->eps);
+    const vf eps = vf_set1(c->eps);
     const vf beta2 = vf_set1(c->beta2), one_minus_beta2 = vf_set1(c->one_minus_beta2);
     const vf inv_sqrt_bc2 = vf_set1(c->inv_sqrt_bc2), neg_step_size = vf_set1(c->neg_step_size);
     for (int64_t i = 0; i < n; i += FNN_VW) {
         int64_t w = vf_lanes(n - i);
-        vf p = vf_load_w(param + i, w, 0.0f);
-        if (c->decay != 1.0f) p = vf_mul(p, decay);
-        vf g = decayed_grad(grad + i, p, w, c->weight_decay, c->maximize);
-        vf m = lerp(vf_load_w(exp_avg + i, w, 0.0f), g, c->one_minus_beta1);
-        vf v = square_avg_update(vf_load_w(exp_avg_sq + i, w, 0.0f), g, beta2, one_minus_beta2);
-        vf_store_w(exp_avg + i, m, w);
-        vf_store_w(exp_avg_sq + i, v, w);
+        vf p, m, v;
+        adam_moments(param + i, grad + i, exp_avg + i, exp_avg_sq + i, w, c->decay,
+                     c->weight_decay, c->maximize, c->one_minus_beta1, beta2, one_minus_beta2,
+                     &p, &m, &v);
         if (max_exp_avg_sq) {
             v = vf_max(vf_load_w(max_exp_avg_sq + i, w, 0.0f), v); /* a NaN v passes */
             vf_store_w(max_exp_avg_sq + i, v, w);
@@ -120,8 +134,70 @@ static void FNN_K(rmsprop_step)(float *param, const float *grad, float *square_a
     }
 }
 
+/* ---- Adagrad ----------------------------------------------------------------
+ * param, grad, sum (n,).
+ * g = (maximize ? -grad : grad) + wd param;  sum += g^2;  param -= clr g / (sqrt(sum) + eps) */
+static void FNN_K(adagrad_step)(float *param, const float *grad, float *sum, int64_t n,
+                                const fnn_adagrad_coefs *c) {
+    const vf neg_clr = vf_set1(c->neg_clr), eps = vf_set1(c->eps);
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf p = vf_load_w(param + i, w, 0.0f);
+        vf g = decayed_grad(grad + i, p, w, c->weight_decay, c->maximize);
+        vf s = vf_fmadd(g, g, vf_load_w(sum + i, w, 0.0f));
+        vf_store_w(sum + i, s, w);
+        vf_store_w(param + i, vf_fmadd(vf_div(g, vf_add(vf_sqrt(s), eps)), neg_clr, p), w);
+    }
+}
+
+/* ---- Adamax ---------------------------------------------------------------------
+ * param, grad, exp_avg, exp_inf (n,).
+ * g = (maximize ? -grad : grad) + wd param;  m = lerp(m, g, 1 - beta1);
+ * u = max(beta2 u, |g| + eps);  param -= lr / (1 - beta1^step) m / u */
+static void FNN_K(adamax_step)(float *param, const float *grad, float *exp_avg, float *exp_inf,
+                               int64_t n, const fnn_adamax_coefs *c) {
+    const vf beta2 = vf_set1(c->beta2), eps = vf_set1(c->eps), neg_clr = vf_set1(c->neg_clr);
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf p = vf_load_w(param + i, w, 0.0f);
+        vf g = decayed_grad(grad + i, p, w, c->weight_decay, c->maximize);
+        vf m = lerp(vf_load_w(exp_avg + i, w, 0.0f), g, c->one_minus_beta1);
+        vf u = vf_max(vf_mul(vf_load_w(exp_inf + i, w, 0.0f), beta2), vf_add(vf_abs(g), eps));
+        vf_store_w(exp_avg + i, m, w);
+        vf_store_w(exp_inf + i, u, w);
+        vf_store_w(param + i, vf_fmadd(vf_div(m, u), neg_clr, p), w);
+    }
+}
+
+/* ---- RAdam ----------------------------------------------------------------------
+ * param, grad, exp_avg, exp_avg_sq (n,).
+ * param *= decay (decoupled) or g = grad + wd param;  m = lerp(m, g, 1 - beta1);
+ * v = beta2 v + (1 - beta2) g^2;  mhat = m / (1 - beta1^step);
+ * rectified (rho_t > 5): param -= lr rect mhat sqrt(1 - beta2^step) / (sqrt(v) + eps),
+ * else param -= lr mhat */
+static void FNN_K(radam_step)(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                              int64_t n, const fnn_radam_coefs *c) {
+    const vf eps = vf_set1(c->eps), inv_bc1 = vf_set1(c->inv_bc1);
+    const vf beta2 = vf_set1(c->beta2), one_minus_beta2 = vf_set1(c->one_minus_beta2);
+    const vf sqrt_bc2 = vf_set1(c->sqrt_bc2), neg_lr_rect = vf_set1(c->neg_lr_rect);
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf p, m, v;
+        adam_moments(param + i, grad + i, exp_avg + i, exp_avg_sq + i, w, c->decay,
+                     c->weight_decay, c->maximize, c->one_minus_beta1, beta2, one_minus_beta2,
+                     &p, &m, &v);
+        vf mhat = vf_mul(m, inv_bc1);
+        if (c->rectified)
+            mhat = vf_mul(mhat, vf_div(sqrt_bc2, vf_add(vf_sqrt(v), eps)));
+        vf_store_w(param + i, vf_fmadd(mhat, neg_lr_rect, p), w);
+    }
+}
+
 const fnn_optim_kernels FNN_K(fnn_optim_kernels) = {
     .sgd = FNN_K(sgd_step),
     .adam = FNN_K(adam_step),
     .rmsprop = FNN_K(rmsprop_step),
+    .adagrad = FNN_K(adagrad_step),
+    .adamax = FNN_K(adamax_step),
+    .radam = FNN_K(radam_step),
 };

@@ -32,6 +32,9 @@ typedef struct {
         fnn_sgd_coefs sgd;
         fnn_adam_coefs adam;
         fnn_rmsprop_coefs rmsprop;
+        fnn_adagrad_coefs adagrad;
+        fnn_adamax_coefs adamax;
+        fnn_radam_coefs radam;
     } coefs;
 } optim_job;
 
@@ -50,6 +53,24 @@ static void rmsprop_range(void *ctx, int64_t begin, int64_t end) {
     optim_job *j = ctx;
     j->k->rmsprop(j->param + begin, j->grad + begin, j->a + begin, at(j->b, begin), at(j->c, begin),
                end - begin, &j->coefs.rmsprop);
+}
+
+static void adagrad_range(void *ctx, int64_t begin, int64_t end) {
+    optim_job *j = ctx;
+    j->k->adagrad(j->param + begin, j->grad + begin, j->a + begin, end - begin,
+                  &j->coefs.adagrad);
+}
+
+static void adamax_range(void *ctx, int64_t begin, int64_t end) {
+    optim_job *j = ctx;
+    j->k->adamax(j->param + begin, j->grad + begin, j->a + begin, j->b + begin, end - begin,
+                 &j->coefs.adamax);
+}
+
+static void radam_range(void *ctx, int64_t begin, int64_t end) {
+    optim_job *j = ctx;
+    j->k->radam(j->param + begin, j->grad + begin, j->a + begin, j->b + begin, end - begin,
+                &j->coefs.radam);
 }
 
 fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, int64_t n,
@@ -110,5 +131,68 @@ fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, 
                                      .eps = eps, .momentum = momentum,
                                      .maximize = maximize != 0}};
     fnn_parallel_for(n, FNN_GRAIN_SQRT_DIV, FNN_ALIGN_FLOATS, &j, rmsprop_range);
+    return FNN_OK;
+}
+
+fnn_status fnn_adagrad_step(float *param, const float *grad, float *sum, int64_t n, float lr,
+                            float lr_decay, float weight_decay, float eps, int64_t step,
+                            int maximize) {
+    if (n < 0 || !nonneg(lr) || !nonneg(lr_decay) || !nonneg(weight_decay) || !nonneg(eps) ||
+        step < 1)
+        return FNN_ERR_ARG;
+    if (n > 0 && (!param || !grad || !sum)) return FNN_ERR_ARG;
+    optim_job j = {.k = fnn_active_optim(), .param = param, .grad = grad, .a = sum,
+                   .coefs.adagrad = {
+                       .neg_clr = (float)(-(double)lr / (1.0 + (double)(step - 1) * lr_decay)),
+                       .weight_decay = weight_decay, .eps = eps, .maximize = maximize != 0}};
+    fnn_parallel_for(n, FNN_GRAIN_SQRT_DIV, FNN_ALIGN_FLOATS, &j, adagrad_range);
+    return FNN_OK;
+}
+
+fnn_status fnn_adamax_step(float *param, const float *grad, float *exp_avg, float *exp_inf,
+                           int64_t n, float lr, float beta1, float beta2, float eps,
+                           float weight_decay, int64_t step, int maximize) {
+    if (n < 0 || !nonneg(lr) || !below_one(beta1) || !below_one(beta2) || !nonneg(eps) ||
+        !nonneg(weight_decay) || step < 1)
+        return FNN_ERR_ARG;
+    if (n > 0 && (!param || !grad || !exp_avg || !exp_inf)) return FNN_ERR_ARG;
+    double bc1 = 1.0 - pow(beta1, (double)step);
+    optim_job j = {.k = fnn_active_optim(), .param = param, .grad = grad, .a = exp_avg,
+                   .b = exp_inf,
+                   .coefs.adamax = {.weight_decay = weight_decay,
+                                    .one_minus_beta1 = (float)(1.0 - (double)beta1),
+                                    .beta2 = beta2, .eps = eps,
+                                    .neg_clr = (float)(-(double)lr / bc1),
+                                    .maximize = maximize != 0}};
+    fnn_parallel_for(n, FNN_GRAIN_SQRT_DIV, FNN_ALIGN_FLOATS, &j, adamax_range);
+    return FNN_OK;
+}
+
+fnn_status fnn_radam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                          int64_t n, float lr, float beta1, float beta2, float eps,
+                          float weight_decay, int decoupled, int64_t step, int maximize) {
+    if (n < 0 || !nonneg(lr) || !below_one(beta1) || !below_one(beta2) || !nonneg(eps) ||
+        !nonneg(weight_decay) || step < 1)
+        return FNN_ERR_ARG;
+    if (n > 0 && (!param || !grad || !exp_avg || !exp_avg_sq)) return FNN_ERR_ARG;
+    double b2t = pow(beta2, (double)step);
+    double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - b2t;
+    double rho_inf = 2.0 / (1.0 - beta2) - 1.0;
+    double rho = rho_inf - 2.0 * (double)step * b2t / bc2;
+    int rectified = rho > 5.0;
+    double rect = rectified ? sqrt((rho - 4.0) * (rho - 2.0) * rho_inf /
+                                   ((rho_inf - 4.0) * (rho_inf - 2.0) * rho)) : 1.0;
+    optim_job j = {.k = fnn_active_optim(), .param = param, .grad = grad, .a = exp_avg,
+                   .b = exp_avg_sq,
+                   .coefs.radam = {
+                       .weight_decay = decoupled ? 0.0f : weight_decay,
+                       .decay = decoupled ? (float)(1.0 - (double)lr * weight_decay) : 1.0f,
+                       .one_minus_beta1 = (float)(1.0 - (double)beta1),
+                       .beta2 = beta2, .one_minus_beta2 = (float)(1.0 - (double)beta2),
+                       .eps = eps, .inv_bc1 = (float)(1.0 / bc1),
+                       .sqrt_bc2 = (float)sqrt(bc2),
+                       .neg_lr_rect = (float)(-(double)lr * rect),
+                       .rectified = rectified, .maximize = maximize != 0}};
+    fnn_parallel_for(n, FNN_GRAIN_SQRT_DIV, FNN_ALIGN_FLOATS, &j, radam_range);
     return FNN_OK;
 }

@@ -163,8 +163,8 @@ def sgd_step(p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_
     p -= lr * g
 
 
-def adam_step(p, g, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-              decoupled=False, max_exp_avg_sq=None, maximize=False):
+def adam_moments(p, g, m, v, lr, beta1, beta2, weight_decay, decoupled, maximize):
+    """Adam's and RAdam's shared start: weight decay, then both moment estimates."""
     g = -f64(g) if maximize else f64(g)
     if weight_decay and decoupled:
         p *= 1.0 - lr * weight_decay
@@ -172,6 +172,11 @@ def adam_step(p, g, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weigh
         g = g + weight_decay * p
     m += (1.0 - beta1) * (g - m)
     v[...] = beta2 * v + (1.0 - beta2) * g * g
+
+
+def adam_step(p, g, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              decoupled=False, max_exp_avg_sq=None, maximize=False):
+    adam_moments(p, g, m, v, lr, beta1, beta2, weight_decay, decoupled, maximize)
     if max_exp_avg_sq is not None:
         np.maximum(max_exp_avg_sq, v, out=max_exp_avg_sq)
         v = max_exp_avg_sq
@@ -195,6 +200,38 @@ def rmsprop_step(p, g, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0
         p -= lr * momentum_buf
     else:
         p -= lr * g / avg
+
+
+def adagrad_step(p, g, sum_, step, lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                 maximize=False):
+    g = -f64(g) if maximize else f64(g)
+    if weight_decay:
+        g = g + weight_decay * p
+    sum_ += g * g
+    p -= lr / (1.0 + (step - 1) * lr_decay) * g / (np.sqrt(sum_) + eps)
+
+
+def adamax_step(p, g, m, u, step, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                maximize=False):
+    g = -f64(g) if maximize else f64(g)
+    if weight_decay:
+        g = g + weight_decay * p
+    m += (1.0 - beta1) * (g - m)
+    np.maximum(beta2 * u, np.abs(g) + eps, out=u)
+    p -= lr / (1.0 - beta1 ** step) * m / u
+
+
+def radam_step(p, g, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+               decoupled=False, maximize=False):
+    adam_moments(p, g, m, v, lr, beta1, beta2, weight_decay, decoupled, maximize)
+    bc1, bc2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    rho = rho_inf - 2.0 * step * beta2 ** step / bc2
+    if rho > 5.0:
+        rect = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        p -= lr * rect * (m / bc1) * math.sqrt(bc2) / (np.sqrt(v) + eps)
+    else:
+        p -= lr * (m / bc1)
 
 
 def rnn_layer(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, mode="lstm",

@@ -1,4 +1,5 @@
-"""Fused optimizer updates (ops.sgd_step, adam_step, rmsprop_step): 20 steps
+"""Fused optimizer updates (ops.sgd_step, adam_step, rmsprop_step, adagrad_step,
+adamax_step, radam_step): 20 steps
 against the float64 references for every option and ISA path, 1 vs 2 threads
 bitwise, the input rules, and (with torch) 20 steps against torch.optim."""
 import itertools
@@ -168,6 +169,43 @@ def test_rmsprop_matches_reference(n, opts, isa, rng):
     check_against_reference(n, rmsprop_buffers(opts), ours, theirs, rng)
 
 
+# ---- Adagrad, Adamax, RAdam -------------------------------------------------------------
+# name -> (state buffers, option sets, our step, the reference step)
+MORE_RULES = {
+    "adagrad": (["sum"], [{}, {"lr_decay": 0.1, "weight_decay": WD}, {"eps": 0.0},
+                          {"maximize": True, "weight_decay": WD}],
+                lambda s, g, t, kw: ops.adagrad_step(s["param"], g, s["sum"], t, **kw),
+                lambda s, g, t, kw: ref.adagrad_step(s["param"], g, s["sum"], t, **kw)),
+    "adamax": (["exp_avg", "exp_inf"], [{}, {"weight_decay": WD, "beta1": 0.5, "beta2": 0.9},
+                                        {"maximize": True, "eps": 0.0}],
+               lambda s, g, t, kw: ops.adamax_step(s["param"], g, s["exp_avg"], s["exp_inf"], t,
+                                                   **kw),
+               lambda s, g, t, kw: ref.adamax_step(s["param"], g, s["exp_avg"], s["exp_inf"], t,
+                                                   **kw)),
+    # beta2 0.9: rho_t passes 5 at step 6, so 20 steps cover both branches
+    "radam": (["exp_avg", "exp_avg_sq"], [{}, {"beta2": 0.9}, {"beta2": 0.9, "weight_decay": WD},
+                                          {"beta2": 0.9, "weight_decay": WD, "decoupled": True,
+                                           "maximize": True}],
+              lambda s, g, t, kw: ops.radam_step(s["param"], g, s["exp_avg"], s["exp_avg_sq"], t,
+                                                 **kw),
+              lambda s, g, t, kw: ref.radam_step(s["param"], g, s["exp_avg"], s["exp_avg_sq"], t,
+                                                 **kw)),
+}
+MORE_CASES = [(name, opts) for name, (_, options, _, _) in MORE_RULES.items()
+              for opts in options]
+
+
+@pytest.mark.parametrize("name, opts", MORE_CASES, ids=lambda v: v if isinstance(v, str)
+                         else opt_id(v))
+@pytest.mark.parametrize("n", SIZES)
+def test_more_rules_match_reference(n, name, opts, isa, rng):
+    buffers, ours, theirs, = MORE_RULES[name][0], MORE_RULES[name][2], MORE_RULES[name][3]
+    kw = dict(opts, lr=1e-2)
+    hp = {k: f32(v) for k, v in kw.items()}
+    check_against_reference(n, buffers, lambda s, g, t: ours(s, g, t, kw),
+                            lambda s, g, t: theirs(s, g, t, hp), rng)
+
+
 # ---- threads: every option on, bitwise the same for 1 and 2 threads ----------------
 N_SPLIT = 200003  # > 2 x 32768: really split, with a ragged end
 EVERYTHING = {
@@ -183,6 +221,13 @@ EVERYTHING = {
     "rmsprop": (["square_avg", "grad_avg", "momentum_buf"], lambda s, g, t: ops.rmsprop_step(
         s["param"], g, s["square_avg"], weight_decay=0.1, momentum=0.9, grad_avg=s["grad_avg"],
         momentum_buf=s["momentum_buf"])),
+    "adagrad": (["sum"], lambda s, g, t: ops.adagrad_step(
+        s["param"], g, s["sum"], t, lr_decay=0.1, weight_decay=0.1, maximize=True)),
+    "adamax": (["exp_avg", "exp_inf"], lambda s, g, t: ops.adamax_step(
+        s["param"], g, s["exp_avg"], s["exp_inf"], t, weight_decay=0.1)),
+    "radam": (["exp_avg", "exp_avg_sq"], lambda s, g, t: ops.radam_step(
+        s["param"], g, s["exp_avg"], s["exp_avg_sq"], t + 5, beta2=0.9, weight_decay=0.1,
+        decoupled=True)),
 }
 
 
@@ -282,6 +327,13 @@ BAD = [
     (rmsprop(momentum=0.9),                                       ValueError, r"\bmomentum_buf\b.*None"),
     (rmsprop(alpha=1.5),                                          ValueError, r"\balpha\b.*\[0, 1\].*1\.5"),
     (rmsprop(alpha=-0.1),                                         ValueError, r"\balpha\b.*\[0, 1\]"),
+    (lambda: ops.adagrad_step(z(), z(), z(5), 1),                 ValueError, r"\bsum\b.*elements"),
+    (lambda: ops.adagrad_step(z(), z(), z(), 1, lr_decay=-1.0),   ValueError, r"\blr_decay\b.*>= 0"),
+    (lambda: ops.adagrad_step(z(), z(), z(), 0),                  ValueError, r"\bstep\b.*>= 1"),
+    (lambda: ops.adamax_step(z(), z(), z(), z(dtype=np.float64), 1), TypeError, r"\bexp_inf\b.*float32"),
+    (lambda: ops.adamax_step(z(), z(), z(), z(), 1, beta2=1.0),   ValueError, r"\bbeta2\b.*\[0, 1\)"),
+    (lambda: ops.radam_step(z(), z(), SHARED, SHARED, 1),         ValueError, r"\bexp_avg_sq\b.*share memory"),
+    (lambda: ops.radam_step(z(), z(), z(), z(), 1, eps=-1.0),     ValueError, r"\beps\b.*>= 0"),
 ]
 
 

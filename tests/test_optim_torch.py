@@ -280,7 +280,10 @@ def test_state_dict_torch_to_fastnn(batches, name, kw):
     assert_params_close(fm, tm)
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+ALL = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "RAdam"]
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_param_group_options_are_torchs(name):
     """The same option names as torch's param groups (maximize and the implementation
     switches included), with the same defaults."""
@@ -294,17 +297,20 @@ def test_param_group_options_are_torchs(name):
             (tuple(want) if isinstance(want, (tuple, list)) else want), key
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+@pytest.mark.parametrize("name", ALL)
 def test_implementation_switches(name):
+    import inspect
     cls = getattr(optim, name)
+    takes = inspect.signature(cls).parameters
+    assert list(takes) == list(inspect.signature(getattr(torch.optim, name)).parameters)
     p = [nn.Parameter(np.zeros(2, np.float32))]
     lr = {"lr": 0.1}
     cls(p, foreach=True, **lr), cls(p, foreach=False, **lr)   # accepted, no effect
-    if name != "RMSprop":
+    if "fused" in takes:
         cls(p, fused=True, **lr)
     with pytest.raises(ValueError, match="differentiable=True needs autograd"):
         cls(p, differentiable=True, **lr)
-    if name != "SGD":
+    if "capturable" in takes:
         with pytest.raises(ValueError, match="capturable=True is for CUDA graphs"):
             cls(p, capturable=True, **lr)
     with pytest.raises(TypeError, match="maximize must be True or False"):

@@ -797,6 +797,9 @@ OPTIMIZERS = {
     "adam_amsgrad": lambda ps: optim.Adam(ps, lr=1e-2, amsgrad=True),
     "sgd_momentum": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
     "rmsprop_centered": lambda ps: optim.RMSprop(ps, lr=1e-2, momentum=0.5, centered=True),
+    "adagrad_accumulator": lambda ps: optim.Adagrad(ps, lr=1e-2, initial_accumulator_value=0.1),
+    "radam_decoupled": lambda ps: optim.RAdam(ps, lr=1e-2, weight_decay=0.1,
+                                              decoupled_weight_decay=True),
 }
 
 
@@ -851,8 +854,13 @@ def test_checkpoint_optimizer_state_is_checked_at_load(tmp_path, opt_name):
                            eps=[1e39], amsgrad=["yes", 1, None])
     elif opt_name == "sgd_momentum":
         bad_options.update(momentum=[-0.9, 0.0, 1e300], nesterov=["no", 0])
-    else:
+    elif opt_name == "rmsprop_centered":
         bad_options.update(alpha=[1.5, -0.1], centered=[0, "yes"], momentum=[-1.0])
+    elif opt_name == "adagrad_accumulator":
+        bad_options.update(lr_decay=[-1.0], initial_accumulator_value=[-0.5], maximize=["no"])
+    else:
+        bad_options.update(betas=[[0.9, 1.5]], decoupled_weight_decay=["yes"],
+                           differentiable=[True])
     cases = {
         "renamed_state": ({name + "x": tensors[first], **{k: v for k, v in tensors.items()
                                                         if k != first}}, {}, name + "x"),

@@ -1737,6 +1737,8 @@ def optim_calls(R, NP):
         sd = opt.state_dict()
         bad = {"state": {k: dict(v) for k, v in sd["state"].items()},
                "param_groups": [dict(g) for g in sd["param_groups"]]}
+        if kind in ("shape", "junk_state", "step") and 0 not in bad["state"]:
+            return None  # no entry to corrupt (SGD without momentum keeps none, as torch)
         st0 = bad["state"].get(0, {})
         names = [k for k in st0 if k != "step"]
         if kind == "shape" and names:

@@ -83,6 +83,15 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_rmsprop_step(float *param, const float *grad, float *square_avg, float *grad_avg,
                                 float *momentum_buf, int64_t n, float lr, float alpha, float eps,
                                 float weight_decay, float momentum, int maximize)
+    fnn_status fnn_adagrad_step(float *param, const float *grad, float *sum, int64_t n, float lr,
+                                float lr_decay, float weight_decay, float eps, int64_t step,
+                                int maximize)
+    fnn_status fnn_adamax_step(float *param, const float *grad, float *exp_avg, float *exp_inf,
+                               int64_t n, float lr, float beta1, float beta2, float eps,
+                               float weight_decay, int64_t step, int maximize)
+    fnn_status fnn_radam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                              int64_t n, float lr, float beta1, float beta2, float eps,
+                              float weight_decay, int decoupled, int64_t step, int maximize)
 
     ctypedef enum fnn_activation:
         FNN_ACT_NONE

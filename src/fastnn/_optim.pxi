@@ -62,6 +62,14 @@ cdef inline float *opt_fptr(object a) noexcept:
     return NULL if a is None else fptr(a)
 
 
+cdef int64_t step_count(object step) except -1:
+    cdef int64_t step_ = as_int64(step, "step")
+    if step_ < 1:
+        raise ValueError(f"step must be >= 1 (the count of this step, 1 for the first), "
+                         f"got {step_}")
+    return step_
+
+
 def sgd_step(param, grad, momentum_buf, lr, momentum=0.0, dampening=0.0, nesterov=False,
              weight_decay=0.0, first_step=False, maximize=False):
     """One torch.optim.SGD step on param, in place.
@@ -113,10 +121,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=
     v = exp_avg_sq, or max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq) with AMSGrad;
     param -= lr / (1 - beta1**step) * exp_avg / (sqrt(v) / sqrt(1 - beta2**step) + eps).
     """
-    cdef int64_t step_ = as_int64(step, "step")
-    if step_ < 1:
-        raise ValueError(f"step must be >= 1 (the count of this step, 1 for the first), "
-                         f"got {step_}")
+    cdef int64_t step_ = step_count(step)
     cdef float lr_ = hyper(lr, "lr", 0.0, FLT_MAX, False)
     cdef float beta1_ = hyper(beta1, "beta1", 0.0, 1.0, True)
     cdef float beta2_ = hyper(beta2, "beta2", 0.0, 1.0, True)
@@ -186,3 +191,102 @@ def rmsprop_step(param, grad, square_avg, lr=1e-2, alpha=0.99, eps=1e-8, weight_
         st = fnn_rmsprop_step(p, g, s, ga, buf, n, lr_, alpha_, eps_, weight_decay_, momentum_,
                               maximize_)
     check_status(st, "rmsprop_step")
+
+
+
+def adagrad_step(param, grad, sum, step, lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                 maximize=False):
+    """One torch.optim.Adagrad step on param, in place; step is this step's 1-based
+    count, sum starts as initial_accumulator_value.
+
+    g = grad (-grad with maximize) + weight_decay * param;
+    clr = lr / (1 + (step - 1) * lr_decay); sum += g * g;
+    param -= clr * g / (sqrt(sum) + eps).
+    """
+    cdef int64_t step_ = step_count(step)
+    cdef float lr_ = hyper(lr, "lr", 0.0, FLT_MAX, False)
+    cdef float lr_decay_ = hyper(lr_decay, "lr_decay", 0.0, FLT_MAX, False)
+    cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
+    cdef float eps_ = hyper(eps, "eps", 0.0, FLT_MAX, False)
+    cdef bint maximize_ = bool(maximize)
+    check_buffer(param, "param", param, True)
+    check_buffer(grad, "grad", param, False)
+    check_buffer(sum, "sum", param, True)
+    check_apart((param, grad, sum), ("param", "grad", "sum"))
+    cdef float *p = fptr(param)
+    cdef const float *g = cfptr(grad)
+    cdef float *s = fptr(sum)
+    cdef int64_t n = nelem(param)
+    cdef fnn_status st
+    with nogil:
+        st = fnn_adagrad_step(p, g, s, n, lr_, lr_decay_, weight_decay_, eps_, step_, maximize_)
+    check_status(st, "adagrad_step")
+
+
+def adamax_step(param, grad, exp_avg, exp_inf, step, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                weight_decay=0.0, maximize=False):
+    """One torch.optim.Adamax step on param, in place; step is this step's 1-based
+    count, exp_avg and exp_inf start as zeros.
+
+    g = grad (-grad with maximize) + weight_decay * param;
+    exp_avg += (1 - beta1) * (g - exp_avg); exp_inf = max(beta2 * exp_inf, |g| + eps);
+    param -= lr / (1 - beta1**step) * exp_avg / exp_inf.
+    """
+    cdef int64_t step_ = step_count(step)
+    cdef float lr_ = hyper(lr, "lr", 0.0, FLT_MAX, False)
+    cdef float beta1_ = hyper(beta1, "beta1", 0.0, 1.0, True)
+    cdef float beta2_ = hyper(beta2, "beta2", 0.0, 1.0, True)
+    cdef float eps_ = hyper(eps, "eps", 0.0, FLT_MAX, False)
+    cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
+    cdef bint maximize_ = bool(maximize)
+    check_buffer(param, "param", param, True)
+    check_buffer(grad, "grad", param, False)
+    check_buffer(exp_avg, "exp_avg", param, True)
+    check_buffer(exp_inf, "exp_inf", param, True)
+    check_apart((param, grad, exp_avg, exp_inf), ("param", "grad", "exp_avg", "exp_inf"))
+    cdef float *p = fptr(param)
+    cdef const float *g = cfptr(grad)
+    cdef float *m = fptr(exp_avg)
+    cdef float *u = fptr(exp_inf)
+    cdef int64_t n = nelem(param)
+    cdef fnn_status st
+    with nogil:
+        st = fnn_adamax_step(p, g, m, u, n, lr_, beta1_, beta2_, eps_, weight_decay_, step_,
+                             maximize_)
+    check_status(st, "adamax_step")
+
+
+def radam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=0.999,
+               eps=1e-8, weight_decay=0.0, decoupled=False, maximize=False):
+    """One torch.optim.RAdam step on param, in place (decoupled weight decay with
+    decoupled=True); step is this step's 1-based count, exp_avg and exp_avg_sq start
+    as zeros.
+
+    g = grad (-grad with maximize); decoupled: param *= 1 - lr * weight_decay, else
+    g += weight_decay * param; exp_avg += (1 - beta1) * (g - exp_avg);
+    exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g * g; mhat = exp_avg / (1 - beta1**step);
+    once the variance is tractable (rho > 5, see fastnn.h) param -= lr * rect * mhat *
+    sqrt(1 - beta2**step) / (sqrt(exp_avg_sq) + eps), before it param -= lr * mhat.
+    """
+    cdef int64_t step_ = step_count(step)
+    cdef float lr_ = hyper(lr, "lr", 0.0, FLT_MAX, False)
+    cdef float beta1_ = hyper(beta1, "beta1", 0.0, 1.0, True)
+    cdef float beta2_ = hyper(beta2, "beta2", 0.0, 1.0, True)
+    cdef float eps_ = hyper(eps, "eps", 0.0, FLT_MAX, False)
+    cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
+    cdef bint decoupled_ = bool(decoupled), maximize_ = bool(maximize)
+    check_buffer(param, "param", param, True)
+    check_buffer(grad, "grad", param, False)
+    check_buffer(exp_avg, "exp_avg", param, True)
+    check_buffer(exp_avg_sq, "exp_avg_sq", param, True)
+    check_apart((param, grad, exp_avg, exp_avg_sq), ("param", "grad", "exp_avg", "exp_avg_sq"))
+    cdef float *p = fptr(param)
+    cdef const float *g = cfptr(grad)
+    cdef float *m = fptr(exp_avg)
+    cdef float *v = fptr(exp_avg_sq)
+    cdef int64_t n = nelem(param)
+    cdef fnn_status st
+    with nogil:
+        st = fnn_radam_step(p, g, m, v, n, lr_, beta1_, beta2_, eps_, weight_decay_, decoupled_,
+                            step_, maximize_)
+    check_status(st, "radam_step")

@@ -57,7 +57,9 @@ LOSSES = {
     "bce_with_logits": nn.BCEWithLogitsLoss, "binary_crossentropy": nn.BCEWithLogitsLoss,
 }
 OPTIMIZERS = {"sgd": (optim.SGD, {"lr": 0.01}), "adam": (optim.Adam, {}),
-              "adamw": (optim.AdamW, {}), "rmsprop": (optim.RMSprop, {"lr": 1e-3})}
+              "adamw": (optim.AdamW, {}), "rmsprop": (optim.RMSprop, {"lr": 1e-3}),
+              "adagrad": (optim.Adagrad, {}), "adamax": (optim.Adamax, {}),
+              "radam": (optim.RAdam, {})}
 
 
 def make_loss(loss):

@@ -5,9 +5,13 @@ and learning-rate schedulers (lr_scheduler), with torch.optim's names.
     opt.zero_grad(); ...; opt.step()
 """
 from fastnn.optim import lr_scheduler
+from fastnn.optim.adagrad import Adagrad
 from fastnn.optim.adam import Adam, AdamW
+from fastnn.optim.adamax import Adamax
 from fastnn.optim.optimizer import Optimizer
+from fastnn.optim.radam import RAdam
 from fastnn.optim.rmsprop import RMSprop
 from fastnn.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "RAdam",
+           "lr_scheduler"]

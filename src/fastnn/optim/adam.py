@@ -7,6 +7,21 @@ from fastnn._args import check_bool, check_real
 from fastnn.optim.optimizer import Optimizer
 
 
+def check_adam_family(group: dict) -> None:
+    """The options Adam, AdamW, Adamax and RAdam share: lr, eps, weight_decay, betas
+    (a pair in [0, 1)) and, where the rule has it, decoupled_weight_decay."""
+    check_real(group["lr"], "lr", 0.0)
+    check_real(group["eps"], "eps", 0.0)
+    check_real(group["weight_decay"], "weight_decay", 0.0)
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    check_real(betas[0], "betas[0]", 0.0, 1.0, high_open=True)
+    check_real(betas[1], "betas[1]", 0.0, 1.0, high_open=True)
+    if "decoupled_weight_decay" in group:
+        check_bool(group["decoupled_weight_decay"], "decoupled_weight_decay")
+
+
 class Adam(Optimizer):
     """decoupled_weight_decay=True makes it AdamW, as in torch."""
 
@@ -21,15 +36,7 @@ class Adam(Optimizer):
                                       decoupled_weight_decay=decoupled_weight_decay))
 
     def check_group(self, group):
-        check_real(group["lr"], "lr", 0.0)
-        check_real(group["eps"], "eps", 0.0)
-        check_real(group["weight_decay"], "weight_decay", 0.0)
-        betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        check_real(betas[0], "betas[0]", 0.0, 1.0, high_open=True)
-        check_real(betas[1], "betas[1]", 0.0, 1.0, high_open=True)
-        check_bool(group["decoupled_weight_decay"], "decoupled_weight_decay")
+        check_adam_family(group)
 
     def state_names(self, group):
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
