@@ -29,8 +29,7 @@ class _FromOutput(Stateless, Module):
         return {}
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        y = type(self).forward_op(x)
+        y = type(self).forward_op(input)
         self._save(y)
         return y
 
@@ -51,8 +50,7 @@ class _FromInput(Stateless, Module):
         return self.op_args()
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        x = to_float32(x)
+        x = to_float32(input)
         self._save(x)
         return type(self).forward_op(x, **self.op_args())
 
@@ -74,8 +72,7 @@ class ReLU(_FromOutput):
         return {"inplace": self.inplace}
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        x = to_float32(x)
+        x = to_float32(input)
         y = ops.relu(x, out=_in_place_target(x, self.inplace))
         self._save(y)
         return y
@@ -152,8 +149,7 @@ class _SoftmaxBase(Stateless, Module):
         self.dim = check_int(dim, "dim", None)
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        y = (ops.log_softmax if self.log else ops.softmax)(x, axis=self.dim)
+        y = (ops.log_softmax if self.log else ops.softmax)(input, axis=self.dim)
         self._save(y)
         return y
 

@@ -138,8 +138,7 @@ class _BatchNorm(Module):
     epilogues = ("relu",)
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        return self.forward_fused(x, None)
+        return self.forward_fused(input, None)
 
     def forward_fused(self, x, epilogue):
         """epilogue(batch_norm(x)), the activation (None or "relu") in the same pass."""

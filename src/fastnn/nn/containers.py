@@ -339,6 +339,5 @@ class ModuleList(IndexedContainer, Module):
         return self
 
     def forward(self, input):
-        x = input  # torch's name for the argument
         raise NotImplementedError("ModuleList has no forward: iterate over it in your own "
                                   "Module's forward")

@@ -24,8 +24,7 @@ class _DropoutNd(Stateless, Module):
         return x.shape
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        x = to_float32(x)
+        x = to_float32(input)
         shape = self._mask_shape(x)
         if not self.training or self.p == 0.0:
             self._save(None)

@@ -17,8 +17,7 @@ class Flatten(Stateless, Module):
         self.end_dim = check_int(end_dim, "end_dim", None)
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        x = np.asarray(x)
+        x = np.asarray(input)
         nd = max(x.ndim, 1)
         start = self.start_dim + nd if self.start_dim < 0 else self.start_dim
         end = self.end_dim + nd if self.end_dim < 0 else self.end_dim

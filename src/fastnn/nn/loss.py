@@ -58,8 +58,7 @@ class CrossEntropyLoss(_Loss):
                 "label_smoothing": self.label_smoothing}
 
     def forward(self, input, target) -> float:
-        logits = input  # torch's name for the argument
-        loss, grad = ops.cross_entropy(logits, target, label_smoothing=self.label_smoothing,
+        loss, grad = ops.cross_entropy(input, target, label_smoothing=self.label_smoothing,
                                        ignore_index=self.ignore_index)
         count = (int(np.count_nonzero(np.asarray(target) != self.ignore_index))
                  if self.reduction == "sum" else 1)  # only a sum needs the count
@@ -68,8 +67,7 @@ class CrossEntropyLoss(_Loss):
 
 class MSELoss(_Loss):
     def forward(self, input, target) -> float:
-        pred = input  # torch's name for the argument
-        loss, grad = ops.mse_loss(pred, target)
+        loss, grad = ops.mse_loss(input, target)
         return self._keep(loss, grad, grad.size)
 
 
@@ -77,16 +75,15 @@ class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on logits (a stable sigmoid + BCE), targets in [0, 1]."""
 
     def forward(self, input, target) -> float:
-        logits = input  # torch's name for the argument
-        loss, grad = ops.binary_cross_entropy_with_logits(logits, target)
+        loss, grad = ops.binary_cross_entropy_with_logits(input, target)
         return self._keep(loss, grad, grad.size)
 
 
-def _difference(pred, target):
-    p = to_float32(pred, "pred")
+def _difference(input, target):
+    p = to_float32(input, "input")
     t = to_float32(target, "target")
     if p.shape != t.shape:
-        raise ValueError(f"target must have the same shape as pred {p.shape}, got {t.shape}")
+        raise ValueError(f"target must have the same shape as input {p.shape}, got {t.shape}")
     return p - t
 
 
@@ -94,8 +91,7 @@ class L1Loss(_Loss):
     """mean |pred - target|; the gradient at a tie is 0, as PyTorch's sign()."""
 
     def forward(self, input, target) -> float:
-        pred = input  # torch's name for the argument
-        d = _difference(pred, target)
+        d = _difference(input, target)
         n = max(d.size, 1)
         loss = float(np.abs(d, dtype=np.float64).sum()) / n if d.size else float("nan")
         return self._keep(loss, np.sign(d) / np.float32(n), d.size)
@@ -109,8 +105,7 @@ class HuberLoss(_Loss):
         self.delta = check_real(delta, "delta", 0.0, low_open=True)
 
     def forward(self, input, target) -> float:
-        pred = input  # torch's name for the argument
-        d = _difference(pred, target)
+        d = _difference(input, target)
         n = max(d.size, 1)
         a = np.abs(d)
         delta = np.float32(self.delta)

@@ -41,8 +41,7 @@ class GroupNorm(Module):
             self.bias.data[...] = 0.0
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        x = to_float32(x)
+        x = to_float32(input)
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) expects input "
                              f"of shape (N, {self.num_channels}, *), got {x.shape}")
@@ -130,8 +129,7 @@ class LayerNorm(Module):
                 None if self.bias is None else self.bias.data)
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        x = to_float32(x)
+        x = to_float32(input)
         _check_trailing(self, x)
         weight, bias = self._affine()
         y, mean, rstd = ops.layer_norm(x, self.normalized_shape, weight, bias, self.eps,

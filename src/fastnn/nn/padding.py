@@ -28,8 +28,7 @@ class ConstantPad2d(Stateless, Module):
         self.value = check_real(value, "value", finite=False)
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        x = np.asarray(x, dtype=np.float32)
+        x = np.asarray(input, dtype=np.float32)
         if x.ndim not in (3, 4):
             raise ValueError(f"{type(self).__name__}: input must be (N, C, H, W) or (C, H, W), "
                              f"got shape {x.shape}")

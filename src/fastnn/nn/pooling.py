@@ -101,9 +101,8 @@ class _ShapePool(Stateless, Module):
         return self._options()
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        out = self._op()(x, *self._options())
-        self._save(out.shape[:-self._nd] + _spatial(x, self._nd))
+        out = self._op()(input, *self._options())
+        self._save(out.shape[:-self._nd] + _spatial(input, self._nd))
         return out
 
     def backward(self, grad_out, input_grad: bool = True):

@@ -81,8 +81,7 @@ class Upsample(Stateless, Module):
         return [_source_index(n, o, s) for n, o, s in zip(spatial, outs, scales)]
 
     def forward(self, input):
-        x = input  # torch's name for the argument
-        x = np.asarray(x, dtype=np.float32)
+        x = np.asarray(input, dtype=np.float32)
         if x.ndim not in (3, 4) or 0 in x.shape[2:]:
             raise ValueError(f"Upsample: input must be (N, C, L) or (N, C, H, W) with non-empty "
                              f"spatial axes, got shape {x.shape}")
