@@ -380,11 +380,9 @@ def _train_epoch(model, loader, loss_fn, opt, metrics, cbs, interrupt, desc: str
     sums = [total_loss, seen] + [v for m in meters for v in (m.total, m.count)]
     if replicas is None:
         return _results(sums, metrics), nonfinite, interrupt.requested
-    bits = _stop_bits(model, interrupt)
-    sums = replicas.sum(sums + [bits & STOP_TRAINING, bits & INTERRUPTED])
-    agreed = (STOP_TRAINING if sums[-2] else 0) | (INTERRUPTED if sums[-1] else 0)
+    sums, agreed = replicas.agree(sums, _stop_bits(model, interrupt))
     _apply_stop_bits(agreed, model, interrupt)
-    return _results(sums[:-2], metrics), nonfinite, bool(agreed & INTERRUPTED)
+    return _results(sums, metrics), nonfinite, bool(agreed & INTERRUPTED)
 
 
 def _stop_bits(model, interrupt) -> int:

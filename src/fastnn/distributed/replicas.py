@@ -104,15 +104,17 @@ class Replicas:
         """Rank 0's buffers (BatchNorm statistics) on every rank, as torch's DDP."""
         broadcast_buffers(model)
 
+    def agree(self, values: List[float], stop: int) -> Tuple[np.ndarray, int]:
+        """(every rank's values summed in rank order, the OR of every rank's stop
+        bits): one Allgather; the same bits on every rank."""
+        total = world.sum_over_ranks(list(values) + [stop & STOP_TRAINING, stop & INTERRUPTED])
+        bits = (STOP_TRAINING if total[-2] else 0) | (INTERRUPTED if total[-1] else 0)
+        return total[:-2], bits
+
     def agree_on_batch(self, loss: float, n: int, stop: int) -> Tuple[float, int]:
         """(the batch loss over all ranks, the OR of every rank's stop bits)."""
-        mine = np.array([loss * n, n, stop], dtype=np.float64)
-        every = world.allgather(mine)
-        total = world.sum_in_rank_order(every[:, :2])
-        bits = 0
-        for b in every[:, 2]:
-            bits |= int(b)
-        return float(total[0] / total[1]), bits
+        (total, count), bits = self.agree([loss * n, n], stop)
+        return float(total / count), bits
 
     def sum(self, values: List[float]) -> np.ndarray:
         """Every rank's values summed in rank order (the same bits on every rank)."""

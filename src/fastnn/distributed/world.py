@@ -205,16 +205,20 @@ def _mpi_buffer(buf: np.ndarray, name: str):
 ALLREDUCE_PIECE_BYTES = 2 << 20
 
 
+def _pieces(buf: np.ndarray) -> list:
+    """buf's consecutive 1-D pieces of at most ALLREDUCE_PIECE_BYTES, as MPI buffers."""
+    _mpi_buffer(buf, "buf")
+    flat = buf.reshape(-1)
+    step = max(1, ALLREDUCE_PIECE_BYTES // buf.itemsize)
+    return [_mpi_buffer(flat[i:i + step], "buf") for i in range(0, flat.size, step)]
+
+
 def allreduce_(buf: np.ndarray) -> np.ndarray:
-    """buf := the element-wise sum of every rank's buf, in place (1-D pieces of at most
-    ALLREDUCE_PIECE_BYTES, one Allreduce each)."""
+    """buf := the element-wise sum of every rank's buf, in place (one Allreduce per
+    piece, see ALLREDUCE_PIECE_BYTES)."""
     if _world.comm is not None and _world.size > 1:
-        _mpi_buffer(buf, "buf")
-        flat = buf.reshape(-1)
-        step = max(1, ALLREDUCE_PIECE_BYTES // buf.itemsize)
-        for start in range(0, flat.size, step):
-            _world.comm.Allreduce(_world.mpi.IN_PLACE, _mpi_buffer(flat[start:start + step],
-                                                                   "buf"), op=_world.mpi.SUM)
+        for piece in _pieces(buf):
+            _world.comm.Allreduce(_world.mpi.IN_PLACE, piece, op=_world.mpi.SUM)
     return buf
 
 
@@ -223,11 +227,8 @@ def iallreduce_(buf: np.ndarray) -> list:
     test_all (none in one process, where there is nothing to do)."""
     if _world.comm is None or _world.size == 1:
         return []
-    _mpi_buffer(buf, "buf")
-    flat = buf.reshape(-1)
-    step = max(1, ALLREDUCE_PIECE_BYTES // buf.itemsize)
-    return [_world.comm.Iallreduce(_world.mpi.IN_PLACE, _mpi_buffer(flat[i:i + step], "buf"),
-                                   op=_world.mpi.SUM) for i in range(0, flat.size, step)]
+    return [_world.comm.Iallreduce(_world.mpi.IN_PLACE, piece, op=_world.mpi.SUM)
+            for piece in _pieces(buf)]
 
 
 def wait_all(requests: list) -> None:
