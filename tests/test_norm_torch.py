@@ -80,6 +80,18 @@ def test_batchnorm_parity(cls, shapes, kwargs, rng):
     steps(getattr(nn, cls)(C, **kwargs), tm, shapes, rng)
 
 
+@pytest.mark.parametrize("kwargs", [dict(), dict(momentum=None), dict(track_running_stats=False)],
+                         ids=str)
+@pytest.mark.parametrize("cls,shapes", [
+    ("BatchNorm1d", [(0, 5), (8, 5)]), ("BatchNorm1d", [(6, 5), (0, 5, 4), (2, 5, 0)]),
+    ("BatchNorm2d", [(0, 3, 4, 4), (2, 3, 4, 4), (2, 3, 0, 4)])], ids=str)
+def test_batchnorm_empty_batch_parity(cls, shapes, kwargs, rng):
+    """An empty batch, in training or eval, as torch: an empty output and gradient,
+    num_batches_tracked counts it, the running statistics stay."""
+    C = shapes[0][1]
+    steps(getattr(nn, cls)(C, **kwargs), getattr(torch.nn, cls)(C, **kwargs), shapes, rng)
+
+
 @pytest.mark.parametrize("args,kwargs,shape", [
     ((3, 6), {}, (4, 6, 5)), ((3, 6, 1e-3), {"bias": False}, (4, 6, 5)), ((3, 12), {}, (4, 12)),
     ((1, 6), {}, (150, 6)), ((5, 5), {"affine": False}, (4, 5, 5)),

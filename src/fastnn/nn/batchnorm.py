@@ -147,7 +147,7 @@ class _BatchNorm(Module):
         x = to_float32(x)
         self._check_input(x)
         batch_stats = self.training or not self.track_running_stats
-        if batch_stats and x.size // max(self.num_features, 1) <= 1:
+        if batch_stats and 0 < x.size == self.num_features:  # one value per channel
             raise ValueError(f"{type(self).__name__} needs more than 1 value per channel to use "
                              f"batch statistics (training, or no running statistics), "
                              f"got input of shape {x.shape}")
@@ -157,6 +157,9 @@ class _BatchNorm(Module):
             self.num_batches_tracked += 1
             factor = (self.momentum if self.momentum is not None
                       else 1.0 / float(self.num_batches_tracked))
+        if x.size == 0:  # as torch: an empty output, the batch counted, no statistic moved
+            self._save(x, None, None, batch_stats, None)
+            return np.empty(x.shape, np.float32)
         weight = self.weight.data if self.affine else None
         bias = None if self.bias is None else self.bias.data
         use_running = update or not batch_stats
@@ -173,6 +176,8 @@ class _BatchNorm(Module):
         args = affine_backward_args(self, grad_out, x, input_grad)
         if args is None:
             return None
+        if x.size == 0:  # nothing flowed: the parameters' gradients gain 0
+            return np.zeros(x.shape, np.float32) if input_grad else None
         g, weight, gw, gb = args
         return ops.batch_norm_backward(g, x, mean, invstd, weight, batch_stats, input_grad, gw,
                                        gb, relu_output=relu_out)[0]
