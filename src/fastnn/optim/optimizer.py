@@ -233,7 +233,7 @@ class Optimizer(ABC):
                 end = offset + p.size
                 if p.requires_grad:
                     steps[k] += 1
-                    if end > offset:
+                    if end > offset or scalars:  # torch moves the scalars of an empty one too
                         self.update(group, buf.data[offset:end], buf.grad[offset:end],
                                     {n: v[k:k + 1] if n in scalars else v[offset:end]
                                      for n, v in state.items()}, steps[k],
