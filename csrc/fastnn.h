@@ -227,6 +227,48 @@ fnn_status fnn_adamax_step(float *param, const float *grad, float *exp_avg, floa
 fnn_status fnn_radam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
                           int64_t n, float lr, float beta1, float beta2, float eps,
                           float weight_decay, int decoupled, int64_t step, int maximize);
+/* torch.optim.NAdam (decoupled: decoupled_weight_decay=True); step >= 1;
+ * momentum_decay >= 0; *mu_product (a scalar, 1 before the first step) is updated.
+ *   decoupled: param *= 1 - lr * weight_decay;  g = grad
+ *   else:      g = grad + weight_decay * param
+ *   mu = beta1 (1 - 0.5 * 0.96^(step momentum_decay)),  mu_next the same at step + 1
+ *   *mu_product *= mu                                   (in float, as torch's 0-d tensor)
+ *   exp_avg = lerp(exp_avg, g, 1 - beta1)
+ *   exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g * g
+ *   denom = sqrt(exp_avg_sq / (1 - beta2^step)) + eps
+ *   param -= lr (1 - mu) / (1 - *mu_product) * g / denom
+ *   param -= lr mu_next / (1 - *mu_product mu_next) * exp_avg / denom   (scalars in double) */
+fnn_status fnn_nadam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                          float *mu_product, int64_t n, float lr, float beta1, float beta2,
+                          float eps, float weight_decay, float momentum_decay, int decoupled,
+                          int64_t step, int maximize);
+/* torch.optim.Adadelta; rho in [0, 1].
+ *   g = grad + weight_decay * param
+ *   square_avg = rho * square_avg + (1 - rho) * g * g
+ *   delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g
+ *   acc_delta = rho * acc_delta + (1 - rho) * delta * delta
+ *   param -= lr * delta */
+fnn_status fnn_adadelta_step(float *param, const float *grad, float *square_avg,
+                             float *acc_delta, int64_t n, float lr, float rho, float eps,
+                             float weight_decay, int maximize);
+/* torch.optim.ASGD; step >= 1 (this step's count); lambd, alpha, t0 finite; *eta and *mu
+ * (scalars: lr and 1 before the first step) are this step's and are updated for the next.
+ *   g = grad + weight_decay * param
+ *   param *= 1 - lambd * eta;  param -= eta * g
+ *   mu != 1: ax += (param - ax) * mu,  else ax = param
+ *   *eta = lr / (1 + lambd lr step)^alpha;  *mu = 1 / max(1, step - t0)   (in double) */
+fnn_status fnn_asgd_step(float *param, const float *grad, float *ax, float *eta, float *mu,
+                         int64_t n, float lr, float lambd, float alpha, float t0,
+                         float weight_decay, int64_t step, int maximize);
+/* torch.optim.Rprop; 0 < etaminus < 1 < etaplus; 0 <= step_size_min <= step_size_max
+ * (step_size starts as lr, prev as 0).
+ *   s = grad * prev
+ *   step_size = clamp(step_size * (s > 0 ? etaplus : s < 0 ? etaminus : 1),
+ *                     step_size_min, step_size_max)
+ *   g = s < 0 ? 0 : grad;  param -= sign(g) * step_size;  prev = g */
+fnn_status fnn_rprop_step(float *param, const float *grad, float *prev, float *step_size,
+                          int64_t n, float etaminus, float etaplus, float step_size_min,
+                          float step_size_max, int maximize);
 
 /* ---- SGEMM (gemm/: kernel.c, pack.c, gemm_api.c) ---------------------------
  * Row-major C := act(alpha * op(A) op(B) + beta * C + bias).

@@ -122,6 +122,30 @@ typedef struct {
     float neg_lr_rect;    /* -lr * rect when rectified, else -lr */
     int rectified, maximize;
 } fnn_radam_coefs;
+typedef struct {
+    float weight_decay;   /* NAdam: added to the gradient, 0 for none */
+    float decay;          /* decoupled: param *= 1 - lr*weight_decay, 1 for none */
+    float one_minus_beta1, beta2, one_minus_beta2, eps;
+    float inv_bc2;        /* 1 / (1 - beta2^step) */
+    float grad_coef;      /* -lr (1 - mu) / (1 - mu_product) */
+    float avg_coef;       /* -lr mu_next / (1 - mu_product mu_next) */
+    int maximize;
+} fnn_nadam_coefs;
+typedef struct {
+    float neg_lr, weight_decay, rho, one_minus_rho, eps;
+    int maximize;
+} fnn_adadelta_coefs;
+typedef struct {
+    float weight_decay;
+    float decay;          /* 1 - lambd eta */
+    float neg_eta, mu;
+    int averaging;        /* mu != 1: ax moves towards param, else ax = param */
+    int maximize;
+} fnn_asgd_coefs;
+typedef struct {
+    float etaminus, etaplus, step_size_min, step_size_max;
+    int maximize;
+} fnn_rprop_coefs;
 /* param, grad, momentum_buf (n,) */
 typedef void (*fnn_sgd_fn)(float *param, const float *grad, float *momentum_buf, int64_t n,
                            const fnn_sgd_coefs *c);
@@ -141,6 +165,18 @@ typedef void (*fnn_adamax_fn)(float *param, const float *grad, float *exp_avg, f
 /* param, grad, exp_avg, exp_avg_sq (n,) */
 typedef void (*fnn_radam_fn)(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
                              int64_t n, const fnn_radam_coefs *c);
+/* param, grad, exp_avg, exp_avg_sq (n,) */
+typedef void (*fnn_nadam_fn)(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                             int64_t n, const fnn_nadam_coefs *c);
+/* param, grad, square_avg, acc_delta (n,) */
+typedef void (*fnn_adadelta_fn)(float *param, const float *grad, float *square_avg,
+                                float *acc_delta, int64_t n, const fnn_adadelta_coefs *c);
+/* param, grad, ax (n,) */
+typedef void (*fnn_asgd_fn)(float *param, const float *grad, float *ax, int64_t n,
+                            const fnn_asgd_coefs *c);
+/* param, grad, prev, step_size (n,) */
+typedef void (*fnn_rprop_fn)(float *param, const float *grad, float *prev, float *step_size,
+                             int64_t n, const fnn_rprop_coefs *c);
 typedef struct {
     fnn_sgd_fn sgd;
     fnn_adam_fn adam;
@@ -148,6 +184,10 @@ typedef struct {
     fnn_adagrad_fn adagrad;
     fnn_adamax_fn adamax;
     fnn_radam_fn radam;
+    fnn_nadam_fn nadam;
+    fnn_adadelta_fn adadelta;
+    fnn_asgd_fn asgd;
+    fnn_rprop_fn rprop;
 } fnn_optim_kernels;
 
 /* ---- Linear layer pieces (linear.c) ----------------------------------------

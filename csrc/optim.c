@@ -1,6 +1,6 @@
 /*
  * optim.c - fused optimizer updates: SGD, Adam / AdamW, RMSprop, Adagrad, Adamax,
- * RAdam.
+ * RAdam, NAdam, Adadelta, ASGD, Rprop.
  *
  * Compiled once per ISA (see simd.h). Each kernel makes one step of
  * torch.optim's single-tensor update over n floats, in place, in one pass:
@@ -59,10 +59,11 @@ static void FNN_K(sgd_step)(float *param, const float *grad, float *momentum_buf
     }
 }
 
-/* Adam's and RAdam's shared start at element i (w lanes): param *= decay (decoupled
+/* Adam's, RAdam's and NAdam's shared start at element i (w lanes): param *= decay (decoupled
  * weight decay, 1 for none), g = (maximize ? -grad : grad) + wd param,
- * m = lerp(m, g, 1 - beta1), v = beta2 v + (1 - beta2) g^2; m and v are stored */
-FNN_INLINE void adam_moments(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+ * m = lerp(m, g, 1 - beta1), v = beta2 v + (1 - beta2) g^2; m and v are stored;
+ * returns g (NAdam's update uses it) */
+FNN_INLINE vf adam_moments(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
                              int64_t w, float decay, float weight_decay, int maximize,
                              float one_minus_beta1, vf beta2, vf one_minus_beta2,
                              vf *p, vf *m, vf *v) {
@@ -73,6 +74,7 @@ FNN_INLINE void adam_moments(float *param, const float *grad, float *exp_avg, fl
     *v = square_avg_update(vf_load_w(exp_avg_sq, w, 0.0f), g, beta2, one_minus_beta2);
     vf_store_w(exp_avg, *m, w);
     vf_store_w(exp_avg_sq, *v, w);
+    return g;
 }
 
 /* ---- Adam / AdamW, optionally AMSGrad -------------------------------------
@@ -193,6 +195,100 @@ static void FNN_K(radam_step)(float *param, const float *grad, float *exp_avg, f
     }
 }
 
+/* ---- NAdam -----------------------------------------------------------------------
+ * param, grad, exp_avg, exp_avg_sq (n,).
+ * param *= decay (decoupled) or g = grad + wd param;  m = lerp(m, g, 1 - beta1);
+ * v = beta2 v + (1 - beta2) g^2;  denom = sqrt(v / bc2) + eps (the division a multiply
+ * by the reciprocal, as torch's division by a scalar);
+ * param += grad_coef g / denom, then param += avg_coef m / denom */
+static void FNN_K(nadam_step)(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                              int64_t n, const fnn_nadam_coefs *c) {
+    const vf eps = vf_set1(c->eps), inv_bc2 = vf_set1(c->inv_bc2);
+    const vf beta2 = vf_set1(c->beta2), one_minus_beta2 = vf_set1(c->one_minus_beta2);
+    const vf grad_coef = vf_set1(c->grad_coef), avg_coef = vf_set1(c->avg_coef);
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf p, m, v;
+        vf g = adam_moments(param + i, grad + i, exp_avg + i, exp_avg_sq + i, w, c->decay,
+                            c->weight_decay, c->maximize, c->one_minus_beta1, beta2,
+                            one_minus_beta2, &p, &m, &v);
+        vf denom = vf_add(vf_sqrt(vf_mul(v, inv_bc2)), eps);
+        p = vf_fmadd(vf_div(g, denom), grad_coef, p);
+        vf_store_w(param + i, vf_fmadd(vf_div(m, denom), avg_coef, p), w);
+    }
+}
+
+/* ---- Adadelta --------------------------------------------------------------------
+ * param, grad, square_avg, acc_delta (n,).
+ * g = (maximize ? -grad : grad) + wd param;  s = rho s + (1 - rho) g^2;
+ * delta = sqrt(acc_delta + eps) / sqrt(s + eps) g;  acc_delta = rho acc_delta + (1 - rho) delta^2;
+ * param -= lr delta */
+static void FNN_K(adadelta_step)(float *param, const float *grad, float *square_avg,
+                                 float *acc_delta, int64_t n, const fnn_adadelta_coefs *c) {
+    const vf neg_lr = vf_set1(c->neg_lr), eps = vf_set1(c->eps);
+    const vf rho = vf_set1(c->rho), one_minus_rho = vf_set1(c->one_minus_rho);
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf p = vf_load_w(param + i, w, 0.0f);
+        vf g = decayed_grad(grad + i, p, w, c->weight_decay, c->maximize);
+        vf s = square_avg_update(vf_load_w(square_avg + i, w, 0.0f), g, rho, one_minus_rho);
+        vf acc = vf_load_w(acc_delta + i, w, 0.0f);
+        vf delta = vf_mul(vf_div(vf_sqrt(vf_add(acc, eps)), vf_sqrt(vf_add(s, eps))), g);
+        vf_store_w(square_avg + i, s, w);
+        vf_store_w(acc_delta + i, square_avg_update(acc, delta, rho, one_minus_rho), w);
+        vf_store_w(param + i, vf_fmadd(delta, neg_lr, p), w);
+    }
+}
+
+/* ---- ASGD ------------------------------------------------------------------------
+ * param, grad, ax (n,).
+ * g = (maximize ? -grad : grad) + wd param;  param *= 1 - lambd eta;  param -= eta g;
+ * averaging (mu != 1): ax += (param - ax) mu, else ax = param */
+static void FNN_K(asgd_step)(float *param, const float *grad, float *ax, int64_t n,
+                             const fnn_asgd_coefs *c) {
+    const vf decay = vf_set1(c->decay), neg_eta = vf_set1(c->neg_eta), mu = vf_set1(c->mu);
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf p = vf_load_w(param + i, w, 0.0f);
+        vf g = decayed_grad(grad + i, p, w, c->weight_decay, c->maximize);
+        p = vf_fmadd(g, neg_eta, vf_mul(p, decay));
+        vf_store_w(param + i, p, w);
+        if (c->averaging) {
+            vf a = vf_load_w(ax + i, w, 0.0f);
+            p = vf_add(a, vf_mul(vf_sub(p, a), mu));
+        }
+        vf_store_w(ax + i, p, w);
+    }
+}
+
+/* ---- Rprop -----------------------------------------------------------------------
+ * param, grad, prev, step_size (n,).
+ * g = maximize ? -grad : grad;  s = g prev;
+ * factor = etaplus (s > 0), etaminus (s < 0), else 1 (s == 0 or NaN: torch's sign of NaN is 0);
+ * step_size = clamp(step_size factor, step_size_min, step_size_max) (NaN passes);
+ * g = 0 where s < 0;  param -= sign(g) step_size;  prev = g */
+static void FNN_K(rprop_step)(float *param, const float *grad, float *prev, float *step_size,
+                              int64_t n, const fnn_rprop_coefs *c) {
+    const vf zero = vf_zero(), one = vf_set1(1.0f), minus_one = vf_set1(-1.0f);
+    const vf etaminus = vf_set1(c->etaminus), etaplus = vf_set1(c->etaplus);
+    const vf lo = vf_set1(c->step_size_min), hi = vf_set1(c->step_size_max);
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf g = vf_load_w(grad + i, w, 0.0f);
+        if (c->maximize) g = vf_neg(g);
+        vf s = vf_mul(g, vf_load_w(prev + i, w, 0.0f));
+        vm falling = vf_lt(s, zero);
+        vf factor = vf_select(vf_gt(s, zero), etaplus, vf_select(falling, etaminus, one));
+        vf size = vf_mul(vf_load_w(step_size + i, w, 0.0f), factor);
+        size = vf_min(hi, vf_max(lo, size));
+        g = vf_select(falling, zero, g);
+        vf sign = vf_select(vf_gt(g, zero), one, vf_select(vf_lt(g, zero), minus_one, zero));
+        vf_store_w(step_size + i, size, w);
+        vf_store_w(prev + i, g, w);
+        vf_store_w(param + i, vf_sub(vf_load_w(param + i, w, 0.0f), vf_mul(sign, size)), w);
+    }
+}
+
 const fnn_optim_kernels FNN_K(fnn_optim_kernels) = {
     .sgd = FNN_K(sgd_step),
     .adam = FNN_K(adam_step),
@@ -200,4 +296,8 @@ const fnn_optim_kernels FNN_K(fnn_optim_kernels) = {
     .adagrad = FNN_K(adagrad_step),
     .adamax = FNN_K(adamax_step),
     .radam = FNN_K(radam_step),
+    .nadam = FNN_K(nadam_step),
+    .adadelta = FNN_K(adadelta_step),
+    .asgd = FNN_K(asgd_step),
+    .rprop = FNN_K(rprop_step),
 };

@@ -35,6 +35,10 @@ typedef struct {
         fnn_adagrad_coefs adagrad;
         fnn_adamax_coefs adamax;
         fnn_radam_coefs radam;
+        fnn_nadam_coefs nadam;
+        fnn_adadelta_coefs adadelta;
+        fnn_asgd_coefs asgd;
+        fnn_rprop_coefs rprop;
     } coefs;
 } optim_job;
 
@@ -71,6 +75,29 @@ static void radam_range(void *ctx, int64_t begin, int64_t end) {
     optim_job *j = ctx;
     j->k->radam(j->param + begin, j->grad + begin, j->a + begin, j->b + begin, end - begin,
                 &j->coefs.radam);
+}
+
+static void nadam_range(void *ctx, int64_t begin, int64_t end) {
+    optim_job *j = ctx;
+    j->k->nadam(j->param + begin, j->grad + begin, j->a + begin, j->b + begin, end - begin,
+                &j->coefs.nadam);
+}
+
+static void adadelta_range(void *ctx, int64_t begin, int64_t end) {
+    optim_job *j = ctx;
+    j->k->adadelta(j->param + begin, j->grad + begin, j->a + begin, j->b + begin, end - begin,
+                   &j->coefs.adadelta);
+}
+
+static void asgd_range(void *ctx, int64_t begin, int64_t end) {
+    optim_job *j = ctx;
+    j->k->asgd(j->param + begin, j->grad + begin, j->a + begin, end - begin, &j->coefs.asgd);
+}
+
+static void rprop_range(void *ctx, int64_t begin, int64_t end) {
+    optim_job *j = ctx;
+    j->k->rprop(j->param + begin, j->grad + begin, j->a + begin, j->b + begin, end - begin,
+                &j->coefs.rprop);
 }
 
 fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, int64_t n,
@@ -194,5 +221,87 @@ fnn_status fnn_radam_step(float *param, const float *grad, float *exp_avg, float
                        .neg_lr_rect = (float)(-(double)lr * rect),
                        .rectified = rectified, .maximize = maximize != 0}};
     fnn_parallel_for(n, FNN_GRAIN_SQRT_DIV, FNN_ALIGN_FLOATS, &j, radam_range);
+    return FNN_OK;
+}
+
+/* NAdam's momentum cache at a step: beta1 (1 - 0.5 * 0.96^(step momentum_decay)) */
+static double nadam_mu(float beta1, float momentum_decay, int64_t step) {
+    return beta1 * (1.0 - 0.5 * pow(0.96, (double)step * momentum_decay));
+}
+
+fnn_status fnn_nadam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                          float *mu_product, int64_t n, float lr, float beta1, float beta2,
+                          float eps, float weight_decay, float momentum_decay, int decoupled,
+                          int64_t step, int maximize) {
+    if (n < 0 || !nonneg(lr) || !below_one(beta1) || !below_one(beta2) || !nonneg(eps) ||
+        !nonneg(weight_decay) || !nonneg(momentum_decay) || step < 1 || !mu_product)
+        return FNN_ERR_ARG;
+    if (n > 0 && (!param || !grad || !exp_avg || !exp_avg_sq)) return FNN_ERR_ARG;
+    double mu = nadam_mu(beta1, momentum_decay, step);
+    double mu_next = nadam_mu(beta1, momentum_decay, step + 1);
+    *mu_product = *mu_product * (float)mu; /* in float, as torch's 0-d tensor *= mu */
+    double product = *mu_product;
+    optim_job j = {.k = fnn_active_optim(), .param = param, .grad = grad, .a = exp_avg,
+                   .b = exp_avg_sq,
+                   .coefs.nadam = {
+                       .weight_decay = decoupled ? 0.0f : weight_decay,
+                       .decay = decoupled ? (float)(1.0 - (double)lr * weight_decay) : 1.0f,
+                       .one_minus_beta1 = (float)(1.0 - (double)beta1),
+                       .beta2 = beta2, .one_minus_beta2 = (float)(1.0 - (double)beta2),
+                       .eps = eps, .inv_bc2 = (float)(1.0 / (1.0 - pow(beta2, (double)step))),
+                       .grad_coef = (float)(-(double)lr * (1.0 - mu) / (1.0 - product)),
+                       .avg_coef = (float)(-(double)lr * mu_next / (1.0 - product * mu_next)),
+                       .maximize = maximize != 0}};
+    fnn_parallel_for(n, FNN_GRAIN_SQRT_DIV, FNN_ALIGN_FLOATS, &j, nadam_range);
+    return FNN_OK;
+}
+
+fnn_status fnn_adadelta_step(float *param, const float *grad, float *square_avg,
+                             float *acc_delta, int64_t n, float lr, float rho, float eps,
+                             float weight_decay, int maximize) {
+    if (n < 0 || !nonneg(lr) || !(rho >= 0.0f && rho <= 1.0f) || !nonneg(eps) ||
+        !nonneg(weight_decay))
+        return FNN_ERR_ARG;
+    if (n > 0 && (!param || !grad || !square_avg || !acc_delta)) return FNN_ERR_ARG;
+    optim_job j = {.k = fnn_active_optim(), .param = param, .grad = grad, .a = square_avg,
+                   .b = acc_delta,
+                   .coefs.adadelta = {.neg_lr = -lr, .weight_decay = weight_decay, .rho = rho,
+                                      .one_minus_rho = (float)(1.0 - (double)rho), .eps = eps,
+                                      .maximize = maximize != 0}};
+    fnn_parallel_for(n, FNN_GRAIN_SQRT_DIV, FNN_ALIGN_FLOATS, &j, adadelta_range);
+    return FNN_OK;
+}
+
+fnn_status fnn_asgd_step(float *param, const float *grad, float *ax, float *eta, float *mu,
+                         int64_t n, float lr, float lambd, float alpha, float t0,
+                         float weight_decay, int64_t step, int maximize) {
+    if (n < 0 || !nonneg(lr) || !isfinite(lambd) || !isfinite(alpha) || !isfinite(t0) ||
+        !nonneg(weight_decay) || step < 1 || !eta || !mu)
+        return FNN_ERR_ARG;
+    if (n > 0 && (!param || !grad || !ax)) return FNN_ERR_ARG;
+    optim_job j = {.k = fnn_active_optim(), .param = param, .grad = grad, .a = ax,
+                   .coefs.asgd = {.weight_decay = weight_decay,
+                                  .decay = (float)(1.0 - (double)lambd * *eta),
+                                  .neg_eta = -*eta, .mu = *mu, .averaging = *mu != 1.0f,
+                                  .maximize = maximize != 0}};
+    fnn_parallel_for(n, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j, asgd_range);
+    *eta = (float)(lr / pow(1.0 + (double)lambd * lr * (double)step, alpha));
+    *mu = (float)(1.0 / fmax(1.0, (double)step - t0));
+    return FNN_OK;
+}
+
+fnn_status fnn_rprop_step(float *param, const float *grad, float *prev, float *step_size,
+                          int64_t n, float etaminus, float etaplus, float step_size_min,
+                          float step_size_max, int maximize) {
+    if (n < 0 || !(etaminus > 0.0f && etaminus < 1.0f && etaplus > 1.0f && isfinite(etaplus)) ||
+        !nonneg(step_size_min) || !nonneg(step_size_max) || step_size_min > step_size_max)
+        return FNN_ERR_ARG;
+    if (n > 0 && (!param || !grad || !prev || !step_size)) return FNN_ERR_ARG;
+    optim_job j = {.k = fnn_active_optim(), .param = param, .grad = grad, .a = prev,
+                   .b = step_size,
+                   .coefs.rprop = {.etaminus = etaminus, .etaplus = etaplus,
+                                   .step_size_min = step_size_min,
+                                   .step_size_max = step_size_max, .maximize = maximize != 0}};
+    fnn_parallel_for(n, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j, rprop_range);
     return FNN_OK;
 }

@@ -164,7 +164,8 @@ def sgd_step(p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_
 
 
 def adam_moments(p, g, m, v, lr, beta1, beta2, weight_decay, decoupled, maximize):
-    """Adam's and RAdam's shared start: weight decay, then both moment estimates."""
+    """Adam's, RAdam's and NAdam's shared start: weight decay, then both moment
+    estimates; returns the gradient used."""
     g = -f64(g) if maximize else f64(g)
     if weight_decay and decoupled:
         p *= 1.0 - lr * weight_decay
@@ -172,6 +173,7 @@ def adam_moments(p, g, m, v, lr, beta1, beta2, weight_decay, decoupled, maximize
         g = g + weight_decay * p
     m += (1.0 - beta1) * (g - m)
     v[...] = beta2 * v + (1.0 - beta2) * g * g
+    return g
 
 
 def adam_step(p, g, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
@@ -232,6 +234,54 @@ def radam_step(p, g, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weig
         p -= lr * rect * (m / bc1) * math.sqrt(bc2) / (np.sqrt(v) + eps)
     else:
         p -= lr * (m / bc1)
+
+
+def nadam_step(p, g, m, v, mu_product, step, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+               weight_decay=0.0, momentum_decay=4e-3, decoupled=False, maximize=False):
+    """mu_product: a 1-element array, updated"""
+    g = adam_moments(p, g, m, v, lr, beta1, beta2, weight_decay, decoupled, maximize)
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    mu_product *= mu
+    product = float(mu_product[0])
+    denom = np.sqrt(v / (1.0 - beta2 ** step)) + eps
+    p -= lr * (1.0 - mu) / (1.0 - product) * g / denom
+    p -= lr * mu_next / (1.0 - product * mu_next) * m / denom
+
+
+def adadelta_step(p, g, square_avg, acc_delta, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
+                  maximize=False):
+    g = -f64(g) if maximize else f64(g)
+    if weight_decay:
+        g = g + weight_decay * p
+    square_avg[...] = rho * square_avg + (1.0 - rho) * g * g
+    delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * g
+    acc_delta[...] = rho * acc_delta + (1.0 - rho) * delta * delta
+    p -= lr * delta
+
+
+def asgd_step(p, g, ax, eta, mu, step, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6,
+              weight_decay=0.0, maximize=False):
+    """eta, mu: 1-element arrays, this step's, updated for the next"""
+    g = -f64(g) if maximize else f64(g)
+    if weight_decay:
+        g = g + weight_decay * p
+    p *= 1.0 - lambd * eta[0]
+    p -= eta[0] * g
+    ax[...] = ax + (p - ax) * mu[0] if mu[0] != 1.0 else p
+    eta[0] = lr / (1.0 + lambd * lr * step) ** alpha
+    mu[0] = 1.0 / max(1.0, step - t0)
+
+
+def rprop_step(p, g, prev, step_size, etaminus=0.5, etaplus=1.2, step_size_min=1e-6,
+               step_size_max=50.0, maximize=False):
+    g = -f64(g) if maximize else f64(g)
+    s = g * prev
+    step_size *= np.where(s > 0, etaplus, np.where(s < 0, etaminus, 1.0))
+    np.clip(step_size, step_size_min, step_size_max, out=step_size)
+    g = np.where(s < 0, 0.0, g)
+    p -= np.sign(g) * step_size
+    prev[...] = g
 
 
 def rnn_layer(x, w_ih, w_hh, b_ih=None, b_hh=None, h0=None, c0=None, mode="lstm",

@@ -4,6 +4,7 @@ argument checks, DistributedOptimizer stepping exactly as the optimizer it
 wraps, the overlap buckets, and init() without mpi4py. The multi-rank cases are
 in test_distributed_mpi.py."""
 import copy
+import pickle
 import subprocess
 import sys
 import warnings
@@ -139,6 +140,28 @@ def test_distributed_optimizer_in_one_process_steps_as_its_optimizer(kwargs):
     sched = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)  # schedulers take it
     sched.step()
     assert inner.param_groups[0]["lr"] == 5e-3  # one state, seen through both
+
+
+@pytest.mark.parametrize("make_opt", [lambda ps: optim.NAdam(ps, lr=1e-2),
+                                      lambda ps: optim.ASGD(ps, lr=1e-2, t0=2),
+                                      lambda ps: optim.Rprop(ps, lr=1e-3)],
+                         ids=["NAdam", "ASGD", "Rprop"])
+def test_optimizer_state_with_scalars_goes_the_broadcast_way(make_opt):
+    # broadcast_optimizer_state pickles root's state_dict and loads it on the other
+    # ranks: per-parameter scalars (mu_product, eta, mu) travel as 0-d arrays
+    model = make()
+    opt = dist.DistributedOptimizer(make_opt(model.parameters()))
+    train(model, opt, steps=3)
+    dist.broadcast_optimizer_state(opt)  # a world of one: nothing changes
+    sent = pickle.loads(pickle.dumps(opt.state_dict()))
+    model2 = make(seed=5)
+    model2.load_state_dict(model.state_dict())
+    opt2 = make_opt(model2.parameters())
+    opt2.load_state_dict(sent)
+    for index, entry in opt.state_dict()["state"].items():
+        for key, value in entry.items():
+            np.testing.assert_array_equal(opt2.state_dict()["state"][index][key], value)
+    assert np.array_equal(train(model, opt, seed=9), train(model2, opt2, seed=9))
 
 
 def test_distributed_optimizer_checkpoints_as_its_optimizer(tmp_path):

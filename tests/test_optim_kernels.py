@@ -1,5 +1,5 @@
 """Fused optimizer updates (ops.sgd_step, adam_step, rmsprop_step, adagrad_step,
-adamax_step, radam_step): 20 steps against the float64 references for every option
+adamax_step, radam_step, nadam_step, adadelta_step, asgd_step, rprop_step): 20 steps against the float64 references for every option
 and ISA path, 1, 2 and 3 threads bitwise, the input rules, and (with torch) 20 steps
 against torch.optim. (An update has no derivative to check by finite differences.)"""
 import itertools
@@ -31,10 +31,18 @@ def f32(x):
     return float(np.float32(x)) if isinstance(x, float) else x
 
 
+# the state that does not start as zeros (n,): name -> (size, start); size 1 for a
+# rule's scalars (NAdam's mu_product, ASGD's eta and mu); ASGD's eta and Rprop's step_size
+# start as lr, 1e-2 in these tests
+STARTS = {"mu_product": (1, 1.0), "eta": (1, 1e-2), "mu": (1, 1.0), "step_size": (None, 1e-2)}
+
+
 def make_state(n, buffers, rng):
-    """a random float32 param (n,) and zeroed state buffers"""
+    """a random float32 param (n,) and the state buffers as each starts"""
     state = {"param": rng.standard_normal(n).astype(np.float32)}
-    state.update({name: np.zeros(n, np.float32) for name in buffers})
+    for name in buffers:
+        size, start = STARTS.get(name, (None, 0.0))
+        state[name] = np.full(size or n, start, np.float32)
     return state
 
 
@@ -51,7 +59,7 @@ def check_against_reference(n, buffers, ours, theirs, rng):
     b = {k: v.astype(np.float64) for k, v in a.items()}
     run([ours, theirs], [a, b], n, rng)
     for k in a:
-        assert a[k].dtype == np.float32 and a[k].shape == (n,)
+        assert a[k].dtype == np.float32 and a[k].shape == (STARTS.get(k, (None,))[0] or n,)
         scale = max(1.0, float(np.abs(b[k]).max(initial=0.0)))
         np.testing.assert_allclose(a[k], b[k], rtol=RTOL, atol=ATOL * scale, err_msg=k)
 
@@ -169,7 +177,7 @@ def test_rmsprop_matches_reference(n, opts, isa, rng):
     check_against_reference(n, rmsprop_buffers(opts), ours, theirs, rng)
 
 
-# ---- Adagrad, Adamax, RAdam -------------------------------------------------------------
+# ---- Adagrad, Adamax, RAdam, NAdam, Adadelta, ASGD, Rprop ----------------------------------
 # name -> (state buffers, option sets, our step, the reference step)
 MORE_RULES = {
     "adagrad": (["sum"], [{}, {"lr_decay": 0.1, "weight_decay": WD}, {"eps": 0.0},
@@ -190,7 +198,37 @@ MORE_RULES = {
                                                  **kw),
               lambda s, g, t, kw: ref.radam_step(s["param"], g, s["exp_avg"], s["exp_avg_sq"], t,
                                                  **kw)),
+    "nadam": (["exp_avg", "exp_avg_sq", "mu_product"],
+              [{}, {"beta1": 0.5, "beta2": 0.9, "momentum_decay": 0.1},
+               {"weight_decay": WD}, {"weight_decay": WD, "decoupled": True, "maximize": True}],
+              lambda s, g, t, kw: ops.nadam_step(s["param"], g, s["exp_avg"], s["exp_avg_sq"],
+                                                 s["mu_product"], t, **kw),
+              lambda s, g, t, kw: ref.nadam_step(s["param"], g, s["exp_avg"], s["exp_avg_sq"],
+                                                 s["mu_product"], t, **kw)),
+    "adadelta": (["square_avg", "acc_delta"], [{}, {"rho": 0.5, "eps": 1e-3}, {"rho": 1.0},
+                                              {"weight_decay": WD, "maximize": True}],
+                 lambda s, g, t, kw: ops.adadelta_step(s["param"], g, s["square_avg"],
+                                                       s["acc_delta"], **kw),
+                 lambda s, g, t, kw: ref.adadelta_step(s["param"], g, s["square_avg"],
+                                                       s["acc_delta"], **kw)),
+    # t0 = 5: ax copies param for 6 steps, then averages
+    "asgd": (["ax", "eta", "mu"], [{}, {"lambd": 0.5, "alpha": 0.5, "t0": 5.0},
+                                   {"t0": 5.0, "weight_decay": WD, "maximize": True}],
+             lambda s, g, t, kw: ops.asgd_step(s["param"], g, s["ax"], s["eta"], s["mu"], t, **kw),
+             lambda s, g, t, kw: ref.asgd_step(s["param"], g, s["ax"], s["eta"], s["mu"], t, **kw)),
+    # Rprop has no lr (it is step_size's start) and no weight decay
+    "rprop": (["prev", "step_size"], [{}, {"etaminus": 0.25, "etaplus": 2.0},
+                                      {"step_size_min": 5e-3, "step_size_max": 2e-2,
+                                       "maximize": True}],
+              lambda s, g, t, kw: ops.rprop_step(s["param"], g, s["prev"], s["step_size"],
+                                                 **without_lr(kw)),
+              lambda s, g, t, kw: ref.rprop_step(s["param"], g, s["prev"], s["step_size"],
+                                                 **without_lr(kw))),
 }
+
+
+def without_lr(kw):
+    return {k: v for k, v in kw.items() if k != "lr"}
 MORE_CASES = [(name, opts) for name, (_, options, _, _) in MORE_RULES.items()
               for opts in options]
 
@@ -228,6 +266,15 @@ EVERYTHING = {
     "radam": (["exp_avg", "exp_avg_sq"], lambda s, g, t: ops.radam_step(
         s["param"], g, s["exp_avg"], s["exp_avg_sq"], t + 5, beta2=0.9, weight_decay=0.1,
         decoupled=True)),
+    "nadam": (["exp_avg", "exp_avg_sq", "mu_product"], lambda s, g, t: ops.nadam_step(
+        s["param"], g, s["exp_avg"], s["exp_avg_sq"], s["mu_product"], t, weight_decay=0.1,
+        decoupled=True, maximize=True)),
+    "adadelta": (["square_avg", "acc_delta"], lambda s, g, t: ops.adadelta_step(
+        s["param"], g, s["square_avg"], s["acc_delta"], weight_decay=0.1, maximize=True)),
+    "asgd": (["ax", "eta", "mu"], lambda s, g, t: ops.asgd_step(
+        s["param"], g, s["ax"], s["eta"], s["mu"], t, t0=1.0, weight_decay=0.1, maximize=True)),
+    "rprop": (["prev", "step_size"], lambda s, g, t: ops.rprop_step(
+        s["param"], g, s["prev"], s["step_size"], maximize=True)),
 }
 
 
@@ -335,6 +382,23 @@ BAD = [
     (lambda: ops.adamax_step(z(), z(), z(), z(), 1, beta2=1.0),   ValueError, r"\bbeta2\b.*\[0, 1\)"),
     (lambda: ops.radam_step(z(), z(), SHARED, SHARED, 1),         ValueError, r"\bexp_avg_sq\b.*share memory"),
     (lambda: ops.radam_step(z(), z(), z(), z(), 1, eps=-1.0),     ValueError, r"\beps\b.*>= 0"),
+    (lambda: ops.nadam_step(z(), z(), z(), z(), z(1), 1, momentum_decay=-1.0), ValueError, r"\bmomentum_decay\b.*>= 0.*-1\.0"),
+    (lambda: ops.nadam_step(z(), z(), z(), z(), z(2), 1),        ValueError, r"\bmu_product\b.*1 element.*\(2,\)"),
+    (lambda: ops.nadam_step(z(), z(), z(), z(), 1.0, 1),         TypeError,  r"\bmu_product\b.*float32.*float"),
+    (lambda: ops.nadam_step(z(), z(), z(), z(), z(1, np.float64), 1), TypeError, r"\bmu_product\b.*float32.*float64"),
+    (lambda: ops.nadam_step(z(), z(), z(), z(), z(1), 0),        ValueError, r"\bstep\b.*>= 1"),
+    (lambda: ops.adadelta_step(z(), z(), z(), z(), rho=1.5),     ValueError, r"\brho\b.*\[0, 1\].*1\.5"),
+    (lambda: ops.adadelta_step(z(), z(), z(), z(5)),             ValueError, r"\bacc_delta\b.*elements"),
+    (lambda: ops.asgd_step(z(), z(), z(), z(1), z(1), 1, t0=float("nan")), ValueError, r"\bt0\b.*finite.*nan"),
+    (lambda: ops.asgd_step(z(), z(), z(), WIDE[:1], WIDE[:1], 1), ValueError, r"\bmu\b.*share memory.*\beta\b"),
+    (lambda: ops.asgd_step(z(), z(), z(), read_only()[:1], z(1), 1), ValueError, r"\beta\b.*writeable"),
+    (lambda: ops.asgd_step(z(), z(), z(), z(1), z(1), 1, weight_decay=-1.0), ValueError, r"\bweight_decay\b.*>= 0"),
+    (lambda: ops.rprop_step(z(), z(), z(), z(), etaminus=1.0),   ValueError, r"\betaminus\b.*\[0, 1\).*1\.0"),
+    (lambda: ops.rprop_step(z(), z(), z(), z(), etaminus=0.0),   ValueError, r"0 < etaminus < 1 < etaplus.*etaminus=0\.0"),
+    (lambda: ops.rprop_step(z(), z(), z(), z(), etaplus=1.0),    ValueError, r"0 < etaminus < 1 < etaplus.*etaplus=1\.0"),
+    (lambda: ops.rprop_step(z(), z(), z(), z(), step_size_min=2.0, step_size_max=1.0), ValueError, r"\bstep_size_min\b.*<= step_size_max.*2\.0.*1\.0"),
+    (lambda: ops.rprop_step(z(), z(), z(), z(), step_size_max=-1.0), ValueError, r"\bstep_size_max\b.*>= 0"),
+    (lambda: ops.rprop_step(z(), z(), SHARED, SHARED),           ValueError, r"\bstep_size\b.*share memory.*\bprev\b"),
 ]
 
 
@@ -400,7 +464,9 @@ def torch_parity(make_opt, buffers, ours, rng):
     grads = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(STEPS)]
     want_p, want_state = torch_steps(make_opt, p0, grads)
     state = {"param": p0.copy()}
-    state.update({name: np.zeros(p0.size, np.float32) for name in buffers})
+    for name in buffers:
+        size, start = STARTS.get(name, (None, 0.0))
+        state[name] = np.full(size or p0.size, start, np.float32)
     for t, g in enumerate(grads, start=1):
         ours(state, g, t)
     np.testing.assert_allclose(state["param"], want_p, rtol=1e-4, atol=1e-6)
@@ -466,3 +532,50 @@ def test_rmsprop_matches_torch(opts, isa, rng):
         buffers["momentum_buf"] = "momentum_buffer"
     torch_parity(lambda optim, ps: optim.RMSprop(ps, lr=1e-2, foreach=False, **opts), buffers,
                  ours, rng)
+
+
+# NAdam, Adadelta, ASGD, Rprop: torch's keywords -> (our step, our state names = torch's)
+MORE_TORCH = [
+    ("NAdam", {"lr": 1e-2}),
+    ("NAdam", {"lr": 1e-2, "betas": (0.5, 0.9), "momentum_decay": 0.1, "weight_decay": WD}),
+    ("NAdam", {"lr": 1e-2, "weight_decay": WD, "decoupled_weight_decay": True, "maximize": True}),
+    ("Adadelta", {"lr": 1.0}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.5, "weight_decay": WD, "maximize": True}),
+    ("ASGD", {"lr": 1e-2}),
+    ("ASGD", {"lr": 1e-2, "lambd": 0.5, "alpha": 0.5, "t0": 5, "weight_decay": WD,
+              "maximize": True}),
+    ("Rprop", {"lr": 1e-2}),
+    ("Rprop", {"lr": 1e-2, "etas": (0.25, 2.0), "step_sizes": (5e-3, 2e-2), "maximize": True}),
+]
+
+
+def more_torch_step(name, kw):
+    """our step with torch's keywords, and its state names"""
+    beta1, beta2 = kw.get("betas", (0.9, 0.999))
+    common = {k: kw[k] for k in ("weight_decay", "maximize") if k in kw}
+    if name == "NAdam":
+        return (lambda s, g, t: ops.nadam_step(
+            s["param"], g, s["exp_avg"], s["exp_avg_sq"], s["mu_product"], t, lr=kw["lr"],
+            beta1=beta1, beta2=beta2, momentum_decay=kw.get("momentum_decay", 4e-3),
+            decoupled=kw.get("decoupled_weight_decay", False), **common),
+            ["mu_product", "exp_avg", "exp_avg_sq"])
+    if name == "Adadelta":
+        return (lambda s, g, t: ops.adadelta_step(
+            s["param"], g, s["square_avg"], s["acc_delta"], lr=kw["lr"], rho=kw.get("rho", 0.9),
+            **common), ["square_avg", "acc_delta"])
+    if name == "ASGD":
+        return (lambda s, g, t: ops.asgd_step(
+            s["param"], g, s["ax"], s["eta"], s["mu"], t, lr=kw["lr"],
+            **{k: v for k, v in kw.items() if k != "lr"}), ["eta", "mu", "ax"])
+    (etaminus, etaplus), (low, high) = kw.get("etas", (0.5, 1.2)), kw.get("step_sizes", (1e-6, 50))
+    return (lambda s, g, t: ops.rprop_step(
+        s["param"], g, s["prev"], s["step_size"], etaminus=etaminus, etaplus=etaplus,
+        step_size_min=low, step_size_max=high, **common), ["prev", "step_size"])
+
+
+@pytest.mark.parametrize("name, kw", MORE_TORCH, ids=lambda v: v if isinstance(v, str)
+                         else opt_id(v))
+def test_more_rules_match_torch(name, kw, isa, rng):
+    ours, names = more_torch_step(name, kw)
+    torch_parity(lambda optim, ps: getattr(optim, name)(ps, foreach=False, **kw),
+                 {n: n for n in names}, ours, rng)

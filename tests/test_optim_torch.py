@@ -90,11 +90,24 @@ CASES = [
     opt_case("RMSprop", lr=1e-3, momentum=0.9),
     opt_case("RMSprop", lr=1e-3, centered=True),
     opt_case("RMSprop", lr=5e-3, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01),
+    opt_case("NAdam", lr=1e-2),
+    opt_case("NAdam", lr=1e-2, weight_decay=0.1, momentum_decay=6e-3),
+    opt_case("NAdam", lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    opt_case("Adadelta"),
+    opt_case("Adadelta", lr=0.5, rho=0.95, weight_decay=0.1, maximize=True),
+    opt_case("ASGD", lr=0.05),
+    opt_case("ASGD", lr=0.05, lambd=0.1, t0=5, weight_decay=0.1),
+    opt_case("Rprop", lr=1e-3),
+    opt_case("Rprop", lr=1e-3, etas=(0.4, 1.5), step_sizes=(1e-5, 0.01), maximize=True),
 ]
 STATE_NAMES = {"SGD": {"momentum_buffer"},
                "Adam": {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
                "AdamW": {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
-               "RMSprop": {"square_avg", "momentum_buffer", "grad_avg"}}
+               "RMSprop": {"square_avg", "momentum_buffer", "grad_avg"},
+               "NAdam": {"mu_product", "exp_avg", "exp_avg_sq"},
+               "Adadelta": {"square_avg", "acc_delta"},
+               "ASGD": {"eta", "mu", "ax"},
+               "Rprop": {"prev", "step_size"}}
 
 
 def make_opts(name, kw, fparams, tparams):
@@ -113,7 +126,7 @@ def test_training_matches_torch(batches, name, kw):
     assert sorted(fsd["state"]) == sorted(tsd["state"])  # plain SGD: no entries, as torch
     for i, fstate in fsd["state"].items():
         tstate = tsd["state"][i]
-        assert set(fstate) == set(tstate)
+        assert list(fstate) == list(tstate)  # torch's order too
         assert set(fstate) - {"step"} <= STATE_NAMES[name]
         if "step" in tstate:
             assert float(fstate["step"]) == float(tstate["step"]) == STEPS
@@ -155,7 +168,10 @@ def test_param_groups_own_lr(batches, name, kw):
 @pytest.mark.parametrize("name, kw", [opt_case("SGD", lr=0.1, momentum=0.9, weight_decay=0.1),
                                       opt_case("Adam", lr=1e-2, weight_decay=0.1),
                                       opt_case("AdamW", lr=1e-2, weight_decay=0.1),
-                                      opt_case("RMSprop", lr=1e-2, weight_decay=0.1)])
+                                      opt_case("RMSprop", lr=1e-2, weight_decay=0.1),
+                                      opt_case("NAdam", lr=1e-2, weight_decay=0.1),
+                                      opt_case("ASGD", lr=0.05, t0=5, weight_decay=0.1),
+                                      opt_case("Rprop", lr=1e-3)])
 def test_frozen_parameters(batches, name, kw):
     # requires_grad=False: no gradient in torch (grad None, skipped by step, even by
     # weight decay); fastnn skips the parameter too
@@ -182,6 +198,9 @@ def test_frozen_parameters(batches, name, kw):
     opt_case("SGD", lr=0.1, momentum=0.9, dampening=0.5),
     opt_case("Adam", lr=1e-2),
     opt_case("AdamW", lr=1e-2),
+    opt_case("NAdam", lr=1e-2),
+    opt_case("ASGD", lr=0.05, t0=5),
+    opt_case("Rprop", lr=1e-3),
 ])
 def test_unfreeze_after_steps(batches, name, kw):
     # fine-tuning: the first layer frozen for 10 steps, then trained with the rest; as
@@ -207,7 +226,11 @@ def test_unfreeze_after_steps(batches, name, kw):
 @pytest.mark.parametrize("name, kw", [opt_case("SGD", lr=0.1, momentum=0.9, nesterov=True),
                                       opt_case("Adam", lr=1e-2, amsgrad=True),
                                       opt_case("AdamW", lr=1e-2),
-                                      opt_case("RMSprop", lr=1e-3, momentum=0.9, centered=True)])
+                                      opt_case("RMSprop", lr=1e-3, momentum=0.9, centered=True),
+                                      opt_case("NAdam", lr=1e-2, weight_decay=0.1),
+                                      opt_case("Adadelta", lr=0.5),
+                                      opt_case("ASGD", lr=0.05, t0=5),
+                                      opt_case("Rprop", lr=1e-3)])
 def test_state_dict_round_trip_mid_training(batches, name, kw):
     # uninterrupted: 20 steps
     fm, _ = make_pair()
@@ -246,7 +269,9 @@ def to_torch_state(sd):
 
 HANDOVER = [opt_case("SGD", lr=0.1, momentum=0.9), opt_case("SGD", lr=0.1),
             opt_case("Adam", lr=1e-2, amsgrad=True), opt_case("AdamW", lr=1e-2),
-            opt_case("RMSprop", lr=1e-3, momentum=0.9, centered=True)]
+            opt_case("RMSprop", lr=1e-3, momentum=0.9, centered=True),
+            opt_case("NAdam", lr=1e-2, weight_decay=0.1), opt_case("Adadelta", lr=0.5),
+            opt_case("ASGD", lr=0.05, t0=5), opt_case("Rprop", lr=1e-3)]
 
 
 @pytest.mark.parametrize("name, kw", HANDOVER)
@@ -280,7 +305,8 @@ def test_state_dict_torch_to_fastnn(batches, name, kw):
     assert_params_close(fm, tm)
 
 
-ALL = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "RAdam"]
+ALL = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "RAdam", "NAdam", "Adadelta",
+       "ASGD", "Rprop"]
 
 
 @pytest.mark.parametrize("name", ALL)

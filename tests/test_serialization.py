@@ -800,6 +800,11 @@ OPTIMIZERS = {
     "adagrad_accumulator": lambda ps: optim.Adagrad(ps, lr=1e-2, initial_accumulator_value=0.1),
     "radam_decoupled": lambda ps: optim.RAdam(ps, lr=1e-2, weight_decay=0.1,
                                               decoupled_weight_decay=True),
+    # per-parameter scalars (mu_product; eta and mu), which the frozen weight makes differ
+    "nadam_decoupled": lambda ps: optim.NAdam(ps, lr=1e-2, weight_decay=0.1,
+                                              decoupled_weight_decay=True),
+    "asgd_averaging": lambda ps: optim.ASGD(ps, lr=1e-2, t0=1),
+    "rprop": lambda ps: optim.Rprop(ps, lr=1e-3),
 }
 
 
@@ -835,6 +840,10 @@ def test_checkpoint_optimizer_state_is_checked_at_load(tmp_path, opt_name):
         {k: v.get("step") for k, v in trained.state_dict()["state"].items()}
     if OPTIMIZERS[opt_name](model.parameters()).keeps_step:  # torch's SGD keeps none
         assert len({v["step"] for v in steps.values()}) == 2  # the frozen weight has its own
+    for index, entry in trained.state_dict()["state"].items():
+        assert list(steps[index]) == list(entry)
+        for key, value in entry.items():
+            np.testing.assert_array_equal(steps[index][key], value, err_msg=f"{index}.{key}")
 
     opt_meta = json.loads(meta["optimizer"])
     first = sorted(k for k in tensors if k.startswith("optimizer.state.0."))[0]
@@ -858,9 +867,16 @@ def test_checkpoint_optimizer_state_is_checked_at_load(tmp_path, opt_name):
         bad_options.update(alpha=[1.5, -0.1], centered=[0, "yes"], momentum=[-1.0])
     elif opt_name == "adagrad_accumulator":
         bad_options.update(lr_decay=[-1.0], initial_accumulator_value=[-0.5], maximize=["no"])
+    elif opt_name == "asgd_averaging":
+        bad_options.update(t0=[float("nan")], lambd=["x"], alpha=[None])
+    elif opt_name == "rprop":  # no weight decay
+        del bad_options["weight_decay"]
+        bad_options.update(etas=[[0.5, 1.0], [0.0, 1.2], [0.5]], step_sizes=[[1.0, 0.5], [-1, 50]])
     else:
         bad_options.update(betas=[[0.9, 1.5]], decoupled_weight_decay=["yes"],
                            differentiable=[True])
+        if opt_name == "nadam_decoupled":
+            bad_options.update(momentum_decay=[-1.0])
     cases = {
         "renamed_state": ({name + "x": tensors[first], **{k: v for k, v in tensors.items()
                                                         if k != first}}, {}, name + "x"),
@@ -888,6 +904,11 @@ def test_checkpoint_optimizer_state_is_checked_at_load(tmp_path, opt_name):
     for option, values in bad_options.items():
         for i, value in enumerate(values):
             cases[f"{option}_{i}"] = (tensors, with_group(**{option: value}), option)
+    if opt_name in ("nadam_decoupled", "asgd_averaging"):
+        scalar = "optimizer.state.0." + ("mu_product" if opt_name.startswith("nadam") else "eta")
+        cases["scalar_misshaped"] = (with_tensor(scalar, tensors[scalar].reshape(1)), {}, scalar)
+        cases["scalar_nan"] = (with_tensor(scalar, np.array(np.nan, np.float32)), {}, scalar)
+        cases["scalar_missing"] = ({k: v for k, v in tensors.items() if k != scalar}, {}, scalar)
     if opt_name != "sgd_momentum":
         cases["initial_lr_nan"] = (tensors, with_group(initial_lr=float("nan")), "initial_lr")
     before = fresh.state_dict()

@@ -58,6 +58,14 @@ def test_fit_is_reproducible_with_manual_seed():
         np.testing.assert_array_equal(a[k], b[k])
 
 
+@pytest.mark.parametrize("name", ["nadam", "adadelta", "asgd", "rprop"])
+def test_fit_by_optimizer_name_lowers_the_loss(name):
+    X, y = blobs()
+    model = mlp(seed=5)
+    hist = model.fit(X, y, epochs=3, batch_size=32, optimizer=name, verbose=0)
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+
+
 def test_fit_by_names_regression_and_validation_data():
     rng = np.random.default_rng(3)
     X = rng.uniform(-1, 1, (256, 2)).astype(np.float32)

@@ -10,7 +10,7 @@ one copy of the C library (and so one ISA choice and one thread setting):
   _losses.pxi       fused loss + gradient
   _gemm.pxi         matmul (SGEMM), the GEMM block sizes
   _linear.pxi       linear (SGEMM with fused epilogue), linear_backward, the bias gradient
-  _optim.pxi        fused optimizer updates (SGD, Adam / AdamW, RMSprop), in place
+  _optim.pxi        fused optimizer updates (the torch.optim rules of fastnn.optim), in place
   _fma_probe.pxi    the machine's FMA ceiling
   _norm.pxi         batch norm and group norm, forward and backward
   _conv.pxi         convolution (conv1d/2d, transposed) on im2col + SGEMM

@@ -92,6 +92,19 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_radam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
                               int64_t n, float lr, float beta1, float beta2, float eps,
                               float weight_decay, int decoupled, int64_t step, int maximize)
+    fnn_status fnn_nadam_step(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                              float *mu_product, int64_t n, float lr, float beta1, float beta2,
+                              float eps, float weight_decay, float momentum_decay, int decoupled,
+                              int64_t step, int maximize)
+    fnn_status fnn_adadelta_step(float *param, const float *grad, float *square_avg,
+                                 float *acc_delta, int64_t n, float lr, float rho, float eps,
+                                 float weight_decay, int maximize)
+    fnn_status fnn_asgd_step(float *param, const float *grad, float *ax, float *eta, float *mu,
+                             int64_t n, float lr, float lambd, float alpha, float t0,
+                             float weight_decay, int64_t step, int maximize)
+    fnn_status fnn_rprop_step(float *param, const float *grad, float *prev, float *step_size,
+                              int64_t n, float etaminus, float etaplus, float step_size_min,
+                              float step_size_max, int maximize)
 
     ctypedef enum fnn_activation:
         FNN_ACT_NONE

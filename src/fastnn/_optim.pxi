@@ -1,8 +1,11 @@
 # Fused optimizer updates, in place (csrc/optim.c, optim_api.c): one step of torch.optim's
-# SGD, Adam / AdamW and RMSprop over a parameter and its state buffers.
+# SGD, Adam / AdamW, RMSprop, Adagrad, Adamax, RAdam, NAdam, Adadelta, ASGD and Rprop
+# over a parameter and its state buffers.
 # Every array must already be a float32, C-contiguous, aligned ndarray with
 # param's number of elements (any shape); the ones updated must be writeable
-# and no two may share memory. Nothing is copied or converted: TypeError for
+# and no two may share memory; a per-parameter scalar of the state (NAdam's
+# mu_product, ASGD's eta and mu, torch's 0-d tensors) is a writeable float32 array
+# of one element, updated in place. Nothing is copied or converted: TypeError for
 # a wrong type or dtype, ValueError for the rest. Functions return None.
 # Hot path (one call per parameter per step): raw pointers, not typed memoryviews,
 # which would add 0.4-0.6 us per call for its 3-5 arrays (tools/boundary_overhead.py).
@@ -26,6 +29,21 @@ cdef int check_buffer(object a, str name, object param, bint written) except -1:
                          f"got strides {a.strides}")
     check_aligned(arr, name, " (it is used in place, never copied)")
     if written and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{name} must be writeable (it is updated in place), "
+                         f"got a read-only array")
+    return 0
+
+
+cdef int check_scalar_state(object a, str name) except -1:
+    """a is usable as the scalar state `name`: a writeable float32 array of one element."""
+    if not isinstance(a, np.ndarray) or a.dtype != np.float32:
+        raise TypeError(f"{name} must be a numpy.ndarray of dtype float32 (one element), "
+                        f"got {type(a).__name__ if not isinstance(a, np.ndarray) else a.dtype}")
+    if a.size != 1:
+        raise ValueError(f"{name} must have 1 element (a scalar of the state), got shape "
+                         f"{a.shape}")
+    check_aligned(<cnp.ndarray>a, name, " (it is used in place, never copied)")
+    if not a.flags.writeable:
         raise ValueError(f"{name} must be writeable (it is updated in place), "
                          f"got a read-only array")
     return 0
@@ -290,3 +308,153 @@ def radam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2
         st = fnn_radam_step(p, g, m, v, n, lr_, beta1_, beta2_, eps_, weight_decay_, decoupled_,
                             step_, maximize_)
     check_status(st, "radam_step")
+
+
+def nadam_step(param, grad, exp_avg, exp_avg_sq, mu_product, step, lr=2e-3, beta1=0.9,
+               beta2=0.999, eps=1e-8, weight_decay=0.0, momentum_decay=4e-3, decoupled=False,
+               maximize=False):
+    """One torch.optim.NAdam step on param, in place (decoupled weight decay with
+    decoupled=True); step is this step's 1-based count, exp_avg and exp_avg_sq start
+    as zeros, mu_product (one float32 element) as 1 and is updated.
+
+    g = grad (-grad with maximize); decoupled: param *= 1 - lr * weight_decay, else
+    g += weight_decay * param; mu = beta1 * (1 - 0.5 * 0.96**(step * momentum_decay)),
+    mu_next the same at step + 1; mu_product *= mu; exp_avg += (1 - beta1) * (g - exp_avg);
+    exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g * g;
+    denom = sqrt(exp_avg_sq / (1 - beta2**step)) + eps;
+    param -= lr * (1 - mu) / (1 - mu_product) * g / denom
+             + lr * mu_next / (1 - mu_product * mu_next) * exp_avg / denom.
+    """
+    cdef int64_t step_ = step_count(step)
+    cdef float lr_ = hyper(lr, "lr", 0.0, FLT_MAX, False)
+    cdef float beta1_ = hyper(beta1, "beta1", 0.0, 1.0, True)
+    cdef float beta2_ = hyper(beta2, "beta2", 0.0, 1.0, True)
+    cdef float eps_ = hyper(eps, "eps", 0.0, FLT_MAX, False)
+    cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
+    cdef float momentum_decay_ = hyper(momentum_decay, "momentum_decay", 0.0, FLT_MAX, False)
+    cdef bint decoupled_ = bool(decoupled), maximize_ = bool(maximize)
+    check_buffer(param, "param", param, True)
+    check_buffer(grad, "grad", param, False)
+    check_buffer(exp_avg, "exp_avg", param, True)
+    check_buffer(exp_avg_sq, "exp_avg_sq", param, True)
+    check_scalar_state(mu_product, "mu_product")
+    check_apart((param, grad, exp_avg, exp_avg_sq, mu_product),
+                ("param", "grad", "exp_avg", "exp_avg_sq", "mu_product"))
+    cdef float *p = fptr(param)
+    cdef const float *g = cfptr(grad)
+    cdef float *m = fptr(exp_avg)
+    cdef float *v = fptr(exp_avg_sq)
+    cdef float *product = fptr(mu_product)
+    cdef int64_t n = nelem(param)
+    cdef fnn_status st
+    with nogil:
+        st = fnn_nadam_step(p, g, m, v, product, n, lr_, beta1_, beta2_, eps_, weight_decay_,
+                            momentum_decay_, decoupled_, step_, maximize_)
+    check_status(st, "nadam_step")
+
+
+def adadelta_step(param, grad, square_avg, acc_delta, lr=1.0, rho=0.9, eps=1e-6,
+                  weight_decay=0.0, maximize=False):
+    """One torch.optim.Adadelta step on param, in place; square_avg and acc_delta
+    start as zeros.
+
+    g = grad (-grad with maximize) + weight_decay * param;
+    square_avg = rho * square_avg + (1 - rho) * g * g;
+    delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g;
+    acc_delta = rho * acc_delta + (1 - rho) * delta * delta; param -= lr * delta.
+    """
+    cdef float lr_ = hyper(lr, "lr", 0.0, FLT_MAX, False)
+    cdef float rho_ = hyper(rho, "rho", 0.0, 1.0, False)
+    cdef float eps_ = hyper(eps, "eps", 0.0, FLT_MAX, False)
+    cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
+    cdef bint maximize_ = bool(maximize)
+    check_buffer(param, "param", param, True)
+    check_buffer(grad, "grad", param, False)
+    check_buffer(square_avg, "square_avg", param, True)
+    check_buffer(acc_delta, "acc_delta", param, True)
+    check_apart((param, grad, square_avg, acc_delta),
+                ("param", "grad", "square_avg", "acc_delta"))
+    cdef float *p = fptr(param)
+    cdef const float *g = cfptr(grad)
+    cdef float *s = fptr(square_avg)
+    cdef float *acc = fptr(acc_delta)
+    cdef int64_t n = nelem(param)
+    cdef fnn_status st
+    with nogil:
+        st = fnn_adadelta_step(p, g, s, acc, n, lr_, rho_, eps_, weight_decay_, maximize_)
+    check_status(st, "adadelta_step")
+
+
+def asgd_step(param, grad, ax, eta, mu, step, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6,
+              weight_decay=0.0, maximize=False):
+    """One torch.optim.ASGD step on param, in place; step is this step's 1-based
+    count, ax starts as zeros; eta and mu (one float32 element each) start as lr and
+    1, are this step's and are updated for the next.
+
+    g = grad (-grad with maximize) + weight_decay * param;
+    param *= 1 - lambd * eta; param -= eta * g;
+    ax += (param - ax) * mu (ax = param while mu == 1);
+    eta = lr / (1 + lambd * lr * step)**alpha; mu = 1 / max(1, step - t0).
+    """
+    cdef int64_t step_ = step_count(step)
+    cdef float lr_ = hyper(lr, "lr", 0.0, FLT_MAX, False)
+    cdef float lambd_ = hyper(lambd, "lambd", -FLT_MAX, FLT_MAX, False)
+    cdef float alpha_ = hyper(alpha, "alpha", -FLT_MAX, FLT_MAX, False)
+    cdef float t0_ = hyper(t0, "t0", -FLT_MAX, FLT_MAX, False)
+    cdef float weight_decay_ = hyper(weight_decay, "weight_decay", 0.0, FLT_MAX, False)
+    cdef bint maximize_ = bool(maximize)
+    check_buffer(param, "param", param, True)
+    check_buffer(grad, "grad", param, False)
+    check_buffer(ax, "ax", param, True)
+    check_scalar_state(eta, "eta")
+    check_scalar_state(mu, "mu")
+    check_apart((param, grad, ax, eta, mu), ("param", "grad", "ax", "eta", "mu"))
+    cdef float *p = fptr(param)
+    cdef const float *g = cfptr(grad)
+    cdef float *a = fptr(ax)
+    cdef float *eta_ = fptr(eta)
+    cdef float *mu_ = fptr(mu)
+    cdef int64_t n = nelem(param)
+    cdef fnn_status st
+    with nogil:
+        st = fnn_asgd_step(p, g, a, eta_, mu_, n, lr_, lambd_, alpha_, t0_, weight_decay_, step_,
+                           maximize_)
+    check_status(st, "asgd_step")
+
+
+def rprop_step(param, grad, prev, step_size, etaminus=0.5, etaplus=1.2, step_size_min=1e-6,
+               step_size_max=50.0, maximize=False):
+    """One torch.optim.Rprop step on param, in place; prev starts as zeros and
+    step_size as lr.
+
+    g = grad (-grad with maximize); s = g * prev;
+    step_size = clamp(step_size * (etaplus if s > 0, etaminus if s < 0, else 1),
+                      step_size_min, step_size_max);
+    g = 0 where s < 0; param -= sign(g) * step_size; prev = g.
+    """
+    cdef float etaminus_ = hyper(etaminus, "etaminus", 0.0, 1.0, True)
+    cdef float etaplus_ = hyper(etaplus, "etaplus", 1.0, FLT_MAX, False)
+    cdef float step_size_min_ = hyper(step_size_min, "step_size_min", 0.0, FLT_MAX, False)
+    cdef float step_size_max_ = hyper(step_size_max, "step_size_max", 0.0, FLT_MAX, False)
+    cdef bint maximize_ = bool(maximize)
+    if etaminus_ == 0.0 or etaplus_ == 1.0:
+        raise ValueError(f"etaminus and etaplus must satisfy 0 < etaminus < 1 < etaplus, "
+                         f"got etaminus={etaminus!r}, etaplus={etaplus!r}")
+    if step_size_min_ > step_size_max_:
+        raise ValueError(f"step_size_min must be <= step_size_max, got "
+                         f"step_size_min={step_size_min!r}, step_size_max={step_size_max!r}")
+    check_buffer(param, "param", param, True)
+    check_buffer(grad, "grad", param, False)
+    check_buffer(prev, "prev", param, True)
+    check_buffer(step_size, "step_size", param, True)
+    check_apart((param, grad, prev, step_size), ("param", "grad", "prev", "step_size"))
+    cdef float *p = fptr(param)
+    cdef const float *g = cfptr(grad)
+    cdef float *prev_ = fptr(prev)
+    cdef float *size = fptr(step_size)
+    cdef int64_t n = nelem(param)
+    cdef fnn_status st
+    with nogil:
+        st = fnn_rprop_step(p, g, prev_, size, n, etaminus_, etaplus_, step_size_min_,
+                            step_size_max_, maximize_)
+    check_status(st, "rprop_step")

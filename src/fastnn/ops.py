@@ -30,9 +30,10 @@ Normalization: batch_norm, batch_norm_backward, group_norm, group_norm_backward
               grad_input when given)
 Vector math:  exp, erf (the approximations the kernels are built on)
 Optimizer updates, one torch.optim step in place on a parameter and its state:
-              sgd_step, adam_step, rmsprop_step, adagrad_step, adamax_step, radam_step;
-              every array must already be an aligned float32 C-contiguous ndarray
-              (nothing is converted or copied)
+              sgd_step, adam_step, rmsprop_step, adagrad_step, adamax_step, radam_step,
+              nadam_step, adadelta_step, asgd_step, rprop_step; every array must
+              already be an aligned float32 C-contiguous ndarray (nothing is
+              converted or copied)
 Convolution:  conv1d, conv2d, conv_transpose1d, conv_transpose2d and their *_backward
               (returning (grad_input, grad_weight, grad_bias), each skippable)
 Pooling:      max_pool{1,2}d, avg_pool{1,2}d, adaptive_{avg,max}_pool{1,2}d and *_backward
@@ -83,6 +84,10 @@ from fastnn._C import (
     adagrad_step,
     adamax_step,
     radam_step,
+    nadam_step,
+    adadelta_step,
+    asgd_step,
+    rprop_step,
 )
 from fastnn._C import batch_norm, batch_norm_backward, group_norm, group_norm_backward
 from fastnn._C import (add_layer_norm, layer_norm, layer_norm_backward, rms_norm,
@@ -127,6 +132,7 @@ __all__ = [
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits", "exp", "erf",
     "sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "adamax_step", "radam_step",
+    "nadam_step", "adadelta_step", "asgd_step", "rprop_step",
     "matmul", "linear", "linear_backward",
     "linear_bias_backward", "linear_bias_grad", "ACTIVATIONS",
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "conv1d_backward",

@@ -59,7 +59,9 @@ LOSSES = {
 OPTIMIZERS = {"sgd": (optim.SGD, {"lr": 0.01}), "adam": (optim.Adam, {}),
               "adamw": (optim.AdamW, {}), "rmsprop": (optim.RMSprop, {"lr": 1e-3}),
               "adagrad": (optim.Adagrad, {}), "adamax": (optim.Adamax, {}),
-              "radam": (optim.RAdam, {})}
+              "radam": (optim.RAdam, {}), "nadam": (optim.NAdam, {}),
+              "adadelta": (optim.Adadelta, {}), "asgd": (optim.ASGD, {}),
+              "rprop": (optim.Rprop, {})}
 
 
 def make_loss(loss):

@@ -1,15 +1,19 @@
-"""Optimizer: the base of SGD, Adam, AdamW and RMSprop.
+"""Optimizer: the base of every update rule of fastnn.optim.
 
 Parameters are given as an iterable of Parameters or of param-group dicts
 ({"params": [...], "lr": ...}) whose missing options take the optimizer's
 defaults, as torch.optim. Each group's parameters (data and gradients) are
 one contiguous buffer (fastnn.nn.parameter.flatten_parameters): a view of the
 model's own buffer (Module.flat_buffer()) when the group is a consecutive run
-of it, else storage the group's parameters move into; and its state (momentum, moment estimates) is one flat array per kind, so a
-step is one C kernel call per group and zero_grad is one fill.
+of it, else storage the group's parameters move into; and its state (momentum,
+moment estimates) is one flat array per kind, so a step is one C kernel call per
+group and zero_grad is one fill. A rule's per-parameter scalars (torch's 0-d
+state tensors: NAdam's mu_product, ASGD's eta and mu) are one float32 array per
+kind with an element per parameter; they agree while the group's parameters
+step together, so the group's step updates the first and copies it on.
 
 state_dict() / load_state_dict() use torch.optim's layout: {"state": {index:
-{"step": ..., "exp_avg": array, ...}}, "param_groups": [{options..., "params":
+{"step": ..., "mu_product": 0-d array, "exp_avg": array, ...}}, "param_groups": [{options..., "params":
 [indices]}]}, indices counting parameters across groups in order (a rule
 that keeps no step count, as SGD, saves only its buffers).
 
@@ -98,6 +102,11 @@ class Optimizer(ABC):
     def state_names(self, group: dict) -> List[str]:
         """The state arrays the rule keeps per element, given a group's options."""
 
+    def scalar_state(self, group: dict) -> Dict[str, float]:
+        """The scalars the rule keeps per parameter (torch's 0-d state tensors, in
+        torch's order), each with its value before the first step; none by default."""
+        return {}
+
     @abstractmethod
     def check_group(self, group: dict) -> None:
         """Raise ValueError for an invalid option in `group`."""
@@ -105,8 +114,9 @@ class Optimizer(ABC):
     @abstractmethod
     def update(self, group: dict, data: np.ndarray, grad: np.ndarray,
                state: Dict[str, np.ndarray], step: int, fresh: List[str]) -> None:
-        """One step of the rule on flat views (all (n,) float32, in place);
-        `fresh` names the state arrays created (as zeros) for this step."""
+        """One step of the rule on flat views (all (n,) float32, in place; the
+        scalar state as float32 arrays of one element); `fresh` names the state
+        arrays created (as zeros) for this step."""
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
@@ -198,10 +208,21 @@ class Optimizer(ABC):
             for name in fresh:
                 state[name] = np.zeros(buf.data.size, np.float32)
             params, steps = group["params"], self._steps[i]
+            scalars = self.scalar_state(group)
+            for name, start in scalars.items():
+                if name not in state:
+                    state[name] = np.full(len(params), start, np.float32)
             if type(steps) is int and all(map(_requires_grad, params)):
                 self._steps[i] = steps = steps + 1
-                self.update(group, buf.data, buf.grad, state, steps,
+                if not scalars:
+                    self.update(group, buf.data, buf.grad, state, steps,
+                                names if steps == 1 else fresh)
+                    continue
+                self.update(group, buf.data, buf.grad,
+                            {**state, **{name: state[name][:1] for name in scalars}}, steps,
                             names if steps == 1 else fresh)
+                for name in scalars:  # the parameters step together: one value for all
+                    state[name][1:] = state[name][0]
                 continue
             # frozen parameters (requires_grad False) are skipped, as torch skips
             # a parameter without a gradient; each keeps its own step count
@@ -212,9 +233,10 @@ class Optimizer(ABC):
                 end = offset + p.size
                 if p.requires_grad:
                     steps[k] += 1
-                    if end > offset:
+                    if end > offset or scalars:  # torch moves the scalars of an empty one too
                         self.update(group, buf.data[offset:end], buf.grad[offset:end],
-                                    {n: v[offset:end] for n, v in state.items()}, steps[k],
+                                    {n: v[k:k + 1] if n in scalars else v[offset:end]
+                                     for n, v in state.items()}, steps[k],
                                     names if steps[k] == 1 else fresh)
                 offset = end
         start_new_step()  # forward contexts saved before now are stale
@@ -226,13 +248,17 @@ class Optimizer(ABC):
         for i, group in enumerate(self.param_groups):
             indices = []
             offset = 0
+            scalars = self.scalar_state(group)
             for k, p in enumerate(group["params"]):
                 end = offset + p.size
                 count = self._steps[i] if type(self._steps[i]) is int else self._steps[i][k]
                 if count > 0:
                     entry = {"step": float(count)} if self.keeps_step else {}
+                    for name in scalars:  # before the arrays, as torch's entries
+                        entry[name] = self._state[i][name][k:k + 1].reshape(()).copy()
                     for name, flat in self._state[i].items():
-                        entry[name] = flat[offset:end].reshape(p.shape).copy()
+                        if name not in scalars:
+                            entry[name] = flat[offset:end].reshape(p.shape).copy()
                     if entry:
                         state[index] = entry
                 indices.append(index)
@@ -256,11 +282,15 @@ class Optimizer(ABC):
                 raise ValueError(f"param group {i} has {len(saved['params'])} parameters in "
                                  f"state_dict and {len(group['params'])} here")
             options = {k: v for k, v in saved.items() if k != "params"}
-            flat: Dict[str, np.ndarray] = {}
+            candidate = {**group, **options}
+            self.validate_group(candidate)
+            scalars = self.scalar_state(candidate)
+            flat: Dict[str, np.ndarray] = {name: np.full(len(group["params"]), start, np.float32)
+                                           for name, start in scalars.items()}
             steps = []
             offset = 0
             n = sum(p.size for p in group["params"])
-            for saved_index, p in zip(saved["params"], group["params"]):
+            for k, (saved_index, p) in enumerate(zip(saved["params"], group["params"])):
                 end = offset + p.size
                 entry = state.get(saved_index, state.get(str(saved_index)))
                 steps.append(0)
@@ -272,6 +302,13 @@ class Optimizer(ABC):
                         if name == "step":
                             continue
                         value = np.asarray(value, dtype=np.float32)
+                        if name in scalars:
+                            if value.size != 1:
+                                raise ValueError(f"state {name!r} of parameter {saved_index} "
+                                                 f"has shape {value.shape}, expected () (a "
+                                                 f"scalar)")
+                            flat[name][k] = value.reshape(())
+                            continue
                         if value.shape != p.shape:
                             raise ValueError(f"state {name!r} of parameter {saved_index} has "
                                              f"shape {value.shape}, expected {p.shape}")
@@ -279,13 +316,14 @@ class Optimizer(ABC):
                             value.reshape(-1)
                 offset = end
                 index += 1
-            candidate = {**group, **options}
-            self.validate_group(candidate)
-            staged.append((group, options, flat, steps))
+            # the parameters step together while their counts and scalars agree
+            together = (bool(steps) and steps.count(steps[0]) == len(steps) and
+                        not any(np.unique(flat[name]).size > 1 for name in scalars))
+            staged.append((group, options, flat, steps[0] if together else steps))
         for i, (group, options, flat, steps) in enumerate(staged):
             group.update(options)
             self._state[i] = flat
-            self._steps[i] = steps[0] if steps and steps.count(steps[0]) == len(steps) else steps
+            self._steps[i] = steps
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -113,8 +113,9 @@ def _optimizer_state(reader: Reader, optimizer) -> dict:
     """The checkpoint's optimizer state_dict, checked against `optimizer` before
     anything is loaded: its class, its param groups (by the optimizer's own rules),
     per-parameter step counts (whole numbers >= 1), and exactly the state arrays the
-    optimizer's state_names() asks for, float32, shaped like their parameter and
-    finite. ValueError naming the file and the key."""
+    optimizer's state_names() and scalar_state() ask for, float32, finite and shaped
+    like their parameter (the scalars: shape ()). ValueError naming the file and the
+    key."""
     path = reader.path
     saved = reader.json("optimizer", required=False)
     if saved is None:
@@ -127,11 +128,12 @@ def _optimizer_state(reader: Reader, optimizer) -> dict:
         raise ValueError(f"{path} holds the state of optimizer class "
                          f"{short(saved['class'])}; the optimizer given is {name}")
     groups = _param_groups(reader, optimizer, saved["param_groups"])
-    owner = {}  # parameter index -> (its parameter, the state names its group keeps)
+    owner = {}  # parameter index -> (its parameter, its group's state names, its scalars)
     for group, current in zip(groups, optimizer.param_groups):
-        names = optimizer.state_names({**current, **group})
+        options = {**current, **group}
+        scalars = list(optimizer.scalar_state(options))
         for index, param in zip(group["params"], current["params"]):
-            owner[index] = (param, names)
+            owner[index] = (param, scalars + optimizer.state_names(options), scalars)
     steps = saved["steps"]
     if not isinstance(steps, dict):
         raise ValueError(f"{path}: the optimizer's steps are malformed")
@@ -151,13 +153,14 @@ def _optimizer_state(reader: Reader, optimizer) -> dict:
         if m is None or int(m.group(1)) not in state:
             raise ValueError(f"{path}: unexpected tensor {short(key)} (no parameter with "
                              f"a step count)")
-        param, names = owner[int(m.group(1))]
+        param, names, scalars = owner[int(m.group(1))]
         if m.group(2) not in names:
             raise ValueError(f"{path}: unexpected tensor {short(key)}: {name} keeps the "
                              f"state {', '.join(names) or 'nothing'} for these options")
-        if dtype != "F32" or shape != param.shape:
+        want = () if m.group(2) in scalars else param.shape
+        if dtype != "F32" or shape != want:
             raise ValueError(f"{path}: tensor {short(key)} is {dtype} {shape}, expected "
-                             f"F32 {param.shape}")
+                             f"F32 {want}")
     for index, entry in state.items():
         for state_name in owner[index][1]:
             key = f"optimizer.state.{index}.{state_name}"
