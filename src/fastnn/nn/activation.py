@@ -193,8 +193,7 @@ class _Elementwise(_FromInput):
                                 f"argument {name!r}")
         values.update(kwargs)
         for name in names:
-            default = type(self).defaults[name]
-            value = values.get(name, default)
+            value = values[name] if name in values else type(self).defaults[name]
             setattr(self, name, bool(value) if name == "inplace" else check_real(value, name))
 
     def op_args(self) -> dict:
@@ -254,3 +253,53 @@ Softshrink = _elementwise("Softshrink", ops.softshrink, ("lambd",), {"lambd": 0.
                           "x -+ lambd outside [-lambd, lambd], else 0.")
 Hardshrink = _elementwise("Hardshrink", ops.hardshrink, ("lambd",), {"lambd": 0.5}, False,
                           "x outside [-lambd, lambd], else 0.")
+
+
+class Threshold(_Elementwise):
+    """x where x > threshold, else value."""
+    forward_op, backward_op = staticmethod(ops.threshold), staticmethod(ops.threshold_backward)
+    options, has_inplace = ("threshold", "value"), True
+    defaults = {"inplace": False}
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False):
+        super().__init__(threshold, value, inplace)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        x, = self._saved()
+        return ops.threshold_backward(grad_out, x, self.threshold) if input_grad else None
+
+
+class Softmin(_SoftmaxBase):
+    """softmax(-x) along `dim` (default -1)."""
+
+    def forward(self, input):
+        y = ops.softmin(input, axis=self.dim)
+        self._save(y)
+        return y
+
+    def backward(self, grad_out, input_grad: bool = True):
+        y, = self._saved()
+        return ops.softmin_backward(grad_out, y, axis=self.dim) if input_grad else None
+
+
+class GLU(Stateless, Module):
+    """a * sigmoid(b), a and b the halves of the input along `dim`."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = check_int(dim, "dim", None)
+
+    def forward(self, input):
+        x = to_float32(input)
+        self._save(x)
+        return ops.glu(x, self.dim)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        x, = self._saved()
+        return ops.glu_backward(grad_out, x, self.dim) if input_grad else None
+
+    def get_config(self) -> dict:
+        return {"dim": self.dim}
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
