@@ -5,10 +5,12 @@
  * Each checks its size, splits the n elements over threads with
  * fnn_parallel_for (ranges start on 64-byte multiples, so every element is
  * computed the same way for any thread count) and calls the active ISA's
- * kernel (activations.c). Compiled once. Every array is (n,).
+ * kernel (activations.c, activations_piecewise.c). Compiled once. Every
+ * element-wise array is (n,); GLU and PReLU lay out their rows below.
  */
 
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "fastnn.h"
 #include "kernels.h"
@@ -20,7 +22,7 @@ typedef struct {
     fnn_map_backward_fn backward;
     float *out;
     const float *a, *b;
-    float param;
+    fnn_map_params param;
     int accumulate;
 } elementwise_job;
 
@@ -34,7 +36,8 @@ static void backward_range(void *ctx, int64_t begin, int64_t end) {
     j->backward(j->out + begin, j->a + begin, j->b + begin, end - begin, j->param, j->accumulate);
 }
 
-static fnn_status run_forward(fnn_map_forward_fn forward, float *out, const float *inp, int64_t n, float param) {
+static fnn_status run_forward(fnn_map_forward_fn forward, float *out, const float *inp, int64_t n,
+                              fnn_map_params param) {
     if (n < 0) return FNN_ERR_ARG;
     elementwise_job j = {.forward = forward, .out = out, .a = inp, .param = param};
     fnn_parallel_for(n, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j, forward_range);
@@ -42,7 +45,7 @@ static fnn_status run_forward(fnn_map_forward_fn forward, float *out, const floa
 }
 
 static fnn_status run_backward(fnn_map_backward_fn backward, float *dinp, const float *dout, const float *saved,
-                           int64_t n, float param, int accumulate) {
+                               int64_t n, fnn_map_params param, int accumulate) {
     if (n < 0) return FNN_ERR_ARG;
     elementwise_job j = {.backward = backward, .out = dinp, .a = dout, .b = saved,
                          .param = param, .accumulate = accumulate != 0};
@@ -52,46 +55,230 @@ static fnn_status run_backward(fnn_map_backward_fn backward, float *dinp, const 
 
 /* the active ISA's activation kernels */
 static const fnn_activation_kernels *kernels(void) { return fnn_active_activations(); }
+static const fnn_piecewise_kernels *piecewise(void) { return fnn_active_piecewise(); }
+
+/* an op's options (kernels.h): the ones it has, the rest 0 */
+static fnn_map_params params(float a, float b, float c) {
+    fnn_map_params p = {a, b, c};
+    return p;
+}
+static const fnn_map_params NO_PARAMS = {0.0f, 0.0f, 0.0f};
 
 /* the public pair of an activation without options; `saved` names what its
  * backward takes: the forward input inp or the forward output out (fastnn.h) */
-#define FNN_ACTIVATION_ENTRY_POINTS(op, saved)                                          \
+#define FNN_ACTIVATION_ENTRY_POINTS(table, op, saved)                                   \
     fnn_status fnn_##op##_forward(float *out, const float *inp, int64_t n) {             \
-        return run_forward(kernels()->op##_forward, out, inp, n, 0.0f);                  \
+        return run_forward(table()->op##_forward, out, inp, n, NO_PARAMS);               \
     }                                                                                    \
     fnn_status fnn_##op##_backward(float *dinp, const float *dout, const float *saved,   \
                                    int64_t n, int accumulate) {                          \
-        return run_backward(kernels()->op##_backward, dinp, dout, saved, n, 0.0f,        \
+        return run_backward(table()->op##_backward, dinp, dout, saved, n, NO_PARAMS,     \
                             accumulate);                                                 \
     }
-FNN_ACTIVATION_ENTRY_POINTS(relu, inp)
-FNN_ACTIVATION_ENTRY_POINTS(sigmoid, out)
-FNN_ACTIVATION_ENTRY_POINTS(tanh, out)
-FNN_ACTIVATION_ENTRY_POINTS(silu, inp)
+FNN_ACTIVATION_ENTRY_POINTS(kernels, relu, inp)
+FNN_ACTIVATION_ENTRY_POINTS(kernels, sigmoid, out)
+FNN_ACTIVATION_ENTRY_POINTS(kernels, tanh, out)
+FNN_ACTIVATION_ENTRY_POINTS(kernels, silu, inp)
+FNN_ACTIVATION_ENTRY_POINTS(kernels, mish, inp)
+FNN_ACTIVATION_ENTRY_POINTS(kernels, log_sigmoid, inp)
+FNN_ACTIVATION_ENTRY_POINTS(kernels, softsign, inp)
+FNN_ACTIVATION_ENTRY_POINTS(kernels, tanhshrink, inp)
+FNN_ACTIVATION_ENTRY_POINTS(piecewise, hardsigmoid, inp)
+FNN_ACTIVATION_ENTRY_POINTS(piecewise, hardswish, inp)
 
-fnn_status fnn_leaky_relu_forward(float *out, const float *inp, int64_t n, float negative_slope) {
-    return run_forward(kernels()->leaky_relu_forward, out, inp, n, negative_slope);
-}
-fnn_status fnn_leaky_relu_backward(float *dinp, const float *dout, const float *inp, int64_t n,
-                                   float negative_slope, int accumulate) {
-    return run_backward(kernels()->leaky_relu_backward, dinp, dout, inp, n, negative_slope,
-                        accumulate);
-}
+/* the public pair of an activation with options: `args` are its parameters in
+ * the prototype, `values` the fnn_map_params built from them */
+#define FNN_ACTIVATION_ENTRY_POINTS_WITH(table, op, kernel, bkernel, args, values)       \
+    fnn_status fnn_##op##_forward(float *out, const float *inp, int64_t n args) {        \
+        return run_forward(table()->kernel, out, inp, n, values);                        \
+    }                                                                                    \
+    fnn_status fnn_##op##_backward(float *dinp, const float *dout, const float *inp,     \
+                                   int64_t n args, int accumulate) {                     \
+        return run_backward(table()->bkernel, dinp, dout, inp, n, values, accumulate);   \
+    }
+#define FNN_ARGS(...) , __VA_ARGS__
+/* SELU's constants (Klambauer et al. 2017), as PyTorch */
+#define FNN_SELU_ALPHA 1.6732632423543772848170429916717f
+#define FNN_SELU_SCALE 1.0507009873554804934193349852946f
+FNN_ACTIVATION_ENTRY_POINTS_WITH(kernels, elu, elu_forward, elu_backward,
+                                 FNN_ARGS(float alpha), params(alpha, 1.0f, 1.0f))
+FNN_ACTIVATION_ENTRY_POINTS_WITH(kernels, selu, elu_forward, elu_backward, ,
+                                 params(FNN_SELU_ALPHA * FNN_SELU_SCALE, FNN_SELU_SCALE, 1.0f))
+FNN_ACTIVATION_ENTRY_POINTS_WITH(kernels, celu, elu_forward, elu_backward,
+                                 FNN_ARGS(float alpha), params(alpha, 1.0f, 1.0f / alpha))
+FNN_ACTIVATION_ENTRY_POINTS_WITH(kernels, softplus, softplus_forward, softplus_backward,
+                                 FNN_ARGS(float beta, float threshold),
+                                 params(beta, threshold, 0.0f))
+FNN_ACTIVATION_ENTRY_POINTS_WITH(piecewise, hardtanh, hardtanh_forward, hardtanh_backward,
+                                 FNN_ARGS(float min_val, float max_val),
+                                 params(min_val, max_val, 0.0f))
+FNN_ACTIVATION_ENTRY_POINTS_WITH(piecewise, relu6, hardtanh_forward, hardtanh_backward, ,
+                                 params(0.0f, 6.0f, 0.0f))
+FNN_ACTIVATION_ENTRY_POINTS_WITH(piecewise, threshold, threshold_forward, threshold_backward,
+                                 FNN_ARGS(float threshold, float value),
+                                 params(threshold, value, 0.0f))
+FNN_ACTIVATION_ENTRY_POINTS_WITH(piecewise, softshrink, softshrink_forward, shrink_backward,
+                                 FNN_ARGS(float lambd), params(lambd, 0.0f, 0.0f))
+FNN_ACTIVATION_ENTRY_POINTS_WITH(piecewise, hardshrink, hardshrink_forward, shrink_backward,
+                                 FNN_ARGS(float lambd), params(lambd, 0.0f, 0.0f))
+
+FNN_ACTIVATION_ENTRY_POINTS_WITH(kernels, leaky_relu, leaky_relu_forward, leaky_relu_backward,
+                                 FNN_ARGS(float negative_slope), params(negative_slope, 0.0f, 0.0f))
 fnn_status fnn_gelu_forward(float *out, const float *inp, int64_t n, int approximate_tanh) {
     return run_forward(approximate_tanh ? kernels()->gelu_tanh_forward : kernels()->gelu_erf_forward,
-                       out, inp, n, 0.0f);
+                       out, inp, n, NO_PARAMS);
 }
 fnn_status fnn_gelu_backward(float *dinp, const float *dout, const float *inp, int64_t n,
                              int approximate_tanh, int accumulate) {
     return run_backward(approximate_tanh ? kernels()->gelu_tanh_backward
                                          : kernels()->gelu_erf_backward,
-                        dinp, dout, inp, n, 0.0f, accumulate);
+                        dinp, dout, inp, n, NO_PARAMS, accumulate);
 }
 fnn_status fnn_exp(float *out, const float *inp, int64_t n) {
-    return run_forward(kernels()->exp, out, inp, n, 0.0f);
+    return run_forward(kernels()->exp, out, inp, n, NO_PARAMS);
+}
+fnn_status fnn_expm1(float *out, const float *inp, int64_t n) {
+    return run_forward(kernels()->expm1, out, inp, n, NO_PARAMS);
 }
 fnn_status fnn_erf(float *out, const float *inp, int64_t n) {
-    return run_forward(kernels()->erf, out, inp, n, 0.0f);
+    return run_forward(kernels()->erf, out, inp, n, NO_PARAMS);
+}
+
+
+/* ---- glu: inp (outer, 2*half, inner) -> out (outer, half, inner) --------
+ * The output's flat index k = o*m + j (m = half*inner) pairs a = inp[o*2m + j]
+ * with b = a's element m further on; threads take ranges of k, cut into
+ * segments that stay inside one o. */
+
+typedef struct {
+    const fnn_activation_kernels *k;
+    float *out;         /* forward: out (outer, half, inner); backward: dinp (outer, 2*half, inner) */
+    const float *dout;  /* backward: (outer, half, inner) */
+    const float *inp;   /* (outer, 2*half, inner) */
+    int64_t m;          /* half * inner */
+    int accumulate;
+} glu_job;
+
+static void glu_range(void *ctx, int64_t begin, int64_t end, int backward) {
+    glu_job *j = ctx;
+    for (int64_t k = begin; k < end;) {
+        int64_t o = k / j->m, at = k % j->m;
+        int64_t len = j->m - at < end - k ? j->m - at : end - k;
+        const float *a = j->inp + o * 2 * j->m + at;
+        if (backward) {
+            float *da = j->out + o * 2 * j->m + at;
+            j->k->glu_backward(da, da + j->m, j->dout + k, a, a + j->m, len, j->accumulate);
+        } else {
+            j->k->glu_forward(j->out + k, a, a + j->m, len);
+        }
+        k += len;
+    }
+}
+static void glu_forward_range(void *ctx, int64_t begin, int64_t end) { glu_range(ctx, begin, end, 0); }
+static void glu_backward_range(void *ctx, int64_t begin, int64_t end) { glu_range(ctx, begin, end, 1); }
+
+static fnn_status run_glu(float *out, const float *dout, const float *inp, int64_t outer,
+                          int64_t half, int64_t inner, int accumulate, fnn_range_body body) {
+    if (outer < 0 || half < 0 || inner < 0) return FNN_ERR_ARG;
+    glu_job j = {.k = kernels(), .out = out, .dout = dout, .inp = inp, .m = half * inner,
+                 .accumulate = accumulate != 0};
+    if (j.m > 0) fnn_parallel_for(outer * j.m, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j, body);
+    return FNN_OK;
+}
+
+fnn_status fnn_glu_forward(float *out, const float *inp, int64_t outer, int64_t half,
+                           int64_t inner) {
+    return run_glu(out, NULL, inp, outer, half, inner, 0, glu_forward_range);
+}
+fnn_status fnn_glu_backward(float *dinp, const float *dout, const float *inp, int64_t outer,
+                            int64_t half, int64_t inner, int accumulate) {
+    return run_glu(dinp, dout, inp, outer, half, inner, accumulate, glu_backward_range);
+}
+
+/* ---- prelu: inp (outer, C, inner), weight (C,) ----------------------------
+ * Forward and d inp are leaky_relu with slope weight[c] on each row (o, c) of
+ * inner floats, over ranges of the flat index cut at rows. d weight: each row
+ * is cut into blocks of FNN_PRELU_BLOCK; every block's sum goes to its own
+ * slot, and weight c's slots are then added in (o, block) order: the bits do
+ * not depend on the threads. */
+#define FNN_PRELU_BLOCK 4096
+
+typedef struct {
+    const fnn_activation_kernels *k;
+    float *out;          /* forward: out; backward: dinp; both (outer, C, inner) */
+    const float *dout;   /* backward: (outer, C, inner) */
+    const float *inp;    /* (outer, C, inner) */
+    const float *weight; /* (C,) */
+    int64_t C, inner, blocks_per_row;
+    double *partial;     /* (outer * C * blocks_per_row,) */
+    int accumulate;
+} prelu_job;
+
+static void prelu_range(void *ctx, int64_t begin, int64_t end, int backward) {
+    prelu_job *j = ctx;
+    for (int64_t k = begin; k < end;) {
+        int64_t row = k / j->inner, at = k % j->inner;
+        int64_t len = j->inner - at < end - k ? j->inner - at : end - k;
+        fnn_map_params slope = params(j->weight[row % j->C], 0.0f, 0.0f);
+        if (backward)
+            j->k->leaky_relu_backward(j->out + k, j->dout + k, j->inp + k, len, slope,
+                                      j->accumulate);
+        else
+            j->k->leaky_relu_forward(j->out + k, j->inp + k, len, slope);
+        k += len;
+    }
+}
+static void prelu_forward_range(void *ctx, int64_t begin, int64_t end) { prelu_range(ctx, begin, end, 0); }
+static void prelu_backward_range(void *ctx, int64_t begin, int64_t end) { prelu_range(ctx, begin, end, 1); }
+
+static void prelu_weight_blocks(void *ctx, int64_t begin, int64_t end) {
+    prelu_job *j = ctx;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t row = t / j->blocks_per_row, b = t % j->blocks_per_row;
+        int64_t start = row * j->inner + b * FNN_PRELU_BLOCK;
+        int64_t len = j->inner - b * FNN_PRELU_BLOCK;
+        if (len > FNN_PRELU_BLOCK) len = FNN_PRELU_BLOCK;
+        j->partial[t] = j->k->prelu_weight_grad(j->dout + start, j->inp + start, len);
+    }
+}
+
+fnn_status fnn_prelu_forward(float *out, const float *inp, const float *weight, int64_t outer,
+                             int64_t C, int64_t inner) {
+    if (outer < 0 || C < 1 || inner < 0) return FNN_ERR_ARG;
+    prelu_job j = {.k = kernels(), .out = out, .inp = inp, .weight = weight, .C = C,
+                   .inner = inner};
+    if (inner > 0)
+        fnn_parallel_for(outer * C * inner, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j,
+                         prelu_forward_range);
+    return FNN_OK;
+}
+
+fnn_status fnn_prelu_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                              const float *weight, int64_t outer, int64_t C, int64_t inner,
+                              int accumulate) {
+    if (outer < 0 || C < 1 || inner < 0) return FNN_ERR_ARG;
+    prelu_job j = {.k = kernels(), .out = dinp, .dout = dout, .inp = inp, .weight = weight,
+                   .C = C, .inner = inner, .accumulate = accumulate != 0,
+                   .blocks_per_row = (inner + FNN_PRELU_BLOCK - 1) / FNN_PRELU_BLOCK};
+    if (dinp && inner > 0)
+        fnn_parallel_for(outer * C * inner, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j,
+                         prelu_backward_range);
+    if (!dweight || inner == 0) return FNN_OK;
+    int64_t nblocks = outer * C * j.blocks_per_row;
+    double stack[64];
+    j.partial = nblocks <= 64 ? stack : malloc((size_t)nblocks * sizeof(double));
+    if (!j.partial) return FNN_ERR_NOMEM;
+    int64_t block_len = inner < FNN_PRELU_BLOCK ? inner : FNN_PRELU_BLOCK;
+    fnn_parallel_for(nblocks, FNN_GRAIN_ELEMENTWISE / block_len + 1, 1, &j, prelu_weight_blocks);
+    for (int64_t c = 0; c < C; c++) {
+        double total = 0.0;
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t b = 0; b < j.blocks_per_row; b++)
+                total += j.partial[(o * C + c) * j.blocks_per_row + b];
+        dweight[c] += (float)total;
+    }
+    if (j.partial != stack) free(j.partial);
+    return FNN_OK;
 }
 
 

@@ -113,8 +113,93 @@ fnn_status fnn_gelu_backward(float *dinp, const float *dout, const float *inp,
 fnn_status fnn_silu_forward(float *out, const float *inp, int64_t n);
 fnn_status fnn_silu_backward(float *dinp, const float *dout, const float *inp,
                              int64_t n, int accumulate);
+/* The ELU family, all from the forward input: elu = x > 0 ? x : alpha (exp(x) - 1);
+ * selu = scale * elu with PyTorch's alpha and scale; celu = x > 0 ? x :
+ * alpha (exp(x / alpha) - 1), alpha != 0. */
+fnn_status fnn_elu_forward(float *out, const float *inp, int64_t n, float alpha);
+fnn_status fnn_elu_backward(float *dinp, const float *dout, const float *inp,
+                            int64_t n, float alpha, int accumulate);
+fnn_status fnn_selu_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_selu_backward(float *dinp, const float *dout, const float *inp,
+                             int64_t n, int accumulate);
+fnn_status fnn_celu_forward(float *out, const float *inp, int64_t n, float alpha);
+fnn_status fnn_celu_backward(float *dinp, const float *dout, const float *inp,
+                             int64_t n, float alpha, int accumulate);
+/* softplus = beta x > threshold ? x : log(1 + exp(beta x)) / beta */
+fnn_status fnn_softplus_forward(float *out, const float *inp, int64_t n, float beta,
+                                float threshold);
+fnn_status fnn_softplus_backward(float *dinp, const float *dout, const float *inp,
+                                 int64_t n, float beta, float threshold, int accumulate);
+/* mish = x tanh(softplus(x)); log_sigmoid = -softplus(-x); softsign = x / (1 + |x|);
+ * tanhshrink = x - tanh(x); all from the forward input */
+fnn_status fnn_mish_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_mish_backward(float *dinp, const float *dout, const float *inp,
+                             int64_t n, int accumulate);
+fnn_status fnn_log_sigmoid_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_log_sigmoid_backward(float *dinp, const float *dout, const float *inp,
+                                    int64_t n, int accumulate);
+fnn_status fnn_softsign_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_softsign_backward(float *dinp, const float *dout, const float *inp,
+                                 int64_t n, int accumulate);
+fnn_status fnn_tanhshrink_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_tanhshrink_backward(float *dinp, const float *dout, const float *inp,
+                                   int64_t n, int accumulate);
+
+/* ---- piecewise-linear activations (activations_piecewise.c, activations_api.c)
+ * Same contract, all from the forward input; backward masks are strict:
+ * hardtanh = min(max(x, min_val), max_val), d = (min_val < x < max_val);
+ * relu6 = hardtanh(x, 0, 6); hardsigmoid = min(max(x + 3, 0), 6) / 6;
+ * hardswish = x hardsigmoid(x); threshold = x > threshold ? x : value;
+ * softshrink = x > lambd ? x - lambd : x < -lambd ? x + lambd : 0;
+ * hardshrink = |x| > lambd ? x : 0. */
+fnn_status fnn_hardtanh_forward(float *out, const float *inp, int64_t n, float min_val,
+                                float max_val);
+fnn_status fnn_hardtanh_backward(float *dinp, const float *dout, const float *inp,
+                                 int64_t n, float min_val, float max_val, int accumulate);
+fnn_status fnn_relu6_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_relu6_backward(float *dinp, const float *dout, const float *inp,
+                              int64_t n, int accumulate);
+fnn_status fnn_hardsigmoid_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_hardsigmoid_backward(float *dinp, const float *dout, const float *inp,
+                                    int64_t n, int accumulate);
+fnn_status fnn_hardswish_forward(float *out, const float *inp, int64_t n);
+fnn_status fnn_hardswish_backward(float *dinp, const float *dout, const float *inp,
+                                  int64_t n, int accumulate);
+fnn_status fnn_threshold_forward(float *out, const float *inp, int64_t n, float threshold,
+                                 float value);
+fnn_status fnn_threshold_backward(float *dinp, const float *dout, const float *inp,
+                                  int64_t n, float threshold, float value, int accumulate);
+fnn_status fnn_softshrink_forward(float *out, const float *inp, int64_t n, float lambd);
+fnn_status fnn_softshrink_backward(float *dinp, const float *dout, const float *inp,
+                                   int64_t n, float lambd, int accumulate);
+fnn_status fnn_hardshrink_forward(float *out, const float *inp, int64_t n, float lambd);
+fnn_status fnn_hardshrink_backward(float *dinp, const float *dout, const float *inp,
+                                   int64_t n, float lambd, int accumulate);
+
+/* ---- GLU and PReLU (activations.c, activations_api.c) ---------------------
+ * glu: inp (outer, 2*half, inner) split along its middle axis into a, b (each
+ * (outer, half, inner)); out (outer, half, inner) = a * sigmoid(b).
+ * Backward: dinp (outer, 2*half, inner) (+)= [da, db] given dout (outer, half,
+ * inner) and the forward input inp. */
+fnn_status fnn_glu_forward(float *out, const float *inp, int64_t outer, int64_t half,
+                           int64_t inner);
+fnn_status fnn_glu_backward(float *dinp, const float *dout, const float *inp, int64_t outer,
+                            int64_t half, int64_t inner, int accumulate);
+/* prelu: inp, out (outer, C, inner), weight (C,): out = x > 0 ? x : weight[c] x.
+ * Backward, each skipped when its pointer is NULL:
+ *   dinp (outer, C, inner) (+)= dout where x > 0, else weight[c] dout
+ *   dweight (C,)            += sum over outer and inner of (x > 0 ? 0 : x dout),
+ *                              in a fixed order (the bits do not depend on threads)
+ * FNN_ERR_NOMEM if the scratch for the sums cannot be allocated. */
+fnn_status fnn_prelu_forward(float *out, const float *inp, const float *weight, int64_t outer,
+                             int64_t C, int64_t inner);
+fnn_status fnn_prelu_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                              const float *weight, int64_t outer, int64_t C, int64_t inner,
+                              int accumulate);
+
 /* The vector math the kernels are built on, exposed for accuracy checks. */
 fnn_status fnn_exp(float *out, const float *inp, int64_t n);
+fnn_status fnn_expm1(float *out, const float *inp, int64_t n);
 fnn_status fnn_erf(float *out, const float *inp, int64_t n);
 
 /* ---- softmax over one axis (softmax.c, softmax_api.c) --------------------

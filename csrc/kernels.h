@@ -38,20 +38,46 @@
 #include "fastnn.h"
 #include "gemm/gemm.h"
 
-/* ---- activations (activations.c) ----------------------------------------
+/* ---- activations (activations.c, activations_piecewise.c) ---------------
  * n is the number of elements of every array. */
-/* out (n,) = f(inp (n,)); param is the op's scalar option (slope), else 0 */
-typedef void (*fnn_map_forward_fn)(float *out, const float *inp, int64_t n, float param);
+/* an op's scalar options; each op's comment says what a, b, c are (unused: 0) */
+typedef struct {
+    float a, b, c;
+} fnn_map_params;
+/* out (n,) = f(inp (n,)) */
+typedef void (*fnn_map_forward_fn)(float *out, const float *inp, int64_t n, fnn_map_params param);
 /* dinp (n,) (+)= dout (n,) * f'(saved (n,)); saved is the forward input or output */
 typedef void (*fnn_map_backward_fn)(float *dinp, const float *dout, const float *saved,
-                                    int64_t n, float param, int accumulate);
+                                    int64_t n, fnn_map_params param, int accumulate);
+/* GLU on n pairs: out (n,) = a (n,) * sigmoid(b (n,)) */
+typedef void (*fnn_glu_forward_fn)(float *out, const float *a, const float *b, int64_t n);
+/* da (n,), db (n,) (+)= the GLU gradients given dout (n,) and the forward's a, b (n,) */
+typedef void (*fnn_glu_backward_fn)(float *da, float *db, const float *dout, const float *a,
+                                    const float *b, int64_t n, int accumulate);
+/* sum over i of (inp[i] > 0 ? 0 : inp[i] * dout[i]), inp and dout (n,): one
+ * block of PReLU's weight gradient, summed in a fixed order */
+typedef double (*fnn_prelu_weight_grad_fn)(const float *dout, const float *inp, int64_t n);
 typedef struct {
     fnn_map_forward_fn relu_forward, leaky_relu_forward, sigmoid_forward, tanh_forward,
-        gelu_erf_forward, gelu_tanh_forward, silu_forward;
+        gelu_erf_forward, gelu_tanh_forward, silu_forward, elu_forward, softplus_forward,
+        mish_forward, log_sigmoid_forward, softsign_forward, tanhshrink_forward;
     fnn_map_backward_fn relu_backward, leaky_relu_backward, sigmoid_backward, tanh_backward,
-        gelu_erf_backward, gelu_tanh_backward, silu_backward;
-    fnn_map_forward_fn exp, erf; /* the bare vector math, for accuracy checks */
+        gelu_erf_backward, gelu_tanh_backward, silu_backward, elu_backward, softplus_backward,
+        mish_backward, log_sigmoid_backward, softsign_backward, tanhshrink_backward;
+    fnn_glu_forward_fn glu_forward;
+    fnn_glu_backward_fn glu_backward;
+    fnn_prelu_weight_grad_fn prelu_weight_grad;
+    fnn_map_forward_fn exp, expm1, erf; /* the bare vector math, for accuracy checks */
 } fnn_activation_kernels;
+
+/* the piecewise-linear maps (activations_piecewise.c) */
+typedef struct {
+    fnn_map_forward_fn hardtanh_forward, hardsigmoid_forward, hardswish_forward,
+        threshold_forward, softshrink_forward, hardshrink_forward;
+    /* shrink_backward serves softshrink and hardshrink (the same mask) */
+    fnn_map_backward_fn hardtanh_backward, hardsigmoid_backward, hardswish_backward,
+        threshold_backward, shrink_backward;
+} fnn_piecewise_kernels;
 
 /* ---- softmax (softmax.c): `rows` blocks of (C, D), softmax along C -------- */
 /* out (rows, C, D) = softmax / log_softmax (when log) of inp (rows, C, D) */
@@ -413,6 +439,7 @@ typedef struct {
  * accessors are generated from. Each ISA's sub-table is named <type>_<isa>. */
 #define FNN_FAMILIES(X)                      \
     X(fnn_activation_kernels, activations)   \
+    X(fnn_piecewise_kernels, piecewise)      \
     X(fnn_softmax_kernels, softmax)          \
     X(fnn_loss_kernels, losses)              \
     X(fnn_optim_kernels, optim)              \

@@ -1,5 +1,5 @@
 /*
- * vmath.h - float32 vector math on simd.h: exp, log1p, tanh, sigmoid, erf and
+ * vmath.h - float32 vector math on simd.h: exp, expm1, log1p, tanh, sigmoid, erf and
  * the standard normal CDF/PDF that GELU needs.
  *
  * Every function is defined for the whole float32 range: no overflow inside
@@ -26,18 +26,37 @@
 #define FNN_EXP_P2 0.0416682772f
 #define FNN_EXP_P1 0.166665211f
 #define FNN_EXP_P0 0.49999994f
-FNN_INLINE vf vf_exp(vf x) {
+/* x = n*ln2 + r: n, and exp(r) - 1 = r + r^2 P(r) */
+typedef struct {
+    vf n, expm1_r;
+} fnn_exp_parts;
+FNN_INLINE fnn_exp_parts vf_exp_parts(vf x) {
+    fnn_exp_parts e;
     vf xc = vf_min(vf_set1(89.0f), vf_max(vf_set1(-104.0f), x)); /* NaN passes */
-    vf n = vf_round(vf_mul(xc, vf_set1(FNN_LOG2E)));
-    vf r = vf_fnmadd(n, vf_set1(FNN_LN2_HI), xc);
-    r = vf_fnmadd(n, vf_set1(FNN_LN2_LO), r);
+    e.n = vf_round(vf_mul(xc, vf_set1(FNN_LOG2E)));
+    vf r = vf_fnmadd(e.n, vf_set1(FNN_LN2_HI), xc);
+    r = vf_fnmadd(e.n, vf_set1(FNN_LN2_LO), r);
     vf p = vf_set1(FNN_EXP_P4);
     p = vf_fmadd(p, r, vf_set1(FNN_EXP_P3));
     p = vf_fmadd(p, r, vf_set1(FNN_EXP_P2));
     p = vf_fmadd(p, r, vf_set1(FNN_EXP_P1));
     p = vf_fmadd(p, r, vf_set1(FNN_EXP_P0));
-    p = vf_add(vf_set1(1.0f), vf_fmadd(vf_mul(r, r), p, r));
-    return vf_ldexp(p, n);
+    e.expm1_r = vf_fmadd(vf_mul(r, r), p, r);
+    return e;
+}
+FNN_INLINE vf vf_exp(vf x) {
+    fnn_exp_parts e = vf_exp_parts(x);
+    return vf_ldexp(vf_add(vf_set1(1.0f), e.expm1_r), e.n);
+}
+
+/* ---- expm1 ----------------------------------------------------------------
+ * exp(x) - 1 = 2^n (exp(r) - 1) + (2^n - 1): exp(r) - 1 keeps its relative
+ * precision near 0 (n = 0), and 2^n - 1 is exact for the n where the two
+ * terms could cancel; below x = -104 it is -1, above 89 +inf. */
+FNN_INLINE vf vf_expm1(vf x) {
+    fnn_exp_parts e = vf_exp_parts(x);
+    vf pow2n_minus_1 = vf_sub(vf_ldexp(vf_set1(1.0f), e.n), vf_set1(1.0f));
+    return vf_add(vf_ldexp(e.expm1_r, e.n), pow2n_minus_1);
 }
 
 /* ---- log1p on [0, 1] (all that softplus needs) ------------------------

@@ -55,7 +55,52 @@ cdef extern from "fastnn.h" nogil:
                                  int approximate_tanh, int accumulate)
     fnn_status fnn_silu_forward(float *out, const float *inp, int64_t n)
     fnn_status fnn_silu_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_mish_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_mish_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_log_sigmoid_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_log_sigmoid_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_softsign_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_softsign_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_tanhshrink_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_tanhshrink_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_selu_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_selu_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_relu6_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_relu6_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_hardsigmoid_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_hardsigmoid_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_hardswish_forward(float *out, const float *inp, int64_t n)
+    fnn_status fnn_hardswish_backward(float *dinp, const float *dout, const float *inp, int64_t n, int accumulate)
+    fnn_status fnn_elu_forward(float *out, const float *inp, int64_t n, float alpha)
+    fnn_status fnn_elu_backward(float *dinp, const float *dout, const float *inp, int64_t n, float alpha,
+                                   int accumulate)
+    fnn_status fnn_celu_forward(float *out, const float *inp, int64_t n, float alpha)
+    fnn_status fnn_celu_backward(float *dinp, const float *dout, const float *inp, int64_t n, float alpha,
+                                    int accumulate)
+    fnn_status fnn_softshrink_forward(float *out, const float *inp, int64_t n, float lambd)
+    fnn_status fnn_softshrink_backward(float *dinp, const float *dout, const float *inp, int64_t n, float lambd,
+                                          int accumulate)
+    fnn_status fnn_hardshrink_forward(float *out, const float *inp, int64_t n, float lambd)
+    fnn_status fnn_hardshrink_backward(float *dinp, const float *dout, const float *inp, int64_t n, float lambd,
+                                          int accumulate)
+    fnn_status fnn_softplus_forward(float *out, const float *inp, int64_t n, float beta, float threshold)
+    fnn_status fnn_softplus_backward(float *dinp, const float *dout, const float *inp, int64_t n, float beta,
+                                        float threshold, int accumulate)
+    fnn_status fnn_hardtanh_forward(float *out, const float *inp, int64_t n, float min_val, float max_val)
+    fnn_status fnn_hardtanh_backward(float *dinp, const float *dout, const float *inp, int64_t n, float min_val,
+                                        float max_val, int accumulate)
+    fnn_status fnn_threshold_forward(float *out, const float *inp, int64_t n, float threshold, float value)
+    fnn_status fnn_threshold_backward(float *dinp, const float *dout, const float *inp, int64_t n, float threshold,
+                                         float value, int accumulate)
+    fnn_status fnn_glu_forward(float *out, const float *inp, int64_t outer, int64_t half, int64_t inner)
+    fnn_status fnn_glu_backward(float *dinp, const float *dout, const float *inp, int64_t outer, int64_t half,
+                                int64_t inner, int accumulate)
+    fnn_status fnn_prelu_forward(float *out, const float *inp, const float *weight, int64_t outer, int64_t C,
+                                 int64_t inner)
+    fnn_status fnn_prelu_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                                  const float *weight, int64_t outer, int64_t C, int64_t inner, int accumulate)
     fnn_status fnn_exp(float *out, const float *inp, int64_t n)
+    fnn_status fnn_expm1(float *out, const float *inp, int64_t n)
     fnn_status fnn_erf(float *out, const float *inp, int64_t n)
 
     fnn_status fnn_softmax_forward(float *out, const float *inp, int64_t B, int64_t C, int64_t D)

@@ -101,3 +101,14 @@ def softmax_backward(grad_out, y, axis=-1, out=None):
 def log_softmax_backward(grad_out, y, axis=-1, out=None):
     """grad_out - exp(y) * sum(grad_out, axis), given the forward OUTPUT y."""
     return softmax_backward_any(grad_out, y, axis, out, True, "log_softmax_backward")
+
+
+def softmin(x, axis=-1, out=None):
+    """softmax(-x) along `axis`."""
+    return softmax_forward(np.negative(as_float32(x, "x")), axis, out, False, "softmin")
+
+
+def softmin_backward(grad_out, y, axis=-1, out=None):
+    """-softmax_backward(grad_out, y, axis), given the forward OUTPUT y = softmin(x)."""
+    o = softmax_backward_any(grad_out, y, axis, out, False, "softmin_backward")
+    return np.negative(o, out=o)

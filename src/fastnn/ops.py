@@ -13,8 +13,12 @@ cross_entropy take out= exactly an input (in place); two outputs of one call mus
 (ValueError). Backward functions return the gradient with respect to the
 forward input; they overwrite `out`.
 
-Activations:  relu, leaky_relu, sigmoid, tanh, gelu, silu and *_backward
-Softmax:      softmax, log_softmax, softmax_backward, log_softmax_backward
+Activations:  relu, leaky_relu, sigmoid, tanh, gelu, silu, elu, selu, celu,
+              softplus, mish, log_sigmoid, softsign, tanhshrink, hardtanh, relu6,
+              hardsigmoid, hardswish, threshold, softshrink, hardshrink, glu (halves
+              along dim), prelu (per-channel weight; prelu_backward also adds the
+              weight gradient) and *_backward
+Softmax:      softmax, log_softmax, softmin (softmax of -x) and their *_backward
 Losses:       cross_entropy, mse_loss, binary_cross_entropy_with_logits
               each returns (loss: float, grad: ndarray), mean reduction
 GEMM:         matmul
@@ -28,7 +32,7 @@ Normalization: batch_norm, batch_norm_backward, group_norm, group_norm_backward
               layer_norm_backward, rms_norm, rms_norm_backward over the trailing
               normalized_shape axes (mean / rstd per row; backward adds into
               grad_input when given)
-Vector math:  exp, erf (the approximations the kernels are built on)
+Vector math:  exp, expm1, erf (the approximations the kernels are built on)
 Optimizer updates, one torch.optim step in place on a parameter and its state:
               sgd_step, adam_step, rmsprop_step, adagrad_step, adamax_step, radam_step,
               nadam_step, adadelta_step, asgd_step, rprop_step; every array must
@@ -122,6 +126,45 @@ from fastnn._C import (
     adaptive_max_pool2d_backward,
 )
 
+from fastnn._C import (  # the activations of issue 14
+    elu,
+    elu_backward,
+    selu,
+    selu_backward,
+    celu,
+    celu_backward,
+    softplus,
+    softplus_backward,
+    mish,
+    mish_backward,
+    log_sigmoid,
+    log_sigmoid_backward,
+    softsign,
+    softsign_backward,
+    tanhshrink,
+    tanhshrink_backward,
+    hardtanh,
+    hardtanh_backward,
+    relu6,
+    relu6_backward,
+    hardsigmoid,
+    hardsigmoid_backward,
+    hardswish,
+    hardswish_backward,
+    threshold,
+    threshold_backward,
+    softshrink,
+    softshrink_backward,
+    hardshrink,
+    hardshrink_backward,
+    glu,
+    glu_backward,
+    prelu,
+    prelu_backward,
+    softmin,
+    softmin_backward,
+    expm1,
+)
 from fastnn._C import rnn, rnn_backward, embedding, embedding_backward
 from fastnn._C import scaled_dot_product_attention, scaled_dot_product_attention_backward
 from fastnn._C import new_float32_array as empty
@@ -138,6 +181,7 @@ __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "conv1d_backward",
     "conv2d_backward", "conv_transpose1d_backward", "conv_transpose2d_backward",
 ]
+__all__ += ["elu", "elu_backward", "selu", "selu_backward", "celu", "celu_backward", "softplus", "softplus_backward", "mish", "mish_backward", "log_sigmoid", "log_sigmoid_backward", "softsign", "softsign_backward", "tanhshrink", "tanhshrink_backward", "hardtanh", "hardtanh_backward", "relu6", "relu6_backward", "hardsigmoid", "hardsigmoid_backward", "hardswish", "hardswish_backward", "threshold", "threshold_backward", "softshrink", "softshrink_backward", "hardshrink", "hardshrink_backward", "glu", "glu_backward", "prelu", "prelu_backward", "softmin", "softmin_backward", "expm1"]
 __all__ += ["batch_norm", "batch_norm_backward", "group_norm", "group_norm_backward"]
 __all__ += ["scaled_dot_product_attention", "scaled_dot_product_attention_backward", "empty"]
 __all__ += ["layer_norm", "add_layer_norm", "layer_norm_backward", "rms_norm",

@@ -174,3 +174,132 @@ class Softmax(_SoftmaxBase):
 class LogSoftmax(_SoftmaxBase):
     """log_softmax along `dim` (default -1, the last axis)."""
     log = True
+
+
+class _Elementwise(_FromInput):
+    """An element-wise activation from its input with torch's options: `options`
+    names the constructor's option arguments (in order) that go to the ops, and
+    `inplace` (when torch has it) writes the output over the input."""
+    options: tuple = ()
+    has_inplace = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        names = self.options + (("inplace",) if self.has_inplace else ())
+        values = dict(zip(names, args))
+        for name in kwargs:
+            if name not in names or name in values:
+                raise TypeError(f"{type(self).__name__}() got an unexpected or repeated "
+                                f"argument {name!r}")
+        values.update(kwargs)
+        for name in names:
+            value = values[name] if name in values else type(self).defaults[name]
+            setattr(self, name, bool(value) if name == "inplace" else check_real(value, name))
+
+    def op_args(self) -> dict:
+        return {name: getattr(self, name) for name in self.options}
+
+    def get_config(self) -> dict:
+        config = self.op_args()
+        if self.has_inplace:
+            config["inplace"] = self.inplace
+        return config
+
+    def forward(self, input):
+        if not (self.has_inplace and self.inplace):
+            return super().forward(input)
+        x = to_float32(input)
+        self._save(x.copy() if x.flags.writeable else x)
+        return type(self).forward_op(x, **self.op_args(), out=_in_place_target(x, True))
+
+    def extra_repr(self) -> str:
+        # torch prints the shrinks' lambd bare
+        bare = type(self).__name__ in ("Softshrink", "Hardshrink")
+        parts = [f"{getattr(self, name)}" if bare else f"{name}={getattr(self, name)}"
+                 for name in self.options]
+        if self.has_inplace and self.inplace:
+            parts.append("inplace=True")
+        return ", ".join(parts)
+
+
+def _elementwise(name, op, options=(), defaults=None, inplace=False, doc=""):
+    backward = getattr(ops, op.__name__ + "_backward")
+    return type(name, (_Elementwise,), {
+        "__doc__": doc, "__module__": __name__,
+        "forward_op": staticmethod(op), "backward_op": staticmethod(backward),
+        "options": options, "has_inplace": inplace,
+        "defaults": {**(defaults or {}), "inplace": False}})
+
+
+ELU = _elementwise("ELU", ops.elu, ("alpha",), {"alpha": 1.0}, True,
+                   "x where x > 0, else alpha * (exp(x) - 1).")
+SELU = _elementwise("SELU", ops.selu, (), None, True, "scale * ELU(x, alpha), torch's constants.")
+CELU = _elementwise("CELU", ops.celu, ("alpha",), {"alpha": 1.0}, True,
+                    "x where x > 0, else alpha * (exp(x / alpha) - 1).")
+Softplus = _elementwise("Softplus", ops.softplus, ("beta", "threshold"),
+                        {"beta": 1.0, "threshold": 20.0}, False,
+                        "log(1 + exp(beta x)) / beta; x where beta x > threshold.")
+Mish = _elementwise("Mish", ops.mish, (), None, True, "x * tanh(softplus(x)).")
+Hardswish = _elementwise("Hardswish", ops.hardswish, (), None, True, "x * relu6(x + 3) / 6.")
+Hardsigmoid = _elementwise("Hardsigmoid", ops.hardsigmoid, (), None, True, "relu6(x + 3) / 6.")
+ReLU6 = _elementwise("ReLU6", ops.relu6, (), None, True, "min(max(x, 0), 6).")
+Hardtanh = _elementwise("Hardtanh", ops.hardtanh, ("min_val", "max_val"),
+                        {"min_val": -1.0, "max_val": 1.0}, True,
+                        "x clamped to [min_val, max_val].")
+Softsign = _elementwise("Softsign", ops.softsign, (), None, False, "x / (1 + |x|).")
+LogSigmoid = _elementwise("LogSigmoid", ops.log_sigmoid, (), None, False, "log(sigmoid(x)).")
+Tanhshrink = _elementwise("Tanhshrink", ops.tanhshrink, (), None, False, "x - tanh(x).")
+Softshrink = _elementwise("Softshrink", ops.softshrink, ("lambd",), {"lambd": 0.5}, False,
+                          "x -+ lambd outside [-lambd, lambd], else 0.")
+Hardshrink = _elementwise("Hardshrink", ops.hardshrink, ("lambd",), {"lambd": 0.5}, False,
+                          "x outside [-lambd, lambd], else 0.")
+
+
+class Threshold(_Elementwise):
+    """x where x > threshold, else value."""
+    forward_op, backward_op = staticmethod(ops.threshold), staticmethod(ops.threshold_backward)
+    options, has_inplace = ("threshold", "value"), True
+    defaults = {"inplace": False}
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False):
+        super().__init__(threshold, value, inplace)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        x, = self._saved()
+        return ops.threshold_backward(grad_out, x, self.threshold) if input_grad else None
+
+
+class Softmin(_SoftmaxBase):
+    """softmax(-x) along `dim` (default -1)."""
+
+    def forward(self, input):
+        y = ops.softmin(input, axis=self.dim)
+        self._save(y)
+        return y
+
+    def backward(self, grad_out, input_grad: bool = True):
+        y, = self._saved()
+        return ops.softmin_backward(grad_out, y, axis=self.dim) if input_grad else None
+
+
+class GLU(Stateless, Module):
+    """a * sigmoid(b), a and b the halves of the input along `dim`."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = check_int(dim, "dim", None)
+
+    def forward(self, input):
+        x = to_float32(input)
+        self._save(x)
+        return ops.glu(x, self.dim)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        x, = self._saved()
+        return ops.glu_backward(grad_out, x, self.dim) if input_grad else None
+
+    def get_config(self) -> dict:
+        return {"dim": self.dim}
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
