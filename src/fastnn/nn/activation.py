@@ -1,5 +1,10 @@
 """Activation modules on fastnn.ops kernels: ReLU, LeakyReLU, Sigmoid, Tanh,
-GELU, SiLU, Softmax, LogSoftmax.
+GELU, SiLU, Softmax, LogSoftmax, ELU, SELU, CELU, Softplus, Mish, Hardswish,
+Hardsigmoid, ReLU6, Hardtanh, Softsign, LogSigmoid, Tanhshrink, Softshrink,
+Hardshrink, Threshold, Softmin, GLU.
+
+Departures from torch, deliberate: Softsign gives +-1 at +-inf and Hardswish 0
+at -inf (torch NaN); a backward mask gives 0 at a NaN input.
 
 Each forward saves what its backward needs: the output for ReLU, Sigmoid,
 Tanh and the softmaxes, the input for the others. An activation that a layer
