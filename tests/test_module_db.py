@@ -55,6 +55,9 @@ MODULES |= RECURRENT | {"Embedding"}
 DATA_INPUTS = {"MultiheadAttention": 3, "TransformerEncoderLayer": 1, "TransformerEncoder": 1,
                "TransformerDecoderLayer": 2, "Transformer": 2}
 MODULES |= set(DATA_INPUTS)
+MODULES |= {"ELU", "SELU", "CELU", "Softplus", "Mish", "Hardswish", "Hardsigmoid", "ReLU6",
+            "Hardtanh", "GLU", "Softsign", "LogSigmoid", "Tanhshrink", "Threshold", "Softmin",
+            "Softshrink", "Hardshrink"}
 NAMES = sorted((MODULES | LOSSES) & set(nn.__all__))
 
 def _collect():
