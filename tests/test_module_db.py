@@ -57,7 +57,7 @@ DATA_INPUTS = {"MultiheadAttention": 3, "TransformerEncoderLayer": 1, "Transform
 MODULES |= set(DATA_INPUTS)
 MODULES |= {"ELU", "SELU", "CELU", "Softplus", "Mish", "Hardswish", "Hardsigmoid", "ReLU6",
             "Hardtanh", "GLU", "Softsign", "LogSigmoid", "Tanhshrink", "Threshold", "Softmin",
-            "Softshrink", "Hardshrink"}
+            "Softshrink", "Hardshrink", "PReLU"}
 NAMES = sorted((MODULES | LOSSES) & set(nn.__all__))
 
 def _collect():

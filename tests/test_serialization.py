@@ -425,6 +425,7 @@ def test_every_builtin_layer_describes_its_state():
               nn.GRU(2, 3, bias=False, bidirectional=True), nn.RNNCell(2, 3),
               nn.LSTMCell(2, 3), nn.GRUCell(2, 3, bias=False),
               nn.Embedding(7, 3, padding_idx=1)]  # the recurrent family
+    cases += [nn.Threshold(0.1, 20.0), nn.PReLU(), nn.PReLU(3, init=0.1)]  # activations
     cases += [nn.LayerNorm((2, 3)), nn.LayerNorm(4, bias=False), nn.RMSNorm(3),
               nn.MultiheadAttention(8, 2), nn.MultiheadAttention(4, 2, bias=False, kdim=3,
                                                                  vdim=5, add_bias_kv=True),

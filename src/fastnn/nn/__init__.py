@@ -24,7 +24,7 @@ from fastnn.nn.transformer import (Transformer, TransformerDecoder, TransformerD
 from fastnn.nn.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from fastnn.nn.activation import (CELU, ELU, SELU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh,
                                   LogSigmoid, Mish, ReLU6, Softplus, Softshrink, Softsign,
-                                  Tanhshrink, Threshold, Softmin, GLU)
+                                  Tanhshrink, Threshold, Softmin, GLU, PReLU)
 from fastnn.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from fastnn.nn.containers import Concat, ModuleList, Residual, Sequential
@@ -45,7 +45,7 @@ from fastnn.nn.upsampling import Upsample
 __all__ = ["Module", "Parameter", "Linear", "Identity", "Flatten", "ReLU", "LeakyReLU",
            "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax", "LogSoftmax", "ELU", "SELU", "CELU", "Softplus", "Mish",
            "Hardswish", "Hardsigmoid", "ReLU6", "Hardtanh", "Softsign", "LogSigmoid",
-           "Tanhshrink", "Softshrink", "Hardshrink", "Threshold", "Softmin", "GLU", "Dropout", "BatchNorm1d",
+           "Tanhshrink", "Softshrink", "Hardshrink", "Threshold", "Softmin", "GLU", "PReLU", "Dropout", "BatchNorm1d",
            "Sequential", "Residual", "Concat", "ModuleList", "CrossEntropyLoss", "MSELoss",
            "BCEWithLogitsLoss",
            "L1Loss", "HuberLoss", "init", "utils"]

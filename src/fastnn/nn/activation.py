@@ -1,7 +1,7 @@
 """Activation modules on fastnn.ops kernels: ReLU, LeakyReLU, Sigmoid, Tanh,
 GELU, SiLU, Softmax, LogSoftmax, ELU, SELU, CELU, Softplus, Mish, Hardswish,
 Hardsigmoid, ReLU6, Hardtanh, Softsign, LogSigmoid, Tanhshrink, Softshrink,
-Hardshrink, Threshold, Softmin, GLU.
+Hardshrink, Threshold, Softmin, GLU, and PReLU (a learnable slope per channel).
 
 Departures from torch, deliberate: Softsign gives +-1 at +-inf and Hardswish 0
 at -inf (torch NaN); a backward mask gives 0 at a NaN input.
@@ -14,10 +14,14 @@ layer's forward_fused (see containers.py).
 """
 from __future__ import annotations
 
+import inspect
+
+import numpy as np
 
 from fastnn import ops
 from fastnn._args import check_choice, check_int, check_real
 from fastnn.nn.module import Module, Stateless, to_float32
+from fastnn.nn.parameter import Parameter
 
 
 def _in_place_target(x, inplace: bool):
@@ -228,12 +232,17 @@ class _Elementwise(_FromInput):
 
 
 def _elementwise(name, op, options=(), defaults=None, inplace=False, doc=""):
+    """An _Elementwise class whose constructor reads as torch's: (options..., inplace)
+    with their defaults (the signature serialization and introspection see)."""
     backward = getattr(ops, op.__name__ + "_backward")
+    defaults = {**(defaults or {}), "inplace": False}
+    names = options + (("inplace",) if inplace else ())
+    signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                     default=defaults[n]) for n in names])
     return type(name, (_Elementwise,), {
-        "__doc__": doc, "__module__": __name__,
+        "__doc__": doc, "__module__": __name__, "__signature__": signature,
         "forward_op": staticmethod(op), "backward_op": staticmethod(backward),
-        "options": options, "has_inplace": inplace,
-        "defaults": {**(defaults or {}), "inplace": False}})
+        "options": options, "has_inplace": inplace, "defaults": defaults})
 
 
 ELU = _elementwise("ELU", ops.elu, ("alpha",), {"alpha": 1.0}, True,
@@ -308,3 +317,38 @@ class GLU(Stateless, Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class PReLU(Module):
+    """x where x > 0, else weight[c] * x: a learnable slope per channel (the input's
+    axis 1) or one shared slope (num_parameters=1), initialised to `init`."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+        super().__init__()
+        self.num_parameters = check_int(num_parameters, "num_parameters", 1)
+        self.init = check_real(init, "init")
+        self.weight = Parameter(np.full(self.num_parameters, self.init, np.float32))
+
+    def reset_parameters(self) -> None:
+        self.weight.data[...] = np.float32(self.init)
+
+    def forward(self, input):
+        x = to_float32(input)
+        self._save(x)
+        return ops.prelu(x, self.weight._data)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        x, = self._saved()
+        grad_weight = self.weight._grad if self.weight.requires_grad else None
+        return ops.prelu_backward(grad_out, x, self.weight._data, grad_weight, input_grad)
+
+    def get_config(self) -> dict:
+        return {"num_parameters": self.num_parameters, "init": self.init}
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        from fastnn.nn.container_protocol import config_int
+        return {"weight": ((config_int(config, "num_parameters"),), "F32")}
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
