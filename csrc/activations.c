@@ -255,9 +255,11 @@ static double FNN_K(prelu_weight_grad)(const float *dout, const float *inp, int6
 /* ---- the bare vector math, for accuracy checks --------------------------- */
 FNN_INLINE vf exp_f(vf x, fnn_vparams p) { (void)p; return vf_exp(x); }
 FNN_INLINE vf expm1_f(vf x, fnn_vparams p) { (void)p; return vf_expm1(x); }
+FNN_INLINE vf log_f(vf x, fnn_vparams p) { (void)p; return vf_log(x); }
 FNN_INLINE vf erf_f(vf x, fnn_vparams p) { (void)p; return vf_erf(x); }
 FNN_MAP_FORWARD(exp_map, exp_f)
 FNN_MAP_FORWARD(expm1_map, expm1_f)
+FNN_MAP_FORWARD(log_map, log_f)
 FNN_MAP_FORWARD(erf_map, erf_f)
 
 const fnn_activation_kernels FNN_K(fnn_activation_kernels) = {
@@ -292,5 +294,6 @@ const fnn_activation_kernels FNN_K(fnn_activation_kernels) = {
     .prelu_weight_grad = FNN_K(prelu_weight_grad),
     .exp = FNN_K(exp_map),
     .expm1 = FNN_K(expm1_map),
+    .log = FNN_K(log_map),
     .erf = FNN_K(erf_map),
 };

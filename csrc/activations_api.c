@@ -140,6 +140,9 @@ fnn_status fnn_exp(float *out, const float *inp, int64_t n) {
 fnn_status fnn_expm1(float *out, const float *inp, int64_t n) {
     return run_forward(kernels()->expm1, out, inp, n, NO_PARAMS);
 }
+fnn_status fnn_log(float *out, const float *inp, int64_t n) {
+    return run_forward(kernels()->log, out, inp, n, NO_PARAMS);
+}
 fnn_status fnn_erf(float *out, const float *inp, int64_t n) {
     return run_forward(kernels()->erf, out, inp, n, NO_PARAMS);
 }

@@ -200,6 +200,7 @@ fnn_status fnn_prelu_backward(float *dinp, float *dweight, const float *dout, co
 /* The vector math the kernels are built on, exposed for accuracy checks. */
 fnn_status fnn_exp(float *out, const float *inp, int64_t n);
 fnn_status fnn_expm1(float *out, const float *inp, int64_t n);
+fnn_status fnn_log(float *out, const float *inp, int64_t n);
 fnn_status fnn_erf(float *out, const float *inp, int64_t n);
 
 /* ---- softmax over one axis (softmax.c, softmax_api.c) --------------------
@@ -215,26 +216,84 @@ fnn_status fnn_log_softmax_forward(float *out, const float *inp,
 fnn_status fnn_log_softmax_backward(float *dinp, const float *dout, const float *out,
                                     int64_t B, int64_t C, int64_t D, int accumulate);
 
-/* ---- losses, fused loss + gradient, mean reduction (losses.c, losses_api.c) 
- * Each writes the scalar loss to *loss and d loss / d input to dinp (written,
- * not accumulated: a loss starts the backward pass). Sums are taken in double
- * over fixed blocks, so the loss does not depend on the thread count. */
+/* ---- losses, fused loss + gradient (losses.c, losses_api.c) ----------------
+ * Each writes the loss to *loss and d loss / d input to the gradient arrays
+ * (written, not accumulated: a loss starts the backward pass). reduction is
+ * torch's: with FNN_REDUCTION_NONE the per-row or per-element losses go to
+ * `losses` (*loss gets their sum) and the gradient is each one's own; MEAN and
+ * SUM leave `losses` unused (it may be NULL) and scale the gradient to match.
+ * Sums are taken in double over fixed blocks, so the loss does not depend on
+ * the thread count. */
+typedef enum { FNN_REDUCTION_NONE = 0, FNN_REDUCTION_MEAN = 1, FNN_REDUCTION_SUM = 2 } fnn_reduction;
 
-/* logits is (N, C), labels is (N,) int64, dlogits is (N, C); dlogits may be logits
- * itself (the gradient overwrites the logits in place, row by row).
- * Rows whose label is ignore_index contribute nothing and are not counted;
- * if every row is ignored the loss is NaN and dlogits is zero (as PyTorch). */
-fnn_status fnn_cross_entropy_forward_backward(float *loss, float *dlogits,
+/* Cross entropy of logits (N, C) against labels (N,) int64 with class weight
+ * (C,) or NULL, as torch.nn.functional.cross_entropy; losses (N,), dlogits (N, C).
+ * dlogits may be logits itself (the gradient overwrites the logits in place).
+ * Rows whose label is ignore_index contribute nothing and are not counted; the
+ * mean divides by the summed weight of the counted rows' labels (their count
+ * without weight), NaN with a zero gradient when that is 0 (as PyTorch).
+ * A label outside [0, C) that is not ignore_index is FNN_ERR_LABEL before
+ * anything is written. */
+fnn_status fnn_cross_entropy_forward_backward(float *loss, float *losses, float *dlogits,
                                               const float *logits, const int64_t *labels,
-                                              int64_t N, int64_t C,
-                                              float label_smoothing, int64_t ignore_index);
-/* pred, target, dpred are (n,): loss = mean((pred - target)^2). */
-fnn_status fnn_mse_loss_forward_backward(float *loss, float *dpred,
-                                         const float *pred, const float *target, int64_t n);
-/* logits, target, dlogits are (n,): loss = mean(softplus(x) - x*t). */
-fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits,
-                                                const float *logits, const float *target,
-                                                int64_t n);
+                                              const float *weight, int64_t N, int64_t C,
+                                              float label_smoothing, int64_t ignore_index,
+                                              fnn_reduction reduction);
+/* Cross entropy of logits (N, C) against class probabilities target (N, C); the
+ * mean is over the N rows. */
+fnn_status fnn_cross_entropy_probs_forward_backward(float *loss, float *losses, float *dlogits,
+                                                    const float *logits, const float *target,
+                                                    const float *weight, int64_t N, int64_t C,
+                                                    float label_smoothing,
+                                                    fnn_reduction reduction);
+/* Negative log likelihood of log-probabilities logp (N, C) against labels (N,),
+ * weight (C,) or NULL, ignore_index and the mean as cross entropy's; dlogp (N, C). */
+fnn_status fnn_nll_loss_forward_backward(float *loss, float *losses, float *dlogp,
+                                         const float *logp, const int64_t *labels,
+                                         const float *weight, int64_t N, int64_t C,
+                                         int64_t ignore_index, fnn_reduction reduction);
+/* Cosine embedding of rows x1, x2 (N, D) against y (N,) in {1, -1}; dx1, dx2 (N, D). */
+fnn_status fnn_cosine_embedding_loss_forward_backward(float *loss, float *losses, float *dx1,
+                                                      float *dx2, const float *x1,
+                                                      const float *x2, const float *y,
+                                                      int64_t N, int64_t D, float margin,
+                                                      fnn_reduction reduction);
+/* Gaussian negative log likelihood of input with mean target and variance var
+ * (all (n,), var >= 0, clamped to eps > 0), dinput and dvar (n,). */
+fnn_status fnn_gaussian_nll_loss_forward_backward(float *loss, float *losses, float *dinput,
+                                                  float *dvar, const float *input,
+                                                  const float *target, const float *var,
+                                                  int64_t n, float eps, int full,
+                                                  fnn_reduction reduction);
+
+/* The element-wise losses of pred against target (n,) (torch's formulas):
+ *   MSE (pred - target)^2          L1 |pred - target|
+ *   SMOOTH_L1 (param = beta >= 0)  HUBER (param = delta > 0)
+ *   BCE on probabilities in [0, 1] (logs clamped at -100)
+ *   BCE_WITH_LOGITS (pos_weight)   SOFT_MARGIN log(1 + exp(-target pred))
+ *   KL_DIV of log-probabilities (log_space = log_target)
+ *   POISSON_NLL (log_space = log_input, full, param = eps)
+ *   MARGIN_RANKING of pred = input1 - input2 against target in {1, -1} (param = margin) */
+typedef enum {
+    FNN_LOSS_MSE, FNN_LOSS_L1, FNN_LOSS_SMOOTH_L1, FNN_LOSS_HUBER, FNN_LOSS_BCE,
+    FNN_LOSS_BCE_WITH_LOGITS, FNN_LOSS_SOFT_MARGIN, FNN_LOSS_KL_DIV, FNN_LOSS_POISSON_NLL,
+    FNN_LOSS_MARGIN_RANKING, FNN_POINTWISE_LOSS_COUNT
+} fnn_pointwise_loss;
+typedef struct {
+    const float *weight;     /* (n,) or NULL: each loss times weight[i] (BCE, BCE_WITH_LOGITS) */
+    const float *pos_weight; /* (n,) or NULL: BCE_WITH_LOGITS' weight of the positive term */
+    float param;             /* beta, delta, eps or margin, as listed above */
+    int log_space;           /* KL_DIV log_target, POISSON_NLL log_input */
+    int full;                /* POISSON_NLL: add the Stirling term */
+} fnn_loss_options;
+/* dpred, losses (n,). The mean divides by `divisor` (n for torch's "mean",
+ * the batch size for KL_DIV's "batchmean"); it must be >= 0 (0: NaN loss, zero
+ * gradient). */
+fnn_status fnn_pointwise_loss_forward_backward(fnn_pointwise_loss kind, float *loss,
+                                               float *losses, float *dpred, const float *pred,
+                                               const float *target, int64_t n,
+                                               const fnn_loss_options *options,
+                                               fnn_reduction reduction, double divisor);
 
 /* ---- optimizer updates, fused, in place (optim.c, optim_api.c) ------------
  * One step of torch.optim's update (torch 2.x, foreach=False, maximize=False)

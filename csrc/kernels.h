@@ -67,7 +67,7 @@ typedef struct {
     fnn_glu_forward_fn glu_forward;
     fnn_glu_backward_fn glu_backward;
     fnn_prelu_weight_grad_fn prelu_weight_grad;
-    fnn_map_forward_fn exp, expm1, erf; /* the bare vector math, for accuracy checks */
+    fnn_map_forward_fn exp, expm1, log, erf; /* the bare vector math, for accuracy checks */
 } fnn_activation_kernels;
 
 /* the piecewise-linear maps (activations_piecewise.c) */
@@ -92,20 +92,39 @@ typedef struct {
     fnn_softmax_backward_fn backward;
 } fnn_softmax_kernels;
 
-/* ---- losses (losses.c): one block of rows, its summed loss returned ------- */
-/* cross entropy of logits (rows, C) against labels (rows,): returns the summed loss of
- * the rows not ignored and writes dlogits (rows, C) scaled by grad_scale.
- * Labels must already be validated. */
-typedef double (*fnn_cross_entropy_fn)(float *dlogits, const float *logits,
-                                       const int64_t *labels, int64_t rows, int64_t C,
-                                       float label_smoothing, int64_t ignore_index,
+/* ---- losses (losses.c): one block of rows or elements ---------------------
+ * Each writes the per-row (per-element) losses to `losses` unless it is NULL,
+ * the gradient d loss_i / d input times grad_scale, and returns the block's
+ * summed loss. Labels and options are already validated. Shapes: rows x C
+ * (classes) or D (features), n elements; weight (C,) or NULL. */
+typedef double (*fnn_cross_entropy_fn)(float *losses, float *dlogits, const float *logits,
+                                       const int64_t *labels, const float *weight, int64_t rows,
+                                       int64_t C, float label_smoothing, int64_t ignore_index,
                                        float grad_scale);
-/* element-wise loss of pred, target (n,): returns the summed loss, writes dpred (n,) scaled */
-typedef double (*fnn_pointwise_loss_fn)(float *dpred, const float *pred, const float *target,
-                                        int64_t n, float grad_scale);
+typedef double (*fnn_cross_entropy_probs_fn)(float *losses, float *dlogits, const float *logits,
+                                             const float *target, const float *weight,
+                                             int64_t rows, int64_t C, float label_smoothing,
+                                             float grad_scale);
+typedef double (*fnn_nll_fn)(float *losses, float *dlogp, const float *logp,
+                             const int64_t *labels, const float *weight, int64_t rows, int64_t C,
+                             int64_t ignore_index, float grad_scale);
+typedef double (*fnn_cosine_embedding_fn)(float *losses, float *dx1, float *dx2, const float *x1,
+                                          const float *x2, const float *y, int64_t rows,
+                                          int64_t D, float margin, float grad_scale);
+typedef double (*fnn_gaussian_nll_fn)(float *losses, float *dinput, float *dvar,
+                                      const float *input, const float *target, const float *var,
+                                      int64_t n, float eps, int full, float grad_scale);
+/* element-wise loss of pred against target, all (n,) (options' arrays too) */
+typedef double (*fnn_pointwise_loss_fn)(float *losses, float *dpred, const float *pred,
+                                        const float *target, int64_t n,
+                                        const fnn_loss_options *options, float grad_scale);
 typedef struct {
     fnn_cross_entropy_fn cross_entropy;
-    fnn_pointwise_loss_fn mse, bce_with_logits;
+    fnn_cross_entropy_probs_fn cross_entropy_probs;
+    fnn_nll_fn nll;
+    fnn_cosine_embedding_fn cosine_embedding;
+    fnn_gaussian_nll_fn gaussian_nll;
+    fnn_pointwise_loss_fn pointwise[FNN_POINTWISE_LOSS_COUNT]; /* by fnn_pointwise_loss */
 } fnn_loss_kernels;
 
 /* ---- optimizer updates (optim.c): one step over (n,) floats, in place -----

@@ -92,6 +92,8 @@ FNN_INLINE vf vf_pow2i(vf n) {
 }
 /* a * 2^n for integral-valued n, one rounding, overflow and subnormals right */
 FNN_INLINE vf vf_ldexp(vf a, vf n) { return _mm512_scalef_ps(a, n); }
+/* the unbiased exponent floor(log2 x) of a positive normal x, as a float */
+FNN_INLINE vf vf_exponent(vf x) { return _mm512_getexp_ps(x); }
 FNN_INLINE float vf_reduce_add(vf a) { return _mm512_reduce_add_ps(a); }
 /* dst[c*ldd + r] = src[r*lds + c] for the FNN_VW x FNN_VW block */
 FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds,
@@ -171,6 +173,10 @@ FNN_INLINE vf vf_pow2i(vf n) {
     vi e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_castsi256_ps(e);
 }
+FNN_INLINE vf vf_exponent(vf x) {
+    vi biased = _mm256_srli_epi32(_mm256_castps_si256(x), 23);
+    return _mm256_sub_ps(_mm256_cvtepi32_ps(biased), _mm256_set1_ps(127.0f));
+}
 FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds,
                                    int64_t rows) {
     __m256 r[8], t[8];
@@ -249,6 +255,7 @@ FNN_INLINE vf vf_pow2i(vf n) {
     int32_t i = n == n ? (int32_t)n : 0; /* NaN -> int is undefined in C */
     return fnn_float((uint32_t)(i + 127) << 23);
 }
+FNN_INLINE vf vf_exponent(vf x) { return (float)(int32_t)(fnn_bits(x) >> 23) - 127.0f; }
 FNN_INLINE float vf_reduce_add(vf a) { return a; }
 FNN_INLINE void vf_transpose_block(float *dst, int64_t ldd, const float *src, int64_t lds,
                                    int64_t rows) {

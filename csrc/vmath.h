@@ -59,16 +59,10 @@ FNN_INLINE vf vf_expm1(vf x) {
     return vf_add(vf_ldexp(e.expm1_r, e.n), pow2n_minus_1);
 }
 
-/* ---- log1p on [0, 1] (all that softplus needs) ------------------------
- * u = 1 + x = 2^k m with k in {0, 1} and m in [sqrt(1/2), sqrt(2)];
- * log m = 2 atanh(s), s = (m-1)/(m+1), |s| <= 0.172, by its Taylor series to
- * s^11 (truncation < 2e-9). The factor x / (u - 1) undoes the rounding of
- * 1 + x, so tiny x keep full relative precision. */
-FNN_INLINE vf vf_log1p_01(vf x) {
-    vf u = vf_add(vf_set1(1.0f), x);
-    vm big = vf_gt(u, vf_set1(1.41421356f));
-    vf m = vf_select(big, vf_mul(u, vf_set1(0.5f)), u);
-    vf k = vf_select(big, vf_set1(1.0f), vf_zero());
+/* ---- log of a reduced argument ------------------------------------------
+ * log m for m in [sqrt(1/2), sqrt(2)]: log m = 2 atanh(s), s = (m-1)/(m+1),
+ * |s| <= 0.172, by its Taylor series to s^11 (truncation < 2e-9). */
+FNN_INLINE vf vf_log_reduced(vf m) {
     vf s = vf_div(vf_sub(m, vf_set1(1.0f)), vf_add(m, vf_set1(1.0f)));
     vf s2 = vf_mul(s, s);
     vf p = vf_set1(1.0f / 11.0f);
@@ -76,12 +70,58 @@ FNN_INLINE vf vf_log1p_01(vf x) {
     p = vf_fmadd(p, s2, vf_set1(1.0f / 7.0f));
     p = vf_fmadd(p, s2, vf_set1(1.0f / 5.0f));
     p = vf_fmadd(p, s2, vf_set1(1.0f / 3.0f));
-    vf log_m = vf_fmadd(vf_mul(vf_add(s, s), s2), p, vf_add(s, s));
-    vf log_u = vf_fmadd(k, vf_set1(FNN_LN2_LO), log_m);
-    log_u = vf_fmadd(k, vf_set1(FNN_LN2_HI), log_u);
+    return vf_fmadd(vf_mul(vf_add(s, s), s2), p, vf_add(s, s));
+}
+/* k ln2 + log_m, ln2 in two parts */
+FNN_INLINE vf vf_add_k_ln2(vf k, vf log_m) {
+    return vf_fmadd(k, vf_set1(FNN_LN2_HI), vf_fmadd(k, vf_set1(FNN_LN2_LO), log_m));
+}
+
+/* ---- log1p on [0, 1] (all that softplus needs) ------------------------
+ * u = 1 + x = 2^k m with k in {0, 1} and m in [sqrt(1/2), sqrt(2)]. The
+ * factor x / (u - 1) undoes the rounding of 1 + x, so tiny x keep full
+ * relative precision. */
+FNN_INLINE vf vf_log1p_01(vf x) {
+    vf u = vf_add(vf_set1(1.0f), x);
+    vm big = vf_gt(u, vf_set1(1.41421356f));
+    vf m = vf_select(big, vf_mul(u, vf_set1(0.5f)), u);
+    vf k = vf_select(big, vf_set1(1.0f), vf_zero());
+    vf log_u = vf_add_k_ln2(k, vf_log_reduced(m));
     vf du = vf_sub(u, vf_set1(1.0f));
     vf corrected = vf_mul(log_u, vf_div(x, du));
     return vf_select(vf_gt(du, vf_zero()), corrected, x);
+}
+
+/* ---- log ------------------------------------------------------------------
+ * x = 2^k m with m in [sqrt(1/2), sqrt(2)) (a subnormal x is scaled by 2^24
+ * first), log x = k ln2 + log m. 0 gives -inf, +inf gives +inf, x < 0 and NaN
+ * give NaN. */
+#define FNN_FLT_MIN 1.17549435e-38f
+FNN_INLINE vf vf_log(vf x) {
+    vm tiny = vf_lt(x, vf_set1(FNN_FLT_MIN));
+    vf xs = vf_select(tiny, vf_mul(x, vf_set1(16777216.0f)), x);
+    vf k = vf_sub(vf_exponent(xs), vf_select(tiny, vf_set1(24.0f), vf_zero()));
+    /* the mantissa bits with the exponent of 1: m in [1, 2) */
+    vf m = vf_or(vf_and(xs, vf_set1(0x1.fffffcp-127f) /* bits 0x007fffff */), vf_set1(1.0f));
+    vm big = vf_gt(m, vf_set1(1.41421356f));
+    m = vf_select(big, vf_mul(m, vf_set1(0.5f)), m);
+    k = vf_add(k, vf_select(big, vf_set1(1.0f), vf_zero()));
+    vf r = vf_add_k_ln2(k, vf_log_reduced(m));
+    r = vf_select(vf_gt(x, vf_set1(0x1.fffffep127f)), vf_set1(INFINITY), r);
+    vf zero_or_less = vf_select(vf_lt(x, vf_zero()), vf_set1(NAN), vf_set1(-INFINITY));
+    r = vf_select(vf_gt(x, vf_zero()), r, zero_or_less);
+    return vf_select(vf_isnan(x), x, r);
+}
+
+/* ---- log(1 - p) for p in [0, 1] --------------------------------------------
+ * log(u) (-p) / (u - 1) with u = 1 - p: the factor undoes the rounding of
+ * 1 - p, so small p keep full relative precision; -p itself where u rounds
+ * to 1; p = 1 gives -inf. */
+FNN_INLINE vf vf_log1m(vf p) {
+    vf u = vf_sub(vf_set1(1.0f), p);
+    vf du = vf_sub(u, vf_set1(1.0f));
+    vf corrected = vf_mul(vf_log(u), vf_div(vf_neg(p), du));
+    return vf_select(vf_lt(du, vf_zero()), corrected, vf_neg(p));
 }
 
 /* ---- tanh ---------------------------------------------------------------

@@ -150,6 +150,127 @@ def binary_cross_entropy_with_logits(x, t):
     return loss.mean(), (sigmoid(x) - t) / x.size
 
 
+
+# ---- per-element loss terms (reduction="none"), as torch.nn.functional defines them ----
+
+def softplus(x):
+    x = f64(x)
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def mse_terms(x, t):
+    return (f64(x) - f64(t)) ** 2
+
+
+def l1_terms(x, t):
+    return np.abs(f64(x) - f64(t))
+
+
+def smooth_l1_terms(x, t, beta=1.0):
+    a = np.abs(f64(x) - f64(t))
+    return a if beta == 0 else np.where(a < beta, 0.5 * a * a / beta, a - 0.5 * beta)
+
+
+def huber_terms(x, t, delta=1.0):
+    a = np.abs(f64(x) - f64(t))
+    return np.where(a < delta, 0.5 * a * a, delta * (a - 0.5 * delta))
+
+
+def bce_terms(p, t, weight=None):
+    p, t = f64(p), f64(t)
+    with np.errstate(divide="ignore"):
+        log_p, log_q = np.maximum(np.log(p), -100.0), np.maximum(np.log1p(-p), -100.0)
+    terms = -(t * log_p + (1 - t) * log_q)
+    return terms if weight is None else terms * f64(weight)
+
+
+def bce_with_logits_terms(x, t, weight=None, pos_weight=None):
+    x, t = f64(x), f64(t)
+    pw = 1.0 if pos_weight is None else f64(pos_weight)
+    terms = pw * t * softplus(-x) + (1 - t) * softplus(x)
+    return terms if weight is None else terms * f64(weight)
+
+
+def soft_margin_terms(x, t):
+    return softplus(-f64(t) * f64(x))
+
+
+def kl_div_terms(x, t, log_target=False):
+    x, t = f64(x), f64(t)
+    if log_target:
+        return np.exp(t) * (t - x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(t > 0, t * (np.log(t) - x), 0.0)
+
+
+def poisson_nll_terms(x, t, log_input=True, full=False, eps=1e-8):
+    x, t = f64(x), f64(t)
+    terms = np.exp(x) - t * x if log_input else x - t * np.log(x + eps)
+    if full:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stirling = t * np.log(t) - t + 0.5 * np.log(2 * np.pi * t)
+        terms = terms + np.where(t > 1, stirling, 0.0)
+    return terms
+
+
+def gaussian_nll_terms(x, t, var, full=False, eps=1e-6):
+    v = np.maximum(f64(var), eps)
+    terms = 0.5 * (np.log(v) + (f64(x) - f64(t)) ** 2 / v)
+    return terms + 0.5 * math.log(2 * math.pi) if full else terms
+
+
+def margin_ranking_terms(x1, x2, y, margin=0.0):
+    return np.maximum(0.0, -f64(y) * (f64(x1) - f64(x2)) + margin)
+
+
+def cosine_embedding_terms(x1, x2, y, margin=0.0):
+    """per row of (N, D) or (D,); torch adds 1e-12 to each squared norm"""
+    x1, x2 = f64(x1), f64(x2)
+    cos = (x1 * x2).sum(-1) / np.sqrt(((x1 * x1).sum(-1) + 1e-12) * ((x2 * x2).sum(-1) + 1e-12))
+    return np.where(f64(y) > 0, 1.0 - cos, np.maximum(0.0, cos - margin))
+
+
+def multilabel_soft_margin_terms(x, t, weight=None):
+    """per row of (N, C) or (C,): the mean over classes"""
+    return bce_with_logits_terms(x, t, weight).mean(axis=-1)
+
+
+def class_rows(x):
+    """(C,) / (N, C, d...) -> (rows (R, C), the row shape)"""
+    x = f64(x)
+    if x.ndim == 1:
+        return x[None], ()
+    moved = np.moveaxis(x, 1, -1)
+    return moved.reshape(-1, x.shape[1]), moved.shape[:-1]
+
+
+def cross_entropy_terms(x, labels, weight=None, ignore_index=-100, label_smoothing=0.0,
+                        log_probs=False):
+    """per row losses (the labels' shape) of logits (or, log_probs, log-probabilities)
+    against class indices, and the mean's divisor (the summed weight of the rows
+    kept), as torch's cross_entropy / nll_loss."""
+    rows, shape = class_rows(x)
+    R, C = rows.shape
+    y = np.asarray(labels).reshape(R)
+    w = np.ones(C) if weight is None else f64(weight)
+    logp = rows if log_probs else log_softmax(rows)
+    keep = y != ignore_index
+    yk = np.where(keep, y, 0)
+    nll = -logp[np.arange(R), yk] * w[yk]
+    smooth = -(logp * w).sum(-1) / C
+    terms = np.where(keep, (1 - label_smoothing) * nll + label_smoothing * smooth, 0.0)
+    return terms.reshape(shape), float((w[yk] * keep).sum())
+
+
+def cross_entropy_probs_terms(x, probs, weight=None, label_smoothing=0.0):
+    """per row losses against class probabilities (shaped like the logits)"""
+    rows, shape = class_rows(x)
+    t, _ = class_rows(probs)
+    C = rows.shape[1]
+    t = t * (1 - label_smoothing) + label_smoothing / C
+    w = np.ones(C) if weight is None else f64(weight)
+    return -(log_softmax(rows) * t * w).sum(-1).reshape(shape)
+
 # ---- optimizer steps: in place on float64 param and state arrays, as torch.optim ----
 
 def sgd_step(p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,

@@ -37,9 +37,14 @@ from test_nn_torch import torch_setup  # noqa: E402,F401  (seeds, one torch thre
 
 RTOL, ATOL = 1e-4, 1e-5
 # torch's TransformerEncoder explains why it takes no nested-tensor fast path
-pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning")
+# and KLDivLoss that its reduction="mean" is not the KL divergence
+pytestmark = [pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning"),
+              pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")]
 
-LOSSES = {"CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss", "L1Loss", "HuberLoss"}
+LOSSES = {"CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss", "L1Loss", "HuberLoss",
+          "SmoothL1Loss", "SoftMarginLoss", "BCELoss", "KLDivLoss", "PoissonNLLLoss",
+          "GaussianNLLLoss", "NLLLoss", "MultiLabelSoftMarginLoss", "MarginRankingLoss",
+          "CosineEmbeddingLoss"}
 MODULES = {"Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax",
            "BatchNorm2d", "GroupNorm", "LayerNorm", "RMSNorm", "Dropout1d", "Dropout2d",
            "LogSoftmax", "Dropout", "BatchNorm1d", "Flatten", "Identity",
@@ -280,32 +285,57 @@ def _check_module(tm0, name, training, sample, inputs, rng):
     check_param_grads(fm, tm, "two calls (summed)")
 
 
-def _check_loss(tm0, name, training, sample, inputs):
-    assert len(inputs) == 2, "losses take (pred, target)"
-    pred, target = inputs
+# the inputs a loss differentiates (its backward returns their gradients, a tuple
+# when there are several); the others are targets
+LOSS_GRAD_INPUTS = {"GaussianNLLLoss": (0, 2), "CosineEmbeddingLoss": (0, 1),
+                    "MarginRankingLoss": (0, 1)}
 
+
+def _loss_call(tm, fm, name, inputs, rng, what):
+    """One forward of both; torch's backward with a random grad_out when the loss is
+    per element (reduction='none'). Returns (fastnn's grad_out, the differentiated
+    torch leaves)."""
+    loss = fastnn_forward(fm, inputs)
+    graded = LOSS_GRAD_INPUTS.get(name, (0,))
+    leaves = [a if not isinstance(a, np.ndarray) else leaf(a) if i in graded else
+              torch.from_numpy(a.copy()) for i, a in enumerate(inputs)]
+    lt = tm(*leaves)
+    if lt.dim() == 0 and fm.reduction != "none":
+        close_loss(loss, lt, what)
+        lt.backward()
+        grad_out = 1.0
+    else:
+        close(loss, lt, what)
+        grad_out = rng.standard_normal(tuple(lt.shape)).astype(np.float32)
+        lt.backward(torch.from_numpy(grad_out.copy()))
+    return grad_out, [leaves[i] for i in graded]
+
+
+def _check_loss_grads(got, leaves, what):
+    got = got if isinstance(got, tuple) else (got,)
+    assert len(got) == len(leaves), f"{what}: {len(got)} gradients for {len(leaves)} inputs"
+    for i, (g, t) in enumerate(zip(got, leaves)):
+        if isinstance(t, torch.Tensor):
+            close(g, t.grad, f"{what}: input grad {i}")
+        else:  # a float (GaussianNLLLoss's var): no gradient
+            assert g is None, f"{what}: input grad {i} of a float should be None"
+
+
+def _check_loss(tm0, name, training, sample, inputs):
+    rng = np.random.default_rng(len(inputs))
     # one call
     tm, fm = fresh_pair(tm0, name, training, sample)
-    loss = fastnn_forward(fm, (pred, target))
-    pt, tt = leaf(pred), leaf(target)
-    lt = tm(pt, tt)
-    close_loss(loss, lt, "loss")
-    lt.backward()
-    close(fm.backward(), pt.grad, "pred grad")
+    grad_out, leaves = _loss_call(tm, fm, name, inputs, rng, "loss")
+    _check_loss_grads(fm.backward(grad_out), leaves, "one call")
 
     # two calls, backwards in reverse order
     tm, fm = fresh_pair(tm0, name, training, sample)
-    preds = [pred, _second(pred)]
-    losses = [fastnn_forward(fm, (p, target)) for p in preds]
-    pts = [leaf(p) for p in preds]
-    lts = [tm(p, leaf(target)) for p in pts]
-    for i, (li, lti) in enumerate(zip(losses, lts)):
-        close_loss(li, lti, f"two calls: loss {i}")
-    for lti in lts:
-        lti.backward()
-    grads = [fm.backward() for _ in preds][::-1]
-    for i, (gi, pti) in enumerate(zip(grads, pts)):
-        close(gi, pti.grad, f"two calls: pred grad {i}")
+    second = (_second(inputs[0]),) + tuple(inputs[1:])
+    calls = [_loss_call(tm, fm, name, inp, rng, f"two calls: loss {i}")
+             for i, inp in enumerate((inputs, second))]
+    got = [fm.backward(g) for g, _ in reversed(calls)][::-1]
+    for i, (g, (_, leaves)) in enumerate(zip(got, calls)):
+        _check_loss_grads(g, leaves, f"two calls: {i}")
 
 
 # ---- max pools with return_indices=True: forward gives (out, indices) ----------

@@ -7,7 +7,7 @@
 # element-wise maps, follow at the end.
 
 cdef enum Op:
-    RELU, LEAKY_RELU, SIGMOID, TANH, GELU_ERF, GELU_TANH, SILU, EXP, EXPM1, ERF,
+    RELU, LEAKY_RELU, SIGMOID, TANH, GELU_ERF, GELU_TANH, SILU, EXP, EXPM1, LOG, ERF,
     ELU, SELU, CELU, SOFTPLUS, MISH, LOG_SIGMOID, SOFTSIGN, TANHSHRINK,
     HARDTANH, RELU6, HARDSIGMOID, HARDSWISH, THRESHOLD, SOFTSHRINK, HARDSHRINK
 
@@ -55,6 +55,8 @@ cdef object forward(Op op, object x, object out, float a, float b, str name):
             st = fnn_exp(o_p, x_p, n)
         elif op == EXPM1:
             st = fnn_expm1(o_p, x_p, n)
+        elif op == LOG:
+            st = fnn_log(o_p, x_p, n)
         elif op == ERF:
             st = fnn_erf(o_p, x_p, n)
         elif op == ELU:
@@ -234,6 +236,12 @@ def expm1(x, out=None):
     """exp(x) - 1 by fastnn's vector approximation (the one the ELU family uses),
     accurate near 0."""
     return forward(EXPM1, x, out, 0.0, 0.0, "expm1")
+
+
+def log(x, out=None):
+    """log(x) by fastnn's vector approximation (the one the losses use): -inf at 0,
+    NaN below 0."""
+    return forward(LOG, x, out, 0.0, 0.0, "log")
 
 
 def erf(x, out=None):

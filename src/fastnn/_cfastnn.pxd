@@ -101,6 +101,7 @@ cdef extern from "fastnn.h" nogil:
                                   const float *weight, int64_t outer, int64_t C, int64_t inner, int accumulate)
     fnn_status fnn_exp(float *out, const float *inp, int64_t n)
     fnn_status fnn_expm1(float *out, const float *inp, int64_t n)
+    fnn_status fnn_log(float *out, const float *inp, int64_t n)
     fnn_status fnn_erf(float *out, const float *inp, int64_t n)
 
     fnn_status fnn_softmax_forward(float *out, const float *inp, int64_t B, int64_t C, int64_t D)
@@ -110,13 +111,57 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_log_softmax_backward(float *dinp, const float *dout, const float *out,
                                         int64_t B, int64_t C, int64_t D, int accumulate)
 
-    fnn_status fnn_cross_entropy_forward_backward(float *loss, float *dlogits, const float *logits,
-                                                  const int64_t *labels, int64_t N, int64_t C,
-                                                  float label_smoothing, int64_t ignore_index)
-    fnn_status fnn_mse_loss_forward_backward(float *loss, float *dpred, const float *pred,
-                                             const float *target, int64_t n)
-    fnn_status fnn_bce_with_logits_forward_backward(float *loss, float *dlogits, const float *logits,
-                                                    const float *target, int64_t n)
+    ctypedef enum fnn_reduction:
+        FNN_REDUCTION_NONE
+        FNN_REDUCTION_MEAN
+        FNN_REDUCTION_SUM
+    ctypedef enum fnn_pointwise_loss:
+        FNN_LOSS_MSE
+        FNN_LOSS_L1
+        FNN_LOSS_SMOOTH_L1
+        FNN_LOSS_HUBER
+        FNN_LOSS_BCE
+        FNN_LOSS_BCE_WITH_LOGITS
+        FNN_LOSS_SOFT_MARGIN
+        FNN_LOSS_KL_DIV
+        FNN_LOSS_POISSON_NLL
+        FNN_LOSS_MARGIN_RANKING
+    ctypedef struct fnn_loss_options:
+        const float *weight
+        const float *pos_weight
+        float param
+        int log_space
+        int full
+    fnn_status fnn_cross_entropy_forward_backward(float *loss, float *losses, float *dlogits,
+                                                  const float *logits, const int64_t *labels,
+                                                  const float *weight, int64_t N, int64_t C,
+                                                  float label_smoothing, int64_t ignore_index,
+                                                  fnn_reduction reduction)
+    fnn_status fnn_cross_entropy_probs_forward_backward(float *loss, float *losses,
+                                                        float *dlogits, const float *logits,
+                                                        const float *target, const float *weight,
+                                                        int64_t N, int64_t C,
+                                                        float label_smoothing,
+                                                        fnn_reduction reduction)
+    fnn_status fnn_nll_loss_forward_backward(float *loss, float *losses, float *dlogp,
+                                             const float *logp, const int64_t *labels,
+                                             const float *weight, int64_t N, int64_t C,
+                                             int64_t ignore_index, fnn_reduction reduction)
+    fnn_status fnn_cosine_embedding_loss_forward_backward(float *loss, float *losses, float *dx1,
+                                                          float *dx2, const float *x1,
+                                                          const float *x2, const float *y,
+                                                          int64_t N, int64_t D, float margin,
+                                                          fnn_reduction reduction)
+    fnn_status fnn_gaussian_nll_loss_forward_backward(float *loss, float *losses, float *dinput,
+                                                      float *dvar, const float *input,
+                                                      const float *target, const float *var,
+                                                      int64_t n, float eps, int full,
+                                                      fnn_reduction reduction)
+    fnn_status fnn_pointwise_loss_forward_backward(fnn_pointwise_loss kind, float *loss,
+                                                   float *losses, float *dpred, const float *pred,
+                                                   const float *target, int64_t n,
+                                                   const fnn_loss_options *options,
+                                                   fnn_reduction reduction, double divisor)
 
     fnn_status fnn_sgd_step(float *param, const float *grad, float *momentum_buf, int64_t n,
                             float lr, float momentum, float dampening, int nesterov,

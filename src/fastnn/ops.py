@@ -19,8 +19,15 @@ Activations:  relu, leaky_relu, sigmoid, tanh, gelu, silu, elu, selu, celu,
               along dim), prelu (per-channel weight; prelu_backward also adds the
               weight gradient) and *_backward
 Softmax:      softmax, log_softmax, softmin (softmax of -x) and their *_backward
-Losses:       cross_entropy, mse_loss, binary_cross_entropy_with_logits
-              each returns (loss: float, grad: ndarray), mean reduction
+Losses:       cross_entropy (class indices or probabilities, weight, ignore_index,
+              label_smoothing), nll_loss, mse_loss, l1_loss, smooth_l1_loss,
+              huber_loss, binary_cross_entropy, binary_cross_entropy_with_logits
+              (weight, pos_weight), soft_margin_loss, multilabel_soft_margin_loss,
+              kl_div, poisson_nll_loss, gaussian_nll_loss (also grad_var),
+              margin_ranking_loss and cosine_embedding_loss (grads of both inputs):
+              torch.nn.functional's names and arguments; each returns (loss, grad...)
+              with loss a float for reduction="mean"/"sum" and the per-element
+              array for "none" (the grads are then each element's own)
 GEMM:         matmul
 Linear:       linear (fused bias + activation, optional pre-activation output),
               linear_backward (activation backward, dW, db and dx in one call,
@@ -32,7 +39,7 @@ Normalization: batch_norm, batch_norm_backward, group_norm, group_norm_backward
               layer_norm_backward, rms_norm, rms_norm_backward over the trailing
               normalized_shape axes (mean / rstd per row; backward adds into
               grad_input when given)
-Vector math:  exp, expm1, erf (the approximations the kernels are built on)
+Vector math:  exp, expm1, log, erf (the approximations the kernels are built on)
 Optimizer updates, one torch.optim step in place on a parameter and its state:
               sgd_step, adam_step, rmsprop_step, adagrad_step, adamax_step, radam_step,
               nadam_step, adadelta_step, asgd_step, rprop_step; every array must
@@ -61,8 +68,6 @@ from fastnn._C import (
     linear_bias_backward,
     linear_bias_grad,
     matmul,
-    binary_cross_entropy_with_logits,
-    cross_entropy,
     erf,
     exp,
     gelu,
@@ -71,7 +76,6 @@ from fastnn._C import (
     leaky_relu_backward,
     log_softmax,
     log_softmax_backward,
-    mse_loss,
     relu,
     relu_backward,
     sigmoid,
@@ -164,8 +168,26 @@ from fastnn._C import (  # the activations of issue 14
     softmin,
     softmin_backward,
     expm1,
+    log,
 )
 from fastnn._C import rnn, rnn_backward, embedding, embedding_backward
+from fastnn._C import (
+    cross_entropy,
+    nll_loss,
+    mse_loss,
+    l1_loss,
+    smooth_l1_loss,
+    huber_loss,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    soft_margin_loss,
+    multilabel_soft_margin_loss,
+    kl_div,
+    poisson_nll_loss,
+    gaussian_nll_loss,
+    margin_ranking_loss,
+    cosine_embedding_loss,
+)
 from fastnn._C import scaled_dot_product_attention, scaled_dot_product_attention_backward
 from fastnn._C import new_float32_array as empty
 
@@ -173,15 +195,18 @@ __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "gelu", "gelu_backward", "silu", "silu_backward",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
-    "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits", "exp", "erf",
+    "exp", "erf",
     "sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "adamax_step", "radam_step",
     "nadam_step", "adadelta_step", "asgd_step", "rprop_step",
     "matmul", "linear", "linear_backward",
     "linear_bias_backward", "linear_bias_grad", "ACTIVATIONS",
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "conv1d_backward",
     "conv2d_backward", "conv_transpose1d_backward", "conv_transpose2d_backward",
+    "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss",
+    "huber_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "soft_margin_loss",
+    "multilabel_soft_margin_loss", "kl_div", "poisson_nll_loss", "gaussian_nll_loss", "margin_ranking_loss", "cosine_embedding_loss",
 ]
-__all__ += ["elu", "elu_backward", "selu", "selu_backward", "celu", "celu_backward", "softplus", "softplus_backward", "mish", "mish_backward", "log_sigmoid", "log_sigmoid_backward", "softsign", "softsign_backward", "tanhshrink", "tanhshrink_backward", "hardtanh", "hardtanh_backward", "relu6", "relu6_backward", "hardsigmoid", "hardsigmoid_backward", "hardswish", "hardswish_backward", "threshold", "threshold_backward", "softshrink", "softshrink_backward", "hardshrink", "hardshrink_backward", "glu", "glu_backward", "prelu", "prelu_backward", "softmin", "softmin_backward", "expm1"]
+__all__ += ["elu", "elu_backward", "selu", "selu_backward", "celu", "celu_backward", "softplus", "softplus_backward", "mish", "mish_backward", "log_sigmoid", "log_sigmoid_backward", "softsign", "softsign_backward", "tanhshrink", "tanhshrink_backward", "hardtanh", "hardtanh_backward", "relu6", "relu6_backward", "hardsigmoid", "hardsigmoid_backward", "hardswish", "hardswish_backward", "threshold", "threshold_backward", "softshrink", "softshrink_backward", "hardshrink", "hardshrink_backward", "glu", "glu_backward", "prelu", "prelu_backward", "softmin", "softmin_backward", "expm1", "log"]
 __all__ += ["batch_norm", "batch_norm_backward", "group_norm", "group_norm_backward"]
 __all__ += ["scaled_dot_product_attention", "scaled_dot_product_attention_backward", "empty"]
 __all__ += ["layer_norm", "add_layer_norm", "layer_norm_backward", "rms_norm",

@@ -32,7 +32,10 @@ from fastnn.nn.embedding import Embedding
 from fastnn.nn.dropout import Dropout, Dropout1d, Dropout2d
 from fastnn.nn.flatten import Flatten
 from fastnn.nn.linear import Identity, Linear
-from fastnn.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
+from fastnn.nn.loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss,
+                            GaussianNLLLoss, HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss,
+                            MSELoss, MultiLabelSoftMarginLoss, NLLLoss, PoissonNLLLoss,
+                            SmoothL1Loss, SoftMarginLoss)
 from fastnn.nn.module import Module
 from fastnn.nn.normalization import GroupNorm, LayerNorm, RMSNorm
 from fastnn.nn.parameter import Parameter
@@ -46,9 +49,9 @@ __all__ = ["Module", "Parameter", "Linear", "Identity", "Flatten", "ReLU", "Leak
            "Sigmoid", "Tanh", "GELU", "SiLU", "Softmax", "LogSoftmax", "ELU", "SELU", "CELU", "Softplus", "Mish",
            "Hardswish", "Hardsigmoid", "ReLU6", "Hardtanh", "Softsign", "LogSigmoid",
            "Tanhshrink", "Softshrink", "Hardshrink", "Threshold", "Softmin", "GLU", "PReLU", "Dropout", "BatchNorm1d",
-           "Sequential", "Residual", "Concat", "ModuleList", "CrossEntropyLoss", "MSELoss",
-           "BCEWithLogitsLoss",
-           "L1Loss", "HuberLoss", "init", "utils"]
+           "Sequential", "Residual", "Concat", "ModuleList", "init", "utils"]
+__all__ += ["L1Loss", "MSELoss", "HuberLoss", "SmoothL1Loss", "SoftMarginLoss", "BCELoss", "BCEWithLogitsLoss",
+            "KLDivLoss", "PoissonNLLLoss", "GaussianNLLLoss", "CrossEntropyLoss", "NLLLoss", "MultiLabelSoftMarginLoss", "MarginRankingLoss", "CosineEmbeddingLoss"]
 __all__ += ["BatchNorm2d", "GroupNorm", "LayerNorm", "RMSNorm", "Dropout1d", "Dropout2d"]
 __all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
 __all__ += ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
