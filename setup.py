@@ -64,6 +64,8 @@ class BuildExt(build_ext):
             macros=build_macros, include_dirs=["csrc"],
             extra_postargs=C_FLAGS + ["-pthread"], depends=HEADERS)
         ext.extra_objects = objects
+        # relink when a kernel object changed, not only when _C.c did
+        ext.depends = list(ext.depends) + objects
         ext.extra_link_args = ["-pthread", "-lm"]
         self.write_build_config(ext, isas)
         super().build_extension(ext)

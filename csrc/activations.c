@@ -252,6 +252,38 @@ static double FNN_K(prelu_weight_grad)(const float *dout, const float *inp, int6
     return total;
 }
 
+/* ---- prelu with a channel per element (inner = 1: a (N, C) row at a time):
+ *      weight (n,) lines up with inp, so the slope is a vector ------------------ */
+/* out (n,) = x < 0 ? weight x : x, inp and weight (n,) (leaky_relu_f's select) */
+static void FNN_K(prelu_channels_forward)(float *out, const float *inp, const float *weight,
+                                          int64_t n) {
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf x = vf_load_w(inp + i, w, 0.0f);
+        vf_store_w(out + i, vf_select(vf_lt(x, vf_zero()),
+                                      vf_mul(x, vf_load_w(weight + i, w, 0.0f)), x), w);
+    }
+}
+/* dinp (n,) (+)= x > 0 ? dout : weight dout, and if dweight is not NULL
+ * dweight (n,) += x > 0 ? 0 : x dout (float, one row added at a time) */
+static void FNN_K(prelu_channels_backward)(float *dinp, float *dweight, const float *dout,
+                                           const float *inp, const float *weight, int64_t n,
+                                           int accumulate) {
+    for (int64_t i = 0; i < n; i += FNN_VW) {
+        int64_t w = vf_lanes(n - i);
+        vf x = vf_load_w(inp + i, w, 0.0f), d = vf_load_w(dout + i, w, 0.0f);
+        vm positive = vf_gt(x, vf_zero());
+        if (dinp) {
+            vf g = vf_select(positive, d, vf_mul(d, vf_load_w(weight + i, w, 0.0f)));
+            if (accumulate) g = vf_add(vf_load_w(dinp + i, w, 0.0f), g);
+            vf_store_w(dinp + i, g, w);
+        }
+        if (dweight)
+            vf_store_w(dweight + i, vf_add(vf_load_w(dweight + i, w, 0.0f),
+                                           vf_select(positive, vf_zero(), vf_mul(x, d))), w);
+    }
+}
+
 /* ---- the bare vector math, for accuracy checks --------------------------- */
 FNN_INLINE vf exp_f(vf x, fnn_vparams p) { (void)p; return vf_exp(x); }
 FNN_INLINE vf expm1_f(vf x, fnn_vparams p) { (void)p; return vf_expm1(x); }
@@ -292,6 +324,8 @@ const fnn_activation_kernels FNN_K(fnn_activation_kernels) = {
     .glu_forward = FNN_K(glu_forward),
     .glu_backward = FNN_K(glu_backward),
     .prelu_weight_grad = FNN_K(prelu_weight_grad),
+    .prelu_channels_forward = FNN_K(prelu_channels_forward),
+    .prelu_channels_backward = FNN_K(prelu_channels_backward),
     .exp = FNN_K(exp_map),
     .expm1 = FNN_K(expm1_map),
     .log = FNN_K(log_map),

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fastnn.h"
 #include "kernels.h"
@@ -203,8 +204,20 @@ fnn_status fnn_glu_backward(float *dinp, const float *dout, const float *inp, in
  * inner floats, over ranges of the flat index cut at rows. d weight: each row
  * is cut into blocks of FNN_PRELU_BLOCK; every block's sum goes to its own
  * slot, and weight c's slots are then added in (o, block) order: the bits do
- * not depend on the threads. */
+ * not depend on the threads.
+ * inner = 1 (a (N, C) input, a channel per column) runs a row at a time with the
+ * weight as a vector (the per-row path would make one call per element). Its
+ * d weight cuts the (outer, C) array into row blocks and column chunks, both
+ * sized by outer and C alone; a task sums its chunk's rows in row order, in
+ * float over FNN_PRELU_ROW_GROUP rows and then in double, into its block's
+ * slot, and each channel's slots are added in block order. The slots (row
+ * blocks, C) stay under FNN_PRELU_SLOT_BUDGET doubles for C up to that: a
+ * larger scratch costs more in page faults than the sums do. */
 #define FNN_PRELU_BLOCK 4096
+#define FNN_PRELU_MAX_ROW_BLOCKS 64
+#define FNN_PRELU_SLOT_BUDGET 8192
+#define FNN_PRELU_CHUNK 1024
+#define FNN_PRELU_ROW_GROUP 64
 
 typedef struct {
     const fnn_activation_kernels *k;
@@ -214,6 +227,8 @@ typedef struct {
     const float *weight; /* (C,) */
     int64_t C, inner, blocks_per_row;
     double *partial;     /* (outer * C * blocks_per_row,) */
+    double *slots;       /* inner = 1: (row blocks, C), or NULL for no d weight */
+    int64_t outer, rows_per_block, chunks;
     int accumulate;
 } prelu_job;
 
@@ -245,12 +260,71 @@ static void prelu_weight_blocks(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
+/* inner = 1: rows [begin, end) of (outer, C) */
+static void prelu_channel_rows_forward(void *ctx, int64_t begin, int64_t end) {
+    prelu_job *j = ctx;
+    for (int64_t o = begin; o < end; o++)
+        j->k->prelu_channels_forward(j->out + o * j->C, j->inp + o * j->C, j->weight, j->C);
+}
+/* inner = 1: tasks [begin, end) of (row block, column chunk): d inp and the
+ * chunk of the block's d weight slot */
+static void prelu_channel_tasks_backward(void *ctx, int64_t begin, int64_t end) {
+    prelu_job *j = ctx;
+    float group[FNN_PRELU_CHUNK];
+    for (int64_t t = begin; t < end; t++) {
+        int64_t b = t / j->chunks, c0 = t % j->chunks * FNN_PRELU_CHUNK;
+        int64_t len = j->C - c0 < FNN_PRELU_CHUNK ? j->C - c0 : FNN_PRELU_CHUNK;
+        int64_t first = b * j->rows_per_block, last = first + j->rows_per_block;
+        if (last > j->outer) last = j->outer;
+        double *slot = j->slots ? j->slots + b * j->C + c0 : NULL;
+        for (int64_t o = first; o < last; o += FNN_PRELU_ROW_GROUP) {
+            int64_t stop = o + FNN_PRELU_ROW_GROUP < last ? o + FNN_PRELU_ROW_GROUP : last;
+            if (slot) memset(group, 0, (size_t)len * sizeof(float));
+            for (int64_t r = o; r < stop; r++) {
+                int64_t at = r * j->C + c0;
+                j->k->prelu_channels_backward(j->out ? j->out + at : NULL, slot ? group : NULL,
+                                              j->dout + at, j->inp + at, j->weight + c0, len,
+                                              j->accumulate);
+            }
+            if (slot)
+                for (int64_t c = 0; c < len; c++) slot[c] += group[c];
+        }
+    }
+}
+
+static fnn_status run_prelu_channels_backward(prelu_job *j, float *dweight) {
+    int64_t max_blocks = FNN_PRELU_SLOT_BUDGET / j->C;
+    if (max_blocks > FNN_PRELU_MAX_ROW_BLOCKS) max_blocks = FNN_PRELU_MAX_ROW_BLOCKS;
+    if (max_blocks < 1) max_blocks = 1;
+    int64_t rows = (FNN_PRELU_BLOCK + j->C - 1) / j->C;
+    int64_t fewest = (j->outer + max_blocks - 1) / max_blocks;
+    j->rows_per_block = rows > fewest ? rows : fewest;
+    j->chunks = (j->C + FNN_PRELU_CHUNK - 1) / FNN_PRELU_CHUNK;
+    int64_t nblocks = (j->outer + j->rows_per_block - 1) / j->rows_per_block;
+    if (dweight) {
+        j->slots = calloc((size_t)(nblocks * j->C), sizeof(double));
+        if (!j->slots) return FNN_ERR_NOMEM;
+    }
+    int64_t task_len = j->rows_per_block * (j->C < FNN_PRELU_CHUNK ? j->C : FNN_PRELU_CHUNK);
+    fnn_parallel_for(nblocks * j->chunks, FNN_GRAIN_ELEMENTWISE / task_len + 1, 1, j,
+                     prelu_channel_tasks_backward);
+    if (dweight) { /* each channel's slots in block order, a block row at a time */
+        for (int64_t b = 1; b < nblocks; b++)
+            for (int64_t c = 0; c < j->C; c++) j->slots[c] += j->slots[b * j->C + c];
+        for (int64_t c = 0; c < j->C; c++) dweight[c] += (float)j->slots[c];
+        free(j->slots);
+    }
+    return FNN_OK;
+}
+
 fnn_status fnn_prelu_forward(float *out, const float *inp, const float *weight, int64_t outer,
                              int64_t C, int64_t inner) {
     if (outer < 0 || C < 1 || inner < 0) return FNN_ERR_ARG;
     prelu_job j = {.k = kernels(), .out = out, .inp = inp, .weight = weight, .C = C,
                    .inner = inner};
-    if (inner > 0)
+    if (inner == 1)
+        fnn_parallel_for(outer, FNN_GRAIN_ELEMENTWISE / C + 1, 1, &j, prelu_channel_rows_forward);
+    else if (inner > 0)
         fnn_parallel_for(outer * C * inner, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j,
                          prelu_forward_range);
     return FNN_OK;
@@ -262,7 +336,10 @@ fnn_status fnn_prelu_backward(float *dinp, float *dweight, const float *dout, co
     if (outer < 0 || C < 1 || inner < 0) return FNN_ERR_ARG;
     prelu_job j = {.k = kernels(), .out = dinp, .dout = dout, .inp = inp, .weight = weight,
                    .C = C, .inner = inner, .accumulate = accumulate != 0,
-                   .blocks_per_row = (inner + FNN_PRELU_BLOCK - 1) / FNN_PRELU_BLOCK};
+                   .blocks_per_row = (inner + FNN_PRELU_BLOCK - 1) / FNN_PRELU_BLOCK,
+                   .outer = outer};
+    if (inner == 1) return (dinp || dweight) && outer ? run_prelu_channels_backward(&j, dweight)
+                                                      : FNN_OK;
     if (dinp && inner > 0)
         fnn_parallel_for(outer * C * inner, FNN_GRAIN_ELEMENTWISE, FNN_ALIGN_FLOATS, &j,
                          prelu_backward_range);

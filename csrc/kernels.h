@@ -57,6 +57,15 @@ typedef void (*fnn_glu_backward_fn)(float *da, float *db, const float *dout, con
 /* sum over i of (inp[i] > 0 ? 0 : inp[i] * dout[i]), inp and dout (n,): one
  * block of PReLU's weight gradient, summed in a fixed order */
 typedef double (*fnn_prelu_weight_grad_fn)(const float *dout, const float *inp, int64_t n);
+/* PReLU along a row whose every element is its own channel: out (n,) = inp (n,)
+ * where positive, else weight (n,) * inp */
+typedef void (*fnn_prelu_channels_forward_fn)(float *out, const float *inp,
+                                              const float *weight, int64_t n);
+/* dinp (n,) (+)= dout (n,) where inp (n,) > 0, else weight (n,) * dout (skipped when
+ * dinp is NULL); dweight (n,) += that row's weight gradient (skipped when NULL) */
+typedef void (*fnn_prelu_channels_backward_fn)(float *dinp, float *dweight, const float *dout,
+                                               const float *inp, const float *weight,
+                                               int64_t n, int accumulate);
 typedef struct {
     fnn_map_forward_fn relu_forward, leaky_relu_forward, sigmoid_forward, tanh_forward,
         gelu_erf_forward, gelu_tanh_forward, silu_forward, elu_forward, softplus_forward,
@@ -67,6 +76,8 @@ typedef struct {
     fnn_glu_forward_fn glu_forward;
     fnn_glu_backward_fn glu_backward;
     fnn_prelu_weight_grad_fn prelu_weight_grad;
+    fnn_prelu_channels_forward_fn prelu_channels_forward;
+    fnn_prelu_channels_backward_fn prelu_channels_backward;
     fnn_map_forward_fn exp, expm1, log, erf; /* the bare vector math, for accuracy checks */
 } fnn_activation_kernels;
 

@@ -224,8 +224,9 @@ static double FNN_K(gaussian_nll)(float *losses, float *dinput, float *dvar, con
 /* ---- element-wise losses of pred x against target t ------------------------
  * POINTWISE_LOSS(name, ...) defines one: its body sets `loss` and `grad`
  * (d loss / d x) from x, t and the options o; the shared loop multiplies both
- * by o->weight, stores the losses, the gradient times grad_scale and sums the
- * losses of the lanes inside n. pred, target, dpred, o->weight, o->pos_weight,
+ * by o->weight, stores the losses, the gradient times gscale (grad_scale, which
+ * a body may change to fold a constant factor in without overflowing first) and
+ * sums the losses of the lanes inside n. pred, target, dpred, o->weight, o->pos_weight,
  * losses: (n,). */
 #define POINTWISE_LOSS(name, ...)                                                            \
     static double FNN_K(name)(float *losses, float *dpred, const float *pred,                \
@@ -237,7 +238,7 @@ static double FNN_K(gaussian_nll)(float *losses, float *dinput, float *dvar, con
         for (int64_t i = 0; i < n; i += FNN_VW) {                                            \
             int64_t w = vf_lanes(n - i);                                                     \
             vf x = vf_load_w(pred + i, w, 0.0f), t = vf_load_w(target + i, w, 0.0f);         \
-            vf loss, grad;                                                                   \
+            vf loss, grad, gscale = scale;                                                   \
             __VA_ARGS__                                                                      \
             if (o->weight) {                                                                 \
                 vf wt = vf_load_w(o->weight + i, w, 0.0f);                                   \
@@ -247,7 +248,7 @@ static double FNN_K(gaussian_nll)(float *losses, float *dinput, float *dvar, con
             if (w < FNN_VW) loss = vf_select(vm_first(w), loss, vf_zero());                  \
             acc = vf_add(acc, loss);                                                         \
             if (losses) vf_store_w(losses + i, loss, w);                                     \
-            vf_store_w(dpred + i, vf_mul(grad, scale), w);                                   \
+            vf_store_w(dpred + i, vf_mul(grad, gscale), w);                                  \
         }                                                                                    \
         return (double)vf_reduce_add(acc);                                                   \
     }
@@ -262,8 +263,10 @@ FNN_INLINE vf softplus_of(vf z) {
     return vf_add(vf_max(z, vf_zero()), vf_log1p_01(vf_exp(vf_neg(vf_abs(z)))));
 }
 
-/* mse: (x - t)^2, 2 (x - t) */
-POINTWISE_LOSS(mse, vf d = vf_sub(x, t); loss = vf_mul(d, d); grad = vf_add(d, d);)
+/* mse: (x - t)^2, 2 (x - t): the 2 goes into the scale, so a mean's gradient of a
+ * difference above FLT_MAX / 2 stays finite */
+POINTWISE_LOSS(mse, vf d = vf_sub(x, t); loss = vf_mul(d, d); grad = d;
+               gscale = vf_add(scale, scale);)
 
 /* l1: |x - t|, sign(x - t) */
 POINTWISE_LOSS(l1, vf d = vf_sub(x, t); loss = vf_abs(d); grad = sign_of(d);)

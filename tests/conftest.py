@@ -35,5 +35,15 @@ def threads(request):
 
 
 @pytest.fixture
+def parity(isa, threads):
+    """fastnn on ISA path `isa` with `threads` threads, torch with as many."""
+    torch = pytest.importorskip("torch")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -109,12 +109,12 @@ def test_misaligned_subclass_input_is_copied():
 # ---- losses: logits, targets and int64 labels ----------------------------------------------
 
 LOSSES = {
-    "cross_entropy": (ops.cross_entropy, dict(logits=X, labels=LABELS), dict(label_smoothing=0.1)),
-    "cross_entropy_nd": (ops.cross_entropy, dict(logits=X4, labels=LABELS4), {}),
-    "cross_entropy_1d": (ops.cross_entropy, dict(logits=X[0], labels=LABELS[:1].reshape(())),
+    "cross_entropy": (ops.cross_entropy, dict(input=X, target=LABELS), dict(label_smoothing=0.1)),
+    "cross_entropy_nd": (ops.cross_entropy, dict(input=X4, target=LABELS4), {}),
+    "cross_entropy_1d": (ops.cross_entropy, dict(input=X[0], target=LABELS[:1].reshape(())),
                          {}),
-    "mse_loss": (ops.mse_loss, dict(pred=X, target=G), {}),
-    "bce_with_logits": (ops.binary_cross_entropy_with_logits, dict(logits=X, target=T01), {}),
+    "mse_loss": (ops.mse_loss, dict(input=X, target=G), {}),
+    "bce_with_logits": (ops.binary_cross_entropy_with_logits, dict(input=X, target=T01), {}),
 }
 
 

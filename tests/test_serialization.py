@@ -426,6 +426,9 @@ def test_every_builtin_layer_describes_its_state():
               nn.LSTMCell(2, 3), nn.GRUCell(2, 3, bias=False),
               nn.Embedding(7, 3, padding_idx=1)]  # the recurrent family
     cases += [nn.Threshold(0.1, 20.0), nn.PReLU(), nn.PReLU(3, init=0.1)]  # activations
+    cases += [nn.CrossEntropyLoss(weight=[1.0, 2.0, 0.5]), nn.NLLLoss(weight=[3.0]),
+              nn.BCEWithLogitsLoss(pos_weight=[[2.0, 1.0]]),
+              nn.BCEWithLogitsLoss(weight=[1.0], pos_weight=[2.0, 1.0])]  # weighted losses
     cases += [nn.LayerNorm((2, 3)), nn.LayerNorm(4, bias=False), nn.RMSNorm(3),
               nn.MultiheadAttention(8, 2), nn.MultiheadAttention(4, 2, bias=False, kdim=3,
                                                                  vdim=5, add_bias_kv=True),
@@ -451,13 +454,18 @@ def test_models_with_losses_save_and_load(tmp_path):
     """A loss is a module like any other: its options go through get_config."""
     losses = [nn.CrossEntropyLoss(ignore_index=3, reduction="sum", label_smoothing=0.1),
               nn.MSELoss(reduction="sum"), nn.BCEWithLogitsLoss(), nn.L1Loss(),
-              nn.HuberLoss(delta=0.5)]
+              nn.HuberLoss(delta=0.5), nn.CrossEntropyLoss(weight=[0.1, 2.0, 1 / 3]),
+              nn.BCEWithLogitsLoss(weight=[1.0, 0.5], pos_weight=[3.0, 1 / 7]),
+              nn.MultiLabelSoftMarginLoss(weight=[2.0, 1.0], reduction="none")]
     model = nn.Sequential(nn.Linear(3, 4), nn.ModuleList(losses))
     fastnn.save(model, tmp_path / "m.safetensors")
     loaded = fastnn.load(tmp_path / "m.safetensors")
     assert repr(loaded) == repr(model)
     for a, b in zip(loaded[1], losses):
         assert type(a) is type(b) and a.get_config() == b.get_config()
+        assert a.state_dict().keys() == b.state_dict().keys()
+        for key, value in b.state_dict().items():  # class weights are buffers, bit for bit
+            np.testing.assert_array_equal(a.state_dict()[key], value)
     assert loaded[1][0].ignore_index == 3 and loaded[1][0].label_smoothing == 0.1
     assert loaded[1][4].delta == 0.5 and loaded[1][1].reduction == "sum"
     assert_same_state(loaded, model)

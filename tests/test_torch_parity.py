@@ -29,15 +29,6 @@ EXTREMES = np.array([
 ], dtype=np.float32)
 
 
-@pytest.fixture
-def parity(isa, threads):
-    """fastnn on ISA path `isa` with `threads` threads, torch with as many."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tt(a, grad=False):
     t = torch.from_numpy(np.array(a, dtype=np.float32, copy=True))
     return t.requires_grad_() if grad else t

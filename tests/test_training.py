@@ -66,6 +66,21 @@ def test_fit_by_optimizer_name_lowers_the_loss(name):
     assert hist.history["loss"][-1] < hist.history["loss"][0]
 
 
+@pytest.mark.parametrize("name, head, target", [
+    ("nll", nn.LogSoftmax(dim=1), "labels"), ("kl_div", nn.LogSoftmax(dim=1), "one-hot"),
+    ("bce", nn.Sigmoid(), "one-hot"), ("multilabel_soft_margin", None, "one-hot"),
+    ("soft_margin", None, "signs"), ("smooth_l1", None, "one-hot")])
+def test_fit_by_loss_name_lowers_the_loss(name, head, target):
+    X, y = blobs()
+    one_hot = np.eye(3, dtype=np.float32)[y]
+    targets = {"labels": y, "one-hot": one_hot, "signs": 2 * one_hot - 1}[target]
+    model = mlp(seed=2)
+    if head is not None:
+        model.append(head)
+    hist = model.fit(X, targets, loss=name, epochs=4, batch_size=16, metrics=(), verbose=0)
+    assert hist.history["loss"][-1] < 0.9 * hist.history["loss"][0], hist.history["loss"]
+
+
 def test_fit_by_names_regression_and_validation_data():
     rng = np.random.default_rng(3)
     X = rng.uniform(-1, 1, (256, 2)).astype(np.float32)
@@ -98,6 +113,10 @@ def test_fit_argument_errors():
         model.fit(X, y[:5], verbose=0)
     with pytest.raises(ValueError, match="unknown loss"):
         model.fit(X, y, loss="hinge", verbose=0)
+    with pytest.raises(ValueError, match=r"reduce to a float.*reduction='none'"):
+        model.fit(X, y, loss=nn.CrossEntropyLoss(reduction="none"), verbose=0)
+    with pytest.raises(ValueError, match="MarginRankingLoss, which takes more inputs"):
+        model.fit(X, y, loss=nn.MarginRankingLoss(), verbose=0)
     with pytest.raises(ValueError, match="unknown optimizer"):
         model.fit(X, y, optimizer="lbfgs", verbose=0)
     with pytest.raises(ValueError, match="unknown metric"):

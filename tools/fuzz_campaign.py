@@ -311,9 +311,9 @@ def _chk_softmax_backward(name, a, res, live):
 
 
 def _chk_cross_entropy(name, a, res, live):
-    x = _f32(a["logits"])
+    x = _f32(a["input"])
     try:
-        labels = np.asarray(a["labels"])
+        labels = np.asarray(a["target"])
     except Exception:
         return
     if labels.dtype.kind not in "iub" or x.ndim == 0 or not np.all(x != np.inf) \
@@ -338,8 +338,7 @@ def _chk_cross_entropy(name, a, res, live):
 
 
 def _chk_pointwise_loss(name, a, res, live):
-    key = "pred" if name == "mse_loss" else "logits"
-    x, t = _f32(a[key]), _f32(a["target"])
+    x, t = _f32(a["input"]), _f32(a["target"])
     if x.shape != t.shape or not (np.all(np.isfinite(x)) and np.all(np.isfinite(t))):
         return
     if np.any(np.abs(x) > 1e15) or np.any(np.abs(t) > 1e15):
@@ -1328,7 +1327,7 @@ def nn_calls(R, NP):
         valid = R.random() < 0.85
         kw = {}
         if R.random() < 0.4:
-            kw["reduction"] = R.choice(["mean", "sum"]) if valid else R.choice(["none", "avg", None, 1])
+            kw["reduction"] = R.choice(["mean", "sum"]) if valid else R.choice(["avg", "None", None, 1])
         N, C = R.choice([0, 1, 4, 33]), R.choice([1, 3, 10])
         if name == "CrossEntropyLoss":
             if R.random() < 0.3:

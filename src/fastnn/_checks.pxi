@@ -75,8 +75,7 @@ cdef object as_labels(object y, str name):
         raise TypeError(f"{name} must be an array-like of integer class indices, got "
                         f"{type(y).__name__} that NumPy cannot convert ({err})") from None
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer class indices (int64), got dtype {arr.dtype}; "
-                        f"class probabilities as float targets are not supported")
+        raise TypeError(f"{name} must hold integer class indices (int64), got dtype {arr.dtype}")
     return aligned_copy(np.asarray(arr, dtype=np.int64, order="C"))
 
 

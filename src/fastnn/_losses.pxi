@@ -72,6 +72,8 @@ cdef tuple class_rows(object x, str name):
 
 cdef object from_rows(object grad_rows, tuple shape):
     """the gradient of class_rows' rows back in the input's shape."""
+    if grad_rows.shape == shape:
+        return grad_rows  # (N, C): out= itself
     if len(shape) <= 2:
         return grad_rows.reshape(shape)
     moved = grad_rows.reshape(shape[:1] + shape[2:] + shape[1:2])
@@ -130,7 +132,11 @@ cdef tuple classification_loss(object input, object target, object weight, objec
     ignore = as_int64(ignore_index, "ignore_index")
     rows, C = class_rows(x, "input")
     w = class_weight(weight, C)
-    t = target if isinstance(target, np.ndarray) else np.asarray(target)
+    try:
+        t = target if isinstance(target, np.ndarray) else np.asarray(target)
+    except (ValueError, TypeError) as err:
+        raise TypeError(f"target must be an array-like of class indices or probabilities, "
+                        f"got {type(target).__name__} that NumPy cannot convert ({err})") from None
     probs = not nll and t.dtype.kind == "f"
     if probs:
         if t.shape != x.shape:

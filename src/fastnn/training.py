@@ -55,7 +55,12 @@ LOSSES = {
     "l1": nn.L1Loss, "mae": nn.L1Loss, "mean_absolute_error": nn.L1Loss,
     "huber": nn.HuberLoss,
     "bce_with_logits": nn.BCEWithLogitsLoss, "binary_crossentropy": nn.BCEWithLogitsLoss,
+    "nll": nn.NLLLoss, "bce": nn.BCELoss, "smooth_l1": nn.SmoothL1Loss,
+    "kl_div": nn.KLDivLoss, "soft_margin": nn.SoftMarginLoss,
+    "multilabel_soft_margin": nn.MultiLabelSoftMarginLoss,
 }
+# losses not of (output, target): fit has no second input or variance to give them
+NOT_OF_OUTPUT_AND_TARGET = (nn.MarginRankingLoss, nn.GaussianNLLLoss)
 OPTIMIZERS = {"sgd": (optim.SGD, {"lr": 0.01}), "adam": (optim.Adam, {}),
               "adamw": (optim.AdamW, {}), "rmsprop": (optim.RMSprop, {"lr": 1e-3}),
               "adagrad": (optim.Adagrad, {}), "adamax": (optim.Adamax, {}),
@@ -69,6 +74,12 @@ def make_loss(loss):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose from {sorted(LOSSES)}")
         return LOSSES[loss]()
+    if isinstance(loss, NOT_OF_OUTPUT_AND_TARGET):
+        raise ValueError(f"loss must be a loss of (output, target), got "
+                         f"{type(loss).__name__}, which takes more inputs")
+    if getattr(loss, "reduction", "mean") == "none":
+        raise ValueError(f"loss must reduce to a float (reduction 'mean' or 'sum'), got "
+                         f"{type(loss).__name__}(reduction='none')")
     if callable(loss) and hasattr(loss, "backward"):
         return loss
     raise TypeError(f"loss must be a name or a loss module with backward(), got "

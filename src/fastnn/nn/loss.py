@@ -122,9 +122,29 @@ class _WeightedLoss(_Loss):
     def get_config(self) -> dict:
         return {"weight": as_list(self.weight), "reduction": self.reduction}
 
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return buffer_shapes(config, ("weight",))
+
 
 def weight_buffer(value, name: str):
     return None if value is None else to_float32(value, name).copy()
+
+
+def buffer_shapes(config: dict, names) -> dict:
+    """The state of a loss whose weight buffers come from its config (nested lists
+    of numbers, or None for no buffer)."""
+    state = {}
+    for name in names:
+        value = config.get(name)
+        if value is None:
+            continue
+        try:
+            array = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be null or a list of numbers, got {value!r}") from None
+        state[name] = (array.shape, "F32")
+    return state
 
 
 def as_list(buffer):
@@ -222,6 +242,10 @@ class BCEWithLogitsLoss(_Loss):
     def get_config(self) -> dict:
         return {"weight": as_list(self.weight), "reduction": self.reduction,
                 "pos_weight": as_list(self.pos_weight)}
+
+    @classmethod
+    def state_shapes(cls, config: dict) -> dict:
+        return buffer_shapes(config, ("weight", "pos_weight"))
 
 
 class KLDivLoss(_StatelessLoss):
