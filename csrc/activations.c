@@ -10,10 +10,7 @@
  * The piecewise-linear maps are in activations_piecewise.c. The file ends
  * with this ISA's fnn_activation_kernels (kernels.h).
  */
-#include <float.h>
-
-#include "activation_map.h"
-#include "vmath.h"
+#include "activation_lanes.h"
 
 /* ---- relu: out = max(x, 0); NaN stays NaN -------------------------------- */
 /* max returns x when x compares equal to 0, so a negative denormal that DAZ
@@ -82,8 +79,8 @@ FNN_INLINE vf gelu_tanh_g(vf dout, vf x, fnn_vparams p) {
 FNN_MAP_FORWARD(gelu_tanh_forward, gelu_tanh_f)
 FNN_MAP_BACKWARD(gelu_tanh_backward, gelu_tanh_g)
 
-/* ---- silu: y = x sigmoid(x); dx = dout * s (1 + x (1 - s)) --------------- */
-FNN_INLINE vf silu_f(vf x, fnn_vparams p) { (void)p; return vf_mul(x, vf_sigmoid(x)); }
+/* ---- silu: y = x sigmoid(x) (silu_f, activation_lanes.h);
+ *      dx = dout * s (1 + x (1 - s)) -------------------------------------------- */
 FNN_INLINE vf silu_g(vf dout, vf x, fnn_vparams p) {
     (void)p;
     vf s = vf_sigmoid(x);
@@ -93,12 +90,9 @@ FNN_INLINE vf silu_g(vf dout, vf x, fnn_vparams p) {
 FNN_MAP_FORWARD(silu_forward, silu_f)
 FNN_MAP_BACKWARD(silu_backward, silu_g)
 
-/* ---- elu family: out = x > 0 ? b x : a expm1(c x), a = alpha * scale,
- *      b = scale, c = input_scale (ELU: alpha, 1, 1; SELU: its alpha * scale,
- *      scale, 1; CELU: alpha, 1, 1 / alpha); dx = dout * (x > 0 ? b : a c exp(c x)) */
-FNN_INLINE vf elu_f(vf x, fnn_vparams p) {
-    return vf_select(vf_gt(x, vf_zero()), vf_mul(x, p.b), vf_mul(p.a, vf_expm1(vf_mul(x, p.c))));
-}
+/* ---- elu family: out = x > 0 ? b x : a expm1(c x) (elu_f, activation_lanes.h,
+ *      which says what a, b, c are for ELU, SELU and CELU);
+ *      dx = dout * (x > 0 ? b : a c exp(c x)) ------------------------------------ */
 FNN_INLINE vf elu_g(vf dout, vf x, fnn_vparams p) {
     vf negative = vf_mul(vf_mul(p.a, p.c), vf_exp(vf_mul(x, p.c)));
     return vf_mul(dout, vf_select(vf_gt(x, vf_zero()), p.b, negative));
@@ -125,19 +119,8 @@ FNN_MAP_BACKWARD(softplus_backward, softplus_g)
 /* ---- mish: out = x t, t = tanh(softplus(x)) = m / (m + 2), m = e (e + 2),
  *      e = exp(x): one exp and one division, full relative precision for
  *      negative x; t is 1 in float32 from x = 20 on, where e is clamped.
- *      dx = dout * (t + x sigmoid(x) (1 - t^2)) ---------------------------------- */
-FNN_INLINE vf mish_t(vf e) {
-    vf m = vf_mul(e, vf_add(e, vf_set1(2.0f)));
-    return vf_div(m, vf_add(m, vf_set1(2.0f)));
-}
-/* x clamped where mish's factors have saturated: t = 1 above 20, e = 0 below -104,
- * so a product with an infinite x takes the limit (NaN passes) */
-FNN_INLINE vf mish_clamp(vf x) { return vf_min(vf_set1(20.0f), vf_max(vf_set1(-104.0f), x)); }
-FNN_INLINE vf mish_f(vf x, fnn_vparams p) {
-    (void)p;
-    vf t = mish_t(vf_exp(mish_clamp(x)));
-    return vf_mul(vf_max(vf_set1(-FLT_MAX), x), t);
-}
+ *      dx = dout * (t + x sigmoid(x) (1 - t^2)); mish_f, mish_t and mish_clamp are in
+ *      activation_lanes.h ---------------------------------------------------------- */
 FNN_INLINE vf mish_g(vf dout, vf x, fnn_vparams p) {
     (void)p;
     vf xc = mish_clamp(x);

@@ -98,9 +98,6 @@ FNN_ACTIVATION_ENTRY_POINTS(piecewise, hardswish, inp)
         return run_backward(table()->bkernel, dinp, dout, inp, n, values, accumulate);   \
     }
 #define FNN_ARGS(...) , __VA_ARGS__
-/* SELU's constants (Klambauer et al. 2017), as PyTorch */
-#define FNN_SELU_ALPHA 1.6732632423543772848170429916717f
-#define FNN_SELU_SCALE 1.0507009873554804934193349852946f
 FNN_ACTIVATION_ENTRY_POINTS_WITH(kernels, elu, elu_forward, elu_backward,
                                  FNN_ARGS(float alpha), params(alpha, 1.0f, 1.0f))
 FNN_ACTIVATION_ENTRY_POINTS_WITH(kernels, selu, elu_forward, elu_backward, ,
@@ -371,6 +368,11 @@ static const char *const activation_names[FNN_ACT_COUNT] = {
     [FNN_ACT_SIGMOID] = "sigmoid",
     [FNN_ACT_TANH] = "tanh",
     [FNN_ACT_GELU_TANH] = "gelu_tanh",
+    [FNN_ACT_SILU] = "silu",
+    [FNN_ACT_MISH] = "mish",
+    [FNN_ACT_HARDSWISH] = "hardswish",
+    [FNN_ACT_ELU] = "elu",
+    [FNN_ACT_SELU] = "selu",
 };
 
 const char *fnn_activation_name(int act) {

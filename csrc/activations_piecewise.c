@@ -9,7 +9,7 @@
  * NaN output; the backward masks are strict comparisons, so they are 0 at NaN.
  * The file ends with this ISA's fnn_piecewise_kernels (kernels.h).
  */
-#include "activation_map.h"
+#include "activation_lanes.h"
 
 /* ---- hardtanh, a = min_val, b = max_val: out = min(max(x, a), b);
  *      dx = dout where a < x < b, else 0 ------------------------------------- */
@@ -20,10 +20,6 @@ FNN_INLINE vf hardtanh_g(vf dout, vf x, fnn_vparams p) {
 FNN_MAP_FORWARD(hardtanh_forward, hardtanh_f)
 FNN_MAP_BACKWARD(hardtanh_backward, hardtanh_g)
 
-/* min(max(x + 3, 0), 6): hardsigmoid's and hardswish's ramp, times 6; NaN passes */
-FNN_INLINE vf ramp6(vf x) {
-    return vf_min(vf_set1(6.0f), vf_max(vf_zero(), vf_add(x, vf_set1(3.0f))));
-}
 /* -3 < x < 3 */
 FNN_INLINE vm within3(vf x) { return vf_lt(vf_abs(x), vf_set1(3.0f)); }
 
@@ -41,11 +37,6 @@ FNN_MAP_BACKWARD(hardsigmoid_backward, hardsigmoid_g)
 
 /* ---- hardswish: out = x min(max(x + 3, 0), 6) / 6 (0 below -3, so -inf gives 0);
  *      dx = dout * (x < -3 ? 0 : x > 3 ? 1 : x / 3 + 1/2) ---------------------- */
-FNN_INLINE vf hardswish_f(vf x, fnn_vparams p) {
-    (void)p;
-    vf y = vf_div(vf_mul(x, ramp6(x)), vf_set1(6.0f));
-    return vf_select(vf_lt(x, vf_set1(-3.0f)), vf_zero(), y);
-}
 FNN_INLINE vf hardswish_g(vf dout, vf x, fnn_vparams p) {
     (void)p;
     vf slope = vf_fmadd(x, vf_set1(1.0f / 3.0f), vf_set1(0.5f));

@@ -430,10 +430,16 @@ typedef enum {
     FNN_ACT_SIGMOID = 3,
     FNN_ACT_TANH = 4,
     FNN_ACT_GELU_TANH = 5, /* tanh approximation, torch's approximate="tanh" */
-    FNN_ACT_COUNT = 6
+    FNN_ACT_SILU = 6,
+    FNN_ACT_MISH = 7,
+    FNN_ACT_HARDSWISH = 8,
+    FNN_ACT_ELU = 9,       /* alpha = 1, torch's default */
+    FNN_ACT_SELU = 10,
+    FNN_ACT_COUNT = 11
 } fnn_activation;
-/* "none", "relu", "gelu", "sigmoid", "tanh", "gelu_tanh" for 0 .. FNN_ACT_COUNT - 1,
- * NULL outside: the one list of epilogue activations (activations_api.c) */
+/* "none", "relu", "gelu", "sigmoid", "tanh", "gelu_tanh", "silu", "mish", "hardswish",
+ * "elu", "selu" for 0 .. FNN_ACT_COUNT - 1, NULL outside: the one list of epilogue
+ * activations (activations_api.c) */
 const char *fnn_activation_name(int act);
 
 typedef enum {

@@ -40,6 +40,9 @@
 
 /* ---- activations (activations.c, activations_piecewise.c) ---------------
  * n is the number of elements of every array. */
+/* SELU's constants (Klambauer et al. 2017), as PyTorch */
+#define FNN_SELU_ALPHA 1.6732632423543772848170429916717f
+#define FNN_SELU_SCALE 1.0507009873554804934193349852946f
 /* an op's scalar options; each op's comment says what a, b, c are (unused: 0) */
 typedef struct {
     float a, b, c;

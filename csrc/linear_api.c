@@ -28,7 +28,8 @@ fnn_status fnn_linear_forward(float *out, float *preact, const float *inp, const
 }
 
 /* g (n,) = dout (n,) * act'(.) given saved (n,): the forward output (relu,
- * sigmoid, tanh) or pre-activation (gelu, gelu_tanh) */
+ * sigmoid, tanh) or pre-activation (gelu, gelu_tanh, silu, mish, hardswish, elu,
+ * selu) */
 static fnn_status activation_backward(float *g, const float *dout, const float *saved, int64_t n,
                                       fnn_activation act) {
     switch (act) {
@@ -37,6 +38,11 @@ static fnn_status activation_backward(float *g, const float *dout, const float *
     case FNN_ACT_TANH: return fnn_tanh_backward(g, dout, saved, n, 0);
     case FNN_ACT_GELU: return fnn_gelu_backward(g, dout, saved, n, 0, 0);
     case FNN_ACT_GELU_TANH: return fnn_gelu_backward(g, dout, saved, n, 1, 0);
+    case FNN_ACT_SILU: return fnn_silu_backward(g, dout, saved, n, 0);
+    case FNN_ACT_MISH: return fnn_mish_backward(g, dout, saved, n, 0);
+    case FNN_ACT_HARDSWISH: return fnn_hardswish_backward(g, dout, saved, n, 0);
+    case FNN_ACT_ELU: return fnn_elu_backward(g, dout, saved, n, 1.0f, 0);
+    case FNN_ACT_SELU: return fnn_selu_backward(g, dout, saved, n, 0);
     default: return FNN_ERR_ARG;
     }
 }

@@ -180,8 +180,12 @@ def test_input_grad_false_drops_the_contexts_of_leading_modules(rng):
 def test_fusion_is_declared(rng):
     assert nn.ReLU.epilogue == "relu" and nn.Sigmoid.epilogue == "sigmoid"
     assert nn.GELU().epilogue == "gelu" and nn.GELU("tanh").epilogue == "gelu_tanh"
-    assert nn.SiLU.epilogue is None and nn.Dropout.epilogue is None
-    assert set(nn.Linear.epilogues) == {"relu", "gelu", "gelu_tanh", "sigmoid", "tanh"}
+    assert nn.SiLU.epilogue == "silu" and nn.Mish.epilogue == "mish"
+    assert nn.Hardswish().epilogue == "hardswish" and nn.SELU().epilogue == "selu"
+    assert nn.ELU().epilogue == "elu" and nn.ELU(alpha=0.5).epilogue is None  # alpha 1 only
+    assert nn.LeakyReLU.epilogue is None and nn.Dropout.epilogue is None
+    assert set(nn.Linear.epilogues) == {"relu", "gelu", "gelu_tanh", "sigmoid", "tanh", "silu",
+                                        "mish", "hardswish", "elu", "selu"}
 
 
 def test_subclasses_that_change_forward_are_not_fused(rng):

@@ -308,6 +308,24 @@ def test_fused_relu(isa):
                                   np.maximum(ops.conv2d(x, w, b, 1, 1), 0))
 
 
+EPILOGUE_OPS = {"relu": ops.relu, "sigmoid": ops.sigmoid, "tanh": ops.tanh, "gelu": ops.gelu,
+                "gelu_tanh": lambda y: ops.gelu(y, "tanh"), "silu": ops.silu, "mish": ops.mish,
+                "hardswish": ops.hardswish, "elu": ops.elu, "selu": ops.selu}
+
+
+@pytest.mark.parametrize("activation", [a for a in ops.ACTIVATIONS if a != "none"])
+@pytest.mark.parametrize("xs, ws", [((2, 3, 6, 6), (4, 3, 3, 3)), ((1, 1, 28, 28), (8, 1, 5, 5)),
+                                    ((4, 64, 7, 7), (64, 64, 1, 1)),
+                                    ((2, 16, 20, 20), (24, 16, 3, 3))], ids=str)
+def test_fused_activation_is_the_elementwise_op(isa, activation, xs, ws):
+    """Every epilogue activation, on the direct and the im2col paths alike (the
+    direct one once applied only relu)."""
+    rng = np.random.default_rng(11)
+    x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])
+    got = ops.conv2d(x, w, b, 1, 1, activation=activation)
+    np.testing.assert_array_equal(got, EPILOGUE_OPS[activation](ops.conv2d(x, w, b, 1, 1)))
+
+
 @pytest.mark.parametrize("xs, ws, groups", [((5, 8, 20, 20), (16, 8, 3, 3), 1),
                                              ((1, 16, 64, 64), (16, 1, 3, 3), 16),
                                              ((1, 8, 90, 90), (8, 8, 3, 3), 1),

@@ -576,9 +576,25 @@ REF_ACTS = {
     "tanh": np.tanh,
     "gelu_tanh": lambda z: 0.5 * z * (1.0 + np.tanh(math.sqrt(2.0 / math.pi)
                                                     * (z + 0.044715 * z ** 3))),
+    "silu": lambda z: z / (1.0 + np.exp(-z)),
+    "mish": lambda z: z * np.tanh(np.logaddexp(0.0, z)),
+    "hardswish": lambda z: z * np.clip(z + 3.0, 0.0, 6.0) / 6.0,
+    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),
+    "selu": lambda z: SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0.0))),
 }
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 MAX_SLOPE = {None: 1.0, "none": 1.0, "relu": 1.0, "gelu": 1.13, "sigmoid": 0.25, "tanh": 1.0,
-             "gelu_tanh": 1.13}
+             "gelu_tanh": 1.13, "silu": 1.1, "mish": 1.09, "hardswish": 1.5, "elu": 1.0,
+             "selu": SELU_ALPHA * SELU_SCALE}
+# the element-wise op each epilogue activation is, and its backward (from the input)
+ELEMENTWISE = {
+    "relu": (ops.relu, None), "sigmoid": (ops.sigmoid, None), "tanh": (ops.tanh, None),
+    "gelu": (ops.gelu, ops.gelu_backward),
+    "gelu_tanh": (lambda x: ops.gelu(x, "tanh"), lambda g, x: ops.gelu_backward(g, x, "tanh")),
+    "silu": (ops.silu, ops.silu_backward), "mish": (ops.mish, ops.mish_backward),
+    "hardswish": (ops.hardswish, ops.hardswish_backward), "elu": (ops.elu, ops.elu_backward),
+    "selu": (ops.selu, ops.selu_backward),
+}
 ACT_RTOL = 8e-6  # the vector activations' own error (test_activations checks 4e-6)
 
 
@@ -880,7 +896,8 @@ def _gelu_grad64(z, activation):
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * k0 * (1.0 + 3.0 * k1 * z * z)
 
 
-@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu", None])
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu", None, "silu", "mish",
+                                        "hardswish", "elu", "selu"])
 def test_linear_preactivation_is_the_tile_before_the_activation(activation, isa, rng):
     MR, NR, KC, *_ = _C.gemm_blocking()
     for rows, n_in, n_out in [(3, 5, 4), (MR + 2, 7, NR + 1), (70, KC + 3, 2 * NR + 5)]:
@@ -891,6 +908,30 @@ def test_linear_preactivation_is_the_tile_before_the_activation(activation, isa,
         assert pre.tobytes() == ops.linear(x, w, b).tobytes()
         assert y.tobytes() == ops.linear(x, w, b, activation=activation).tobytes()
         assert_within(pre, *linear_reference(x, w, b, None))
+
+
+@pytest.mark.parametrize("activation", sorted(ELEMENTWISE))
+def test_linear_epilogue_is_the_elementwise_op(activation, isa, rng):
+    """A fused activation is the element-wise kernel's own (the same lane function):
+    linear(..., act) equals act(linear(...)) bit for bit (relu up to the sign of
+    a zero), and linear_backward through it equals linear_backward of the
+    element-wise backward's gradient."""
+    MR, NR, KC, *_ = _C.gemm_blocking()
+    forward, backward = ELEMENTWISE[activation]
+    for rows, n_in, n_out in [(3, 5, 4), (MR + 2, 7, NR + 1), (70, KC + 3, 2 * NR + 5)]:
+        x, w, b = rnd(rng, (rows, n_in)), rnd(rng, (n_out, n_in), 0.5), rnd(rng, n_out)
+        pre = np.empty((rows, n_out), np.float32)
+        y = ops.linear(x, w, b, activation=activation, preactivation=pre)
+        np.testing.assert_array_equal(y, forward(ops.linear(x, w, b)))
+        if backward is None:  # from the output: covered by test_linear_backward_*
+            continue
+        g = rnd(rng, y.shape)
+        grads = [np.zeros_like(w), np.zeros_like(b)]
+        dx = ops.linear_backward(g, x, w, *grads, activation=activation, preactivation=pre)
+        want = [np.zeros_like(w), np.zeros_like(b)]
+        want_dx = ops.linear_backward(backward(g, pre), x, w, *want)
+        for got, expected in zip([dx] + grads, [want_dx] + want):
+            assert got.tobytes() == expected.tobytes()
 
 
 @pytest.mark.parametrize("activation", ["gelu", "gelu_tanh"])
@@ -906,7 +947,8 @@ def test_linear_backward_gelu(shape, activation, isa, rng):
                            preactivation=pre)
 
 
-@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "sigmoid"])
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "sigmoid", "silu", "mish",
+                                        "hardswish", "elu", "selu"])
 def test_linear_backward_finite_differences(activation, isa, rng):
     """4th-order central differences of sum(G * linear(x, w, b, act)) in float64 arithmetic
     on the float32 op: x, w and b entries against linear_backward."""

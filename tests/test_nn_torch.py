@@ -354,8 +354,10 @@ def mlp_pair(acts):
     return nn.Sequential(*fl), torch.nn.Sequential(*tl)
 
 
-@pytest.mark.parametrize("acts", [["ReLU"], ["Sigmoid"], ["Tanh"], ["GELU"], ["SiLU"],
-                                  ["ReLU", "Sigmoid", "Tanh", "GELU", "LeakyReLU"]], ids=str)
+@pytest.mark.parametrize("acts", [["ReLU"], ["Sigmoid"], ["Tanh"], ["GELU"], ["SiLU"], ["Mish"],
+                                  ["Hardswish"], ["ELU"], ["SELU"],
+                                  ["ReLU", "Sigmoid", "Tanh", "GELU", "LeakyReLU"],
+                                  ["SiLU", "Mish", "Hardswish", "ELU", "SELU"]], ids=str)
 @pytest.mark.parametrize("input_grad", [True, False])
 def test_sequential_fused_and_unfused(isa, rng, acts, input_grad):
     fm, tm = mlp_pair(acts)
@@ -404,9 +406,10 @@ def test_sequential_fused_relu_inplace(rng):
 
 
 def test_sequential_fuses_linear_and_activation(monkeypatch, rng):
-    # Linear + ReLU / Sigmoid / Tanh / GELU run as one GEMM with the activation in
-    # its epilogue (declared by Linear.epilogues and each activation's epilogue);
-    # SiLU and LeakyReLU after a Linear run on their own
+    # Linear + ReLU / Sigmoid / Tanh / GELU / SiLU / Mish / Hardswish / ELU / SELU run
+    # as one GEMM with the activation in its epilogue (declared by Linear.epilogues
+    # and each activation's epilogue); LeakyReLU (and ELU with alpha != 1) after a
+    # Linear run on their own
     seen = []
     plain = nn.Linear.forward_fused
 
@@ -419,6 +422,10 @@ def test_sequential_fuses_linear_and_activation(monkeypatch, rng):
     check_parity(fm, tm, randn(rng, (11, 10), 2.0), rng, atol=2e-6)
     # check_parity runs the model once, then three times before the backwards
     assert seen == ["relu", "sigmoid", "tanh", "gelu", None, None] * 4
+    seen.clear()
+    fm, tm = mlp_pair(["SiLU", "Mish", "Hardswish", "ELU", "SELU"])
+    check_parity(fm, tm, randn(rng, (11, 10), 2.0), rng, atol=2e-6)
+    assert seen == ["silu", "mish", "hardswish", "elu", "selu", None] * 4
 
 
 def test_sequential_input_grad_false_skips_leading_modules(rng):

@@ -18,8 +18,7 @@
  * broadcast: MR * NV FMAs. Every element sums its J products in step order,
  * whatever tile or thread computes it.
  */
-#include "../simd.h"
-#include "../kernels.h"
+#include "../epilogue.h"
 
 #if FNN_TARGET == FNN_TARGET_AVX512
 #define MR 14
@@ -72,7 +71,7 @@ static void FNN_K(conv_tile_store)(int64_t J, const float *X, const int64_t *ro,
         const vf b = bias ? vf_load_w(bias + c0, w, 0.0f) : vf_zero();
         for (int i = 0; i < MR; i++) {
             vf t = vf_add(acc[i][v], b);
-            if (act == FNN_ACT_RELU) t = vf_max(vf_zero(), t);
+            t = fnn_epilogue_activate(t, act);
             vf_store(rows[i], t);
         }
         if (m == MR && w == FNN_VW && MR <= FNN_VW) {
@@ -165,7 +164,7 @@ static void FNN_K(conv_rows_store)(int64_t Kd, const float *X, const int64_t *ta
 #pragma GCC unroll 16
         for (int v = 0; v < RV; v++) {
             vf t = vf_add(acc[o][v], b);
-            if (act == FNN_ACT_RELU) t = vf_max(vf_zero(), t);
+            t = fnn_epilogue_activate(t, act);
             vf_store_masked(out + o * ld_out + yo[v], t, mask[v]);
         }
     }

@@ -11,7 +11,7 @@
  * panels and store only their valid part, so every element of C is computed
  * the same way wherever the tile and thread boundaries fall.
  */
-#include "../vmath.h"
+#include "../epilogue.h"
 #include "gemm.h"
 
 #if FNN_TARGET == FNN_TARGET_AVX512
@@ -34,17 +34,6 @@
  * Measured on this CPU: NC 2048 beats 512 by 2-4% at n = 1024 and 2048. */
 static const fnn_gemm_blocking FNN_K(gemm_blocking) = {
     .mr = MR, .nr = NR, .kc = 256, .mc = 20 * MR, .nc = (2048 / NR) * NR, .vw = FNN_VW};
-
-FNN_INLINE vf activate(vf x, fnn_activation act) {
-    switch (act) {
-    case FNN_ACT_RELU: return vf_max(vf_zero(), x);
-    case FNN_ACT_GELU: return vf_gelu_erf(x);
-    case FNN_ACT_GELU_TANH: return vf_gelu_tanh(x);
-    case FNN_ACT_SIGMOID: return vf_sigmoid(x);
-    case FNN_ACT_TANH: return vf_tanh(x);
-    default: return x;
-    }
-}
 
 /* C tile (m, n) = alpha acc + (first ? beta C : C), then on the last K block
  * + bias, a copy to preact (m, n) when asked, and act: the fused epilogue,
@@ -74,7 +63,7 @@ FNN_INLINE void store_tile(vf acc[MR][NRV], float *C, int64_t ldc, int64_t m, in
                 r = vf_add(r, bv);
             }
             if (pre) vf_store_w(pre + j, r, w);
-            r = activate(r, act);
+            r = fnn_epilogue_activate(r, act);
             vf_store_w(c + j, r, w);
         }
     }

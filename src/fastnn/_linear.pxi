@@ -53,7 +53,8 @@ def linear(x, weight, bias=None, activation=None, out=None, preactivation=None):
 
     x (..., in_features), weight (out_features, in_features) as PyTorch's
     Linear, bias (out_features,) or None; activation one of ACTIVATIONS
-    (None, "relu", "gelu" (erf form), "sigmoid", "tanh", "gelu_tanh").
+    (None, "relu", "gelu" (erf form), "sigmoid", "tanh", "gelu_tanh", "silu", "mish",
+    "hardswish", "elu" (alpha 1), "selu").
     Returns (..., out_features). preactivation, if given, is a float32
     C-contiguous array of the output's shape that the epilogue fills with
     x @ weight.T + bias (before the activation, from the same tile; what
@@ -106,8 +107,9 @@ def linear_backward(grad_out, x, weight, grad_weight=None, grad_bias=None, input
 
     where g = grad_out, or the gradient through the activation: for "relu",
     "sigmoid" and "tanh" computed from the forward's `output` (what linear
-    returned), for "gelu" and "gelu_tanh" from its `preactivation` (what
-    linear(..., preactivation=) filled). grad_out is (..., out_features) for
+    returned), for the others ("gelu", "gelu_tanh", "silu", "mish", "hardswish",
+    "elu", "selu") from its `preactivation` (what linear(..., preactivation=)
+    filled). grad_out is (..., out_features) for
     x (..., in_features). One C call does it all, validated once. An input
     that shares memory with grad_weight or grad_bias (even grad_weight=weight)
     is read as it was on entry (copied first); grad_weight and grad_bias must
@@ -129,17 +131,17 @@ def linear_backward(grad_out, x, weight, grad_weight=None, grad_bias=None, input
     cdef int64_t rows = leading_rows(xn)
     cdef fnn_activation act = activation_code(activation)
     saved = None
-    if act == FNN_ACT_GELU or act == FNN_ACT_GELU_TANH:
+    if act == FNN_ACT_RELU or act == FNN_ACT_SIGMOID or act == FNN_ACT_TANH:
+        if output is None:
+            raise ValueError(f"linear_backward: activation={activation!r} needs output= (what "
+                             f"linear returned)")
+        saved = float32_like(output, g.shape, "output", "grad_out")
+    elif act != FNN_ACT_NONE:
         if preactivation is None:
             raise ValueError(f"linear_backward: activation={activation!r} needs preactivation= "
                              f"(the pre-activation x @ weight.T + bias that "
                              f"linear(..., preactivation=) filled); output= is not enough")
         saved = float32_like(preactivation, g.shape, "preactivation", "grad_out")
-    elif act != FNN_ACT_NONE:
-        if output is None:
-            raise ValueError(f"linear_backward: activation={activation!r} needs output= (what "
-                             f"linear returned)")
-        saved = float32_like(output, g.shape, "output", "grad_out")
     cdef float *gw = NULL
     cdef float *gb = NULL
     cdef cnp.npy_intp dims[2]

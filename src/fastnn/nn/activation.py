@@ -9,8 +9,9 @@ at -inf (torch NaN); a backward mask gives 0 at a NaN input.
 Each forward saves what its backward needs: the output for ReLU, Sigmoid,
 Tanh and the softmaxes, the input for the others. An activation that a layer
 can apply in its own epilogue names it in `epilogue` ("relu", "sigmoid",
-"tanh", "gelu", "gelu_tanh"); Sequential then runs the pair as one call of the
-layer's forward_fused (see containers.py).
+"tanh", "gelu", "gelu_tanh", "silu", "mish", "hardswish", "selu", and "elu" for
+alpha=1); Sequential then runs the pair as one call of the layer's
+forward_fused (see containers.py).
 """
 from __future__ import annotations
 
@@ -148,6 +149,7 @@ class GELU(_FromInput):
 
 class SiLU(_FromInput):
     forward_op, backward_op = staticmethod(ops.silu), staticmethod(ops.silu_backward)
+    epilogue = "silu"
 
 
 class _SoftmaxBase(Stateless, Module):
@@ -231,9 +233,11 @@ class _Elementwise(_FromInput):
         return ", ".join(parts)
 
 
-def _elementwise(name, op, options=(), defaults=None, inplace=False, doc=""):
+def _elementwise(name, op, options=(), defaults=None, inplace=False, doc="", epilogue=None):
     """An _Elementwise class whose constructor reads as torch's: (options..., inplace)
-    with their defaults (the signature serialization and introspection see)."""
+    with their defaults (the signature serialization and introspection see).
+    epilogue: the epilogue name a layer fuses it as, or a function of the module
+    giving that name or None (options the epilogue does not take)."""
     backward = getattr(ops, op.__name__ + "_backward")
     defaults = {**(defaults or {}), "inplace": False}
     names = options + (("inplace",) if inplace else ())
@@ -242,19 +246,23 @@ def _elementwise(name, op, options=(), defaults=None, inplace=False, doc=""):
     return type(name, (_Elementwise,), {
         "__doc__": doc, "__module__": __name__, "__signature__": signature,
         "forward_op": staticmethod(op), "backward_op": staticmethod(backward),
-        "options": options, "has_inplace": inplace, "defaults": defaults})
+        "options": options, "has_inplace": inplace, "defaults": defaults,
+        "epilogue": property(epilogue) if callable(epilogue) else epilogue})
 
 
 ELU = _elementwise("ELU", ops.elu, ("alpha",), {"alpha": 1.0}, True,
-                   "x where x > 0, else alpha * (exp(x) - 1).")
-SELU = _elementwise("SELU", ops.selu, (), None, True, "scale * ELU(x, alpha), torch's constants.")
+                   "x where x > 0, else alpha * (exp(x) - 1).",
+                   lambda self: "elu" if self.alpha == 1.0 else None)
+SELU = _elementwise("SELU", ops.selu, (), None, True, "scale * ELU(x, alpha), torch's constants.",
+                    "selu")
 CELU = _elementwise("CELU", ops.celu, ("alpha",), {"alpha": 1.0}, True,
                     "x where x > 0, else alpha * (exp(x / alpha) - 1).")
 Softplus = _elementwise("Softplus", ops.softplus, ("beta", "threshold"),
                         {"beta": 1.0, "threshold": 20.0}, False,
                         "log(1 + exp(beta x)) / beta; x where beta x > threshold.")
-Mish = _elementwise("Mish", ops.mish, (), None, True, "x * tanh(softplus(x)).")
-Hardswish = _elementwise("Hardswish", ops.hardswish, (), None, True, "x * relu6(x + 3) / 6.")
+Mish = _elementwise("Mish", ops.mish, (), None, True, "x * tanh(softplus(x)).", "mish")
+Hardswish = _elementwise("Hardswish", ops.hardswish, (), None, True, "x * relu6(x + 3) / 6.",
+                         "hardswish")
 Hardsigmoid = _elementwise("Hardsigmoid", ops.hardsigmoid, (), None, True, "relu6(x + 3) / 6.")
 ReLU6 = _elementwise("ReLU6", ops.relu6, (), None, True, "min(max(x, 0), 6).")
 Hardtanh = _elementwise("Hardtanh", ops.hardtanh, ("min_val", "max_val"),

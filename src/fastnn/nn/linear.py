@@ -11,9 +11,9 @@ from fastnn.nn import init
 from fastnn.nn.module import Module, Stateless
 from fastnn.nn.parameter import Parameter
 
-# epilogues whose backward needs their input, the pre-activation (the others work
-# from the layer's output)
-_FROM_PREACTIVATION = ("gelu", "gelu_tanh")
+# epilogues whose backward works from the layer's output (the others need their
+# input, the pre-activation)
+_FROM_OUTPUT = ("relu", "sigmoid", "tanh")
 
 
 class Linear(Module):
@@ -52,7 +52,7 @@ class Linear(Module):
         d = self.__dict__
         bias = d["bias"]
         preactivation = None
-        if epilogue in _FROM_PREACTIVATION:  # filled from the same tiles as the output
+        if epilogue is not None and epilogue not in _FROM_OUTPUT:  # filled from the same tiles
             preactivation = ops.empty(np.shape(x)[:-1] + (self.out_features,))
         # x is kept as given: ops.linear and ops.linear_backward both convert it
         y = ops.linear(x, d["weight"]._data, None if bias is None else bias._data, epilogue,
