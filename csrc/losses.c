@@ -253,7 +253,7 @@ static double FNN_K(gaussian_nll)(float *losses, float *dinput, float *dvar, con
         return (double)vf_reduce_add(acc);                                                   \
     }
 
-/* sign(d), 0 at 0 (torch's sign) */
+/* sign(d), 0 at 0 and at NaN (torch's l1 gradient) */
 FNN_INLINE vf sign_of(vf d) {
     return vf_select(vf_gt(d, vf_zero()), vf_set1(1.0f),
                      vf_select(vf_lt(d, vf_zero()), vf_set1(-1.0f), vf_zero()));
@@ -271,15 +271,15 @@ POINTWISE_LOSS(mse, vf d = vf_sub(x, t); loss = vf_mul(d, d); grad = d;
 /* l1: |x - t|, sign(x - t) */
 POINTWISE_LOSS(l1, vf d = vf_sub(x, t); loss = vf_abs(d); grad = sign_of(d);)
 
-/* smooth_l1 (param = beta): |d| < beta ? d^2 / (2 beta) : |d| - beta / 2;
- * gradient d / beta or sign(d); beta = 0 is l1 */
+/* smooth_l1 (param = beta > 0): |d| < beta ? d^2 / (2 beta) : |d| - beta / 2;
+ * gradient d / beta or sign(d), NaN at NaN as torch's (beta = 0 runs as l1) */
 POINTWISE_LOSS(smooth_l1,
     vf d = vf_sub(x, t), a = vf_abs(d);
     vm small = vf_lt(a, param);
     vf d_beta = vf_div(d, param);
     loss = vf_select(small, vf_mul(vf_mul(vf_set1(0.5f), d), d_beta),
                      vf_fnmadd(vf_set1(0.5f), param, a));
-    grad = vf_select(small, d_beta, sign_of(d));)
+    grad = vf_select(vf_isnan(d), d, vf_select(small, d_beta, sign_of(d)));)
 
 /* huber (param = delta): |d| < delta ? d^2 / 2 : delta (|d| - delta / 2);
  * gradient d clamped to [-delta, delta] */

@@ -181,3 +181,25 @@ def test_kl_div_batchmean_matches_torch(parity, rng):
     want.backward()
     np.testing.assert_allclose(loss, want.item(), rtol=2e-5)
     np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=2e-5, atol=1e-7)
+
+
+NAN_CASES = [(ops.l1_loss, F.l1_loss, {}), (ops.mse_loss, F.mse_loss, {}),
+             (ops.smooth_l1_loss, F.smooth_l1_loss, {"beta": 0.5}),
+             (ops.smooth_l1_loss, F.smooth_l1_loss, {"beta": 0.0}),
+             (ops.huber_loss, F.huber_loss, {"delta": 0.5}),
+             (ops.soft_margin_loss, F.soft_margin_loss, {}),
+             (ops.binary_cross_entropy_with_logits, F.binary_cross_entropy_with_logits, {})]
+
+
+@pytest.mark.parametrize("fn, tfn, kwargs", NAN_CASES, ids=lambda v: getattr(v, "__name__", ""))
+def test_nan_and_infinite_inputs_match_torch(parity, fn, tfn, kwargs):
+    """NaN and +-inf in input or target: the losses and gradients torch gives
+    (l1's gradient is 0 at a NaN difference; smooth_l1's, with beta > 0, NaN)."""
+    x = np.array([np.nan, 1.0, -1.0, 0.0, np.inf, -np.inf, 2.0, 0.5], np.float32)
+    t = np.array([0.0, 1.0, 0.0, 0.0, 0.0, 0.0, np.nan, 1.0], np.float32)
+    losses, grad = fn(x, t, reduction="none", **kwargs)
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    want = tfn(xt, torch.from_numpy(t), reduction="none", **kwargs)
+    want.sum().backward()
+    np.testing.assert_allclose(losses, want.detach().numpy(), rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-6, equal_nan=True)

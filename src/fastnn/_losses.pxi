@@ -251,6 +251,8 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     b = as_real(beta, "beta")
     if not 0.0 <= b < float("inf"):
         raise ValueError(f"beta must be finite and >= 0, got {b}")
+    if b == 0.0:  # as torch: l1, whose gradient is 0 at NaN
+        return _pointwise_loss(FNN_LOSS_L1, "smooth_l1_loss", input, target, reduction)
     return _pointwise_loss(FNN_LOSS_SMOOTH_L1, "smooth_l1_loss", input, target, reduction,
                           param=b)
 
