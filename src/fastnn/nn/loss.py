@@ -42,6 +42,9 @@ class _Loss(Module):
     to _keep; backward scales the kept gradients by grad_out."""
 
     reductions = REDUCTIONS
+    # the constructor's options besides reduction (and the weight buffers): what
+    # get_config stores and the repr shows
+    options: tuple = ()
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
@@ -89,10 +92,11 @@ class _Loss(Module):
         return out
 
     def get_config(self) -> dict:
-        return {"reduction": self.reduction}
+        return {"reduction": self.reduction, **{name: getattr(self, name) for name in self.options}}
 
     def extra_repr(self) -> str:
-        return "" if self.reduction == "mean" else f"reduction='{self.reduction}'"
+        parts = [] if self.reduction == "mean" else [f"reduction='{self.reduction}'"]
+        return ", ".join(parts + [f"{name}={getattr(self, name)}" for name in self.options])
 
 
 def sum_to_shape(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -120,7 +124,7 @@ class _WeightedLoss(_Loss):
         self.register_buffer("weight", weight_buffer(weight, "weight"))
 
     def get_config(self) -> dict:
-        return {"weight": as_list(self.weight), "reduction": self.reduction}
+        return {"weight": as_list(self.weight), **super().get_config()}
 
     @classmethod
     def state_shapes(cls, config: dict) -> dict:
@@ -174,6 +178,7 @@ class MSELoss(_StatelessLoss):
 
 class HuberLoss(_StatelessLoss):
     """d**2 / 2 where |d| < delta, else delta (|d| - delta / 2); d = input - target."""
+    options = ("delta",)
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
         super().__init__(reduction=reduction)
@@ -183,15 +188,11 @@ class HuberLoss(_StatelessLoss):
         return self._keep(ops.huber_loss(input, target, reduction=self.reduction,
                                          delta=self.delta))
 
-    def get_config(self) -> dict:
-        return {"reduction": self.reduction, "delta": self.delta}
-
-    def extra_repr(self) -> str:
-        return ", ".join(filter(None, [super().extra_repr(), f"delta={self.delta}"]))
 
 
 class SmoothL1Loss(_StatelessLoss):
     """d**2 / (2 beta) where |d| < beta, else |d| - beta / 2; beta=0 is L1Loss."""
+    options = ("beta",)
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean",
                  beta: float = 1.0):
@@ -202,11 +203,6 @@ class SmoothL1Loss(_StatelessLoss):
         return self._keep(ops.smooth_l1_loss(input, target, reduction=self.reduction,
                                              beta=self.beta))
 
-    def get_config(self) -> dict:
-        return {"reduction": self.reduction, "beta": self.beta}
-
-    def extra_repr(self) -> str:
-        return ", ".join(filter(None, [super().extra_repr(), f"beta={self.beta}"]))
 
 
 class SoftMarginLoss(_StatelessLoss):
@@ -240,7 +236,7 @@ class BCEWithLogitsLoss(_Loss):
             pos_weight=self.pos_weight))
 
     def get_config(self) -> dict:
-        return {"weight": as_list(self.weight), "reduction": self.reduction,
+        return {"weight": as_list(self.weight), **super().get_config(),
                 "pos_weight": as_list(self.pos_weight)}
 
     @classmethod
@@ -253,6 +249,7 @@ class KLDivLoss(_StatelessLoss):
     with log_target); reduction "batchmean" divides the sum by the batch size."""
 
     reductions = REDUCTIONS + ("batchmean",)
+    options = ("log_target",)
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean",
                  log_target: bool = False):
@@ -263,13 +260,12 @@ class KLDivLoss(_StatelessLoss):
         return self._keep(ops.kl_div(input, target, reduction=self.reduction,
                                      log_target=self.log_target))
 
-    def get_config(self) -> dict:
-        return {"reduction": self.reduction, "log_target": self.log_target}
 
 
 class PoissonNLLLoss(_StatelessLoss):
     """exp(input) - target input (log_input), else input - target log(input + eps);
     full adds Stirling's approximation of log(target!)."""
+    options = ("log_input", "full", "eps")
 
     def __init__(self, log_input: bool = True, full: bool = False, size_average=None,
                  eps: float = 1e-8, reduce=None, reduction: str = "mean"):
@@ -282,15 +278,13 @@ class PoissonNLLLoss(_StatelessLoss):
                                                full=self.full, eps=self.eps,
                                                reduction=self.reduction))
 
-    def get_config(self) -> dict:
-        return {"log_input": self.log_input, "full": self.full, "eps": self.eps,
-                "reduction": self.reduction}
 
 
 class GaussianNLLLoss(_StatelessLoss):
     """(log v + (input - target)**2 / v) / 2, v = max(var, eps), plus log(2 pi) / 2
     when full; var is a float, shaped like input, or has one axis of size 1 (a
     variance shared along it). backward returns (grad_input, grad_var)."""
+    options = ("full", "eps")
 
     def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
         super().__init__(reduction=reduction)
@@ -304,15 +298,13 @@ class GaussianNLLLoss(_StatelessLoss):
                   and np.shape(var) != np.shape(input))
         return self._keep(result, reduce_to=np.shape(var) if shared else None)
 
-    def get_config(self) -> dict:
-        return {"full": self.full, "eps": self.eps, "reduction": self.reduction}
-
 
 # ---- classification over a class axis ------------------------------------------
 
 class CrossEntropyLoss(_WeightedLoss):
     """logits (C,), (N, C) or (N, C, d...) against class indices (int) or class
     probabilities (float, shaped like the logits), as torch."""
+    options = ("ignore_index", "label_smoothing")
 
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100,
                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0):
@@ -327,14 +319,11 @@ class CrossEntropyLoss(_WeightedLoss):
                                             label_smoothing=self.label_smoothing),
                           class_axis=class_axis_of(input))
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "ignore_index": self.ignore_index,
-                "label_smoothing": self.label_smoothing}
-
 
 class NLLLoss(_WeightedLoss):
     """Negative log likelihood of log-probabilities (C,), (N, C) or (N, C, d...)
     against class indices."""
+    options = ("ignore_index",)
 
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100,
                  reduce=None, reduction: str = "mean"):
@@ -346,9 +335,6 @@ class NLLLoss(_WeightedLoss):
                                        ignore_index=self.ignore_index,
                                        reduction=self.reduction),
                           class_axis=class_axis_of(input))
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "ignore_index": self.ignore_index}
 
 
 class MultiLabelSoftMarginLoss(_WeightedLoss):
@@ -365,6 +351,7 @@ class MultiLabelSoftMarginLoss(_WeightedLoss):
 
 class MarginRankingLoss(_StatelessLoss):
     """max(0, -target (input1 - input2) + margin); backward -> (grad_input1, grad_input2)."""
+    options = ("margin",)
 
     def __init__(self, margin: float = 0.0, size_average=None, reduce=None,
                  reduction: str = "mean"):
@@ -374,9 +361,6 @@ class MarginRankingLoss(_StatelessLoss):
     def forward(self, input1, input2, target):
         return self._keep(ops.margin_ranking_loss(input1, input2, target, margin=self.margin,
                                                   reduction=self.reduction))
-
-    def get_config(self) -> dict:
-        return {"margin": self.margin, "reduction": self.reduction}
 
 
 class CosineEmbeddingLoss(MarginRankingLoss):
