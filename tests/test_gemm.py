@@ -934,6 +934,20 @@ def test_linear_epilogue_is_the_elementwise_op(activation, isa, rng):
             assert got.tobytes() == expected.tobytes()
 
 
+@pytest.mark.parametrize("activation", sorted(ELEMENTWISE))
+def test_linear_epilogue_any_thread_count_bitwise_equal(activation, isa, rng):
+    x, w, b = rnd(rng, (300, 70)), rnd(rng, (260, 70), 0.3), rnd(rng, 260)
+    pre = np.empty((300, 260), np.float32)
+    y = same_for_thread_counts(lambda: ops.linear(x, w, b, activation, None, pre), activation)
+    g = rnd(rng, y.shape)
+
+    def backward():
+        gw = np.zeros_like(w)
+        dx = ops.linear_backward(g, x, w, gw, None, True, activation, y, pre)
+        return np.concatenate([dx.ravel(), gw.ravel()])
+    same_for_thread_counts(backward, activation + " backward")
+
+
 @pytest.mark.parametrize("activation", ["gelu", "gelu_tanh"])
 @pytest.mark.parametrize("shape", [(7,), (5, 7), (2, 3, 7), (0, 7), (40, 7)])
 def test_linear_backward_gelu(shape, activation, isa, rng):
